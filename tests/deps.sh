@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages keyval needs to build, run and test.
+set -e
+PKGS="build-essential libsqlite3-dev sqlite3 libjansson-dev lighttpd socat jq curl procps iproute2"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+echo "deps: ok"

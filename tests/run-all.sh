@@ -1,0 +1,56 @@
+#!/bin/sh
+# Runs keyval's test suites and ends with one line "N passed, M failed".
+# Usage: tests/run-all.sh [unit] [sim] [cluster]   (default: all three)
+# Each test program prints its own "N passed, M failed" as its last such
+# line; this script adds them up. A program that crashes or prints no
+# summary counts as one failure.
+BUILD=${BUILD:-build}
+SIM_SEEDS=${SIM_SEEDS:-2000}
+suites=${*:-unit sim cluster}
+total_pass=0
+total_fail=0
+failed_names=""
+
+run() { # name command...
+    name=$1; shift
+    echo "=== $name"
+    out=$(mktemp)
+    "$@" >"$out" 2>&1
+    rc=$?
+    tail -n 40 "$out" | grep -v '^ok ' | sed 's/^/    /' | tail -n 20
+    line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+    rm -f "$out"
+    if [ -z "$line" ]; then
+        p=0; f=1
+    else
+        p=$(echo "$line" | sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed, ([0-9]+) failed.*/\2/')
+        f=$(echo "$line" | sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed, ([0-9]+) failed.*/\3/')
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    [ "$f" -ne 0 ] && failed_names="$failed_names $name"
+    echo "--- $name: $p passed, $f failed (exit $rc)"
+}
+
+for s in $suites; do
+    case $s in
+    unit)
+        for t in "$BUILD"/tests/test_*; do
+            [ -x "$t" ] && run "$(basename "$t")" "$t"
+        done ;;
+    sim)
+        if [ -x "$BUILD/tests/raft-sim" ]; then
+            run raft-sim-3 "$BUILD/tests/raft-sim" --seed 1 --count "$SIM_SEEDS" --nodes 3
+            run raft-sim-5 "$BUILD/tests/raft-sim" --seed 1 --count "$SIM_SEEDS" --nodes 5
+        fi ;;
+    cluster)
+        for t in tests/cluster/*.sh; do
+            [ -f "$t" ] && run "cluster/$(basename "$t" .sh)" env BUILD="$BUILD" sh "$t"
+        done ;;
+    *) echo "run-all: unknown suite: $s" >&2; exit 2 ;;
+    esac
+done
+[ -n "$failed_names" ] && echo "failed:$failed_names"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
