@@ -1,0 +1,113 @@
+/*
+ * join - CGI: POST /join with {"id":NAME,"addr":RADDR[,"haddr":HADDR]}.
+ * Adds a node to the cluster (forwarded to the leader by raftd).
+ * Also serves POST /remove with {"id":NAME}, which removes a node.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgi.h"
+
+#define PROG "join"
+#define FIELD_MAX 255
+
+/* Checks an optional/required string member; returns its value or NULL
+ * after writing a 400. *ok is cleared on error. */
+static const char *member(json_t *obj, const char *name, int required, int *ok)
+{
+    json_t *v = json_object_get(obj, name);
+    char msg[128];
+    if (!v) {
+        if (required) {
+            snprintf(msg, sizeof msg, "missing \"%s\"", name);
+            cgi_error(stdout, 400, msg);
+            *ok = 0;
+        }
+        return NULL;
+    }
+    size_t n = json_string_length(v);
+    if (!json_is_string(v) || n == 0 || n > FIELD_MAX ||
+        strlen(json_string_value(v)) != n) {
+        snprintf(msg, sizeof msg, "\"%s\" must be a non-empty string of at most %d bytes",
+                 name, FIELD_MAX);
+        cgi_error(stdout, 400, msg);
+        *ok = 0;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* Nonzero when addr looks like HOST:PORT with a port 1..65535. */
+static int addr_ok(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr)
+        return 0;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || p < 1 || p > 65535)
+        return 0;
+    for (const char *s = addr; s < colon; s++)
+        if (*s <= ' ' || *s == '/' || *s == '"' || *s == '\'' || *s == '\\' ||
+            *s == ',' || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+int main(void)
+{
+    cgi_target t;
+    const char *why;
+    char *body;
+    size_t blen;
+    int remove;
+
+    if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    if (cgi_path_is(t.path, t.path_len, "/join"))
+        remove = 0;
+    else if (cgi_path_is(t.path, t.path_len, "/remove"))
+        remove = 1;
+    else
+        return cgi_error(stdout, 404, "not found"), 0;
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), 64 * 1024,
+                           &body, &blen, &why);
+    if (st)
+        return cgi_error(stdout, st, why), 0;
+    json_error_t jerr;
+    json_t *obj = json_loadb(body, blen, 0, &jerr);
+    free(body);
+    if (!obj)
+        return cgi_errorf2(stdout, 400, "malformed JSON", jerr.text), 0;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return cgi_error(stdout, 400, "body must be a JSON object"), 0;
+    }
+    int ok = 1;
+    const char *id = member(obj, "id", 1, &ok);
+    const char *addr = ok && !remove ? member(obj, "addr", 1, &ok) : NULL;
+    const char *haddr = ok && !remove ? member(obj, "haddr", 0, &ok) : NULL;
+    if (!ok) {
+        json_decref(obj);
+        return 0;
+    }
+    if (addr && !addr_ok(addr)) {
+        json_decref(obj);
+        return cgi_error(stdout, 400, "\"addr\" must be HOST:PORT"), 0;
+    }
+    if (haddr && !addr_ok(haddr)) {
+        json_decref(obj);
+        return cgi_error(stdout, 400, "\"haddr\" must be HOST:PORT"), 0;
+    }
+    json_t *req = remove ? json_pack("{s:s,s:s}", "op", "remove", "id", id)
+                         : json_pack("{s:s,s:s,s:s}", "op", "join", "id", id,
+                                     "addr", addr);
+    if (haddr)
+        json_object_set_new(req, "haddr", json_string(haddr));
+    json_decref(obj);
+    cgi_call_raftd(PROG, req, NULL);
+    json_decref(req);
+    return 0;
+}

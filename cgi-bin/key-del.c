@@ -1,0 +1,53 @@
+/*
+ * key-del - CGI: DELETE /key/K (If-Match: "N" deletes only when K was last
+ * modified at index N, else 412). Replies {"index":N}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgi.h"
+
+#define PROG "key-del"
+
+int main(void)
+{
+    cgi_target t;
+    const char *why;
+    char key[CGI_KEY_MAX + 2];
+    size_t klen;
+
+    if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    int m = cgi_match_key_path(t.path, t.path_len, key, sizeof key, &klen, &why);
+    if (m < 0)
+        return cgi_error(stdout, 400, why), 0;
+    if (m == 0)
+        return cgi_error(stdout, 404, "not found"), 0;
+    json_t *conds;
+    if (cgi_conditions(key, klen, &conds, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    json_t *req;
+    if (conds)
+        req = json_pack("{s:s,s:[s%],s:o}", "op", "txn", "del", key, klen,
+                        "if", conds);
+    else
+        req = json_pack("{s:s,s:s%}", "op", "del", "key", key, klen);
+    json_t *reply;
+    int code = cgi_call_raftd(PROG, req, &reply);
+    json_decref(req);
+    if (!reply)
+        return 0;
+    char xidx[64];
+    const char *hdrs[2] = { NULL, NULL };
+    json_t *idx = json_object_get(reply, "index");
+    if (code == 200 && json_is_integer(idx)) {
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
+                 (long long)json_integer_value(idx));
+        hdrs[0] = xidx;
+    }
+    json_object_del(reply, "code");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
+    return 0;
+}

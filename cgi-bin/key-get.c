@@ -1,0 +1,82 @@
+/*
+ * key-get - CGI: GET /key/K[?level=stale]
+ * Replies {"K":"V"} with ETag: "N" and X-Keyval-Index: N (N = the index of
+ * the entry that last modified K); 404 {"error":"key not found"}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgi.h"
+
+#define PROG "key-get"
+
+int main(void)
+{
+    cgi_target t;
+    const char *why;
+    char key[CGI_KEY_MAX + 2];
+    char level[32];
+    size_t klen;
+
+    if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    int m = cgi_match_key_path(t.path, t.path_len, key, sizeof key, &klen, &why);
+    if (m < 0)
+        return cgi_error(stdout, 400, why), 0;
+    if (m == 0)
+        return cgi_error(stdout, 404, "not found"), 0;
+    int lv = cgi_query_get(t.query, t.query_len, "level", level, sizeof level, &why);
+    if (lv < 0)
+        return cgi_errorf2(stdout, 400, "bad level parameter", why), 0;
+    if (lv > 0 && strcmp(level, "stale") != 0 && strcmp(level, "linearizable") != 0 &&
+        strcmp(level, "") != 0)
+        return cgi_error(stdout, 400,
+                         "bad level parameter: expected stale or linearizable"), 0;
+
+    json_t *req = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen);
+    if (lv > 0 && strcmp(level, "stale") == 0)
+        json_object_set_new(req, "level", json_string("stale"));
+    json_t *reply;
+    int code = cgi_call_raftd(PROG, req, &reply);
+    json_decref(req);
+    if (!reply)
+        return 0;
+    if (code != 200) {
+        json_object_del(reply, "code");
+        cgi_respond(stdout, code, NULL, reply);
+        json_decref(reply);
+        return 0;
+    }
+    json_t *val = json_object_get(reply, "value");
+    json_t *idx = json_object_get(reply, "index");
+    if (!json_is_string(val)) {
+        fprintf(stderr, PROG ": bad reply from raftd: no string \"value\"\n");
+        cgi_error(stdout, 502, "bad reply from raftd");
+        json_decref(reply);
+        return 0;
+    }
+    char etag[64] = "", xidx[64] = "", xapp[64] = "";
+    const char *hdrs[4];
+    int nh = 0;
+    if (json_is_integer(idx)) {
+        snprintf(etag, sizeof etag, "ETag: \"%lld\"", (long long)json_integer_value(idx));
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
+                 (long long)json_integer_value(idx));
+        hdrs[nh++] = etag;
+        hdrs[nh++] = xidx;
+    }
+    json_t *app = json_object_get(reply, "applied");
+    if (json_is_integer(app)) {
+        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld",
+                 (long long)json_integer_value(app));
+        hdrs[nh++] = xapp;
+    }
+    hdrs[nh] = NULL;
+    json_t *body = json_object();
+    json_object_setn(body, key, klen, val);
+    cgi_respond(stdout, 200, hdrs, body);
+    json_decref(body);
+    json_decref(reply);
+    return 0;
+}

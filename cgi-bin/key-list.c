@@ -1,0 +1,63 @@
+/*
+ * key-list - CGI: GET /key?prefix=P&after=K&limit=N[&level=stale]
+ * Replies {"items":[{"key":..,"value":..,"index":..}],"more":bool}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgi.h"
+
+#define PROG "key-list"
+#define LIMIT_MAX 100000
+
+int main(void)
+{
+    cgi_target t;
+    const char *why;
+    char prefix[CGI_KEY_MAX + 2], after[CGI_KEY_MAX + 2], num[32], level[32];
+
+    if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    if (!cgi_path_is(t.path, t.path_len, "/key"))
+        return cgi_error(stdout, 404, "not found"), 0;
+    json_t *req = json_pack("{s:s}", "op", "list");
+    int r = cgi_query_get(t.query, t.query_len, "prefix", prefix, sizeof prefix, &why);
+    if (r < 0 || (r > 0 && !cgi_utf8_valid(prefix, strlen(prefix)))) {
+        json_decref(req);
+        return cgi_errorf2(stdout, 400, "bad prefix parameter",
+                           r < 0 ? why : "not valid UTF-8"), 0;
+    }
+    json_object_set_new(req, "prefix", json_string(r > 0 ? prefix : ""));
+    r = cgi_query_get(t.query, t.query_len, "after", after, sizeof after, &why);
+    if (r < 0 || (r > 0 && !cgi_utf8_valid(after, strlen(after)))) {
+        json_decref(req);
+        return cgi_errorf2(stdout, 400, "bad after parameter",
+                           r < 0 ? why : "not valid UTF-8"), 0;
+    }
+    if (r > 0 && after[0])
+        json_object_set_new(req, "after", json_string(after));
+    r = cgi_query_get(t.query, t.query_len, "limit", num, sizeof num, &why);
+    if (r != 0) {
+        char *end;
+        long v = r > 0 ? strtol(num, &end, 10) : 0;
+        if (r < 0 || !num[0] || *end || v < 1 || v > LIMIT_MAX) {
+            json_decref(req);
+            return cgi_error(stdout, 400,
+                             "bad limit parameter: expected a number from 1 to 100000"), 0;
+        }
+        json_object_set_new(req, "limit", json_integer(v));
+    }
+    r = cgi_query_get(t.query, t.query_len, "level", level, sizeof level, &why);
+    if (r < 0 || (r > 0 && strcmp(level, "stale") && strcmp(level, "linearizable") &&
+                  strcmp(level, ""))) {
+        json_decref(req);
+        return cgi_error(stdout, 400,
+                         "bad level parameter: expected stale or linearizable"), 0;
+    }
+    if (r > 0 && strcmp(level, "stale") == 0)
+        json_object_set_new(req, "level", json_string("stale"));
+    cgi_call_raftd(PROG, req, NULL);
+    json_decref(req);
+    return 0;
+}

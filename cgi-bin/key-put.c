@@ -1,0 +1,71 @@
+/*
+ * key-put - CGI: PUT /key/K with the raw request body as the value.
+ * If-Match: "N" sets only when K was last modified at index N;
+ * If-None-Match: * sets only when K does not exist (412 otherwise).
+ * Replies {"index":N}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgi.h"
+
+#define PROG "key-put"
+
+int main(void)
+{
+    cgi_target t;
+    const char *why;
+    char key[CGI_KEY_MAX + 2];
+    size_t klen;
+    char *body;
+    size_t blen;
+
+    if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    int m = cgi_match_key_path(t.path, t.path_len, key, sizeof key, &klen, &why);
+    if (m < 0)
+        return cgi_error(stdout, 400, why), 0;
+    if (m == 0)
+        return cgi_error(stdout, 404, "not found"), 0;
+    json_t *conds;
+    if (cgi_conditions(key, klen, &conds, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX,
+                           &body, &blen, &why);
+    if (st) {
+        json_decref(conds);
+        return cgi_error(stdout, st, why), 0;
+    }
+    if (memchr(body, '\0', blen) || !cgi_utf8_valid(body, blen)) {
+        free(body);
+        json_decref(conds);
+        return cgi_error(stdout, 400, "value must be valid UTF-8 without NUL bytes"), 0;
+    }
+    json_t *kv = json_object();
+    json_object_setn_new(kv, key, klen, json_stringn(body, blen));
+    free(body);
+    json_t *req;
+    if (conds)
+        req = json_pack("{s:s,s:o,s:o}", "op", "txn", "set", kv, "if", conds);
+    else
+        req = json_pack("{s:s,s:o}", "op", "set", "kv", kv);
+    json_t *reply;
+    int code = cgi_call_raftd(PROG, req, &reply);
+    json_decref(req);
+    if (!reply)
+        return 0;
+    char xidx[64];
+    const char *hdrs[2] = { NULL, NULL };
+    json_t *idx = json_object_get(reply, "index");
+    if (code == 200 && json_is_integer(idx)) {
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
+                 (long long)json_integer_value(idx));
+        hdrs[0] = xidx;
+    }
+    json_object_del(reply, "code");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
+    return 0;
+}

@@ -1,0 +1,75 @@
+/*
+ * key-set - CGI: POST /key with a JSON object of string values.
+ * Sets all keys in one atomic operation; replies {"index":N}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgi.h"
+
+#define PROG "key-set"
+
+int main(void)
+{
+    cgi_target t;
+    const char *why;
+    char *body;
+    size_t blen;
+
+    if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
+        return cgi_error(stdout, 400, why), 0;
+    if (!cgi_path_is(t.path, t.path_len, "/key"))
+        return cgi_error(stdout, 404, "not found"), 0;
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX,
+                           &body, &blen, &why);
+    if (st)
+        return cgi_error(stdout, st, why), 0;
+    json_error_t jerr;
+    json_t *obj = json_loadb(body, blen, JSON_REJECT_DUPLICATES, &jerr);
+    free(body);
+    if (!obj)
+        return cgi_errorf2(stdout, 400, "malformed JSON", jerr.text), 0;
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return cgi_error(stdout, 400, "body must be a JSON object of string values"), 0;
+    }
+    if (json_object_size(obj) == 0) {
+        json_decref(obj);
+        return cgi_error(stdout, 400, "no keys given"), 0;
+    }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(obj, tmp, k, v) {
+        if (cgi_key_valid(k, strlen(k), &why) < 0) {
+            cgi_error(stdout, 400, why);
+            json_decref(obj);
+            return 0;
+        }
+        if (!json_is_string(v)) {
+            cgi_errorf2(stdout, 400, "value is not a string for key", k);
+            json_decref(obj);
+            return 0;
+        }
+    }
+    json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", obj);
+    json_t *reply;
+    int code = cgi_call_raftd(PROG, req, &reply);
+    json_decref(req);
+    if (!reply)
+        return 0;
+    char xidx[64];
+    const char *hdrs[2] = { NULL, NULL };
+    json_t *idx = json_object_get(reply, "index");
+    if (code == 200 && json_is_integer(idx)) {
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
+                 (long long)json_integer_value(idx));
+        hdrs[0] = xidx;
+    }
+    json_object_del(reply, "code");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
+    return 0;
+}

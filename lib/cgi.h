@@ -1,0 +1,114 @@
+/*
+ * cgi.h - helpers for the CGI programs behind lighttpd (mod_cgi).
+ *
+ * Paths come from REQUEST_URI (the original request target, which lighttpd
+ * keeps unchanged through url.rewrite), never from PATH_INFO: lighttpd
+ * decodes %2F there. We split the target at the first '?', match the route
+ * on the raw path and percent-decode the key ourselves.
+ *
+ * Nothing here calls into the Raft core or storage.
+ */
+#ifndef KEYVAL_CGI_H
+#define KEYVAL_CGI_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <jansson.h>
+
+#define CGI_KEY_MAX 1024                     /* bytes, after decoding */
+#define CGI_BODY_MAX (4u * 1024u * 1024u)    /* request body limit */
+#define CGI_URI_MAX 8192                     /* whole REQUEST_URI */
+
+/* Percent-decodes in[0..inlen) into out (capacity outcap, NUL-terminated).
+ * '+' is kept as '+' unless plus_is_space. Returns 0 and sets *outlen,
+ * or -1 with *why on a bad escape ("%" not followed by two hex digits),
+ * a decoded NUL byte, or output longer than outcap-1. */
+int cgi_pct_decode(const char *in, size_t inlen, int plus_is_space,
+                   char *out, size_t outcap, size_t *outlen,
+                   const char **why);
+
+/* Checks a decoded key: 1..CGI_KEY_MAX bytes, no NUL, valid UTF-8.
+ * Returns 0 or -1 with *why. */
+int cgi_key_valid(const char *key, size_t len, const char **why);
+
+/* Nonzero when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+int cgi_utf8_valid(const char *s, size_t len);
+
+/* The raw path and query of a request target ("/key/a%2Fb?level=stale"). */
+typedef struct cgi_target {
+    const char *path;  /* points into the target; not NUL-terminated */
+    size_t path_len;
+    const char *query; /* after '?', or "" */
+    size_t query_len;
+} cgi_target;
+
+/* Splits uri at the first '?' (also drops a '#fragment'). Returns -1 with
+ * *why when uri is NULL, empty, does not start with '/', is longer than
+ * CGI_URI_MAX or contains control bytes. */
+int cgi_split_target(const char *uri, cgi_target *t, const char **why);
+
+/* Matches a raw path against "/key/<escaped key>". Returns 1 and the decoded
+ * key in key (capacity keycap >= CGI_KEY_MAX+1) when it matches and the key
+ * is valid; 0 when the path is not of that form; -1 with *why when it is but
+ * the key is bad (bad escape, empty, too long, not UTF-8). */
+int cgi_match_key_path(const char *path, size_t path_len,
+                       char *key, size_t keycap, size_t *keylen,
+                       const char **why);
+
+/* Nonzero when the raw path equals name ("/key", "/status", ...), ignoring
+ * one trailing '/'. */
+int cgi_path_is(const char *path, size_t path_len, const char *name);
+
+/* Looks up query parameter name (first occurrence) in a raw query string and
+ * decodes its value ('+' means space) into out. Returns 1 found, 0 absent,
+ * -1 with *why on a bad escape or a value longer than outcap-1. A parameter
+ * without '=' has the value "". */
+int cgi_query_get(const char *query, size_t query_len, const char *name,
+                  char *out, size_t outcap, const char **why);
+
+/* Reads the request body from fd according to content_length (the
+ * CONTENT_LENGTH variable; NULL or "" means no body). Rejects a length that
+ * is not a plain decimal number (400), above max (413), or a short body
+ * (400). On success returns 0 with a malloc'ed, NUL-terminated *body of
+ * *len bytes; on failure returns the HTTP status and sets *why. */
+int cgi_read_body(int fd, const char *content_length, size_t max,
+                  char **body, size_t *len, const char **why);
+
+/* Parses an entity tag such as "12" or W/"12" or 12 into an index.
+ * Returns 0 and *index, or -1. "*" is not handled here. */
+int cgi_parse_etag(const char *s, long long *index);
+
+/* Writes a complete CGI response to out: "Status: N Reason", Content-Type
+ * application/json, the extra header lines (each "Name: value", may be
+ * NULL-terminated array or NULL), then body (compact JSON + "\n"). When
+ * body is NULL, writes {}. Returns 0, or -1 when the write failed. */
+int cgi_respond(FILE *out, int status, const char *const *headers,
+                const json_t *body);
+
+/* Writes {"error": msg} with status. */
+int cgi_error(FILE *out, int status, const char *msg);
+
+/* Writes {"error": "<prefix>: <detail>"} with status. */
+int cgi_errorf2(FILE *out, int status, const char *prefix, const char *detail);
+
+/* Reason phrase of an HTTP status ("Not Found"), "Unknown" otherwise. */
+const char *cgi_reason(int status);
+
+/* Sends req to raftd at $KEYVAL_SOCKET and relays the reply: status from
+ * "code", the rest of the object as the body. On a transport failure
+ * writes 503 {"error":"raftd unavailable: ..."} and logs to stderr
+ * (lighttpd's error log). Returns the status written. When reply_out is
+ * not NULL the reply is not written but handed back (caller decref's):
+ * then returns its code, or 503 after writing the error itself, with
+ * *reply_out NULL. */
+int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out);
+
+/* Builds the "if" conditions of a txn for key from the request headers
+ * If-Match ("N": the key must exist with index N) and If-None-Match ("*":
+ * the key must not exist). Returns 0 with *conds NULL when neither header is
+ * present, 0 with a new JSON array in *conds, or -1 with *why (400) for an
+ * unsupported or malformed header value. */
+int cgi_conditions(const char *key, size_t klen, json_t **conds,
+                   const char **why);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * client.c - one JSON-line request to raftd.sock with an overall deadline.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is ready for events or the deadline passes.
+ * Returns 1 ready, 0 timed out, -1 error (errno set). */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = { .fd = fd, .events = events };
+        int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        return 1;
+    }
+}
+
+int client_timeout_from_env(void)
+{
+    const char *s = getenv("KEYVAL_TIMEOUT_MS");
+    if (s && *s) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (!errno && *end == '\0' && v >= 1 && v <= 600000)
+            return (int)v;
+    }
+    return CLIENT_TIMEOUT_MS;
+}
+
+int client_reply_code(const json_t *reply)
+{
+    json_t *c = json_object_get(reply, "code");
+    if (!json_is_integer(c))
+        return 502;
+    json_int_t v = json_integer_value(c);
+    if (v < 100 || v > 599)
+        return 502;
+    return (int)v;
+}
+
+int client_request(const char *sockpath, json_t *req, int timeout_ms,
+                   json_t **reply, char *err, size_t errlen)
+{
+    int fd = -1;
+    char *line = NULL, *buf = NULL;
+    size_t len = 0, cap = 0;
+    int ret = -1;
+
+    *reply = NULL;
+    if (timeout_ms <= 0)
+        timeout_ms = CLIENT_TIMEOUT_MS;
+    long long deadline = now_ms() + timeout_ms;
+
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (!sockpath || !*sockpath) {
+        snprintf(err, errlen, "no socket path given");
+        return -1;
+    }
+    if (strlen(sockpath) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
+                 sizeof sa.sun_path - 1, sockpath);
+        return -1;
+    }
+    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+
+    line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!line) {
+        snprintf(err, errlen, "cannot encode request as JSON");
+        return -1;
+    }
+    size_t linelen = strlen(line);
+    if (linelen + 1 > CLIENT_REQUEST_MAX) {
+        snprintf(err, errlen, "request too large (%zu bytes, max %u)",
+                 linelen + 1, CLIENT_REQUEST_MAX);
+        goto out;
+    }
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        goto out;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        if (errno != EINPROGRESS && errno != EAGAIN) {
+            snprintf(err, errlen, "connect %s: %s", sockpath, strerror(errno));
+            goto out;
+        }
+        int w = wait_fd(fd, POLLOUT, deadline);
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (w == 0) {
+            snprintf(err, errlen, "connect %s: timed out after %d ms",
+                     sockpath, timeout_ms);
+            goto out;
+        }
+        if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
+            soerr) {
+            snprintf(err, errlen, "connect %s: %s", sockpath,
+                     strerror(w < 0 ? errno : soerr ? soerr : EIO));
+            goto out;
+        }
+    }
+
+    /* Send the request line (with its newline). */
+    line[linelen] = '\n'; /* json_dumps' NUL is replaced; length known */
+    size_t off = 0, total = linelen + 1;
+    while (off < total) {
+        ssize_t n = send(fd, line + off, total - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int w = wait_fd(fd, POLLOUT, deadline);
+            if (w == 0) {
+                snprintf(err, errlen, "send to %s: timed out after %d ms",
+                         sockpath, timeout_ms);
+                goto out;
+            }
+            if (w < 0) {
+                snprintf(err, errlen, "poll: %s", strerror(errno));
+                goto out;
+            }
+            continue;
+        }
+        snprintf(err, errlen, "send to %s: %s", sockpath,
+                 n < 0 ? strerror(errno) : "connection closed");
+        goto out;
+    }
+
+    /* Read one reply line. */
+    for (;;) {
+        if (cap - len < 65536) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            if (ncap > CLIENT_REPLY_MAX + 1)
+                ncap = CLIENT_REPLY_MAX + 1;
+            if (ncap <= len) {
+                snprintf(err, errlen, "reply from %s too large (max %u bytes)",
+                         sockpath, CLIENT_REPLY_MAX);
+                goto out;
+            }
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        if (n > 0) {
+            char *nl = memchr(buf + len, '\n', (size_t)n);
+            len += (size_t)n;
+            if (nl) {
+                len = (size_t)(nl - buf);
+                break;
+            }
+            continue;
+        }
+        if (n == 0) {
+            snprintf(err, errlen, "%s closed the connection without a reply",
+                     sockpath);
+            goto out;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            int w = wait_fd(fd, POLLIN, deadline);
+            if (w == 0) {
+                snprintf(err, errlen, "no reply from %s within %d ms",
+                         sockpath, timeout_ms);
+                goto out;
+            }
+            if (w < 0) {
+                snprintf(err, errlen, "poll: %s", strerror(errno));
+                goto out;
+            }
+            continue;
+        }
+        snprintf(err, errlen, "read from %s: %s", sockpath, strerror(errno));
+        goto out;
+    }
+
+    json_error_t jerr;
+    json_t *r = json_loadb(buf, len, 0, &jerr);
+    if (!r || !json_is_object(r)) {
+        json_decref(r);
+        snprintf(err, errlen, "malformed reply from %s: %s", sockpath,
+                 r ? "not an object" : jerr.text);
+        goto out;
+    }
+    *reply = r;
+    ret = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    free(line);
+    return ret;
+}

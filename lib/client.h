@@ -1,0 +1,39 @@
+/*
+ * client.h - talk to raftd over DATADIR/raftd.sock (docs/client-protocol.md).
+ *
+ * One request: connect, send one JSON object as one line, read one reply
+ * line (bounded by CLIENT_REPLY_MAX), parse it, close. Every step is bounded
+ * by one overall deadline. Used by the CGI programs and the kv-* tools.
+ * No calls into the Raft core or storage: this links on its own.
+ */
+#ifndef KEYVAL_CLIENT_H
+#define KEYVAL_CLIENT_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+/* Largest reply line accepted from raftd, in bytes. */
+#define CLIENT_REPLY_MAX (64u * 1024u * 1024u)
+/* Largest request line sent (raftd's documented limit). */
+#define CLIENT_REQUEST_MAX (16u * 1024u * 1024u)
+/* Default overall timeout of one request, in milliseconds. It is longer
+ * than raftd's own request timeout so that raftd's 503 reaches the user. */
+#define CLIENT_TIMEOUT_MS 15000
+
+/* Sends req (a JSON object) to the raftd socket at sockpath and waits at
+ * most timeout_ms (<= 0: CLIENT_TIMEOUT_MS) for the reply. On success
+ * returns 0 and stores the reply object in *reply (caller json_decref's it);
+ * the reply has an integer "code" member. On failure returns -1, *reply is
+ * NULL and err holds a one-line reason ("connect /x/raftd.sock: No such
+ * file or directory", "timed out after 15000 ms", ...). */
+int client_request(const char *sockpath, json_t *req, int timeout_ms,
+                   json_t **reply, char *err, size_t errlen);
+
+/* Returns the reply's HTTP status ("code"), or 502 when missing/invalid. */
+int client_reply_code(const json_t *reply);
+
+/* Request timeout from $KEYVAL_TIMEOUT_MS when set to 1..600000, else
+ * CLIENT_TIMEOUT_MS. */
+int client_timeout_from_env(void);
+
+#endif
