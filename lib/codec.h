@@ -59,7 +59,7 @@ int codec_fwd_frame(wbuf *b, int kind, uint64_t reqid, uint64_t from,
                     const char *json, size_t json_len);
 
 /* Incremental frame reader: feed bytes, take whole frames out.
- * codec_reader_next returns 1 with *kind/*payload/*len set to the next
+ * codec_reader_next returns 1 with *kind, *payload, *len set to the next
  * whole frame (valid until the next call), 0 when more bytes are needed,
  * -1 on a framing error (bad length), after which the link must close. */
 typedef struct frame_reader {
