@@ -1,0 +1,961 @@
+/*
+ * keyval - start one keyval node: raftd, the socat peer listener and
+ * lighttpd, and join a cluster when asked. Same command line as the seed:
+ *
+ *     keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR
+ *
+ * It supervises its children: on SIGINT/SIGTERM it stops them all; when
+ * one dies it says which, stops the rest and exits nonzero. Children get
+ * SIGKILL if keyval itself dies (PR_SET_PDEATHSIG).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#define PROG "keyval"
+#define TEMPLATE_MAX (64 * 1024)
+#define RAFTD_READY_MS 60000
+#define HTTP_READY_MS 15000
+#define JOIN_RETRY_MS 120000
+#define STOP_GRACE_MS 10000
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
+"\n"
+"Starts one keyval node: raftd (Raft state, log and data in DATADIR/raft.db),\n"
+"a socat listener for peer traffic on the Raft address and lighttpd serving\n"
+"the HTTP API on the HTTP address. Stops them all on SIGINT or SIGTERM.\n"
+"\n"
+"  -id ID             node ID (default: the Raft address)\n"
+"  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
+"  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
+"  -join ADDR         HTTP address of a cluster member to join, e.g. :11000\n"
+"                     (used the first time only; a restarted node rejoins\n"
+"                     from its saved state)\n"
+"  DATADIR            created if missing (mode 0700)\n"
+"\n"
+"A fresh DATADIR without -join starts a new one-node cluster.\n"
+"Environment: KEYVAL_RAFTD, KEYVAL_LIGHTTPD, KEYVAL_SOCAT, KEYVAL_CURL\n"
+"override the programs run.\n"
+"Exit status: 0 after a requested stop, 1 when a child failed or a step\n"
+"failed, 2 on a usage error.\n");
+}
+
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", stdout);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+    va_end(ap);
+}
+
+static void die_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL); /* a signal cuts it short: fine */
+}
+
+/* ---- addresses ---- */
+
+typedef struct addr {
+    char text[300];  /* as advertised: "localhost:11000" */
+    char host[256];  /* numeric host to bind/connect: "127.0.0.1" */
+    int port;
+} addr;
+
+/* Parses HOST:PORT (HOST may be empty, meaning localhost; [v6] allowed).
+ * Returns 0 or -1 with a message in err. */
+static int parse_addr(const char *s, addr *a, char *err, size_t errlen)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon) {
+        snprintf(err, errlen, "bad address %s: expected HOST:PORT", s);
+        return -1;
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || errno || p < 1 || p > 65535) {
+        snprintf(err, errlen, "bad address %s: port must be 1..65535", s);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - s);
+    char host[256];
+    if (hl >= sizeof host) {
+        snprintf(err, errlen, "bad address %s: host too long", s);
+        return -1;
+    }
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    for (char *c = host; *c; c++)
+        if (*c <= ' ' || *c == '"' || *c == '\\' || *c == '\'' || *c == ',' ||
+            *c == '/' || (unsigned char)*c >= 0x7f) {
+            snprintf(err, errlen, "bad address %s: bad character in host", s);
+            return -1;
+        }
+    if (host[0] == '\0' || strcmp(host, "localhost") == 0) {
+        snprintf(a->text, sizeof a->text, "localhost:%ld", p);
+        snprintf(a->host, sizeof a->host, "127.0.0.1");
+    } else {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(host, NULL, &hints, &res);
+        if (rc != 0 || !res) {
+            snprintf(err, errlen, "bad address %s: cannot resolve %s: %s", s,
+                     host, gai_strerror(rc));
+            return -1;
+        }
+        if (getnameinfo(res->ai_addr, res->ai_addrlen, a->host, sizeof a->host,
+                        NULL, 0, NI_NUMERICHOST) != 0) {
+            freeaddrinfo(res);
+            snprintf(err, errlen, "bad address %s: cannot resolve %s", s, host);
+            return -1;
+        }
+        freeaddrinfo(res);
+        snprintf(a->text, sizeof a->text, "%.*s:%ld", (int)hl, s, p);
+    }
+    a->port = (int)p;
+    return 0;
+}
+
+/* ---- children ---- */
+
+enum { C_RAFTD, C_SOCAT, C_LIGHTTPD, C_N };
+static const char *child_name[C_N] = { "raftd", "socat", "lighttpd" };
+static pid_t child_pid[C_N];
+
+static pid_t spawn(char *const argv[])
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        die_msg("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(argv[0], argv);
+        fprintf(stderr, PROG ": cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static void describe_status(int st, char *buf, size_t n)
+{
+    if (WIFEXITED(st))
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        snprintf(buf, n, "was killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
+    else
+        snprintf(buf, n, "stopped (status %d)", st);
+}
+
+/* Reaps any child that exited. Returns the index of a supervised child
+ * that died (and reports it), or -1. */
+static int reap(void)
+{
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (int i = 0; i < C_N; i++) {
+            if (child_pid[i] == p) {
+                char why[128];
+                describe_status(st, why, sizeof why);
+                die_msg("%s (pid %d) %s", child_name[i], (int)p, why);
+                child_pid[i] = 0;
+                return i;
+            }
+        }
+    }
+    return -1;
+}
+
+static void stop_all(void)
+{
+    /* Front to back: lighttpd, socat, then raftd. */
+    for (int i = C_N - 1; i >= 0; i--) {
+        if (child_pid[i] > 0) {
+            say("stopping %s (pid %d)", child_name[i], (int)child_pid[i]);
+            kill(child_pid[i], SIGTERM);
+        }
+    }
+    long long deadline = now_ms() + STOP_GRACE_MS;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < C_N; i++) {
+            if (child_pid[i] <= 0)
+                continue;
+            int st;
+            pid_t r = waitpid(child_pid[i], &st, WNOHANG);
+            if (r == child_pid[i] || (r < 0 && errno == ECHILD))
+                child_pid[i] = 0;
+            else
+                left++;
+        }
+        if (!left)
+            break;
+        if (now_ms() > deadline) {
+            for (int i = 0; i < C_N; i++)
+                if (child_pid[i] > 0) {
+                    die_msg("%s (pid %d) did not stop in %d s; killing it",
+                            child_name[i], (int)child_pid[i], STOP_GRACE_MS / 1000);
+                    kill(child_pid[i], SIGKILL);
+                    waitpid(child_pid[i], NULL, 0);
+                    child_pid[i] = 0;
+                }
+            break;
+        }
+        sleep_ms(50);
+    }
+}
+
+/* Exits after stopping every child. */
+static void finish(int code)
+{
+    stop_all();
+    say("stopped");
+    exit(code);
+}
+
+/* Called in every wait loop: exits when asked to stop or a child died. */
+static void check_children(void)
+{
+    if (stop_signal) {
+        say("got %s, stopping", strsignal(stop_signal));
+        finish(0);
+    }
+    int dead = reap();
+    if (dead >= 0) {
+        die_msg("%s died; stopping the others", child_name[dead]);
+        finish(1);
+    }
+}
+
+/* ---- files ---- */
+
+static int mkdirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (strlen(path) >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -1;
+    struct stat sb;
+    if (stat(buf, &sb) < 0)
+        return -1;
+    if (!S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static int is_exec(const char *path)
+{
+    return access(path, X_OK) == 0;
+}
+
+/* Reads a whole small file; returns malloc'ed text or NULL. */
+static char *read_small(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    int bad = !buf || ferror(f) || n > max;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = bad && buf ? EFBIG : errno;
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int write_file(const char *path, const char *text, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0)
+        return -1;
+    return 0;
+}
+
+/* Characters that may go into a double-quoted lighttpd config string. */
+static int config_safe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Replaces @NAME@ placeholders; returns malloc'ed text. */
+static char *render(const char *tmpl, const char *const *names,
+                    const char *const *values, int n)
+{
+    size_t cap = strlen(tmpl) + 1, len = 0;
+    for (int i = 0; i < n; i++)
+        cap += 64 * (strlen(values[i]) + 1);
+    /* Simple two-pass-free approach: grow as needed. */
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    const char *p = tmpl;
+    while (*p) {
+        int hit = -1;
+        if (*p == '@') {
+            for (int i = 0; i < n; i++) {
+                size_t nl = strlen(names[i]);
+                if (strncmp(p + 1, names[i], nl) == 0 && p[1 + nl] == '@') {
+                    hit = i;
+                    break;
+                }
+            }
+        }
+        const char *piece = hit >= 0 ? values[hit] : p;
+        size_t plen = hit >= 0 ? strlen(values[hit]) : 1;
+        if (len + plen + 1 > cap) {
+            size_t ncap = (len + plen + 1) * 2;
+            char *no = realloc(out, ncap);
+            if (!no) {
+                free(out);
+                return NULL;
+            }
+            out = no;
+            cap = ncap;
+        }
+        memcpy(out + len, piece, plen);
+        len += plen;
+        p += hit >= 0 ? strlen(names[hit]) + 2 : 1;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* Finds dir/rel1 or dir/rel2 (first that exists); returns 0 and the
+ * directory path in out. */
+static int find_dir(const char *bindir, const char *rel1, const char *rel2,
+                    const char *probe, char *out, size_t outlen)
+{
+    const char *rels[2] = { rel1, rel2 };
+    for (int i = 0; i < 2; i++) {
+        char d[PATH_MAX], f[PATH_MAX + 64];
+        snprintf(d, sizeof d, "%s/%s", bindir, rels[i]);
+        char real[PATH_MAX];
+        if (!realpath(d, real))
+            continue;
+        snprintf(f, sizeof f, "%s/%s", real, probe);
+        if (file_exists(f)) {
+            snprintf(out, outlen, "%s", real);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Finds a program: $ENV, then bindir/name, then PATH, then /usr/sbin. */
+static void find_prog(const char *env, const char *bindir, const char *name,
+                      char *out, size_t outlen)
+{
+    const char *e = getenv(env);
+    if (e && *e) {
+        snprintf(out, outlen, "%s", e);
+        return;
+    }
+    char p[PATH_MAX + 64];
+    if (bindir) {
+        snprintf(p, sizeof p, "%s/%s", bindir, name);
+        if (is_exec(p)) {
+            snprintf(out, outlen, "%s", p);
+            return;
+        }
+    }
+    const char *path = getenv("PATH");
+    if (path) {
+        const char *s = path;
+        while (*s) {
+            const char *c = strchr(s, ':');
+            size_t l = c ? (size_t)(c - s) : strlen(s);
+            if (l > 0 && l < PATH_MAX) {
+                snprintf(p, sizeof p, "%.*s/%s", (int)l, s, name);
+                if (is_exec(p)) {
+                    snprintf(out, outlen, "%s", p);
+                    return;
+                }
+            }
+            s += l + (c ? 1 : 0);
+        }
+    }
+    const char *sys[] = { "/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin" };
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", sys[i], name);
+        if (is_exec(p)) {
+            snprintf(out, outlen, "%s", p);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%s", name);
+}
+
+/* ---- readiness ---- */
+
+/* Nonzero when some socket listens on TCP port (per /proc/net/tcp{,6}).
+ * Checked this way, not by connecting, so that no half-made peer
+ * connection reaches raftd. */
+static int tcp_listening(int port)
+{
+    const char *files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        char line[512];
+        int found = 0;
+        if (!fgets(line, sizeof line, f)) { /* header */
+            fclose(f);
+            continue;
+        }
+        while (!found && fgets(line, sizeof line, f)) {
+            char local[128];
+            unsigned st;
+            if (sscanf(line, " %*d: %127s %*s %x", local, &st) != 2)
+                continue;
+            char *c = strrchr(local, ':');
+            if (c && st == 0x0A && strtol(c + 1, NULL, 16) == port)
+                found = 1;
+        }
+        fclose(f);
+        if (found)
+            return 1;
+    }
+    return 0;
+}
+
+/* Waits until raftd answers a status request on its socket. */
+static void wait_raftd(const char *sock)
+{
+    long long deadline = now_ms() + RAFTD_READY_MS;
+    char err[512] = "";
+    for (;;) {
+        check_children();
+        if (file_exists(sock)) {
+            json_t *req = json_pack("{s:s}", "op", "status"), *reply = NULL;
+            int rc = client_request(sock, req, 2000, &reply, err, sizeof err);
+            json_decref(req);
+            json_decref(reply);
+            if (rc == 0)
+                return;
+        } else {
+            snprintf(err, sizeof err, "%s does not exist", sock);
+        }
+        if (now_ms() > deadline) {
+            die_msg("raftd not ready after %d s: %s", RAFTD_READY_MS / 1000, err);
+            finish(1);
+        }
+        sleep_ms(100);
+    }
+}
+
+static void wait_tcp(const char *what, const char *host, int port)
+{
+    long long deadline = now_ms() + HTTP_READY_MS;
+    for (;;) {
+        check_children();
+        if (tcp_listening(port))
+            return;
+        if (now_ms() > deadline) {
+            die_msg("%s not accepting connections on %s:%d after %d s", what,
+                    host, port, HTTP_READY_MS / 1000);
+            finish(1);
+        }
+        sleep_ms(100);
+    }
+}
+
+/* ---- join ---- */
+
+/* Runs curl to POST body to url; stores the HTTP code (0 when no answer)
+ * and up to outlen-1 bytes of the reply. Returns 0 when curl ran. */
+static int http_post(const char *curl, const char *url, const char *body,
+                     int *code, char *out, size_t outlen)
+{
+    int pfd[2];
+    *code = 0;
+    out[0] = '\0';
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(pfd[1], STDOUT_FILENO);
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0)
+            dup2(dn, STDERR_FILENO);
+        execlp(curl, curl, "-s", "-m", "10", "-X", "POST",
+               "-H", "Content-Type: application/json", "--data-binary", body,
+               "-w", "\n%{http_code}", url, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(pfd[0], buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof buf - 1) {
+            char sink[512];
+            while (read(pfd[0], sink, sizeof sink) > 0) {
+            }
+            break;
+        }
+    }
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    buf[len] = '\0';
+    char *nl = strrchr(buf, '\n');
+    if (nl) {
+        *code = atoi(nl + 1);
+        *nl = '\0';
+    }
+    size_t n = strlen(buf);
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, buf, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static void do_join(const char *curl, const addr *join, const char *id,
+                    const addr *raddr, const addr *haddr, const char *marker)
+{
+    char url[400];
+    snprintf(url, sizeof url, "http://%s%s%s:%d/join",
+             strchr(join->host, ':') ? "[" : "", join->host,
+             strchr(join->host, ':') ? "]" : "", join->port);
+    json_t *b = json_pack("{s:s,s:s,s:s}", "id", id, "addr", raddr->text,
+                          "haddr", haddr->text);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    if (!body) {
+        die_msg("join: cannot encode request");
+        finish(1);
+    }
+    say("joining the cluster at %s as %s (%s)", join->text, id, raddr->text);
+    long long deadline = now_ms() + JOIN_RETRY_MS;
+    int attempt = 0;
+    for (;;) {
+        check_children();
+        int code;
+        char reply[1024];
+        attempt++;
+        if (http_post(curl, url, body, &code, reply, sizeof reply) < 0) {
+            die_msg("join: cannot run %s: %s", curl, strerror(errno));
+            free(body);
+            finish(1);
+        }
+        if (code == 200) {
+            say("joined the cluster via %s", join->text);
+            if (write_file(marker, "joined\n", 0600) < 0)
+                die_msg("write %s: %s", marker, strerror(errno));
+            free(body);
+            return;
+        }
+        if (code != 0 && code != 503 && code != 502 && code != 504) {
+            die_msg("join: %s refused: HTTP %d %s", url, code, reply);
+            free(body);
+            finish(1);
+        }
+        if (now_ms() > deadline) {
+            die_msg("join: no success after %d s (last: %s)", JOIN_RETRY_MS / 1000,
+                    code ? reply : "no answer");
+            free(body);
+            finish(1);
+        }
+        if (attempt == 1 || attempt % 10 == 0)
+            say("join: %s: %s; retrying", url,
+                code ? reply : "no answer");
+        for (int i = 0; i < 10; i++) {
+            check_children();
+            sleep_ms(100);
+        }
+    }
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    const char *id = NULL, *haddr_s = "localhost:11000",
+               *raddr_s = "localhost:12000", *join_s = NULL, *datadir_s = NULL;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0 ||
+            strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (a[0] == '-' && a[1] != '\0') {
+            const char *name = a + 1 + (a[1] == '-');
+            const char *eq = strchr(name, '=');
+            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+            const char **dst = NULL;
+            if (nl == 2 && strncmp(name, "id", 2) == 0)
+                dst = &id;
+            else if (nl == 5 && strncmp(name, "haddr", 5) == 0)
+                dst = &haddr_s;
+            else if (nl == 5 && strncmp(name, "raddr", 5) == 0)
+                dst = &raddr_s;
+            else if (nl == 4 && strncmp(name, "join", 4) == 0)
+                dst = &join_s;
+            if (!dst) {
+                fprintf(stderr, PROG ": unknown option %s\n", a);
+                usage(stderr);
+                return 2;
+            }
+            if (eq) {
+                *dst = eq + 1;
+            } else {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, PROG ": option %s needs a value\n", a);
+                    usage(stderr);
+                    return 2;
+                }
+                *dst = argv[++i];
+            }
+            continue;
+        }
+        if (datadir_s) {
+            fprintf(stderr, PROG ": more than one DATADIR given (%s, %s)\n",
+                    datadir_s, a);
+            usage(stderr);
+            return 2;
+        }
+        datadir_s = a;
+    }
+    if (!datadir_s || !*datadir_s) {
+        fprintf(stderr, PROG ": no DATADIR given\n");
+        usage(stderr);
+        return 2;
+    }
+
+    addr haddr, raddr, join;
+    char err[512];
+    if (parse_addr(haddr_s, &haddr, err, sizeof err) < 0 ||
+        parse_addr(raddr_s, &raddr, err, sizeof err) < 0 ||
+        (join_s && parse_addr(join_s, &join, err, sizeof err) < 0)) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
+    if (!id)
+        id = raddr.text;
+    if (!*id || strlen(id) > 255 || !config_safe(id)) {
+        fprintf(stderr, PROG ": bad -id: must be 1..255 printable bytes\n");
+        return 2;
+    }
+    if (!config_safe(datadir_s)) {
+        fprintf(stderr, PROG ": bad DATADIR %s: no quotes, backslashes or "
+                "control characters please\n", datadir_s);
+        return 2;
+    }
+
+    /* Where am I? Templates and CGI programs are found relative to it. */
+    char self[PATH_MAX], bindir[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) {
+        die_msg("readlink /proc/self/exe: %s", strerror(errno));
+        return 1;
+    }
+    self[sl] = '\0';
+    snprintf(bindir, sizeof bindir, "%s", self);
+    char *slash = strrchr(bindir, '/');
+    if (slash)
+        *slash = '\0';
+    char etcdir[PATH_MAX], cgidir[PATH_MAX];
+    if (find_dir(bindir, "../etc", "../share/keyval", "lighttpd.conf.in",
+                 etcdir, sizeof etcdir) < 0) {
+        die_msg("cannot find lighttpd.conf.in in %s/../etc or %s/../share/keyval",
+                bindir, bindir);
+        return 1;
+    }
+    if (find_dir(bindir, "../cgi-bin", "../libexec/keyval", "key-get",
+                 cgidir, sizeof cgidir) < 0) {
+        die_msg("cannot find the CGI programs in %s/../cgi-bin or "
+                "%s/../libexec/keyval", bindir, bindir);
+        return 1;
+    }
+    if (!config_safe(cgidir)) {
+        die_msg("CGI directory %s has characters lighttpd.conf cannot hold", cgidir);
+        return 1;
+    }
+    char raftd[PATH_MAX + 64], socat[PATH_MAX + 64], lighttpd[PATH_MAX + 64],
+        curl[PATH_MAX + 64];
+    find_prog("KEYVAL_RAFTD", bindir, "raftd", raftd, sizeof raftd);
+    find_prog("KEYVAL_SOCAT", NULL, "socat", socat, sizeof socat);
+    find_prog("KEYVAL_LIGHTTPD", NULL, "lighttpd", lighttpd, sizeof lighttpd);
+    find_prog("KEYVAL_CURL", NULL, "curl", curl, sizeof curl);
+
+    /* DATADIR */
+    if (mkdirs(datadir_s, 0700) < 0) {
+        die_msg("create %s: %s", datadir_s, strerror(errno));
+        return 1;
+    }
+    char datadir[PATH_MAX];
+    if (!realpath(datadir_s, datadir)) {
+        die_msg("resolve %s: %s", datadir_s, strerror(errno));
+        return 1;
+    }
+    if (!config_safe(datadir)) {
+        die_msg("bad DATADIR %s: no quotes, backslashes or control characters",
+                datadir);
+        return 1;
+    }
+    char sock[PATH_MAX + 32], peersock[PATH_MAX + 32], conf[PATH_MAX + 32],
+        dbpath[PATH_MAX + 32], marker[PATH_MAX + 32], www[PATH_MAX + 32],
+        tmpdir[PATH_MAX + 32];
+    snprintf(sock, sizeof sock, "%s/raftd.sock", datadir);
+    snprintf(peersock, sizeof peersock, "%s/peer.sock", datadir);
+    snprintf(conf, sizeof conf, "%s/lighttpd.conf", datadir);
+    snprintf(dbpath, sizeof dbpath, "%s/raft.db", datadir);
+    snprintf(marker, sizeof marker, "%s/joined", datadir);
+    snprintf(www, sizeof www, "%s/www", datadir);
+    snprintf(tmpdir, sizeof tmpdir, "%s/tmp", datadir);
+    if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        die_msg("DATADIR path %s is too long for a UNIX socket path "
+                "(DATADIR/raftd.sock must be under 108 bytes)", datadir);
+        return 1;
+    }
+    int fresh = !file_exists(dbpath);
+    say("data directory %s (%s)", datadir, fresh ? "new" : "existing state");
+
+    if (mkdirs(www, 0700) < 0 || mkdirs(tmpdir, 0700) < 0) {
+        die_msg("create %s/www and %s/tmp: %s", datadir, datadir, strerror(errno));
+        return 1;
+    }
+    static const struct { int code; const char *msg; } errpages[] = {
+        { 400, "bad request" }, { 403, "forbidden" }, { 404, "not found" },
+        { 405, "method not allowed" }, { 408, "request timeout" },
+        { 411, "length required" }, { 413, "request body too large (max 4 MiB)" },
+        { 414, "request URI too long" }, { 417, "expectation failed" },
+        { 431, "request header fields too large" },
+        { 500, "internal server error" }, { 501, "not implemented" },
+        { 502, "bad gateway" }, { 503, "service unavailable" },
+        { 504, "gateway timeout" },
+    };
+    for (size_t i = 0; i < sizeof errpages / sizeof errpages[0]; i++) {
+        char p[PATH_MAX + 64], text[128];
+        snprintf(p, sizeof p, "%s/error-%d.html", www, errpages[i].code);
+        snprintf(text, sizeof text, "{\"error\":\"%s\"}\n", errpages[i].msg);
+        if (write_file(p, text, 0644) < 0) {
+            die_msg("write %s: %s", p, strerror(errno));
+            return 1;
+        }
+    }
+
+    char tpath[PATH_MAX + 64];
+    snprintf(tpath, sizeof tpath, "%s/lighttpd.conf.in", etcdir);
+    char *tmpl = read_small(tpath, TEMPLATE_MAX);
+    if (!tmpl) {
+        die_msg("read %s: %s", tpath, strerror(errno));
+        return 1;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%d", haddr.port);
+    const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET" };
+    const char *values[] = { haddr.host, port, datadir, cgidir, sock };
+    char *text = render(tmpl, names, values, 5);
+    free(tmpl);
+    if (!text || write_file(conf, text, 0600) < 0) {
+        die_msg("write %s: %s", conf, text ? strerror(errno) : "out of memory");
+        free(text);
+        return 1;
+    }
+    free(text);
+    say("wrote %s", conf);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* raftd */
+    int bootstrap = fresh && !join_s;
+    char *rargv[10];
+    int ra = 0;
+    rargv[ra++] = raftd;
+    rargv[ra++] = "-id";
+    rargv[ra++] = (char *)id;
+    rargv[ra++] = "-raddr";
+    rargv[ra++] = raddr.text;
+    rargv[ra++] = "-haddr";
+    rargv[ra++] = haddr.text;
+    if (bootstrap)
+        rargv[ra++] = "-bootstrap";
+    rargv[ra++] = datadir;
+    rargv[ra] = NULL;
+    child_pid[C_RAFTD] = spawn(rargv);
+    if (child_pid[C_RAFTD] < 0)
+        finish(1);
+    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s %s",
+        (int)child_pid[C_RAFTD], raftd, id, raddr.text, haddr.text,
+        bootstrap ? " -bootstrap" : "", datadir);
+    wait_raftd(sock);
+    say("raftd is ready on %s", sock);
+
+    /* socat: inbound peer traffic on the Raft address */
+    char listen[400], connect_to[PATH_MAX + 64];
+    int v6 = strchr(raddr.host, ':') != NULL;
+    snprintf(listen, sizeof listen, "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork",
+             v6 ? "6" : "4", raddr.port, v6 ? "[" : "", raddr.host, v6 ? "]" : "");
+    snprintf(connect_to, sizeof connect_to, "UNIX-CONNECT:%s", peersock);
+    char *sargv[] = { socat, listen, connect_to, NULL };
+    child_pid[C_SOCAT] = spawn(sargv);
+    if (child_pid[C_SOCAT] < 0)
+        finish(1);
+    say("started socat (pid %d): %s %s %s", (int)child_pid[C_SOCAT], socat,
+        listen, connect_to);
+
+    /* lighttpd */
+    char *largv[] = { lighttpd, "-D", "-f", conf, NULL };
+    child_pid[C_LIGHTTPD] = spawn(largv);
+    if (child_pid[C_LIGHTTPD] < 0)
+        finish(1);
+    say("started lighttpd (pid %d): %s -D -f %s", (int)child_pid[C_LIGHTTPD],
+        lighttpd, conf);
+    wait_tcp("socat", raddr.host, raddr.port);
+    wait_tcp("lighttpd", haddr.host, haddr.port);
+    say("serving HTTP on %s (%s:%d), Raft on %s", haddr.text, haddr.host,
+        haddr.port, raddr.text);
+
+    if (join_s) {
+        if (!fresh && file_exists(marker))
+            say("already joined; not joining %s again", join.text);
+        else
+            do_join(curl, &join, id, &raddr, &haddr, marker);
+    }
+    say("node %s is running; stop it with Ctrl-C or SIGTERM to pid %d", id,
+        (int)getpid());
+
+    for (;;) {
+        check_children();
+        sleep_ms(200);
+    }
+}
