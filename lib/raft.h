@@ -28,7 +28,10 @@
  *                rd.truncate_from
  *              - rd.entries[0..n_entries): append to the log
  *              - rd.chunks: incoming snapshot chunks, written to the staging
- *                area at their offsets (a chunk with offset 0 restarts it)
+ *                area at their offsets (a chunk with offset 0 restarts it).
+ *                Write them FIRST: when rd.snap_install is set, the final
+ *                chunk of that snapshot is in the same ready's rd.chunks,
+ *                so stage the chunks, then install, then truncate/append.
  *            Applying rd.committed may happen in the same transaction.
  *         2. SEND rd.msgs (only after step 1 is durable; this is what makes
  *            "a follower never acknowledges what it has not persisted" and
