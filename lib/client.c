@@ -230,3 +230,22 @@ out:
     free(line);
     return ret;
 }
+
+int client_socket_path(const char *sock, const char *datadir, char *out,
+                       size_t outlen)
+{
+    const char *e;
+    int n;
+    if (sock && *sock)
+        n = snprintf(out, outlen, "%s", sock);
+    else if (datadir && *datadir)
+        n = snprintf(out, outlen, "%s/raftd.sock", datadir);
+    else if ((e = getenv("KEYVAL_SOCKET")) && *e)
+        n = snprintf(out, outlen, "%s", e);
+    else if ((e = getenv("KEYVAL_DATADIR")) && *e)
+        n = snprintf(out, outlen, "%s/raftd.sock", e);
+    else
+        n = snprintf(out, outlen, "%s/node0/raftd.sock",
+                     (e = getenv("HOME")) && *e ? e : ".");
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}

@@ -36,4 +36,11 @@ int client_reply_code(const json_t *reply);
  * CLIENT_TIMEOUT_MS. */
 int client_timeout_from_env(void);
 
+/* Chooses the raftd socket for the kv-* tools, first that applies:
+ * sock (-s PATH), datadir (-d DATADIR: DATADIR/raftd.sock), $KEYVAL_SOCKET,
+ * $KEYVAL_DATADIR/raftd.sock, $HOME/node0/raftd.sock (the seed's first
+ * node). Returns 0, or -1 when the result does not fit in out. */
+int client_socket_path(const char *sock, const char *datadir, char *out,
+                       size_t outlen);
+
 #endif

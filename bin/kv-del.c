@@ -1,0 +1,89 @@
+/*
+ * kv-del - delete one or more keys, all in one atomic write.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgi.h"
+#include "client.h"
+
+#define PROG "kv-del"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: kv-del [-s SOCKET | -d DATADIR] [-v] KEY [KEY ...]\n"
+"Deletes the keys in one atomic write.\n"
+"  -s SOCKET   raftd socket to use\n"
+"  -d DATADIR  use DATADIR/raftd.sock\n"
+"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n"
+"              else $HOME/node0/raftd.sock\n"
+"  -v          print the index of the write\n"
+"Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
+"Exit status: 0 deleted, 1 key not found (when raftd says so), 2 usage\n"
+"error, 3 raftd answered with an error, 4 raftd could not be reached.\n",
+            CLIENT_TIMEOUT_MS);
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock_opt = NULL, *dir_opt = NULL, *why;
+    int verbose = 0, c;
+    while ((c = getopt(argc, argv, "s:d:vh")) != -1) {
+        switch (c) {
+        case 's': sock_opt = optarg; break;
+        case 'd': dir_opt = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (argc - optind < 1) {
+        fprintf(stderr, PROG ": expected at least one KEY\n");
+        usage(stderr);
+        return 2;
+    }
+    for (int i = optind; i < argc; i++)
+        if (cgi_key_valid(argv[i], strlen(argv[i]), &why) < 0) {
+            fprintf(stderr, PROG ": bad key: %s\n", why);
+            return 2;
+        }
+    json_t *req;
+    if (argc - optind == 1) {
+        req = json_pack("{s:s,s:s}", "op", "del", "key", argv[optind]);
+    } else {
+        json_t *keys = json_array();
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(keys, json_string(argv[i]));
+        req = json_pack("{s:s,s:o}", "op", "txn", "del", keys);
+    }
+    char sock[4096], err[512];
+    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
+        fprintf(stderr, PROG ": socket path too long\n");
+        json_decref(req);
+        return 2;
+    }
+    json_t *reply;
+    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
+                            sizeof err);
+    json_decref(req);
+    if (rc < 0) {
+        fprintf(stderr, PROG ": raftd at %s: %s\n", sock, err);
+        return 4;
+    }
+    int code = client_reply_code(reply), ret = 0;
+    const char *e = json_string_value(json_object_get(reply, "error"));
+    if (code == 404) {
+        fprintf(stderr, PROG ": %s\n", e ? e : "key not found");
+        ret = 1;
+    } else if (code != 200) {
+        fprintf(stderr, PROG ": %s (HTTP %d)\n", e ? e : "bad reply from raftd", code);
+        ret = 3;
+    } else if (verbose) {
+        printf("%lld\n", (long long)json_integer_value(json_object_get(reply, "index")));
+    }
+    json_decref(reply);
+    return ret;
+}

@@ -1,0 +1,131 @@
+/*
+ * kv-set - set one or more keys, all in one atomic write.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgi.h"
+#include "client.h"
+
+#define PROG "kv-set"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: kv-set [-s SOCKET | -d DATADIR] [-v] KEY VALUE [KEY VALUE ...]\n"
+"       kv-set [-s SOCKET | -d DATADIR] [-v] KEY < FILE\n"
+"Sets the keys to the values in one atomic write (all or none). With only\n"
+"KEY, the value is read from standard input (at most 4 MiB, UTF-8).\n"
+"  -s SOCKET   raftd socket to use\n"
+"  -d DATADIR  use DATADIR/raftd.sock\n"
+"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n"
+"              else $HOME/node0/raftd.sock\n"
+"  -v          print the index of the write\n"
+"Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
+"Exit status: 0 written, 2 usage error, 3 raftd answered with an error\n"
+"(for example no leader), 4 raftd could not be reached.\n",
+            CLIENT_TIMEOUT_MS);
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock_opt = NULL, *dir_opt = NULL, *why;
+    int verbose = 0, c;
+    while ((c = getopt(argc, argv, "s:d:vh")) != -1) {
+        switch (c) {
+        case 's': sock_opt = optarg; break;
+        case 'd': dir_opt = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    int n = argc - optind;
+    if (n < 1 || (n > 1 && n % 2 != 0)) {
+        fprintf(stderr, PROG ": expected KEY VALUE pairs, or one KEY with the "
+                "value on standard input\n");
+        usage(stderr);
+        return 2;
+    }
+    json_t *kv = json_object();
+    if (n == 1) {
+        const char *key = argv[optind];
+        if (cgi_key_valid(key, strlen(key), &why) < 0) {
+            fprintf(stderr, PROG ": bad key: %s\n", why);
+            json_decref(kv);
+            return 2;
+        }
+        size_t cap = CGI_BODY_MAX + 1, len = 0;
+        char *buf = malloc(cap);
+        if (!buf) {
+            fprintf(stderr, PROG ": out of memory\n");
+            return 3;
+        }
+        size_t r;
+        while ((r = fread(buf + len, 1, cap - len, stdin)) > 0)
+            len += r;
+        if (ferror(stdin)) {
+            fprintf(stderr, PROG ": read standard input: %s\n", strerror(errno));
+            free(buf);
+            json_decref(kv);
+            return 3;
+        }
+        if (len > CGI_BODY_MAX) {
+            fprintf(stderr, PROG ": value on standard input is larger than 4 MiB\n");
+            free(buf);
+            json_decref(kv);
+            return 2;
+        }
+        if (memchr(buf, '\0', len) || !cgi_utf8_valid(buf, len)) {
+            fprintf(stderr, PROG ": value must be valid UTF-8 without NUL bytes\n");
+            free(buf);
+            json_decref(kv);
+            return 2;
+        }
+        json_object_set_new(kv, key, json_stringn(buf, len));
+        free(buf);
+    } else {
+        for (int i = optind; i < argc; i += 2) {
+            const char *key = argv[i], *val = argv[i + 1];
+            if (cgi_key_valid(key, strlen(key), &why) < 0) {
+                fprintf(stderr, PROG ": bad key: %s\n", why);
+                json_decref(kv);
+                return 2;
+            }
+            if (!cgi_utf8_valid(val, strlen(val)) || strlen(val) > CGI_BODY_MAX) {
+                fprintf(stderr, PROG ": value for %s must be valid UTF-8 of at "
+                        "most 4 MiB\n", key);
+                json_decref(kv);
+                return 2;
+            }
+            json_object_set_new(kv, key, json_string(val));
+        }
+    }
+    char sock[4096], err[512];
+    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
+        fprintf(stderr, PROG ": socket path too long\n");
+        json_decref(kv);
+        return 2;
+    }
+    json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", kv), *reply;
+    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
+                            sizeof err);
+    json_decref(req);
+    if (rc < 0) {
+        fprintf(stderr, PROG ": raftd at %s: %s\n", sock, err);
+        return 4;
+    }
+    int code = client_reply_code(reply), ret = 0;
+    if (code != 200) {
+        const char *e = json_string_value(json_object_get(reply, "error"));
+        fprintf(stderr, PROG ": %s (HTTP %d)\n", e ? e : "bad reply from raftd", code);
+        ret = 3;
+    } else if (verbose) {
+        printf("%lld\n", (long long)json_integer_value(json_object_get(reply, "index")));
+    }
+    json_decref(reply);
+    return ret;
+}
