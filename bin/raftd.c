@@ -3,7 +3,9 @@
  *
  *   raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]
  *         [-peer-connect TEMPLATE] [-tick-ms 50] [-election-ticks 10]
- *         [-snapshot-entries 10000] [-v] DATADIR
+ *         [-snapshot-entries 10000] [-snapshot-trail 1000] [-v] DATADIR
+ *
+ * -snapshot-trail: log entries kept behind a snapshot for slow followers.
  *
  * One single-threaded poll(2) loop. It owns DATADIR/raft.db (lib/storage),
  * drives the Raft core (lib/raft), serves clients on DATADIR/raftd.sock
@@ -136,6 +138,7 @@ static char g_cluster[PEER_CLUSTER_ID_MAX + 1];
 static const char *g_connect = "socat STDIO TCP:%a";
 static unsigned g_tick_ms = 50, g_election_ticks = 10;
 static uint64_t g_snap_entries = 10000;
+static uint64_t g_snap_trail = 1000;
 static int g_verbose;
 static uint64_t g_id;
 
@@ -370,19 +373,19 @@ static void peer_spawn(peer *p, uint64_t now)
         if (!*s)
             break;
         size_t o = 0;
+        char *w = words[argc];
         while (*s && *s != ' ') {
+            const char *src = s;
+            size_t sl = 1;
             if (s[0] == '%' && s[1] == 'a') {
-                size_t l = strlen(p->raddr);
-                if (o + l < sizeof words[0]) {
-                    memcpy(words[argc] + o, p->raddr, l);
-                    o += l;
-                }
+                src = p->raddr;
+                sl = strnlen(p->raddr, sizeof p->raddr - 1);
                 s += 2;
             } else {
-                if (o + 1 < sizeof words[0])
-                    words[argc][o++] = *s;
                 s++;
             }
+            for (size_t k = 0; k < sl && o + 1 < sizeof words[0]; k++)
+                w[o++] = src[k];
         }
         words[argc][o] = 0;
         argv[argc] = words[argc];
@@ -1612,7 +1615,7 @@ static void inconn_read(inconn *c)
     int kind;
     const uint8_t *pl;
     size_t len;
-    int rc;
+    int rc = 0;
     while (!c->dead && (rc = codec_reader_next(&c->fr, &kind, &pl, &len)) == 1) {
         if (!c->hello) {
             if (kind != PEER_HELLO) {
@@ -1902,7 +1905,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]\n"
             "             [-peer-connect TEMPLATE] [-tick-ms 50] [-election-ticks 10]\n"
-            "             [-snapshot-entries 10000] [-v] DATADIR\n");
+            "             [-snapshot-entries 10000] [-snapshot-trail 1000] [-v] DATADIR\n");
     exit(2);
 }
 
@@ -2038,6 +2041,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-snapshot-entries")) {
             NEEDARG();
             g_snap_entries = parse_num(a, next, 0, 1000000000ULL);
+        } else if (!strcmp(a, "-snapshot-trail")) {
+            NEEDARG();
+            g_snap_trail = parse_num(a, next, 0, 1000000000ULL);
         } else if (!strcmp(a, "-v")) {
             g_verbose = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -2109,6 +2115,7 @@ int main(int argc, char **argv)
     close(ufd);
     memcpy(&o.seed, seed, 8);
     o.election_ticks = g_election_ticks;
+    o.snapshot_trail = g_snap_trail;
     g_r = raft_new(&o);
     if (!g_r)
         fatal("cannot create the Raft core (bad options?)");

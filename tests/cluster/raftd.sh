@@ -1,0 +1,249 @@
+#!/bin/sh
+# Cluster test of raftd alone: three raftd on loopback, peer traffic through
+# socat (listeners on 127.0.0.1:14001-14003), clients through raftd.sock.
+# Node a bootstraps, b and c join through a; reads and writes on leader and
+# followers; kill -9 of the leader; restart and catch-up (by snapshot).
+# Prints ok/FAIL lines and "N passed, M failed".
+BUILD=${BUILD:-build}
+RAFTD=$BUILD/bin/raftd
+for tool in socat jq; do
+    command -v $tool >/dev/null 2>&1 || { echo "FAIL setup: $tool not installed"; echo "0 passed, 1 failed"; exit 1; }
+done
+[ -x "$RAFTD" ] || { echo "FAIL setup: $RAFTD not built"; echo "0 passed, 1 failed"; exit 1; }
+
+T=$(mktemp -d /tmp/kv-raftd-test.XXXXXX)
+PIDS=""
+passed=0
+failed=0
+
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    sleep 0.3
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    if [ -n "$KEEP_LOGS" ]; then mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$KEEP_LOGS"/ 2>/dev/null; fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() {
+    echo "FAIL $1: $2"
+    failed=$((failed + 1))
+}
+check() { # name description command...
+    name=$1; shift
+    if "$@"; then ok "$name"; else fail "$name" "${LAST:-condition false}"; fi
+}
+
+port_of() { case $1 in a) echo 1;; b) echo 2;; c) echo 3;; esac; }
+
+# Settings that make the test fast: 20 ms ticks, snapshots every 20 entries
+# keeping 5 behind, so a node that misses 60 entries needs a snapshot.
+RAFTD_OPTS="-tick-ms 20 -election-ticks 10 -snapshot-entries 20 -snapshot-trail 5"
+
+start_listener() { # name
+    n=$(port_of "$1")
+    socat TCP-LISTEN:1400$n,bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$T/$1/peer.sock" \
+        2>>"$T/$1.socat.log" &
+    eval "LPID_$1=$!"
+    PIDS="$PIDS $!"
+}
+
+start_raftd() { # name [extra args]
+    name=$1; shift
+    n=$(port_of "$name")
+    mkdir -p "$T/$name"
+    # shellcheck disable=SC2086
+    "$RAFTD" -id "$name" -raddr 127.0.0.1:1400$n -haddr 127.0.0.1:1300$n $RAFTD_OPTS "$@" \
+        "$T/$name" 2>>"$T/$name.log" &
+    eval "RPID_$name=$!"
+    PIDS="$PIDS $!"
+}
+
+# q NODE JSON: one request, prints the reply line.
+q() {
+    printf '%s\n' "$2" | timeout 12 socat -t 10 - UNIX-CONNECT:"$T/$1/raftd.sock" 2>/dev/null
+}
+
+# field NODE JSON FILTER
+field() { q "$1" "$2" | jq -r "$3" 2>/dev/null; }
+
+# wait_until SECONDS command...: retries every 0.1 s.
+wait_until() {
+    limit=$(( $1 * 10 )); shift
+    i=0
+    while [ $i -lt $limit ]; do
+        if "$@"; then return 0; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+is_state() { [ "$(field "$1" '{"op":"status"}' .state)" = "$2" ]; }
+sock_up() { [ -S "$T/$1/raftd.sock" ]; }
+leader_of() { field "$1" '{"op":"status"}' .leader; }
+has_leader() { l=$(leader_of "$1"); [ -n "$l" ] && [ "$l" != null ]; }
+voters() { field "$1" '{"op":"status"}' '[.nodes[] | select(.voter)] | length'; }
+stale_value() { field "$1" "{\"op\":\"get\",\"key\":\"$2\",\"level\":\"stale\"}" .value; }
+has_stale() { [ "$(stale_value "$1" "$2")" = "$3" ]; }
+
+# ---------------------------------------------------------------- start
+mkdir -p "$T/a" "$T/b" "$T/c"
+for n in a b c; do start_listener $n; done
+start_raftd a -bootstrap
+start_raftd b
+start_raftd c
+
+wait_until 5 sock_up a && wait_until 5 sock_up b && wait_until 5 sock_up c
+LAST="node a never became leader"
+check bootstrap_leader wait_until 5 is_state a leader
+
+LAST="b is not waiting as a fresh node"
+check fresh_node_follower is_state b follower
+
+r=$(q a '{"op":"join","id":"b","addr":"127.0.0.1:14002","haddr":"127.0.0.1:13002"}')
+LAST="join b: $r"
+check join_b [ "$(echo "$r" | jq -r .code)" = 200 ]
+r=$(q a '{"op":"join","id":"c","addr":"127.0.0.1:14003","haddr":"127.0.0.1:13003"}')
+LAST="join c: $r"
+check join_c [ "$(echo "$r" | jq -r .code)" = 200 ]
+
+three_voters() { [ "$(voters a)" = 3 ]; }
+LAST="a's config: $(q a '{"op":"status"}')"
+check three_voters wait_until 10 three_voters
+
+ca=$(field a '{"op":"status"}' .cluster)
+cb=$(field b '{"op":"status"}' .cluster)
+cc=$(field c '{"op":"status"}' .cluster)
+LAST="cluster ids a=$ca b=$cb c=$cc"
+same_cluster() { [ -n "$ca" ] && [ "$ca" = "$cb" ] && [ "$ca" = "$cc" ]; }
+check cluster_id_adopted same_cluster
+
+r=$(q a '{"op":"join","id":"b","addr":"127.0.0.1:14002","haddr":"127.0.0.1:13002"}')
+LAST="rejoin b: $r"
+check rejoin_same_addr_noop [ "$r" = '{"code":200,"index":0}' ]
+
+# ---------------------------------------------------------------- reads/writes
+r=$(q a '{"op":"set","kv":{"user1":"batman"}}')
+LAST="set on leader: $r"
+check set_on_leader [ "$(echo "$r" | jq -r .code)" = 200 ]
+
+r=$(q a '{"op":"get","key":"user1"}')
+LAST="get on leader: $r"
+check get_on_leader [ "$(echo "$r" | jq -r .value)" = batman ]
+
+r=$(q b '{"op":"get","key":"user1"}')
+LAST="linearizable get on follower b: $r"
+check get_on_follower [ "$(echo "$r" | jq -r .value)" = batman ]
+
+LAST="stale get on c never saw user1"
+check stale_get_on_follower wait_until 5 has_stale c user1 batman
+
+r=$(q c '{"op":"set","kv":{"user2":"robin"}}')
+LAST="set on follower c: $r"
+check write_on_follower_forwarded [ "$(echo "$r" | jq -r .code)" = 200 ]
+r=$(q a '{"op":"get","key":"user2"}')
+LAST="forwarded write not on leader: $r"
+check forwarded_write_visible [ "$(echo "$r" | jq -r .value)" = robin ]
+
+r=$(q b '{"op":"txn","set":{"user1":"joker"},"if":[{"key":"user1","index":1}]}')
+LAST="txn with a wrong index via follower: $r"
+check txn_condition_failed [ "$(echo "$r" | jq -r '"\(.code) \(.key)"')" = "412 user1" ]
+r=$(q a '{"op":"get","key":"user1"}')
+LAST="failed txn changed user1: $r"
+check txn_changed_nothing [ "$(echo "$r" | jq -r .value)" = batman ]
+
+r=$(q b '{"op":"del","key":"user2"}')
+LAST="del via follower: $r"
+check del_on_follower [ "$(echo "$r" | jq -r .code)" = 200 ]
+r=$(q c '{"op":"get","key":"user2"}')
+LAST="deleted key still there: $r"
+check del_visible [ "$(echo "$r" | jq -r .code)" = 404 ]
+
+big=$(head -c 1100 /dev/zero | tr '\0' k)
+r=$(q a "{\"op\":\"set\",\"kv\":{\"$big\":\"v\"}}")
+LAST="oversized key: $r"
+check key_limit_413 [ "$(echo "$r" | jq -r .code)" = 413 ]
+r=$(q b 'this is not json')
+LAST="garbage request: $r"
+check garbage_request_400 [ "$(echo "$r" | jq -r .code)" = 400 ]
+
+# garbage on the peer port: the connection is dropped, node keeps going
+head -c 4096 /dev/urandom | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/dev/null 2>&1
+printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/dev/null 2>&1
+LAST="b not answering after peer-port garbage"
+check peer_garbage_survived is_state b follower
+
+# ---------------------------------------------------------------- kill -9 leader
+kill -9 "$RPID_a"
+wait "$RPID_a" 2>/dev/null
+new_leader() {
+    for n in b c; do
+        if is_state $n leader; then NEWL=$n; return 0; fi
+    done
+    return 1
+}
+NEWL=""
+LAST="no new leader after killing a"
+check new_leader_elected wait_until 10 new_leader
+
+if [ -n "$NEWL" ]; then
+    r=$(q "$NEWL" '{"op":"get","key":"user1"}')
+    LAST="data after failover: $r"
+    check data_intact_after_failover [ "$(echo "$r" | jq -r .value)" = batman ]
+    # 60 writes while a is down, on one connection: snapshots run every 20
+    # entries, so a must catch up through InstallSnapshot.
+    other=b; [ "$NEWL" = b ] && other=c
+    i=1
+    reqs=""
+    while [ $i -le 60 ]; do
+        reqs="$reqs{\"op\":\"set\",\"kv\":{\"k$i\":\"v$i\"}}
+"
+        i=$((i + 1))
+    done
+    out=$(printf '%s' "$reqs" | timeout 30 socat -t 20 - UNIX-CONNECT:"$T/$other/raftd.sock" 2>/dev/null)
+    n200=$(echo "$out" | jq -r .code | grep -c '^200$')
+    LAST="writes with a down: $n200 of 60 got 200"
+    check writes_while_leader_down [ "$n200" = 60 ]
+    snapi=$(field "$NEWL" '{"op":"status"}' .snapshot_index)
+    LAST="new leader snapshot index $snapi"
+    check snapshot_taken [ "${snapi:-0}" -gt 20 ]
+fi
+
+# ---------------------------------------------------------------- restart a
+start_raftd a
+wait_until 5 sock_up a
+LAST="restarted a never got k60"
+check restarted_node_caught_up wait_until 15 has_stale a k60 v60
+LAST="restarted a lost user1"
+check restarted_node_kept_old_data has_stale a user1 batman
+LAST="a did not log a snapshot install"
+check restart_used_snapshot grep -q "snapshot installed" "$T/a.log"
+r=$(q a '{"op":"set","kv":{"after":"restart"}}')
+LAST="write through restarted a: $r"
+check write_after_restart [ "$(echo "$r" | jq -r .code)" = 200 ]
+LAST="write after restart not on c"
+check write_after_restart_replicated wait_until 5 has_stale c after restart
+
+r=$(q a '{"op":"list","prefix":"k","limit":5}')
+LAST="list: $r"
+check list_prefix [ "$(echo "$r" | jq -r '"\(.items | length) \(.more)"')" = "5 true" ]
+
+# ---------------------------------------------------------------- clean stop
+kill -TERM "$RPID_b"
+stopped() { ! kill -0 "$RPID_b" 2>/dev/null; }
+LAST="b did not exit on SIGTERM"
+check sigterm_clean_exit wait_until 5 stopped
+LAST="b left its socket behind"
+check sigterm_removes_socket [ ! -e "$T/b/raftd.sock" ]
+
+if [ "$failed" -gt 0 ]; then
+    for n in a b c; do
+        echo "--- $n.log (tail)"
+        tail -n 15 "$T/$n.log" 2>/dev/null
+    done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
