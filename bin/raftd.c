@@ -552,6 +552,18 @@ static void peers_reconcile(void)
     for (int j = 0; j < nw; j++)
         if (!peer_find(want_id[j]) && !peer_add(want_id[j], want_meta[j]))
             logf_("too many peer links");
+    /* Inbound connections from nodes that left the configuration. */
+    if (self_member) {
+        for (size_t i = 0; i < g_n_in; i++) {
+            inconn *ic = g_in[i];
+            if (ic->hello && !ic->dead && !raft_config_find(c, ic->from)) {
+                char n[NAME_MAX_LEN + 1];
+                node_name(ic->from, n, sizeof n);
+                logf_("closing peer connection from %s: not a member any more", n);
+                ic->dead = 1;
+            }
+        }
+    }
 }
 
 static void peers_reap(uint64_t now)
@@ -610,8 +622,10 @@ static void send_msg(raft_msg *m)
 {
     peer *p = peer_find(m->to);
     if (!p) {
+        /* Links to non-members exist only while we are not a member. */
+        const raft_config *c = raft_config_get(g_r);
         const char *meta = known_meta(m->to);
-        if (!meta)
+        if (!meta || (c && raft_config_find(c, g_id)))
             return;
         p = peer_add(m->to, meta);
         if (!p)

@@ -231,7 +231,81 @@ r=$(q a '{"op":"list","prefix":"k","limit":5}')
 LAST="list: $r"
 check list_prefix [ "$(echo "$r" | jq -r '"\(.items | length) \(.more)"')" = "5 true" ]
 
+# ---------------------------------------------------------------- many clients
+# 150 concurrent writers spread over the three nodes (two thirds forwarded).
+mkdir -p "$T/conc"
+i=1
+CPIDS=""
+while [ $i -le 150 ]; do
+    case $((i % 3)) in 0) n=a;; 1) n=b;; 2) n=c;; esac
+    q $n "{\"op\":\"set\",\"kv\":{\"conc$i\":\"x$i\"}}" >"$T/conc/$i" &
+    CPIDS="$CPIDS $!"
+    i=$((i + 1))
+done
+for p in $CPIDS; do wait "$p"; done
+n200=$(cat "$T"/conc/* | jq -r .code | grep -c '^200$')
+LAST="concurrent writes: $n200 of 150 got 200"
+check concurrent_writes [ "$n200" = 150 ]
+r=$(q a '{"op":"list","prefix":"conc","limit":1000}')
+LAST="concurrent keys listed: $(echo "$r" | jq -r '.items | length')"
+check concurrent_writes_all_there [ "$(echo "$r" | jq -r '.items | length')" = 150 ]
+
+# A client that never reads its replies and one that stalls mid-line do not
+# hold up anyone else.
+(yes '{"op":"status"}' | head -n 20000 | timeout 5 socat -u - UNIX-CONNECT:"$T/a/raftd.sock" \
+    >/dev/null 2>&1) &
+SLOW1=$!
+PIDS="$PIDS $SLOW1"
+( (printf '{"op":"get","ke'; sleep 4) | timeout 5 socat -t 5 - UNIX-CONNECT:"$T/a/raftd.sock" \
+    >/dev/null 2>&1) &
+SLOW2=$!
+PIDS="$PIDS $SLOW2"
+sleep 0.5
+t0=$(date +%s%N)
+r=$(q a '{"op":"get","key":"user1"}')
+t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+LAST="get took ${ms} ms next to slow clients: $r"
+fast_answer() { [ "$(echo "$r" | jq -r .value)" = batman ] && [ $ms -lt 1000 ]; }
+check slow_clients_do_not_stall fast_answer
+wait $SLOW1 $SLOW2 2>/dev/null
+
+# ---------------------------------------------------------------- membership
+cur=""
+for n in a b c; do is_state $n leader && cur=$n; done
+target=a; [ "$cur" = a ] && target=c
+r=$(q b "{\"op\":\"transfer\",\"id\":\"$target\"}")
+LAST="transfer to $target: $r"
+check transfer_accepted [ "$(echo "$r" | jq -r .code)" = 200 ]
+LAST="$target did not become leader after transfer"
+check transfer_done wait_until 5 is_state $target leader
+
+r=$(q b '{"op":"remove","id":"nosuch"}')
+LAST="remove unknown: $r"
+check remove_unknown_404 [ "$(echo "$r" | jq -r .code)" = 404 ]
+rm_node=c; [ "$target" = c ] && rm_node=a
+r=$(q b "{\"op\":\"remove\",\"id\":\"$rm_node\"}")
+LAST="remove $rm_node: $r"
+check remove_node [ "$(echo "$r" | jq -r .code)" = 200 ]
+two_nodes() { [ "$(field "$target" '{"op":"status"}' '.nodes | length')" = 2 ]; }
+LAST="config after remove: $(q "$target" '{"op":"status"}' | jq -c .nodes)"
+check remove_applied wait_until 5 two_nodes
+
+# ---------------------------------------------------------------- no quorum
+# Two voters left (b and $target); stop b and a write on $target cannot commit.
+kill -TERM "$RPID_b"
+stopped_b() { ! kill -0 "$RPID_b" 2>/dev/null; }
+wait_until 5 stopped_b
+t0=$(date +%s)
+r=$(q "$target" '{"op":"set","kv":{"lost":"maybe"}}')
+t1=$(date +%s)
+LAST="write without quorum: $r after $((t1 - t0)) s"
+timely_503() { [ "$(echo "$r" | jq -r .code)" = 503 ] && [ $((t1 - t0)) -le 8 ]; }
+check no_quorum_503 timely_503
+
 # ---------------------------------------------------------------- clean stop
+start_raftd b
+wait_until 5 sock_up b
 kill -TERM "$RPID_b"
 stopped() { ! kill -0 "$RPID_b" 2>/dev/null; }
 LAST="b did not exit on SIGTERM"
