@@ -611,7 +611,7 @@ static void pr_become_snapshot(raft_t *r, progress *p)
 static int send_append_msg(raft_t *r, progress *p, int allow_empty)
 {
     uint64_t prev = p->next - 1;
-    if (!term_known(r, prev)) {
+    if (prev < r->base_index || !term_known(r, prev)) {
         /* the entries it needs are compacted: send a snapshot (4.x / 5) */
         pr_become_snapshot(r, p);
         return 0;
@@ -1202,6 +1202,8 @@ static uint64_t find_conflict_by_term(const raft_t *r, uint64_t index,
         index = last_index(r);
     while (index > r->base_index && term_at(r, index) > term)
         index--;
+    if (index == r->base_index && index > 0 && term_at(r, index) > term)
+        return index - 1; /* the conflict is inside the snapshot */
     return index;
 }
 
@@ -1415,7 +1417,9 @@ static void handle_snap_resp(raft_t *r, const raft_msg *m, progress *p)
         p->snap_index = r->snap.index;
         p->snap_offset = 0;
         send_snap_chunk(r, p);
-    } else if (m->snap_index == p->snap_index && m->offset > p->snap_offset) {
+    } else if (m->snap_index == p->snap_index && m->offset != p->snap_offset) {
+        /* the follower says where it is (a duplicated first chunk may
+         * have restarted it): continue from there */
         p->snap_offset = m->offset;
         send_snap_chunk(r, p);
     }

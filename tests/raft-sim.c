@@ -1,0 +1,1396 @@
+/*
+ * raft-sim - seeded randomized simulation of the Raft core (lib/raft.c).
+ *
+ *   raft-sim --seed S --count N [--nodes 3|5] [--steps K] [-v]
+ *
+ * Every seed builds N cores in this process and drives them with a seeded
+ * random scheduler: messages are dropped, delayed, duplicated, reordered;
+ * symmetric, one-way and bridge partitions come and go; nodes freeze
+ * (like SIGSTOP), crash (losing everything not persisted: a crash can hit
+ * before a ready is persisted, between persist and send, between send and
+ * apply) and restart via raft_new + raft_restore; clients propose writes
+ * and ReadIndex reads; snapshots are taken and shipped in small chunks;
+ * nodes are removed and re-added; leadership is transferred.
+ *
+ * After every step: at most one leader per term; log matching (every few
+ * steps); leader completeness (at each new leader); state machine safety
+ * (no two nodes apply different entries at one index); every read
+ * released by ReadIndex covers every write acknowledged before the read
+ * was issued; no acknowledged write is lost. After the faults heal: a
+ * leader within a bounded number of ticks and every proposal decided.
+ *
+ * One line per failing seed with the violated property and the last
+ * events; -v prints the whole trace. Ends with "N passed, M failed".
+ */
+#include "raft.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAXN 5
+#define NKEYS 4
+#define TRACE_RING 24
+#define TRACE_LEN 160
+
+/* ------------------------------------------------------------------ */
+/* random numbers                                                      */
+
+static uint64_t rnd_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rnd_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rnd_below(uint64_t n)
+{
+    return n ? rnd() % n : 0;
+}
+
+/* true with probability p/1000 */
+static int chance(unsigned permille)
+{
+    return rnd_below(1000) < permille;
+}
+
+/* ------------------------------------------------------------------ */
+/* the simulation state (one seed at a time)                           */
+
+typedef struct store {
+    raft_hard_state hs;
+    raft_snap_meta snap;        /* snap.index == 0: none */
+    uint8_t *snap_data;
+    size_t snap_len;
+    raft_entry *log;            /* consecutive entries, log[0].index = first */
+    size_t n_log, cap_log;
+    /* state machine, persisted together with its applied index */
+    uint64_t applied, applied_term;
+    uint64_t kv_val[NKEYS], kv_idx[NKEYS];
+    raft_config conf;           /* configuration as of the applied index */
+    /* snapshot staging area */
+    uint64_t stg_index, stg_term;
+    uint8_t *stg;
+    size_t stg_len, stg_cap;
+} store;
+
+typedef struct node {
+    uint64_t id;
+    raft_t *core;
+    int up;
+    unsigned incarnation;
+    uint64_t restart_at;     /* step to restart a crashed node */
+    uint64_t frozen_until;   /* step until which a paused node does nothing */
+    unsigned phase;          /* tick phase */
+    store st;
+    unsigned snap_every;
+} node;
+
+typedef struct netmsg {
+    raft_msg m;
+    uint64_t at;             /* deliver at this step */
+} netmsg;
+
+typedef struct oent {
+    int set;
+    uint64_t term;
+    uint8_t type;
+    uint64_t val;
+} oent;
+
+typedef struct proposal {
+    int node;
+    unsigned incarnation;
+    uint64_t index, term, val;
+    int key;
+    int acked;
+} proposal;
+
+typedef struct readreq {
+    int node;
+    unsigned incarnation;
+    uint64_t need;           /* max acked index when issued */
+    int done;
+} readreq;
+
+typedef struct sim {
+    uint64_t seed;
+    int n;
+    int verbose;
+    uint64_t step, steps;
+    node nodes[MAXN];
+    unsigned char cut[MAXN][MAXN];  /* 1: messages a -> b are lost */
+
+    /* per-seed knobs */
+    unsigned tick_period, p_drop, p_dup, p_long, p_crash, p_ready_crash,
+        p_part, p_freeze, p_propose, p_read, p_member, p_transfer, max_delay;
+    unsigned chunk;            /* snapshot bytes per message */
+    raft_options opts;
+
+    netmsg *net;
+    size_t n_net, cap_net;
+
+    oent *oracle;              /* applied entry per index */
+    size_t cap_oracle;
+    uint64_t max_applied;
+    uint64_t *leader_of;       /* leader id per term */
+    size_t cap_leader;
+
+    proposal *props;
+    size_t n_props, cap_props;
+    readreq *reads;
+    size_t n_reads, cap_reads;
+    uint64_t acked_max;        /* highest acknowledged write index */
+    uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders,
+        stat_crashes, stat_confs, stat_transfers;
+
+    int faults;                /* 0 during the liveness phase */
+    int failed;
+    char why[512];
+    char trace[TRACE_RING][TRACE_LEN];
+    unsigned n_trace;
+} sim;
+
+static void ev(sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void ev(sim *s, const char *fmt, ...)
+{
+    char *line = s->trace[s->n_trace % TRACE_RING];
+    int k = snprintf(line, TRACE_LEN, "[%llu] ", (unsigned long long)s->step);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + k, TRACE_LEN - (size_t)k, fmt, ap);
+    va_end(ap);
+    s->n_trace++;
+    if (s->verbose)
+        printf("  %s\n", line);
+}
+
+static void fail(sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fail(sim *s, const char *fmt, ...)
+{
+    if (s->failed)
+        return;
+    s->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    ev(s, "VIOLATION: %s", s->why);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "raft-sim: out of memory\n");
+        exit(2);
+    }
+    return q;
+}
+
+#define GROW(arr, cap, need)                                               \
+    do {                                                                   \
+        if ((need) > (cap)) {                                              \
+            size_t nc_ = (cap) ? (cap) : 16;                               \
+            while (nc_ < (need))                                           \
+                nc_ *= 2;                                                  \
+            (arr) = xrealloc((arr), nc_ * sizeof *(arr));                  \
+            memset((arr) + (cap), 0, (nc_ - (cap)) * sizeof *(arr));       \
+            (cap) = nc_;                                                   \
+        }                                                                  \
+    } while (0)
+
+static int idx_of(const sim *s, uint64_t id)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].id == id)
+            return i;
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* messages                                                            */
+
+static void msg_copy(raft_msg *d, const raft_msg *m)
+{
+    *d = *m;
+    d->entries = NULL;
+    d->conf = NULL;
+    d->data = NULL;
+    if (m->n_entries) {
+        d->entries = xrealloc(NULL, m->n_entries * sizeof *d->entries);
+        for (uint32_t i = 0; i < m->n_entries; i++) {
+            d->entries[i] = m->entries[i];
+            d->entries[i].data = NULL;
+            if (m->entries[i].len) {
+                d->entries[i].data = xrealloc(NULL, m->entries[i].len);
+                memcpy(d->entries[i].data, m->entries[i].data, m->entries[i].len);
+            }
+        }
+    }
+    if (m->conf) {
+        d->conf = xrealloc(NULL, sizeof *d->conf);
+        *d->conf = *m->conf;
+    }
+    if (m->len && m->data) {
+        d->data = xrealloc(NULL, m->len);
+        memcpy(d->data, m->data, m->len);
+    }
+}
+
+static void msg_free(raft_msg *m)
+{
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        free(m->entries[i].data);
+    free(m->entries);
+    free(m->conf);
+    free(m->data);
+}
+
+static const char *mtype(int t)
+{
+    static const char *names[] = {"?", "APP", "APP_R", "VOTE", "VOTE_R",
+                                  "PRE", "PRE_R", "SNAP", "SNAP_R", "TNOW",
+                                  "RIDX", "RIDX_R"};
+    return t >= 0 && t <= RAFT_MSG_TYPE_MAX ? names[t] : "?";
+}
+
+static void net_send(sim *s, const raft_msg *m)
+{
+    int a = idx_of(s, m->from), b = idx_of(s, m->to);
+    if (a < 0 || b < 0)
+        return;
+    int copies = 1;
+    if (s->faults && chance(s->p_drop))
+        copies = 0;
+    else if (s->faults && chance(s->p_dup))
+        copies = 2;
+    for (int c = 0; c < copies; c++) {
+        GROW(s->net, s->cap_net, s->n_net + 1);
+        netmsg *nm = &s->net[s->n_net++];
+        msg_copy(&nm->m, m);
+        uint64_t d = 1 + rnd_below(s->max_delay);
+        if (s->faults && chance(s->p_long))
+            d += rnd_below(s->tick_period * 20);
+        nm->at = s->step + d;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* storage of one node                                                 */
+
+static uint64_t store_last(const store *st)
+{
+    return st->n_log ? st->log[st->n_log - 1].index : st->snap.index;
+}
+
+static void store_truncate(store *st, uint64_t from)
+{
+    while (st->n_log && st->log[st->n_log - 1].index >= from) {
+        free(st->log[st->n_log - 1].data);
+        st->n_log--;
+    }
+}
+
+static void store_compact(store *st, uint64_t upto)
+{
+    size_t k = 0;
+    while (k < st->n_log && st->log[k].index <= upto)
+        free(st->log[k++].data);
+    memmove(st->log, st->log + k, (st->n_log - k) * sizeof *st->log);
+    st->n_log -= k;
+}
+
+static void store_free(store *st)
+{
+    store_truncate(st, 0);
+    free(st->log);
+    free(st->snap_data);
+    free(st->stg);
+    memset(st, 0, sizeof *st);
+}
+
+/* A snapshot's bytes: applied index, term, then every key's value and
+ * the index that wrote it. */
+#define SNAP_BYTES (16 + NKEYS * 16)
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void state_serialize(const store *st, uint8_t *out)
+{
+    put64(out, st->applied);
+    put64(out + 8, st->applied_term);
+    for (int k = 0; k < NKEYS; k++) {
+        put64(out + 16 + 16 * k, st->kv_val[k]);
+        put64(out + 24 + 16 * k, st->kv_idx[k]);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* oracle checks                                                       */
+
+static oent *oracle_at(sim *s, uint64_t index)
+{
+    GROW(s->oracle, s->cap_oracle, index + 1);
+    return &s->oracle[index];
+}
+
+/* State machine safety: the entry applied at an index is the same on
+ * every node. */
+static void check_apply(sim *s, int ni, const raft_entry *e)
+{
+    uint64_t val = 0;
+    if (e->type == RAFT_ENTRY_NORMAL && e->len == 9)
+        val = get64(e->data + 1);
+    oent *o = oracle_at(s, e->index);
+    if (!o->set) {
+        o->set = 1;
+        o->term = e->term;
+        o->type = e->type;
+        o->val = val;
+        if (e->index > s->max_applied)
+            s->max_applied = e->index;
+        return;
+    }
+    if (o->term != e->term || o->type != e->type || o->val != val)
+        fail(s, "state machine safety: node %llu applied index %llu term %llu "
+                "val %llu, another node applied term %llu val %llu",
+             (unsigned long long)s->nodes[ni].id, (unsigned long long)e->index,
+             (unsigned long long)e->term, (unsigned long long)val,
+             (unsigned long long)o->term, (unsigned long long)o->val);
+}
+
+/* Leader completeness: a new leader holds every entry applied anywhere
+ * (applied implies committed). */
+static void check_new_leader(sim *s, int ni)
+{
+    raft_t *r = s->nodes[ni].core;
+    raft_status_info st;
+    raft_status(r, &st);
+    for (uint64_t i = st.first_index; i <= s->max_applied; i++) {
+        oent *o = oracle_at(s, i);
+        if (!o->set)
+            continue;
+        uint64_t t = raft_entry_term(r, i);
+        if (t != o->term) {
+            fail(s, "leader completeness: leader %llu of term %llu has term "
+                    "%llu at committed index %llu (committed term %llu)",
+                 (unsigned long long)st.id, (unsigned long long)st.term,
+                 (unsigned long long)t, (unsigned long long)i,
+                 (unsigned long long)o->term);
+            return;
+        }
+    }
+}
+
+static void check_leaders(sim *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        node *nd = &s->nodes[i];
+        if (!nd->up)
+            continue;
+        raft_status_info st;
+        raft_status(nd->core, &st);
+        if (st.role != RAFT_LEADER)
+            continue;
+        GROW(s->leader_of, s->cap_leader, st.term + 1);
+        uint64_t *l = &s->leader_of[st.term];
+        if (*l == 0) {
+            *l = nd->id;
+            s->stat_leaders++;
+            ev(s, "n%llu leader of term %llu (last %llu commit %llu)",
+               (unsigned long long)nd->id, (unsigned long long)st.term,
+               (unsigned long long)st.last_index, (unsigned long long)st.commit);
+            check_new_leader(s, i);
+        } else if (*l != nd->id) {
+            fail(s, "election safety: two leaders in term %llu: %llu and %llu",
+                 (unsigned long long)st.term, (unsigned long long)*l,
+                 (unsigned long long)nd->id);
+        }
+    }
+}
+
+/* Log matching: if two logs have an entry with the same index and term,
+ * they agree on every earlier entry (compared by term here, and by value
+ * through state machine safety). */
+static void check_log_matching(sim *s)
+{
+    for (int a = 0; a < s->n; a++)
+        for (int b = a + 1; b < s->n; b++) {
+            node *x = &s->nodes[a], *y = &s->nodes[b];
+            if (!x->up || !y->up)
+                continue;
+            raft_status_info sx, sy;
+            raft_status(x->core, &sx);
+            raft_status(y->core, &sy);
+            uint64_t lo = sx.first_index > sy.first_index ? sx.first_index
+                                                          : sy.first_index;
+            uint64_t hi = sx.last_index < sy.last_index ? sx.last_index
+                                                        : sy.last_index;
+            int matched = 0;
+            for (uint64_t i = hi; i >= lo && i > 0; i--) {
+                uint64_t tx = raft_entry_term(x->core, i);
+                uint64_t ty = raft_entry_term(y->core, i);
+                if (matched && tx != ty) {
+                    fail(s, "log matching: n%llu and n%llu agree on a later "
+                            "entry but differ at index %llu (terms %llu, %llu)",
+                         (unsigned long long)x->id, (unsigned long long)y->id,
+                         (unsigned long long)i, (unsigned long long)tx,
+                         (unsigned long long)ty);
+                    return;
+                }
+                if (tx && tx == ty)
+                    matched = 1;
+            }
+        }
+}
+
+/* ------------------------------------------------------------------ */
+/* a node's ready loop                                                 */
+
+static void node_crash(sim *s, int ni, const char *where)
+{
+    node *nd = &s->nodes[ni];
+    if (!nd->up)
+        return;
+    raft_free(nd->core);
+    nd->core = NULL;
+    nd->up = 0;
+    nd->frozen_until = 0;
+    /* the staging area is a scratch file: it may survive or not */
+    nd->restart_at = s->step + 1 + rnd_below(s->tick_period * 40);
+    s->stat_crashes++;
+    ev(s, "n%llu CRASH %s", (unsigned long long)nd->id, where);
+}
+
+static void persist(sim *s, int ni, const raft_ready *rd)
+{
+    node *nd = &s->nodes[ni];
+    store *st = &nd->st;
+    if (rd->hs_changed) {
+        if (rd->hs.term < st->hs.term)
+            fail(s, "n%llu: term went back from %llu to %llu",
+                 (unsigned long long)nd->id, (unsigned long long)st->hs.term,
+                 (unsigned long long)rd->hs.term);
+        st->hs = rd->hs;
+    }
+    for (size_t i = 0; i < rd->n_chunks; i++) {
+        const raft_chunk *c = &rd->chunks[i];
+        if (c->offset == 0 || c->snap_index != st->stg_index ||
+            c->snap_term != st->stg_term) {
+            st->stg_len = 0;
+            st->stg_index = c->snap_index;
+            st->stg_term = c->snap_term;
+        }
+        if (c->offset > st->stg_len) {
+            fail(s, "n%llu: snapshot chunk at offset %llu leaves a gap (have %zu)",
+                 (unsigned long long)nd->id, (unsigned long long)c->offset,
+                 st->stg_len);
+            return;
+        }
+        GROW(st->stg, st->stg_cap, c->offset + c->len + 1);
+        memcpy(st->stg + c->offset, c->data, c->len);
+        st->stg_len = c->offset + c->len;
+    }
+    if (rd->snap_install) {
+        if (st->stg_index != rd->snap.index || st->stg_term != rd->snap.term ||
+            st->stg_len != SNAP_BYTES) {
+            fail(s, "n%llu: install of snapshot %llu/%llu but staged %llu/%llu "
+                    "with %zu bytes",
+                 (unsigned long long)nd->id, (unsigned long long)rd->snap.index,
+                 (unsigned long long)rd->snap.term,
+                 (unsigned long long)st->stg_index,
+                 (unsigned long long)st->stg_term, st->stg_len);
+            return;
+        }
+        const uint8_t *p = st->stg;
+        if (get64(p) != rd->snap.index || get64(p + 8) != rd->snap.term) {
+            fail(s, "n%llu: snapshot bytes describe %llu/%llu, meta says %llu/%llu",
+                 (unsigned long long)nd->id, (unsigned long long)get64(p),
+                 (unsigned long long)get64(p + 8),
+                 (unsigned long long)rd->snap.index,
+                 (unsigned long long)rd->snap.term);
+            return;
+        }
+        if (rd->snap.index < st->applied)
+            fail(s, "n%llu: snapshot %llu installed over applied %llu",
+                 (unsigned long long)nd->id, (unsigned long long)rd->snap.index,
+                 (unsigned long long)st->applied);
+        st->applied = rd->snap.index;
+        st->applied_term = rd->snap.term;
+        for (int k = 0; k < NKEYS; k++) {
+            st->kv_val[k] = get64(p + 16 + 16 * k);
+            st->kv_idx[k] = get64(p + 24 + 16 * k);
+            /* every value must be the write applied at its index */
+            if (st->kv_idx[k]) {
+                oent *o = oracle_at(s, st->kv_idx[k]);
+                if (o->set && o->val != st->kv_val[k])
+                    fail(s, "n%llu: snapshot holds key %d = %llu from index "
+                            "%llu, but that index wrote %llu",
+                         (unsigned long long)nd->id, k,
+                         (unsigned long long)st->kv_val[k],
+                         (unsigned long long)st->kv_idx[k],
+                         (unsigned long long)o->val);
+            }
+        }
+        free(st->snap_data);
+        st->snap_data = xrealloc(NULL, st->stg_len);
+        memcpy(st->snap_data, st->stg, st->stg_len);
+        st->snap_len = st->stg_len;
+        st->snap = rd->snap;
+        st->conf = rd->snap.conf;
+        store_truncate(st, 0);
+        s->stat_snap_installs++;
+        ev(s, "n%llu installs snapshot %llu/%llu", (unsigned long long)nd->id,
+           (unsigned long long)rd->snap.index, (unsigned long long)rd->snap.term);
+    }
+    if (rd->truncate_from) {
+        if (rd->truncate_from <= st->applied)
+            fail(s, "n%llu: truncation from %llu below applied %llu",
+                 (unsigned long long)nd->id,
+                 (unsigned long long)rd->truncate_from,
+                 (unsigned long long)st->applied);
+        store_truncate(st, rd->truncate_from);
+    }
+    for (size_t i = 0; i < rd->n_entries; i++) {
+        const raft_entry *e = &rd->entries[i];
+        if (e->index != store_last(st) + 1) {
+            fail(s, "n%llu: storage append of index %llu after %llu",
+                 (unsigned long long)nd->id, (unsigned long long)e->index,
+                 (unsigned long long)store_last(st));
+            return;
+        }
+        GROW(st->log, st->cap_log, st->n_log + 1);
+        raft_entry *d = &st->log[st->n_log++];
+        *d = *e;
+        d->data = NULL;
+        if (e->len) {
+            d->data = xrealloc(NULL, e->len);
+            memcpy(d->data, e->data, e->len);
+        }
+    }
+    if (rd->compact_to)
+        store_compact(st, rd->compact_to);
+}
+
+static void send_all(sim *s, int ni, const raft_ready *rd)
+{
+    node *nd = &s->nodes[ni];
+    for (size_t i = 0; i < rd->n_msgs; i++) {
+        raft_msg m = rd->msgs[i];
+        if (m.type == RAFT_MSG_SNAP) {
+            /* fill the chunk from our current snapshot */
+            if (m.snap_index != nd->st.snap.index || !nd->st.snap_data)
+                continue;
+            if (m.offset > nd->st.snap_len)
+                continue;
+            size_t left = nd->st.snap_len - (size_t)m.offset;
+            size_t n = left < s->chunk ? left : s->chunk;
+            m.data = nd->st.snap_data + m.offset;
+            m.len = (uint32_t)n;
+            m.last = n == left;
+        }
+        net_send(s, &m);
+    }
+}
+
+static void apply_all(sim *s, int ni, const raft_ready *rd)
+{
+    node *nd = &s->nodes[ni];
+    store *st = &nd->st;
+    for (size_t i = 0; i < rd->n_committed; i++) {
+        const raft_entry *e = &rd->committed[i];
+        if (e->index != st->applied + 1) {
+            fail(s, "n%llu: applies index %llu after %llu",
+                 (unsigned long long)nd->id, (unsigned long long)e->index,
+                 (unsigned long long)st->applied);
+            return;
+        }
+        check_apply(s, ni, e);
+        if (e->type == RAFT_ENTRY_NORMAL && e->len == 9) {
+            int k = e->data[0] % NKEYS;
+            uint64_t val = get64(e->data + 1);
+            st->kv_val[k] = val;
+            st->kv_idx[k] = e->index;
+            /* the proposer acknowledges its client */
+            if (val >= 1 && val <= s->n_props) {
+                proposal *p = &s->props[val - 1];
+                if (p->node == ni && p->incarnation == nd->incarnation &&
+                    p->index == e->index && p->term == e->term && !p->acked) {
+                    p->acked = 1;
+                    s->stat_acked++;
+                    if (e->index > s->acked_max)
+                        s->acked_max = e->index;
+                }
+            }
+        }
+        if (e->type == RAFT_ENTRY_CONFIG &&
+            raft_config_decode(&st->conf, e->data, e->len) != RAFT_OK)
+            fail(s, "n%llu: applied a CONFIG entry that does not decode",
+                 (unsigned long long)nd->id);
+        st->applied = e->index;
+        st->applied_term = e->term;
+    }
+}
+
+static void answer_reads(sim *s, int ni, const raft_ready *rd)
+{
+    node *nd = &s->nodes[ni];
+    for (size_t i = 0; i < rd->n_reads; i++) {
+        uint64_t ctx = rd->reads[i].ctx;
+        if (ctx == 0 || ctx > s->n_reads) {
+            fail(s, "n%llu: read with unknown ctx %llu", (unsigned long long)nd->id,
+                 (unsigned long long)ctx);
+            continue;
+        }
+        readreq *q = &s->reads[ctx - 1];
+        if (q->node != ni || q->incarnation != nd->incarnation || q->done) {
+            fail(s, "n%llu: read %llu released at the wrong node or twice",
+                 (unsigned long long)nd->id, (unsigned long long)ctx);
+            continue;
+        }
+        q->done = 1;
+        if (rd->reads[i].index < q->need) {
+            fail(s, "linearizability: read %llu at n%llu released with index "
+                    "%llu but write at index %llu was acknowledged before it "
+                    "was issued",
+                 (unsigned long long)ctx, (unsigned long long)nd->id,
+                 (unsigned long long)rd->reads[i].index,
+                 (unsigned long long)q->need);
+            continue;
+        }
+        s->stat_reads_ok++;
+    }
+    for (size_t i = 0; i < rd->n_reads_failed; i++) {
+        uint64_t ctx = rd->reads_failed[i];
+        if (ctx >= 1 && ctx <= s->n_reads)
+            s->reads[ctx - 1].done = 1;
+    }
+}
+
+/* Persist, send, apply, answer, advance: with crashes between. */
+static void process(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    int rounds = 0;
+    while (nd->up && raft_has_ready(nd->core) && !s->failed) {
+        if (++rounds > 1000) {
+            fail(s, "n%llu: ready loop does not settle", (unsigned long long)nd->id);
+            return;
+        }
+        raft_ready rd;
+        raft_ready_get(nd->core, &rd);
+        int crash_at = -1;
+        if (s->faults && chance(s->p_ready_crash))
+            crash_at = (int)rnd_below(4);
+        if (crash_at == 0) {
+            node_crash(s, ni, "before persist");
+            return;
+        }
+        persist(s, ni, &rd);
+        if (crash_at == 1) {
+            node_crash(s, ni, "after persist, before send");
+            return;
+        }
+        send_all(s, ni, &rd);
+        if (crash_at == 2) {
+            node_crash(s, ni, "after send, before apply");
+            return;
+        }
+        apply_all(s, ni, &rd);
+        answer_reads(s, ni, &rd);
+        raft_advance(nd->core, &rd);
+        if (crash_at == 3) {
+            node_crash(s, ni, "after advance");
+            return;
+        }
+    }
+    /* take a snapshot now and then */
+    store *st = &nd->st;
+    if (nd->up && st->applied >= st->snap.index + nd->snap_every &&
+        st->applied > 0) {
+        raft_snap_meta meta;
+        meta.index = st->applied;
+        meta.term = st->applied_term;
+        /* the configuration as of the applied index: the core knows it as
+         * the latest one when nothing newer is in the log; else replay. */
+        meta.conf = st->conf;
+        if (meta.conf.n == 0)
+            return;
+        uint8_t *buf = xrealloc(NULL, SNAP_BYTES);
+        state_serialize(st, buf);
+        free(st->snap_data);
+        st->snap_data = buf;
+        st->snap_len = SNAP_BYTES;
+        st->snap = meta;
+        int rc = raft_snapshot_taken(nd->core, meta.index);
+        if (rc != RAFT_OK)
+            fail(s, "n%llu: snapshot_taken(%llu) failed: %s",
+                 (unsigned long long)nd->id, (unsigned long long)meta.index,
+                 raft_strerror(rc));
+        ev(s, "n%llu snapshot at %llu", (unsigned long long)nd->id,
+           (unsigned long long)meta.index);
+        /* compaction shows up in a ready */
+        process(s, ni);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* node lifecycle                                                      */
+
+static void node_start(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    raft_options o = s->opts;
+    o.id = nd->id;
+    o.seed = s->seed * 1000003ULL + nd->id * 7919ULL + nd->incarnation;
+    nd->core = raft_new(&o);
+    if (!nd->core) {
+        fail(s, "raft_new failed");
+        return;
+    }
+    store *st = &nd->st;
+    raft_entry *es = st->log;
+    size_t n = st->n_log;
+    while (n && es[0].index <= st->snap.index) {
+        es++;
+        n--;
+    }
+    int rc = raft_restore(nd->core, &st->hs, st->snap.index ? &st->snap : NULL,
+                          es, n, st->applied);
+    if (rc != RAFT_OK) {
+        fail(s, "n%llu: raft_restore rejected its own storage: %s "
+                "(applied %llu, snap %llu, log %zu entries from %llu)",
+             (unsigned long long)nd->id, raft_strerror(rc),
+             (unsigned long long)st->applied, (unsigned long long)st->snap.index,
+             n, (unsigned long long)(n ? es[0].index : 0));
+        raft_free(nd->core);
+        nd->core = NULL;
+        return;
+    }
+    nd->up = 1;
+    nd->incarnation++;
+}
+
+static void node_restart(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    node_start(s, ni);
+    if (nd->up)
+        ev(s, "n%llu restart (term %llu, snap %llu, log to %llu, applied %llu)",
+           (unsigned long long)nd->id, (unsigned long long)nd->st.hs.term,
+           (unsigned long long)nd->st.snap.index,
+           (unsigned long long)store_last(&nd->st),
+           (unsigned long long)nd->st.applied);
+}
+
+static int leader_index(sim *s)
+{
+    int best = -1;
+    uint64_t bt = 0;
+    for (int i = 0; i < s->n; i++) {
+        node *nd = &s->nodes[i];
+        if (!nd->up)
+            continue;
+        raft_status_info st;
+        raft_status(nd->core, &st);
+        if (st.role == RAFT_LEADER && st.term >= bt) {
+            best = i;
+            bt = st.term;
+        }
+    }
+    return best;
+}
+
+static int node_usable(const sim *s, int i)
+{
+    const node *nd = &s->nodes[i];
+    return nd->up && nd->frozen_until <= s->step;
+}
+
+/* ------------------------------------------------------------------ */
+/* client and operator actions                                         */
+
+static void do_propose(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    GROW(s->props, s->cap_props, s->n_props + 1);
+    proposal *p = &s->props[s->n_props];
+    uint8_t data[9];
+    p->key = (int)rnd_below(NKEYS);
+    p->val = s->n_props + 1;
+    data[0] = (uint8_t)p->key;
+    put64(data + 1, p->val);
+    int rc = raft_propose(nd->core, data, sizeof data, &p->index, &p->term);
+    if (rc != RAFT_OK)
+        return;
+    p->node = ni;
+    p->incarnation = nd->incarnation;
+    p->acked = 0;
+    s->n_props++;
+    ev(s, "n%llu propose val %llu at %llu/%llu", (unsigned long long)nd->id,
+       (unsigned long long)p->val, (unsigned long long)p->index,
+       (unsigned long long)p->term);
+}
+
+static void do_read(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    GROW(s->reads, s->cap_reads, s->n_reads + 1);
+    uint64_t ctx = s->n_reads + 1;
+    int rc = raft_read_index(nd->core, ctx);
+    if (rc != RAFT_OK)
+        return;
+    readreq *q = &s->reads[s->n_reads++];
+    q->node = ni;
+    q->incarnation = nd->incarnation;
+    q->need = s->acked_max;
+    q->done = 0;
+    ev(s, "n%llu read %llu (needs %llu)", (unsigned long long)nd->id,
+       (unsigned long long)ctx, (unsigned long long)q->need);
+}
+
+static void do_member(sim *s, int li)
+{
+    node *ld = &s->nodes[li];
+    const raft_config *c = raft_config_get(ld->core);
+    /* re-add a node that is out, else remove one */
+    for (int i = 0; i < s->n; i++) {
+        if (raft_config_find(c, s->nodes[i].id))
+            continue;
+        char meta[32];
+        snprintf(meta, sizeof meta, "node%d", i);
+        uint64_t idx = 0;
+        int rc = raft_add_node(ld->core, s->nodes[i].id, meta, &idx);
+        if (rc == RAFT_OK) {
+            s->stat_confs++;
+            ev(s, "n%llu adds n%llu at %llu", (unsigned long long)ld->id,
+               (unsigned long long)s->nodes[i].id, (unsigned long long)idx);
+        }
+        return;
+    }
+    if (!s->faults)
+        return;
+    unsigned voters = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        voters += c->nodes[i].voter;
+    if (voters < 3)
+        return;
+    int victim = (int)rnd_below((uint64_t)s->n);
+    uint64_t idx = 0;
+    int rc = raft_remove_node(ld->core, s->nodes[victim].id, &idx);
+    if (rc == RAFT_OK) {
+        s->stat_confs++;
+        ev(s, "n%llu removes n%llu at %llu", (unsigned long long)ld->id,
+           (unsigned long long)s->nodes[victim].id, (unsigned long long)idx);
+    }
+}
+
+static void do_transfer(sim *s, int li)
+{
+    node *ld = &s->nodes[li];
+    int t = (int)rnd_below((uint64_t)s->n);
+    if (t == li)
+        return;
+    if (raft_transfer_leader(ld->core, s->nodes[t].id) == RAFT_OK) {
+        s->stat_transfers++;
+        ev(s, "n%llu transfers leadership to n%llu", (unsigned long long)ld->id,
+           (unsigned long long)s->nodes[t].id);
+    }
+}
+
+static void heal(sim *s)
+{
+    memset(s->cut, 0, sizeof s->cut);
+}
+
+static void do_partition(sim *s)
+{
+    heal(s);
+    int kind = (int)rnd_below(5);
+    int n = s->n;
+    switch (kind) {
+    case 0: /* heal */
+        ev(s, "network healed");
+        return;
+    case 1: { /* symmetric split */
+        unsigned mask = (unsigned)rnd_below((1u << n) - 2) + 1;
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++)
+                if (((mask >> a) & 1) != ((mask >> b) & 1))
+                    s->cut[a][b] = 1;
+        ev(s, "partition: split mask %x", mask);
+        return;
+    }
+    case 2: { /* one-way cuts */
+        int k = 1 + (int)rnd_below(3);
+        for (int i = 0; i < k; i++) {
+            int a = (int)rnd_below((uint64_t)n), b = (int)rnd_below((uint64_t)n);
+            if (a != b)
+                s->cut[a][b] = 1;
+        }
+        ev(s, "partition: %d one-way cuts", k);
+        return;
+    }
+    case 3: { /* bridge: x talks to both sides, the sides not to each other */
+        int x = (int)rnd_below((uint64_t)n);
+        unsigned mask = (unsigned)rnd();
+        for (int a = 0; a < n; a++)
+            for (int b = 0; b < n; b++)
+                if (a != x && b != x && ((mask >> a) & 1) != ((mask >> b) & 1))
+                    s->cut[a][b] = 1;
+        ev(s, "partition: bridge through n%llu", (unsigned long long)s->nodes[x].id);
+        return;
+    }
+    case 4: { /* isolate the leader or a random node */
+        int x = leader_index(s);
+        if (x < 0 || chance(300))
+            x = (int)rnd_below((uint64_t)n);
+        for (int a = 0; a < n; a++)
+            if (a != x)
+                s->cut[a][x] = s->cut[x][a] = 1;
+        ev(s, "partition: isolate n%llu", (unsigned long long)s->nodes[x].id);
+        return;
+    }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* one step of simulated time                                          */
+
+static void deliver(sim *s)
+{
+    size_t i = 0;
+    while (i < s->n_net && !s->failed) {
+        netmsg *nm = &s->net[i];
+        int b = idx_of(s, nm->m.to), a = idx_of(s, nm->m.from);
+        if (nm->at > s->step || (b >= 0 && s->nodes[b].up &&
+                                 s->nodes[b].frozen_until > s->step)) {
+            i++;
+            continue;
+        }
+        raft_msg m = nm->m;
+        s->net[i] = s->net[--s->n_net];
+        if (b >= 0 && a >= 0 && s->nodes[b].up && !s->cut[a][b]) {
+            if (s->verbose && (m.type == RAFT_MSG_SNAP || m.type == RAFT_MSG_SNAP_RESP))
+                ev(s, "n%llu -> n%llu %s t%llu snap %llu/%llu off %llu len %u%s%s idx %llu",
+                   (unsigned long long)m.from, (unsigned long long)m.to,
+                   mtype(m.type), (unsigned long long)m.term,
+                   (unsigned long long)m.snap_index, (unsigned long long)m.snap_term,
+                   (unsigned long long)m.offset, m.len, m.last ? " LAST" : "",
+                   m.reject ? " REJ" : "", (unsigned long long)m.index);
+            else if (s->verbose)
+                ev(s, "n%llu -> n%llu %s t%llu i%llu lt%llu c%llu n%u%s ctx%llu",
+                   (unsigned long long)m.from, (unsigned long long)m.to,
+                   mtype(m.type), (unsigned long long)m.term,
+                   (unsigned long long)m.index, (unsigned long long)m.log_term,
+                   (unsigned long long)m.commit, m.n_entries,
+                   m.reject ? " REJ" : "", (unsigned long long)m.ctx);
+            int rc = raft_step(s->nodes[b].core, &m);
+            if (rc != RAFT_OK)
+                fail(s, "n%llu rejected a well-formed %s from n%llu: %s",
+                     (unsigned long long)m.to, mtype(m.type),
+                     (unsigned long long)m.from, raft_strerror(rc));
+            process(s, b);
+        }
+        msg_free(&m);
+    }
+}
+
+static void random_events(sim *s)
+{
+    int n = s->n;
+    if (chance(s->p_part))
+        do_partition(s);
+    for (int i = 0; i < n; i++) {
+        node *nd = &s->nodes[i];
+        if (!nd->up) {
+            if (nd->restart_at <= s->step) {
+                node_restart(s, i);
+                process(s, i);
+            }
+            continue;
+        }
+        if (chance(s->p_crash)) {
+            node_crash(s, i, "between readies");
+            continue;
+        }
+        if (nd->frozen_until <= s->step && chance(s->p_freeze)) {
+            nd->frozen_until = s->step + 1 + rnd_below(s->tick_period * 30);
+            ev(s, "n%llu frozen until %llu", (unsigned long long)nd->id,
+               (unsigned long long)nd->frozen_until);
+        }
+    }
+}
+
+static void client_events(sim *s)
+{
+    int n = s->n;
+    for (int i = 0; i < n; i++) {
+        if (!node_usable(s, i))
+            continue;
+        if (s->faults && chance(s->p_propose)) {
+            do_propose(s, i);
+            process(s, i);
+        }
+        if (node_usable(s, i) && chance(s->p_read)) {
+            do_read(s, i);
+            process(s, i);
+        }
+    }
+    int li = leader_index(s);
+    if (li >= 0 && node_usable(s, li) && chance(s->p_member)) {
+        do_member(s, li);
+        process(s, li);
+    }
+    li = leader_index(s);
+    if (li >= 0 && node_usable(s, li) && s->faults && chance(s->p_transfer)) {
+        do_transfer(s, li);
+        process(s, li);
+    }
+}
+
+static void tick_all(sim *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        node *nd = &s->nodes[i];
+        if (!node_usable(s, i))
+            continue;
+        if ((s->step + nd->phase) % s->tick_period == 0) {
+            raft_tick(nd->core);
+            process(s, i);
+        }
+    }
+}
+
+static void one_step(sim *s)
+{
+    s->step++;
+    if (s->faults)
+        random_events(s);
+    tick_all(s);
+    deliver(s);
+    client_events(s);
+    check_leaders(s);
+    if (s->step % 32 == 0)
+        check_log_matching(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* liveness after the faults end                                       */
+
+static int all_decided(sim *s, uint64_t *first_open)
+{
+    for (size_t i = 0; i < s->n_props; i++) {
+        proposal *p = &s->props[i];
+        oent *o = oracle_at(s, p->index);
+        if (!o->set) {
+            /* nobody applied this index one by one (snapshots covered it):
+             * it is decided once the leader's commit index passed it */
+            int li = leader_index(s);
+            raft_status_info st;
+            if (li >= 0) {
+                raft_status(s->nodes[li].core, &st);
+                if (p->index <= st.commit)
+                    continue;
+            }
+            *first_open = p->val;
+            return 0;
+        }
+        if (p->acked && (o->term != p->term || o->val != p->val)) {
+            fail(s, "acknowledged write lost: val %llu at %llu/%llu",
+                 (unsigned long long)p->val, (unsigned long long)p->index,
+                 (unsigned long long)p->term);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void liveness(sim *s)
+{
+    s->faults = 0;
+    heal(s);
+    ev(s, "faults end: network healed, every node resumes");
+    for (int i = 0; i < s->n; i++) {
+        node *nd = &s->nodes[i];
+        nd->frozen_until = 0;
+        if (!nd->up) {
+            node_restart(s, i);
+            process(s, i);
+        }
+    }
+    uint64_t max_prop = 0;
+    for (size_t i = 0; i < s->n_props; i++)
+        if (s->props[i].index > max_prop)
+            max_prop = s->props[i].index;
+    uint64_t budget = (uint64_t)s->tick_period * 60 * s->opts.election_ticks;
+    uint64_t start = s->step;
+    while (!s->failed) {
+        if (s->step - start > budget) {
+            uint64_t open = 0;
+            all_decided(s, &open);
+            int li = leader_index(s);
+            for (int i = 0; i < s->n; i++) {
+                raft_status_info st;
+                if (!s->nodes[i].up)
+                    continue;
+                raft_status(s->nodes[i].core, &st);
+                const raft_config *c = raft_config_get(s->nodes[i].core);
+                char cs[128] = "";
+                size_t o = 0;
+                for (uint32_t k = 0; k < c->n && o < sizeof cs - 16; k++)
+                    o += (size_t)snprintf(cs + o, sizeof cs - o, " %llu%s",
+                                          (unsigned long long)c->nodes[k].id,
+                                          c->nodes[k].voter ? "" : "L");
+                ev(s, "n%llu %s term %llu leader %llu commit %llu applied %llu "
+                      "last %llu conf[%s ]",
+                   (unsigned long long)st.id, raft_role_name(st.role),
+                   (unsigned long long)st.term, (unsigned long long)st.leader,
+                   (unsigned long long)st.commit,
+                   (unsigned long long)s->nodes[i].st.applied,
+                   (unsigned long long)st.last_index, cs);
+            }
+            fail(s, "liveness: after %llu ticks without faults: leader %s, "
+                    "max applied %llu of %llu proposed, first undecided val %llu",
+                 (unsigned long long)(budget / s->tick_period),
+                 li >= 0 ? "yes" : "none", (unsigned long long)s->max_applied,
+                 (unsigned long long)max_prop, (unsigned long long)open);
+            break;
+        }
+        one_step(s);
+        int li = leader_index(s);
+        if (li < 0)
+            continue;
+        raft_status_info st;
+        raft_status(s->nodes[li].core, &st);
+        /* clients keep writing until the log passes every proposal */
+        for (size_t i = 0; i < s->n_props; i++)
+            if (s->props[i].index > max_prop)
+                max_prop = s->props[i].index;
+        if (st.last_index < max_prop && s->step % s->tick_period == 0) {
+            do_propose(s, li);
+            process(s, li);
+        }
+        if (raft_entry_term(s->nodes[li].core, st.commit) != st.term)
+            continue;
+        if (st.commit < max_prop)
+            continue;
+        uint64_t open;
+        if (!all_decided(s, &open))
+            continue;
+        /* every member caught up */
+        const raft_config *c = raft_config_get(s->nodes[li].core);
+        int ok = 1;
+        for (uint32_t k = 0; k < c->n; k++) {
+            int ni = idx_of(s, c->nodes[k].id);
+            if (ni >= 0 && s->nodes[ni].st.applied < st.commit)
+                ok = 0;
+        }
+        if (ok)
+            break;
+    }
+    if (!s->failed)
+        check_log_matching(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* one seed                                                            */
+
+static void sim_free(sim *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        raft_free(s->nodes[i].core);
+        store_free(&s->nodes[i].st);
+    }
+    for (size_t i = 0; i < s->n_net; i++)
+        msg_free(&s->net[i].m);
+    free(s->net);
+    free(s->oracle);
+    free(s->leader_of);
+    free(s->props);
+    free(s->reads);
+}
+
+static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
+                    uint64_t *steps_done)
+{
+    sim *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "raft-sim: out of memory\n");
+        exit(2);
+    }
+    s->seed = seed;
+    s->n = n;
+    s->steps = steps;
+    s->verbose = verbose;
+    s->faults = 1;
+    rnd_state = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)n;
+
+    /* knobs differ per seed */
+    s->tick_period = 4;
+    s->max_delay = 2 + (unsigned)rnd_below(8);
+    s->p_drop = (unsigned)rnd_below(120);
+    s->p_dup = (unsigned)rnd_below(60);
+    s->p_long = (unsigned)rnd_below(30);
+    s->p_crash = (unsigned)rnd_below(3);
+    s->p_ready_crash = (unsigned)rnd_below(15);
+    s->p_part = (unsigned)rnd_below(8);
+    s->p_freeze = (unsigned)rnd_below(3);
+    s->p_propose = 20 + (unsigned)rnd_below(100);
+    s->p_read = 10 + (unsigned)rnd_below(60);
+    s->p_member = (unsigned)rnd_below(6);
+    s->p_transfer = (unsigned)rnd_below(4);
+    s->chunk = 3 + (unsigned)rnd_below(40);
+    raft_options_default(&s->opts);
+    s->opts.election_ticks = 10;
+    s->opts.heartbeat_ticks = 1 + (unsigned)rnd_below(2);
+    s->opts.max_inflight = 1 + (unsigned)rnd_below(8);
+    s->opts.max_msg_bytes = 9 + rnd_below(200);
+    s->opts.snapshot_trail = rnd_below(12);
+
+    raft_config conf;
+    memset(&conf, 0, sizeof conf);
+    conf.n = (uint32_t)n;
+    for (int i = 0; i < n; i++) {
+        node *nd = &s->nodes[i];
+        nd->id = (uint64_t)i + 1;
+        nd->phase = (unsigned)rnd_below(s->tick_period);
+        nd->snap_every = 3 + (unsigned)rnd_below(40);
+        conf.nodes[i].id = nd->id;
+        conf.nodes[i].voter = 1;
+        snprintf(conf.nodes[i].meta, sizeof conf.nodes[i].meta, "node%d", i);
+    }
+    if (verbose)
+        printf("seed %llu: %d nodes, drop %u dup %u long %u crash %u/%u part %u "
+               "freeze %u inflight %u msgbytes %zu trail %llu chunk %u\n",
+               (unsigned long long)seed, n, s->p_drop, s->p_dup, s->p_long,
+               s->p_crash, s->p_ready_crash, s->p_part, s->p_freeze,
+               s->opts.max_inflight, s->opts.max_msg_bytes,
+               (unsigned long long)s->opts.snapshot_trail, s->chunk);
+    for (int i = 0; i < n; i++) {
+        node_start(s, i);
+        if (s->failed)
+            break;
+        int rc = raft_bootstrap(s->nodes[i].core, &conf);
+        if (rc != RAFT_OK)
+            fail(s, "bootstrap failed: %s", raft_strerror(rc));
+        process(s, i);
+    }
+    while (!s->failed && s->step < steps)
+        one_step(s);
+    if (!s->failed)
+        liveness(s);
+
+    int ok = !s->failed;
+    if (!ok) {
+        printf("FAIL seed %llu (%d nodes): %s\n", (unsigned long long)seed, n,
+               s->why);
+        if (!verbose) {
+            unsigned from = s->n_trace > 20 ? s->n_trace - 20 : 0;
+            for (unsigned i = from; i < s->n_trace; i++)
+                printf("    %s\n", s->trace[i % TRACE_RING]);
+        }
+    } else if (verbose) {
+        printf("ok seed %llu: %llu steps, %llu leaders, %zu proposals (%llu acked), "
+               "%llu reads ok, %llu snapshot installs, %llu crashes, %llu config "
+               "changes, %llu transfers\n",
+               (unsigned long long)seed, (unsigned long long)s->step,
+               (unsigned long long)s->stat_leaders, s->n_props,
+               (unsigned long long)s->stat_acked,
+               (unsigned long long)s->stat_reads_ok,
+               (unsigned long long)s->stat_snap_installs,
+               (unsigned long long)s->stat_crashes,
+               (unsigned long long)s->stat_confs,
+               (unsigned long long)s->stat_transfers);
+    }
+    *steps_done += s->step;
+    sim_free(s);
+    free(s);
+    return ok;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: raft-sim --seed S --count N [--nodes 3|5] "
+                    "[--steps K] [-v]\n");
+    exit(2);
+}
+
+static uint64_t num_arg(const char *opt, const char *v)
+{
+    char *end;
+    if (!v)
+        usage();
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || *v == '-') {
+        fprintf(stderr, "raft-sim: bad number for %s: %s\n", opt, v);
+        exit(2);
+    }
+    return x;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = 1, count = 1, steps = 3000;
+    int nodes = 3, verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--seed"))
+            seed = num_arg(a, argv[++i]);
+        else if (!strcmp(a, "--count"))
+            count = num_arg(a, argv[++i]);
+        else if (!strcmp(a, "--nodes"))
+            nodes = (int)num_arg(a, argv[++i]);
+        else if (!strcmp(a, "--steps"))
+            steps = num_arg(a, argv[++i]);
+        else if (!strcmp(a, "-v"))
+            verbose = 1;
+        else
+            usage();
+    }
+    if (nodes < 1 || nodes > MAXN) {
+        fprintf(stderr, "raft-sim: --nodes must be 1..%d\n", MAXN);
+        return 2;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t passed = 0, failed = 0, total_steps = 0;
+    for (uint64_t k = 0; k < count; k++) {
+        if (run_seed(seed + k, nodes, steps, verbose, &total_steps))
+            passed++;
+        else
+            failed++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    fprintf(stderr, "raft-sim: %llu seeds, %d nodes, %llu steps in %.2f s "
+                    "(%.0f steps/s)\n",
+            (unsigned long long)count, nodes, (unsigned long long)total_steps,
+            secs, secs > 0 ? (double)total_steps / secs : 0.0);
+    printf("%llu passed, %llu failed\n", (unsigned long long)passed,
+           (unsigned long long)failed);
+    return failed ? 1 : 0;
+}
