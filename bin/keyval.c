@@ -545,7 +545,7 @@ static void wait_raftd(const char *sock)
             if (rc == 0)
                 return;
         } else {
-            snprintf(err, sizeof err, "%s does not exist", sock);
+            snprintf(err, sizeof err, "%.400s does not exist", sock);
         }
         if (now_ms() > deadline) {
             die_msg("raftd not ready after %d s: %s", RAFTD_READY_MS / 1000, err);
