@@ -11,7 +11,9 @@
  * Besides each test's own assertions, the harness checks on every ready of
  * every node:
  *   - a VOTE_RESP granting a vote leaves only after the hard state with that
- *     term and vote is persisted (same ready or earlier);
+ *     term and vote is persisted (same ready or earlier); likewise a VOTE
+ *     with the candidate's own vote, and no message (but pre-votes) carries
+ *     a term above the persisted one;
  *   - an APPEND_RESP acknowledging index i leaves only after the log holds i;
  *   - the term never decreases and a vote never changes within a term;
  *   - appended entries continue the log; truncation and compaction stay
@@ -501,6 +503,20 @@ static void send_msgs(cluster *c, node *nd, const raft_ready *rd)
                       (unsigned long long)m.term,
                       (unsigned long long)s->hs.term,
                       (unsigned long long)s->hs.vote);
+        if (m.type == RAFT_MSG_VOTE &&
+            (s->hs.term != m.term || s->hs.vote != nd->id))
+            violation(c,
+                      "node %llu asked for votes in term %llu before "
+                      "persisting its own (persisted term %llu vote %llu)",
+                      (unsigned long long)nd->id, (unsigned long long)m.term,
+                      (unsigned long long)s->hs.term,
+                      (unsigned long long)s->hs.vote);
+        if (m.type != RAFT_MSG_PREVOTE && m.type != RAFT_MSG_PREVOTE_RESP &&
+            m.term > s->hs.term)
+            violation(c, "node %llu sent %s in term %llu, persisted term %llu",
+                      (unsigned long long)nd->id, msg_name(m.type),
+                      (unsigned long long)m.term,
+                      (unsigned long long)s->hs.term);
         if (m.type == RAFT_MSG_APPEND_RESP && !m.reject &&
             m.index > store_last(s))
             violation(c,
@@ -881,6 +897,24 @@ static int step(cluster *c, uint64_t id, const raft_msg *m)
 {
     node *nd = nd_of(c, id);
     int rc = raft_step(nd->r, m);
+    drive(c, nd);
+    return rc;
+}
+
+/* The caller's side of a snapshot: capture the state machine at the
+ * applied index, then tell the core. */
+static int take_snapshot(cluster *c, node *nd)
+{
+    store *s = &nd->st;
+    uint64_t si = s->applied;
+    s->has_snap = 1;
+    s->snap.index = si;
+    s->snap.term = store_term(s, si);
+    s->snap.conf = s->sm_conf;
+    free(s->snap_bytes);
+    s->snap_bytes = xdup(s->sm, s->sm_len);
+    s->snap_len = s->sm_len;
+    int rc = raft_snapshot_taken(nd->r, si);
     drive(c, nd);
     return rc;
 }
@@ -1504,17 +1538,9 @@ static void snapshot_sent_to_lagging_follower_in_chunks(void)
           (unsigned long long)l->st.applied, (unsigned long long)idx);
     /* the leader captures its state machine and compacts */
     uint64_t si = l->st.applied;
-    l->st.has_snap = 1;
-    l->st.snap.index = si;
-    l->st.snap.term = store_term(&l->st, si);
-    l->st.snap.conf = l->st.sm_conf;
-    free(l->st.snap_bytes);
-    l->st.snap_bytes = xdup(l->st.sm, l->st.sm_len);
-    l->st.snap_len = l->st.sm_len;
-    int rc = raft_snapshot_taken(l->r, si);
+    int rc = take_snapshot(c, l);
     CHECK(rc == RAFT_OK, "raft_snapshot_taken(%llu): %s", (unsigned long long)si,
           raft_strerror(rc));
-    drive(c, l);
     run(c, 2);
     CHECK(status_of(c, 1).first_index > store_last(&f->st) + 1,
           "leader kept index %llu that node 3 needs (first_index %llu, trail 2, "
@@ -2071,6 +2097,128 @@ static void restore_after_crash_keeps_hard_state(void)
     CHECK_CLEAN(c);
 }
 
+/* One voter is a quorum: it elects itself and commits alone (the first
+ * node of a new cluster runs like this until others join). */
+static void single_node_cluster_commits_alone(void)
+{
+    raft_options o = base_opts();
+    raft_config cf = make_conf(1, 0);
+    cluster *c = cl_new(1, &o, 30);
+    CHECK(cl_boot(c, 1, &cf) == 0, "%s", c->bad);
+    int t = 0;
+    while (t < 3 * E_TICKS && role(c, 1) != RAFT_LEADER) {
+        tick(c, 1);
+        t++;
+    }
+    CHECK(role(c, 1) == RAFT_LEADER, "single node is %s after %d ticks",
+          raft_role_name(role(c, 1)), t);
+    CHECK(t <= 2 * E_TICKS, "single node took %d ticks to lead", t);
+    uint64_t idx;
+    CHECK(propose(c, 1, "solo", 4, &idx) == RAFT_OK, "propose failed");
+    CHECK(nd_of(c, 1)->st.applied >= idx,
+          "single node did not commit its proposal at once (applied %llu of "
+          "%llu)",
+          (unsigned long long)nd_of(c, 1)->st.applied, (unsigned long long)idx);
+    uint64_t ri = 0;
+    CHECK(raft_read_index(nd_of(c, 1)->r, 9) == RAFT_OK, "read_index failed");
+    drive(c, nd_of(c, 1));
+    CHECK(has_read(nd_of(c, 1), 9, &ri) && ri >= idx,
+          "single node's read not answered at once (index %llu)",
+          (unsigned long long)ri);
+    CHECK(c->n_trace == 0, "single node sent %zu messages", c->n_trace);
+    CHECK_CLEAN(c);
+}
+
+/* A node added after the log was compacted starts empty, receives the
+ * snapshot (with the configuration), catches up and becomes a voter. */
+static void new_node_joins_from_snapshot(void)
+{
+    raft_options o = base_opts();
+    o.snapshot_trail = 2;
+    raft_config cf = make_conf(3, 0);
+    cluster *c = cl_new(4, &o, 31);
+    CHECK(cl_boot(c, 3, &cf) == 0, "%s", c->bad);
+    node *n4 = nd_of(c, 4), *l = nd_of(c, 1);
+    CHECK(start_core(c, n4) == 0, "%s", c->bad);
+    raft_hard_state hs0 = {0, 0};
+    CHECK(raft_restore(n4->r, &hs0, NULL, NULL, 0, 0) == RAFT_OK,
+          "raft_restore of an empty node failed");
+    CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
+    for (int i = 0; i < 8; i++)
+        CHECK(propose(c, 1, "before-join;", 12, NULL) == RAFT_OK,
+              "propose failed");
+    run(c, 2);
+    uint64_t si = l->st.applied;
+    CHECK(take_snapshot(c, l) == RAFT_OK, "raft_snapshot_taken failed");
+    run(c, 2);
+    CHECK(status_of(c, 1).first_index > 1, "leader did not compact (first %llu)",
+          (unsigned long long)status_of(c, 1).first_index);
+    uint64_t idx = 0;
+    int rc = raft_add_node(l->r, 4, "node4 127.0.0.1:12004 127.0.0.1:11004", &idx);
+    CHECK(rc == RAFT_OK, "raft_add_node: %s", raft_strerror(rc));
+    drive(c, l);
+    run(c, 4 * E_TICKS);
+    CHECK(n4->installs == 1, "node 4 installed %d snapshots", n4->installs);
+    CHECK(n4->st.has_snap && n4->st.snap.index >= si,
+          "node 4 snapshot index %llu, want >= %llu",
+          (unsigned long long)n4->st.snap.index, (unsigned long long)si);
+    CHECK(store_last(&n4->st) == store_last(&l->st),
+          "node 4 log ends at %llu, leader's at %llu",
+          (unsigned long long)store_last(&n4->st),
+          (unsigned long long)store_last(&l->st));
+    CHECK(n4->st.sm_len == l->st.sm_len &&
+              !memcmp(n4->st.sm, l->st.sm, l->st.sm_len),
+          "node 4 state machine differs from the leader's");
+    const raft_node *rn = conf_find(&n4->st.sm_conf, 4);
+    CHECK(rn && rn->voter, "node 4's applied config: %s",
+          rn ? "learner" : "missing");
+    CHECK(conf_find(raft_config_get(n4->r), 1) != NULL,
+          "node 4 does not know node 1");
+    CHECK_CLEAN(c);
+}
+
+/* A node restarted from a snapshot plus the log after it keeps its
+ * position: snapshot, log, applied index; it applies only what is new. */
+static void restore_from_snapshot_keeps_state(void)
+{
+    raft_options o = base_opts();
+    o.snapshot_trail = 1;
+    raft_config cf = make_conf(3, 0);
+    cluster *c = cl_new(3, &o, 32);
+    CHECK(cl_boot(c, 3, &cf) == 0, "%s", c->bad);
+    CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
+    for (int i = 0; i < 6; i++)
+        CHECK(propose(c, 1, "s1;", 3, NULL) == RAFT_OK, "propose failed");
+    run(c, 2);
+    node *n2 = nd_of(c, 2);
+    uint64_t si = n2->st.applied;
+    CHECK(take_snapshot(c, n2) == RAFT_OK, "raft_snapshot_taken failed");
+    uint64_t idx;
+    for (int i = 0; i < 3; i++)
+        CHECK(propose(c, 1, "s2;", 3, &idx) == RAFT_OK, "propose failed");
+    run(c, 2);
+    CHECK(n2->st.applied >= idx, "node 2 behind before the crash");
+    size_t sm_len = n2->st.sm_len;
+    uint64_t last = store_last(&n2->st), applied = n2->st.applied;
+    crash(c, 2);
+    CHECK(restart(c, 2) == 0, "%s", c->bad);
+    raft_status_info st = status_of(c, 2);
+    CHECK(st.snap_index == si, "restored snap_index %llu, want %llu",
+          (unsigned long long)st.snap_index, (unsigned long long)si);
+    CHECK(st.last_index == last && st.applied == applied,
+          "restored last %llu applied %llu, stored %llu %llu",
+          (unsigned long long)st.last_index, (unsigned long long)st.applied,
+          (unsigned long long)last, (unsigned long long)applied);
+    CHECK(raft_entry_term(n2->r, si) == n2->st.snap.term,
+          "term at the snapshot index unknown after restore");
+    CHECK(propose(c, 1, "s3;", 3, &idx) == RAFT_OK, "propose failed");
+    run(c, 3);
+    CHECK(n2->st.applied >= idx, "restored node does not apply new entries");
+    CHECK(n2->st.sm_len == sm_len + 3, "state machine grew by %zu, want 3",
+          n2->st.sm_len - sm_len);
+    CHECK_CLEAN(c);
+}
+
 /* ================================================================ main */
 
 typedef void (*test_fn)(void);
@@ -2100,6 +2248,9 @@ static const struct {
     T(read_index_on_follower_asks_leader),
     T(propose_on_follower_fails_notleader),
     T(restore_after_crash_keeps_hard_state),
+    T(single_node_cluster_commits_alone),
+    T(new_node_joins_from_snapshot),
+    T(restore_from_snapshot_keeps_state),
 #undef T
 };
 
