@@ -94,6 +94,7 @@ typedef struct client {
     int fd;
     char *in;
     size_t in_len, in_cap;
+    size_t scanned;       /* in[0..scanned) holds no newline */
     char *out;
     size_t out_len, out_off, out_cap;
     struct pending *busy;
@@ -1677,14 +1678,18 @@ static void inconn_read(inconn *c)
 static void client_pump(client *c)
 {
     while (!c->dead && !c->busy && c->out_off == c->out_len) {
-        char *nl = c->in_len ? memchr(c->in, '\n', c->in_len) : NULL;
+        char *nl = c->in_len > c->scanned
+                       ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
+                       : NULL;
         if (!nl) {
+            c->scanned = c->in_len;
             if (c->in_len > LINE_MAX_BYTES) {
                 json_t *r = err_reply(413, "request line longer than 16 MiB");
                 client_send_json(c, r);
                 json_decref(r);
                 c->eof = 1;
                 c->in_len = 0;
+                c->scanned = 0;
             }
             return;
         }
@@ -1719,6 +1724,7 @@ static void client_pump(client *c)
         }
         memmove(c->in, nl + 1, rest);
         c->in_len = rest;
+        c->scanned = 0;
     }
 }
 
@@ -2316,7 +2322,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < g_n_cl;) {
             client *c = g_cl[i];
             int done = c->eof && !c->busy && c->out_off == c->out_len &&
-                       !(c->in_len && memchr(c->in, '\n', c->in_len));
+                       !(c->in_len > c->scanned &&
+                         memchr(c->in + c->scanned, '\n', c->in_len - c->scanned));
             if (c->dead || done) {
                 client_free(c);
                 g_cl[i] = g_cl[--g_n_cl];
