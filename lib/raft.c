@@ -114,6 +114,9 @@ struct raft {
     vec reads_failed;        /* uint64_t */
     vec garbage;             /* uint8_t * freed at the next advance */
     int in_ready;
+#ifdef MUTANT_ACK_BEFORE_PERSIST
+    int mut_hold;
+#endif
 };
 
 /* ------------------------------------------------------------------ */
@@ -1188,10 +1191,9 @@ static void handle_append(raft_t *r, const raft_msg *m)
         out->ctx = m->ctx;
     }
 #ifdef MUTANT_ACK_BEFORE_PERSIST
-    /* BUG: pretend the entries were already durable, and ack early by
-     * handing out the ack without the entries (they go to the next ready) */
-    if (m->n_entries && out)
-        r->unstable_from = last_index(r) + 1;
+    /* BUG: the ack leaves in this ready, the entries only in the next */
+    if (m->n_entries)
+        r->mut_hold = 1;
 #endif
 }
 
@@ -2013,7 +2015,12 @@ void raft_ready_get(raft_t *r, raft_ready *rd)
     }
     rd->truncate_from = r->pending_trunc;
     r->pending_trunc = 0;
-    if (r->unstable_from <= last_index(r)) {
+    int hold = 0;
+#ifdef MUTANT_ACK_BEFORE_PERSIST
+    hold = r->mut_hold;
+    r->mut_hold = 0;
+#endif
+    if (!hold && r->unstable_from <= last_index(r)) {
         rd->entries = entry_at(r, r->unstable_from);
         rd->n_entries = (size_t)(last_index(r) - r->unstable_from + 1);
         r->unstable_from = last_index(r) + 1;
@@ -2023,6 +2030,8 @@ void raft_ready_get(raft_t *r, raft_ready *rd)
     rd->msgs = r->msgs.p;
     rd->n_msgs = r->msgs.n;
     uint64_t cv = commit_visible(r);
+    if (hold && cv >= r->unstable_from)
+        cv = r->unstable_from - 1;
     if (cv > r->handed) {
         rd->committed = entry_at(r, r->handed + 1);
         rd->n_committed = (size_t)(cv - r->handed);

@@ -1,7 +1,9 @@
 /*
  * raft-sim - seeded randomized simulation of the Raft core (lib/raft.c).
  *
- *   raft-sim --seed S --count N [--nodes 3|5] [--steps K] [-v]
+ *   raft-sim --seed S --count N [--nodes 3|5] [--steps K] [-v] [--stop]
+ *
+ * (--stop: end at the first failing seed; used by tests/sim-mutants.sh)
  *
  * Every seed builds N cores in this process and drives them with a seeded
  * random scheduler: messages are dropped, delayed, duplicated, reordered;
@@ -1334,7 +1336,7 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
 static void usage(void)
 {
     fprintf(stderr, "usage: raft-sim --seed S --count N [--nodes 3|5] "
-                    "[--steps K] [-v]\n");
+                    "[--steps K] [-v] [--stop]\n");
     exit(2);
 }
 
@@ -1354,7 +1356,7 @@ static uint64_t num_arg(const char *opt, const char *v)
 int main(int argc, char **argv)
 {
     uint64_t seed = 1, count = 1, steps = 3000;
-    int nodes = 3, verbose = 0;
+    int nodes = 3, verbose = 0, stop = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--seed"))
@@ -1367,6 +1369,8 @@ int main(int argc, char **argv)
             steps = num_arg(a, argv[++i]);
         else if (!strcmp(a, "-v"))
             verbose = 1;
+        else if (!strcmp(a, "--stop"))
+            stop = 1;
         else
             usage();
     }
@@ -1380,8 +1384,8 @@ int main(int argc, char **argv)
     for (uint64_t k = 0; k < count; k++) {
         if (run_seed(seed + k, nodes, steps, verbose, &total_steps))
             passed++;
-        else
-            failed++;
+        else if (failed++, stop)
+            break;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) +
