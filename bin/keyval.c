@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,8 @@ static void usage(FILE *f)
 "a socat listener for peer traffic on the Raft address and lighttpd serving\n"
 "the HTTP API on the HTTP address. Stops them all on SIGINT or SIGTERM.\n"
 "\n"
-"  -id ID             node ID (default: the Raft address)\n"
+"  -id ID             node ID, 1-63 of [A-Za-z0-9._-] (default: the Raft\n"
+"                     address with ':' replaced by '-', localhost-12000)\n"
 "  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
 "  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
 "  -join ADDR         HTTP address of a cluster member to join, e.g. :11000\n"
@@ -209,6 +211,30 @@ static void describe_status(int st, char *buf, size_t n)
         snprintf(buf, n, "stopped (status %d)", st);
 }
 
+static char lighttpd_log[PATH_MAX + 32];
+
+/* Prints the last n lines of a log file (lighttpd writes its errors there,
+ * not to stderr). */
+static void show_log_tail(const char *path, int n)
+{
+    FILE *f = path[0] ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    char lines[8][512];
+    int count = 0;
+    if (n > 8)
+        n = 8;
+    while (fgets(lines[count % n], sizeof lines[0], f))
+        count++;
+    fclose(f);
+    int first = count > n ? count - n : 0;
+    for (int k = first; k < count; k++) {
+        char *l = lines[k % n];
+        l[strcspn(l, "\n")] = '\0';
+        die_msg("%s: %s", path, l);
+    }
+}
+
 /* Reaps any child that exited. Returns the index of a supervised child
  * that died (and reports it), or -1. */
 static int reap(void)
@@ -221,6 +247,8 @@ static int reap(void)
                 char why[128];
                 describe_status(st, why, sizeof why);
                 die_msg("%s (pid %d) %s", child_name[i], (int)p, why);
+                if (i == C_LIGHTTPD)
+                    show_log_tail(lighttpd_log, 5);
                 child_pid[i] = 0;
                 return i;
             }
@@ -498,11 +526,14 @@ static void find_prog(const char *env, const char *bindir, const char *name,
 
 /* ---- readiness ---- */
 
-/* Nonzero when some socket listens on TCP port (per /proc/net/tcp{,6}).
- * Checked this way, not by connecting, so that no half-made peer
- * connection reaches raftd. */
-static int tcp_listening(int port)
+/* Nonzero when some socket listens on TCP port of host (a numeric
+ * address; for IPv4 a listener on that address or on 0.0.0.0 counts, for
+ * IPv6 any listener on the port), per /proc/net/tcp{,6}. Checked this way,
+ * not by connecting, so that no half-made peer connection reaches raftd. */
+static int tcp_listening(const char *host, int port)
 {
+    struct in_addr want;
+    int v4 = inet_pton(AF_INET, host, &want) == 1;
     const char *files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
     for (int i = 0; i < 2; i++) {
         FILE *f = fopen(files[i], "r");
@@ -520,8 +551,15 @@ static int tcp_listening(int port)
             if (sscanf(line, " %*d: %127s %*s %x", local, &st) != 2)
                 continue;
             char *c = strrchr(local, ':');
-            if (c && st == 0x0A && strtol(c + 1, NULL, 16) == port)
-                found = 1;
+            if (!c || st != 0x0A || strtol(c + 1, NULL, 16) != port)
+                continue;
+            if (i == 0 && v4) {
+                *c = '\0';
+                uint32_t a = (uint32_t)strtoul(local, NULL, 16);
+                if (a != 0 && a != want.s_addr)
+                    continue;
+            }
+            found = 1;
         }
         fclose(f);
         if (found)
@@ -560,7 +598,7 @@ static void wait_tcp(const char *what, const char *host, int port)
     long long deadline = now_ms() + HTTP_READY_MS;
     for (;;) {
         check_children();
-        if (tcp_listening(port))
+        if (tcp_listening(host, port))
             return;
         if (now_ms() > deadline) {
             die_msg("%s not accepting connections on %s:%d after %d s", what,
@@ -694,6 +732,25 @@ static void do_join(const char *curl, const addr *join, const char *id,
     }
 }
 
+/* ---- node IDs ---- */
+
+static int id_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+static int id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 1 || n > 63)
+        return 0;
+    for (; *id; id++)
+        if (!id_char(*id))
+            return 0;
+    return 1;
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv)
@@ -761,10 +818,20 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 2;
     }
-    if (!id)
-        id = raddr.text;
-    if (!*id || strlen(id) > 255 || !config_safe(id)) {
-        fprintf(stderr, PROG ": bad -id: must be 1..255 printable bytes\n");
+    /* raftd takes node IDs of 1-63 of [A-Za-z0-9._-]. The seed's default ID
+     * is the Raft address; ours is that address with every other character
+     * replaced by '-' ("localhost:12000" -> "localhost-12000"). */
+    static char default_id[64];
+    if (!id) {
+        size_t k = 0;
+        for (const char *c = raddr.text; *c && k < sizeof default_id - 1; c++)
+            default_id[k++] = id_char(*c) ? *c : '-';
+        default_id[k] = '\0';
+        id = default_id;
+    }
+    if (!id_valid(id)) {
+        fprintf(stderr, PROG ": bad -id %s: must be 1-63 characters of "
+                "[A-Za-z0-9._-]\n", id);
         return 2;
     }
     if (!config_safe(datadir_s)) {
@@ -834,6 +901,7 @@ int main(int argc, char **argv)
     snprintf(marker, sizeof marker, "%s/joined", datadir);
     snprintf(www, sizeof www, "%s/www", datadir);
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", datadir);
+    snprintf(lighttpd_log, sizeof lighttpd_log, "%s/lighttpd.log", datadir);
     if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         die_msg("DATADIR path %s is too long for a UNIX socket path "
                 "(DATADIR/raftd.sock must be under 108 bytes)", datadir);
@@ -895,6 +963,16 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* Fail early, and clearly, when an address is taken. */
+    if (tcp_listening(haddr.host, haddr.port)) {
+        die_msg("HTTP address %s: port %d is already in use", haddr.text, haddr.port);
+        return 1;
+    }
+    if (tcp_listening(raddr.host, raddr.port)) {
+        die_msg("Raft address %s: port %d is already in use", raddr.text, raddr.port);
+        return 1;
+    }
 
     /* raftd */
     int bootstrap = fresh && !join_s;
