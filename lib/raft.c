@@ -25,7 +25,9 @@ typedef struct progress {
     int state;
     int paused;            /* probe: one APPEND outstanding */
     int recent_active;     /* heard from since the last check-quorum */
-    unsigned stall;        /* ticks without progress while replicating */
+    unsigned stall;        /* heartbeats without progress while replicating */
+    int heard;             /* a response arrived since the last heartbeat */
+    uint64_t match_at_hb;  /* match at the last heartbeat */
     uint64_t ctx_acked;    /* highest heartbeat round acknowledged */
     /* inflight APPENDs: ring of the last index each one carries */
     unsigned infl_head, infl_count;
@@ -707,23 +709,6 @@ static void send_heartbeat(raft_t *r, progress *p)
     m->ctx = r->hb_round;
 }
 
-static void broadcast_heartbeat(raft_t *r)
-{
-    for (size_t i = 0; i < r->n_prs; i++) {
-        progress *p = &r->prs[i];
-        if (p->id == r->id)
-            continue;
-        if (p->state == PR_PROBE) {
-            /* resend the probe: it doubles as the heartbeat */
-            p->paused = 0;
-            send_append(r, p);
-            if (p->paused)
-                continue;
-        }
-        send_heartbeat(r, p);
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* roles                                                               */
 
@@ -1068,6 +1053,58 @@ static void check_quorum(raft_t *r)
 
 static void maybe_auto_promote(raft_t *r);
 
+#define STALL_HEARTBEATS 3
+
+/* Once per heartbeat interval, per follower: the heartbeat itself, and
+ * retransmission. Retries go only to followers that answered since the
+ * last heartbeat, so nothing big is sent to a dead node. */
+static void heartbeat_peer(raft_t *r, progress *p)
+{
+    if (p->id == r->id)
+        return;
+    int alive = p->heard;
+    p->heard = 0;
+    switch (p->state) {
+    case PR_PROBE:
+        if (p->paused && alive)
+            p->paused = 0; /* the probe or its answer was lost: retry */
+        if (!p->paused) {
+            send_append(r, p); /* the probe doubles as the heartbeat */
+            return;
+        }
+        break;
+    case PR_REPLICATE: {
+        int outstanding = p->infl_count > 0 || p->next <= last_index(r);
+        if (outstanding && alive && p->match == p->match_at_hb) {
+            /* the follower answers heartbeats but not our appends: the
+             * pipeline lost messages, fall back to probing */
+            if (++p->stall >= STALL_HEARTBEATS ||
+                r->transferee == p->id) {
+                pr_become_probe(r, p);
+                send_append(r, p);
+                p->match_at_hb = p->match;
+                return;
+            }
+        } else if (p->match != p->match_at_hb) {
+            p->stall = 0;
+        }
+        p->match_at_hb = p->match;
+        break;
+    }
+    case PR_SNAPSHOT:
+        if (++p->snap_wait >= r->o.election_ticks / 2 + 1) {
+            /* chunk or answer lost: resend (the current snapshot) */
+            if (p->snap_index != r->snap.index) {
+                p->snap_index = r->snap.index;
+                p->snap_offset = 0;
+            }
+            send_snap_chunk(r, p);
+        }
+        break;
+    }
+    send_heartbeat(r, p);
+}
+
 static void tick_leader(raft_t *r)
 {
     r->ticks_since_leader = 0;
@@ -1087,27 +1124,8 @@ static void tick_leader(raft_t *r)
     }
     if (r->heartbeat_elapsed >= r->o.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        for (size_t i = 0; i < r->n_prs; i++) {
-            progress *p = &r->prs[i];
-            if (p->id == r->id)
-                continue;
-            if (p->state == PR_REPLICATE &&
-                (p->infl_count > 0 || p->next <= last_index(r))) {
-                /* nothing acknowledged for an election timeout: the
-                 * pipeline lost messages, fall back to probing */
-                if (++p->stall >= r->o.election_ticks)
-                    pr_become_probe(r, p);
-            }
-            if (p->state == PR_SNAPSHOT &&
-                ++p->snap_wait >= r->o.election_ticks / 2 + 1) {
-                if (p->snap_index != r->snap.index) {
-                    p->snap_index = r->snap.index;
-                    p->snap_offset = 0;
-                }
-                send_snap_chunk(r, p);
-            }
-        }
-        broadcast_heartbeat(r);
+        for (size_t i = 0; i < r->n_prs; i++)
+            heartbeat_peer(r, &r->prs[i]);
         maybe_auto_promote(r);
     }
 }
@@ -1255,8 +1273,6 @@ static void handle_append_resp(raft_t *r, const raft_msg *m, progress *p)
         if (r->role != RAFT_LEADER)
             return;
         transfer_check(r, p);
-    } else if (p->state == PR_PROBE) {
-        p->paused = 0;
     }
     send_append(r, p);
 reads:
@@ -1575,6 +1591,7 @@ int raft_step(raft_t *r, const raft_msg *m)
         if (r->role != RAFT_LEADER || !(p = pr_find(r, m->from)))
             return RAFT_OK;
         p->recent_active = 1;
+        p->heard = 1;
         if (m->type == RAFT_MSG_APPEND_RESP)
             handle_append_resp(r, m, p);
         else
