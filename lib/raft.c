@@ -1259,6 +1259,8 @@ static void handle_append_resp(raft_t *r, const raft_msg *m, progress *p)
         send_append(r, p);
         goto reads;
     }
+    if (m->index > last_index(r))
+        goto reads; /* acknowledges entries we never had: bogus */
     if (m->index > p->match) {
         p->match = m->index;
         p->stall = 0;
@@ -1413,6 +1415,8 @@ static void handle_snap_resp(raft_t *r, const raft_msg *m, progress *p)
         p->ctx_acked = m->ctx;
     if (m->last && !m->reject) {
         /* installed (or not needed): the follower matches up to index */
+        if (m->index > last_index(r))
+            return; /* bogus */
         if (m->index > p->match)
             p->match = m->index;
         if (p->state == PR_SNAPSHOT) {
