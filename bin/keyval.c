@@ -636,7 +636,7 @@ static int http_post(const char *curl, const char *url, const char *body,
         int dn = open("/dev/null", O_WRONLY);
         if (dn >= 0)
             dup2(dn, STDERR_FILENO);
-        execlp(curl, curl, "-s", "-m", "10", "-X", "POST",
+        execlp(curl, curl, "-s", "-m", "5", "-X", "POST",
                "-H", "Content-Type: application/json", "--data-binary", body,
                "-w", "\n%{http_code}", url, (char *)NULL);
         _exit(127);

@@ -4,7 +4,7 @@
 # elected among the three left, reads and writes go on. With a third node
 # gone there is no majority: writes fail with 503 (bounded), stale reads
 # still answer. Restarting the killed nodes restores service and they catch
-# up. Prints ok/FAIL lines and "N passed, M failed".
+# up; then POST /remove takes one node out. Prints ok/FAIL lines and "N passed, M failed".
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cluster/helpers.inc
 
@@ -107,4 +107,25 @@ for i in 0 1 2 3 4; do
     fi
 done
 expect_body restarted_leader_has_villain "$leader_port" /key/villain '{"villain":"joker"}'
+
+# POST /remove takes a follower out of the configuration; the request goes
+# to another follower, which forwards it to the leader.
+cur=$(status_field 11010 .leader_haddr | sed 's/.*://')
+victim="" via=""
+for i in 0 1 2 3 4; do
+    [ "1101$i" = "$cur" ] && continue
+    if [ -z "$victim" ]; then victim=$i; elif [ -z "$via" ]; then via=$i; fi
+done
+expect_post "remove_n$victim" 1101$via /remove "{\"id\": \"n$victim\"}"
+four_voters() {
+    [ "$(status_field "$cur" '[.nodes[] | select(.voter)] | length')" = 4 ] &&
+    [ "$(status_field "$cur" "[.nodes[] | select(.id == \"n$victim\")] | length")" = 0 ]
+}
+if wait_until 15 four_voters; then
+    ok removed_from_configuration
+else
+    bad removed_from_configuration "$(status_field "$cur" -c '[.nodes[].id]')"
+fi
+expect_post write_after_remove 1101$via /key '{"after": "remove"}'
+expect_body read_after_remove "$cur" /key/after '{"after":"remove"}'
 finish
