@@ -149,6 +149,7 @@ typedef struct sim {
     readreq *reads;
     size_t n_reads, cap_reads;
     uint64_t acked_max;        /* highest acknowledged write index */
+    uint64_t stat_wipes;
     uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders,
         stat_crashes, stat_confs, stat_transfers;
 
@@ -501,6 +502,12 @@ static void persist(sim *s, int ni, const raft_ready *rd)
             fail(s, "n%llu: term went back from %llu to %llu",
                  (unsigned long long)nd->id, (unsigned long long)st->hs.term,
                  (unsigned long long)rd->hs.term);
+        if (rd->hs.term == st->hs.term && st->hs.vote &&
+            rd->hs.vote != st->hs.vote)
+            fail(s, "n%llu: voted twice in term %llu (%llu, then %llu)",
+                 (unsigned long long)nd->id, (unsigned long long)rd->hs.term,
+                 (unsigned long long)st->hs.vote,
+                 (unsigned long long)rd->hs.vote);
         st->hs = rd->hs;
     }
     for (size_t i = 0; i < rd->n_chunks; i++) {
@@ -879,6 +886,26 @@ static void do_read(sim *s, int ni)
        (unsigned long long)ctx, (unsigned long long)q->need);
 }
 
+/* A removed node loses its disk and comes back as a brand-new, empty
+ * node under a new id: it joins through the learner path (log or
+ * snapshot catch-up, then promotion). */
+static void node_wipe(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    if (nd->up)
+        raft_free(nd->core);
+    nd->core = NULL;
+    nd->up = 0;
+    nd->frozen_until = 0;
+    store_free(&nd->st);
+    uint64_t old = nd->id;
+    nd->id += 10;
+    node_start(s, ni);
+    s->stat_wipes++;
+    ev(s, "n%llu wiped, returns empty as n%llu", (unsigned long long)old,
+       (unsigned long long)nd->id);
+}
+
 static void do_member(sim *s, int li)
 {
     node *ld = &s->nodes[li];
@@ -887,6 +914,8 @@ static void do_member(sim *s, int li)
     for (int i = 0; i < s->n; i++) {
         if (raft_config_find(c, s->nodes[i].id))
             continue;
+        if (s->faults && chance(300))
+            node_wipe(s, i);
         char meta[32];
         snprintf(meta, sizeof meta, "node%d", i);
         uint64_t idx = 0;
@@ -1243,7 +1272,8 @@ static void sim_free(sim *s)
 
 /* totals over all seeds, for the closing summary */
 static struct {
-    uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers;
+    uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers,
+        wipes;
 } tot;
 
 static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
@@ -1347,6 +1377,7 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     tot.crashes += s->stat_crashes;
     tot.confs += s->stat_confs;
     tot.transfers += s->stat_transfers;
+    tot.wipes += s->stat_wipes;
     sim_free(s);
     free(s);
     return ok;
@@ -1374,7 +1405,7 @@ static uint64_t num_arg(const char *opt, const char *v)
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = 1, count = 1, steps = 3000;
+    uint64_t seed = 1, count = 1, steps = 5000;
     int nodes = 3, verbose = 0, stop = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1416,11 +1447,12 @@ int main(int argc, char **argv)
     fprintf(stderr, "raft-sim: totals: %llu elections won, %llu proposals, "
                     "%llu acknowledged, %llu reads checked, %llu snapshot "
                     "installs, %llu crashes, %llu config changes, %llu "
-                    "transfers\n",
+                    "transfers, %llu nodes wiped and rejoined\n",
             (unsigned long long)tot.leaders, (unsigned long long)tot.props,
             (unsigned long long)tot.acked, (unsigned long long)tot.reads,
             (unsigned long long)tot.installs, (unsigned long long)tot.crashes,
-            (unsigned long long)tot.confs, (unsigned long long)tot.transfers);
+            (unsigned long long)tot.confs, (unsigned long long)tot.transfers,
+            (unsigned long long)tot.wipes);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed,
            (unsigned long long)failed);
     return failed ? 1 : 0;
