@@ -114,6 +114,10 @@ int main(int argc, char **argv)
     int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
                             sizeof err);
     json_decref(req);
+    if (rc == -2) {
+        fprintf(stderr, PROG ": %s\n", err);
+        return 3;
+    }
     if (rc < 0) {
         fprintf(stderr, PROG ": raftd at %s: %s\n", sock, err);
         return 4;

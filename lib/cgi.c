@@ -376,8 +376,13 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
         cgi_error(stdout, 503, "raftd unavailable: KEYVAL_SOCKET is not set");
         return 503;
     }
-    if (client_request(sock, req, client_timeout_from_env(), &reply, err,
-                       sizeof err) < 0) {
+    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
+                            sizeof err);
+    if (rc == -2) {
+        cgi_error(stdout, 413, err);
+        return 413;
+    }
+    if (rc < 0) {
         fprintf(stderr, "%s: request to raftd failed: %s\n", prog, err);
         cgi_errorf2(stdout, 503, "raftd unavailable", err);
         return 503;

@@ -97,7 +97,8 @@ const char *cgi_reason(int status);
 /* Sends req to raftd at $KEYVAL_SOCKET and relays the reply: status from
  * "code", the rest of the object as the body. On a transport failure
  * writes 503 {"error":"raftd unavailable: ..."} and logs to stderr
- * (lighttpd's error log). Returns the status written. When reply_out is
+ * (lighttpd's error log); a request too large to send gets 413. Returns
+ * the status written. When reply_out is
  * not NULL the reply is not written but handed back (caller decref's):
  * then returns its code, or 503 after writing the error itself, with
  * *reply_out NULL. */

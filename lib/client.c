@@ -93,7 +93,7 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms,
     }
     memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
 
-    line = json_dumps(req, JSON_COMPACT | JSON_ENSURE_ASCII);
+    line = json_dumps(req, JSON_COMPACT);
     if (!line) {
         snprintf(err, errlen, "cannot encode request as JSON");
         return -1;
@@ -102,6 +102,7 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms,
     if (linelen + 1 > CLIENT_REQUEST_MAX) {
         snprintf(err, errlen, "request too large (%zu bytes, max %u)",
                  linelen + 1, CLIENT_REQUEST_MAX);
+        ret = -2;
         goto out;
     }
 

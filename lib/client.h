@@ -25,7 +25,8 @@
  * returns 0 and stores the reply object in *reply (caller json_decref's it);
  * the reply has an integer "code" member. On failure returns -1, *reply is
  * NULL and err holds a one-line reason ("connect /x/raftd.sock: No such
- * file or directory", "timed out after 15000 ms", ...). */
+ * file or directory", "no reply ... within 15000 ms", ...); returns -2
+ * (nothing sent) when the encoded request exceeds CLIENT_REQUEST_MAX. */
 int client_request(const char *sockpath, json_t *req, int timeout_ms,
                    json_t **reply, char *err, size_t errlen);
 
