@@ -1377,6 +1377,23 @@ static void answer_applied(const raft_ready *rd, const store_result *res)
     }
 }
 
+static void log_config(const raft_config *c, uint64_t index)
+{
+    char buf[1024];
+    size_t o = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < c->n && i < RAFT_MAX_NODES; i++) {
+        char n[NAME_MAX_LEN + 1], r[ADDR_MAX_LEN + 1], h[ADDR_MAX_LEN + 1];
+        meta_split(c->nodes[i].meta, n, sizeof n, r, sizeof r, h, sizeof h);
+        int w = snprintf(buf + o, sizeof buf - o, "%s%s@%s%s", i ? " " : "", n, r,
+                         c->nodes[i].voter ? "" : "(learner)");
+        if (w < 0 || (size_t)w >= sizeof buf - o)
+            break;
+        o += (size_t)w;
+    }
+    logf_("configuration at index %llu: %s", (unsigned long long)index, buf);
+}
+
 static void process_ready(void)
 {
     while (raft_has_ready(g_r)) {
@@ -1426,9 +1443,10 @@ static void process_ready(void)
                     store_fatal("apply");
                 if (e->type == RAFT_ENTRY_CONFIG) {
                     raft_config c;
-                    if (raft_config_decode(&c, e->data, e->len) == RAFT_OK)
+                    if (raft_config_decode(&c, e->data, e->len) == RAFT_OK) {
                         g_applied_conf = c;
-                    else
+                        log_config(&c, e->index);
+                    } else
                         logf_("config entry %llu does not decode", (unsigned long long)e->index);
                 }
             }
@@ -1651,6 +1669,16 @@ static void inconn_read(inconn *c)
                 codec_msg_free(&m);
                 inconn_close(c, "raft message with a forged sender");
                 return;
+            }
+            /* A node that is not in its own configuration (a new or wiped
+             * node) has no vote to give: it may have forgotten one. */
+            if (m.type == RAFT_MSG_VOTE || m.type == RAFT_MSG_PREVOTE) {
+                const raft_config *cf = raft_config_get(g_r);
+                if (!cf || !raft_config_find(cf, g_id)) {
+                    vlog("ignoring a vote request: not a member yet");
+                    codec_msg_free(&m);
+                    break;
+                }
             }
             int src = raft_step(g_r, &m);
             if (src == RAFT_EINVAL)
