@@ -341,7 +341,7 @@ int cgi_respond(FILE *out, int status, const char *const *headers,
     for (size_t i = 0; headers && headers[i]; i++)
         if (fprintf(out, "%s\r\n", headers[i]) < 0)
             rc = -1;
-    if (fprintf(out, "\r\n%s\n", text ? text : "{}") < 0)
+    if (fprintf(out, "\r\n%s", text ? text : "{}") < 0)
         rc = -1;
     if (fflush(out) != 0)
         rc = -1;

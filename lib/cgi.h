@@ -80,8 +80,9 @@ int cgi_parse_etag(const char *s, long long *index);
 
 /* Writes a complete CGI response to out: "Status: N Reason", Content-Type
  * application/json, the extra header lines (each "Name: value", may be
- * NULL-terminated array or NULL), then body (compact JSON + "\n"). When
- * body is NULL, writes {}. Returns 0, or -1 when the write failed. */
+ * NULL-terminated array or NULL), then body as compact JSON with no
+ * trailing newline, byte for byte what the seed sends for GET /key/K
+ * ({"K":"V"}). When body is NULL, writes {}. Returns 0, or -1 when the write failed. */
 int cgi_respond(FILE *out, int status, const char *const *headers,
                 const json_t *body);
 

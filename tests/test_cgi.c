@@ -282,6 +282,12 @@ static void test_body(void)
 
 /* ---- responses ---- */
 
+static int ends(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
 static void test_respond(void)
 {
     char *buf = NULL;
@@ -293,7 +299,7 @@ static void test_respond(void)
     fclose(f);
     json_decref(b);
     const char *want = "Status: 200 OK\r\nContent-Type: application/json\r\n"
-                       "ETag: \"5\"\r\n\r\n{\"user1\":\"batman\"}\n";
+                       "ETag: \"5\"\r\n\r\n{\"user1\":\"batman\"}";
     check(buf && strcmp(buf, want) == 0, "respond_format", "got [%s]", buf);
     free(buf);
     buf = NULL;
@@ -301,7 +307,7 @@ static void test_respond(void)
     cgi_error(f, 404, "key not found");
     fclose(f);
     check(buf && strstr(buf, "Status: 404 Not Found\r\n") == buf &&
-          strstr(buf, "\r\n\r\n{\"error\":\"key not found\"}\n"),
+          ends(buf, "\r\n\r\n{\"error\":\"key not found\"}"),
           "error_format", "got [%s]", buf);
     free(buf);
 }
@@ -568,7 +574,7 @@ static void test_programs(void)
             "{\"code\":200,\"key\":\"a/b\",\"value\":\"batman\",\"index\":7}");
     check(starts(r->out, "Status: 200 OK\r\n") && strstr(r->out, "ETag: \"7\"\r\n") &&
           strstr(r->out, "X-Keyval-Index: 7\r\n") &&
-          strstr(r->out, "\r\n\r\n{\"a/b\":\"batman\"}\n"),
+          ends(r->out, "\r\n\r\n{\"a/b\":\"batman\"}"),
           "key_get_body_and_etag", "out [%s]", r->out);
     check(req_is(r, "{\"op\":\"get\",\"key\":\"a/b\"}"), "key_get_request",
           "sent [%s]", r->req);
@@ -581,7 +587,7 @@ static void test_programs(void)
 
     run_cgi(r, "key-get", get_env, NULL, "{\"code\":404,\"error\":\"key not found\"}");
     check(starts(r->out, "Status: 404 Not Found\r\n") &&
-          strstr(r->out, "\r\n\r\n{\"error\":\"key not found\"}\n"),
+          ends(r->out, "\r\n\r\n{\"error\":\"key not found\"}"),
           "key_get_404", "out [%s]", r->out);
 
     const char *bad_env[] = { "REQUEST_URI=/key/%zz", NULL };
