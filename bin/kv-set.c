@@ -58,6 +58,9 @@ int main(int argc, char **argv)
             json_decref(kv);
             return 2;
         }
+        if (isatty(STDIN_FILENO))
+            fprintf(stderr, PROG ": reading the value of %s from standard input "
+                    "(end it with Ctrl-D)\n", key);
         size_t cap = CGI_BODY_MAX + 1, len = 0;
         char *buf = malloc(cap);
         if (!buf) {
