@@ -1567,8 +1567,13 @@ int raft_step(raft_t *r, const raft_msg *m)
                 out->reject = 1;
                 out->index = m->index;
             }
-        } else if (m->type == RAFT_MSG_PREVOTE) {
-            raft_msg *out = reply(r, m, RAFT_MSG_PREVOTE_RESP);
+        } else if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+            /* a candidate behind in term learns the term from the
+             * rejection; otherwise two candidates whose configurations
+             * do not include each other could race forever */
+            raft_msg *out = reply(r, m, m->type == RAFT_MSG_VOTE
+                                            ? RAFT_MSG_VOTE_RESP
+                                            : RAFT_MSG_PREVOTE_RESP);
             if (out)
                 out->reject = 1;
         }

@@ -642,6 +642,10 @@ static void apply_all(sim *s, int ni, const raft_ready *rd)
                  (unsigned long long)st->applied);
             return;
         }
+        if (e->index > store_last(st))
+            fail(s, "n%llu: applies index %llu that is not on its disk (last %llu)",
+                 (unsigned long long)nd->id, (unsigned long long)e->index,
+                 (unsigned long long)store_last(st));
         check_apply(s, ni, e);
         if (e->type == RAFT_ENTRY_NORMAL && e->len == 9) {
             int k = e->data[0] % NKEYS;
@@ -911,15 +915,32 @@ static void do_member(sim *s, int li)
     node *ld = &s->nodes[li];
     const raft_config *c = raft_config_get(ld->core);
     /* re-add a node that is out, else remove one */
+    for (uint32_t k = 0; k < c->n; k++) {
+        uint64_t idx = 0;
+        if (!c->nodes[k].voter &&
+            raft_promote_node(ld->core, c->nodes[k].id, &idx) == RAFT_OK) {
+            s->stat_confs++;
+            ev(s, "n%llu promotes n%llu at %llu", (unsigned long long)ld->id,
+               (unsigned long long)c->nodes[k].id, (unsigned long long)idx);
+            return;
+        }
+    }
     for (int i = 0; i < s->n; i++) {
         if (raft_config_find(c, s->nodes[i].id))
             continue;
-        if (s->faults && chance(300))
-            node_wipe(s, i);
         char meta[32];
         snprintf(meta, sizeof meta, "node%d", i);
         uint64_t idx = 0;
-        int rc = raft_add_node(ld->core, s->nodes[i].id, meta, &idx);
+        int rc;
+        if (s->faults && chance(300)) {
+            /* only once its removal is committed (the add succeeds only
+             * then) may a node be wiped and come back as a new one */
+            rc = raft_add_node(ld->core, s->nodes[i].id + 10, meta, &idx);
+            if (rc == RAFT_OK)
+                node_wipe(s, i);
+        } else {
+            rc = raft_add_node(ld->core, s->nodes[i].id, meta, &idx);
+        }
         if (rc == RAFT_OK) {
             s->stat_confs++;
             ev(s, "n%llu adds n%llu at %llu", (unsigned long long)ld->id,
@@ -1312,6 +1333,10 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     s->opts.max_inflight = 1 + (unsigned)rnd_below(8);
     s->opts.max_msg_bytes = 9 + rnd_below(200);
     s->opts.snapshot_trail = rnd_below(12);
+    /* mostly the defaults raftd runs with, sometimes the rest */
+    s->opts.pre_vote = !chance(150);
+    s->opts.check_quorum = !chance(150);
+    s->opts.auto_promote = !chance(200);
 
     raft_config conf;
     memset(&conf, 0, sizeof conf);
@@ -1327,11 +1352,13 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     }
     if (verbose)
         printf("seed %llu: %d nodes, drop %u dup %u long %u crash %u/%u part %u "
-               "freeze %u inflight %u msgbytes %zu trail %llu chunk %u\n",
+               "freeze %u inflight %u msgbytes %zu trail %llu chunk %u "
+               "prevote %d checkquorum %d autopromote %d\n",
                (unsigned long long)seed, n, s->p_drop, s->p_dup, s->p_long,
                s->p_crash, s->p_ready_crash, s->p_part, s->p_freeze,
                s->opts.max_inflight, s->opts.max_msg_bytes,
-               (unsigned long long)s->opts.snapshot_trail, s->chunk);
+               (unsigned long long)s->opts.snapshot_trail, s->chunk,
+               s->opts.pre_vote, s->opts.check_quorum, s->opts.auto_promote);
     for (int i = 0; i < n; i++) {
         node_start(s, i);
         if (s->failed)
