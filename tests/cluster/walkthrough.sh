@@ -4,7 +4,8 @@
 # one node; set and get; two nodes join with -join :11000; reads on all
 # three; a second key; kill -9 the leader's processes; a new leader is
 # elected, keys are still readable, writes are accepted on the new leader;
-# the old leader restarted with its original command line catches up.
+# the old leader restarted with its original command line catches up; a
+# node that joined with -join restarts from its state without joining again.
 # Prints ok/FAIL lines and "N passed, M failed".
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cluster/helpers.inc
@@ -117,6 +118,42 @@ if wait_until 10 follows; then
     ok old_leader_follows_new_leader
 else
     bad old_leader_follows_new_leader "$(status_field "$leader_port" -c '{state,leader,leader_haddr}')"
+fi
+
+# Stop a node that joined with -join (SIGTERM), write while it is down,
+# start it again with the same command line: it does not join again, it
+# rejoins from its saved state and catches up. Prefer a follower.
+joined=""
+for n in node1 node2; do
+    [ "$n" = "$old" ] && continue
+    eval "a=\$args_$n"
+    case "$a " in *"localhost:$new_port "*) [ -z "$joined" ] && joined=$n; continue ;; esac
+    joined=$n
+done
+eval "jp=\$pid_$joined; jargs=\$args_$joined"
+jport=$(echo "$jargs" | sed 's/.*-haddr localhost:\([0-9]*\).*/\1/')
+kill -TERM "$jp"
+wait "$jp"
+check "sigterm_${joined}_exits_0" test $? = 0
+# Written through the restarted old leader (a write to any node is
+# forwarded to the leader); retried while an election may be going on.
+post_ok() { http_post "$1" "$2" "$3"; [ "$HTTP_CODE" = 200 ]; }
+if wait_until 20 post_ok "$leader_port" /key '{"user5": "alfred"}'; then
+    ok "set_while_${joined}_down"
+else
+    bad "set_while_${joined}_down" "POST gave $HTTP_CODE $BODY"
+fi
+# shellcheck disable=SC2086
+start_node "$joined" $jargs
+if wait_until 30 body_is "$jport" '/key/user5?level=stale' '{"user5":"alfred"}'; then
+    ok "restarted_${joined}_caught_up"
+else
+    bad "restarted_${joined}_caught_up" "GET :$jport/key/user5?level=stale gave $HTTP_CODE $BODY"
+fi
+if grep -q "already joined" "$T/$joined.log"; then
+    ok "restarted_${joined}_did_not_join_again"
+else
+    bad "restarted_${joined}_did_not_join_again" "no 'already joined' line in its log"
 fi
 
 # A missing key is 404 with the JSON error.
