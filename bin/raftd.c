@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -158,6 +159,7 @@ static inconn *g_in[MAX_INBOUND];
 static size_t g_n_in;
 static client *g_cl[MAX_CLIENTS];
 static size_t g_n_cl;
+static size_t g_max_clients = MAX_CLIENTS; /* lowered to fit RLIMIT_NOFILE */
 static pending *g_pend;
 static uint64_t g_next_id = 1;
 static volatile sig_atomic_t g_stop;
@@ -1809,7 +1811,7 @@ static void accept_clients(void)
         int fd = accept4(g_client_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        if (g_n_cl >= MAX_CLIENTS) {
+        if (g_n_cl >= g_max_clients) {
             const char *e = "{\"code\":503,\"error\":\"too many clients\"}\n";
             ssize_t w = write(fd, e, strlen(e));
             (void)w;
@@ -2131,6 +2133,23 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     open_pidfile();
+
+    /* Room for every client, peer connection, link pipe and SQLite. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = MAX_CLIENTS + MAX_INBOUND + MAX_PEERS + 64;
+        if (rl.rlim_cur < want) {
+            rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur < want) {
+            rlim_t other = MAX_INBOUND + MAX_PEERS + 64;
+            g_max_clients = rl.rlim_cur > other + 16 ? (size_t)(rl.rlim_cur - other) : 16;
+            logf_("file descriptor limit %llu: at most %zu clients",
+                  (unsigned long long)rl.rlim_cur, g_max_clients);
+        }
+    }
 
     char dbpath[PATH_MAX];
     path_in_dir(dbpath, sizeof dbpath, "raft.db");
