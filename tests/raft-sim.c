@@ -128,11 +128,13 @@ typedef struct sim {
     uint64_t step, steps;
     node nodes[MAXN];
     unsigned char cut[MAXN][MAXN];  /* 1: messages a -> b are lost */
+    uint64_t link_at[MAXN][MAXN];   /* latest delivery time per link */
 
     /* per-seed knobs */
     unsigned tick_period, p_drop, p_dup, p_long, p_crash, p_ready_crash,
         p_part, p_freeze, p_propose, p_read, p_member, p_transfer, max_delay;
     unsigned chunk;            /* snapshot bytes per message */
+    unsigned burst;            /* most proposals a client sends at once */
     raft_options opts;
 
     netmsg *net;
@@ -286,6 +288,10 @@ static void net_send(sim *s, const raft_msg *m)
         if (s->faults && chance(s->p_long))
             d += rnd_below(s->tick_period * 20);
         nm->at = s->step + d;
+        /* a healed network is like TCP: in order on each link */
+        if (!s->faults && nm->at < s->link_at[a][b])
+            nm->at = s->link_at[a][b];
+        s->link_at[a][b] = nm->at;
     }
 }
 
@@ -1037,19 +1043,20 @@ static void do_partition(sim *s)
 /* ------------------------------------------------------------------ */
 /* one step of simulated time                                          */
 
+/* Deliver every message due now, in the order they were sent (so a link
+ * is FIFO unless delays reorder it). */
 static void deliver(sim *s)
 {
-    size_t i = 0;
-    while (i < s->n_net && !s->failed) {
-        netmsg *nm = &s->net[i];
-        int b = idx_of(s, nm->m.to), a = idx_of(s, nm->m.from);
-        if (nm->at > s->step || (b >= 0 && s->nodes[b].up &&
-                                 s->nodes[b].frozen_until > s->step)) {
-            i++;
+    size_t n0 = s->n_net, w = 0;
+    for (size_t i = 0; i < n0; i++) {
+        netmsg nm = s->net[i];
+        int b = idx_of(s, nm.m.to), a = idx_of(s, nm.m.from);
+        if (s->failed || nm.at > s->step ||
+            (b >= 0 && s->nodes[b].up && s->nodes[b].frozen_until > s->step)) {
+            s->net[w++] = nm;
             continue;
         }
-        raft_msg m = nm->m;
-        s->net[i] = s->net[--s->n_net];
+        raft_msg m = nm.m;
         if (b >= 0 && a >= 0 && s->nodes[b].up && !s->cut[a][b]) {
             if (s->verbose && (m.type == RAFT_MSG_SNAP || m.type == RAFT_MSG_SNAP_RESP))
                 ev(s, "n%llu -> n%llu %s t%llu snap %llu/%llu off %llu len %u%s%s idx %llu",
@@ -1074,6 +1081,10 @@ static void deliver(sim *s)
         }
         msg_free(&m);
     }
+    /* messages sent while delivering follow the ones kept */
+    size_t added = s->n_net - n0;
+    memmove(s->net + w, s->net + n0, added * sizeof *s->net);
+    s->n_net = w + added;
 }
 
 static void random_events(sim *s)
@@ -1109,7 +1120,11 @@ static void client_events(sim *s)
         if (!node_usable(s, i))
             continue;
         if (s->faults && chance(s->p_propose)) {
-            do_propose(s, i);
+            /* clients write in bursts: long uncommitted suffixes on
+             * leaders that are then cut off make logs diverge */
+            unsigned k = 1 + (unsigned)rnd_below(s->burst);
+            for (unsigned j = 0; j < k; j++)
+                do_propose(s, i);
             process(s, i);
         }
         if (node_usable(s, i) && chance(s->p_read)) {
@@ -1203,10 +1218,24 @@ static void liveness(sim *s)
     for (size_t i = 0; i < s->n_props; i++)
         if (s->props[i].index > max_prop)
             max_prop = s->props[i].index;
+    /* bounded: 60 election timeouts without any progress (no node's log
+     * or applied index grows), or 2000 election timeouts in all */
     uint64_t budget = (uint64_t)s->tick_period * 60 * s->opts.election_ticks;
-    uint64_t start = s->step;
+    uint64_t cap = (uint64_t)s->tick_period * 2000 * s->opts.election_ticks;
+    uint64_t start = s->step, last_progress = s->step, metric = 0;
     while (!s->failed) {
-        if (s->step - start > budget) {
+        uint64_t now_metric = 0;
+        for (int i = 0; i < s->n; i++)
+            if (s->nodes[i].up) {
+                raft_status_info st;
+                raft_status(s->nodes[i].core, &st);
+                now_metric += st.last_index + s->nodes[i].st.applied;
+            }
+        if (now_metric > metric) {
+            metric = now_metric;
+            last_progress = s->step;
+        }
+        if (s->step - last_progress > budget || s->step - start > cap) {
             uint64_t open = 0;
             all_decided(s, &open);
             int li = leader_index(s);
@@ -1230,9 +1259,11 @@ static void liveness(sim *s)
                    (unsigned long long)s->nodes[i].st.applied,
                    (unsigned long long)st.last_index, cs);
             }
-            fail(s, "liveness: after %llu ticks without faults: leader %s, "
-                    "max applied %llu of %llu proposed, first undecided val %llu",
-                 (unsigned long long)(budget / s->tick_period),
+            fail(s, "liveness: %llu ticks after the faults ended (%llu without "
+                    "progress): leader %s, max applied %llu of %llu proposed, "
+                    "first undecided val %llu",
+                 (unsigned long long)((s->step - start) / s->tick_period),
+                 (unsigned long long)((s->step - last_progress) / s->tick_period),
                  li >= 0 ? "yes" : "none", (unsigned long long)s->max_applied,
                  (unsigned long long)max_prop, (unsigned long long)open);
             break;
@@ -1327,6 +1358,7 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     s->p_member = (unsigned)rnd_below(6);
     s->p_transfer = (unsigned)rnd_below(4);
     s->chunk = 3 + (unsigned)rnd_below(40);
+    s->burst = 1 + (unsigned)rnd_below(8);
     raft_options_default(&s->opts);
     s->opts.election_ticks = 10;
     s->opts.heartbeat_ticks = 1 + (unsigned)rnd_below(2);
@@ -1336,6 +1368,10 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     /* mostly the defaults raftd runs with, sometimes the rest */
     s->opts.pre_vote = !chance(150);
     s->opts.check_quorum = !chance(150);
+    /* without both, a removed node that never learned of its removal
+     * disrupts every election forever: Raft promises no liveness then */
+    if (!s->opts.pre_vote)
+        s->opts.check_quorum = 1;
     s->opts.auto_promote = !chance(200);
 
     raft_config conf;
