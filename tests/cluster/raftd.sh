@@ -11,6 +11,19 @@ for tool in socat jq; do
 done
 [ -x "$RAFTD" ] || { echo "FAIL setup: $RAFTD not built"; echo "0 passed, 1 failed"; exit 1; }
 
+# Fixed ports: concurrent runs of this test (two engineers running make
+# test at once) would talk to each other's nodes, so take a lock first.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>/tmp/keyval-test-ports-14001-14003.lock
+    flock -w 300 9 || { echo "FAIL setup: ports 14001-14003 busy for 300 s"; echo "0 passed, 1 failed"; exit 1; }
+fi
+listener_free() { # port
+    ! (echo | timeout 2 socat -u - TCP:127.0.0.1:$1 2>/dev/null)
+}
+for port in $(seq 14001 14003); do
+    listener_free $port || { echo "FAIL setup: something already listens on 127.0.0.1:$port"; echo "0 passed, 1 failed"; exit 1; }
+done
+
 T=$(mktemp -d /tmp/kv-raftd-test.XXXXXX)
 PIDS=""
 passed=0
