@@ -6,7 +6,7 @@
  *
  * It supervises its children: on SIGINT/SIGTERM it stops them all; when
  * one dies it says which, stops the rest and exits nonzero. Children get
- * SIGKILL if keyval itself dies (PR_SET_PDEATHSIG).
+ * SIGTERM if keyval itself dies (PR_SET_PDEATHSIG), so they stop cleanly.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -184,7 +184,7 @@ static pid_t spawn(char *const argv[])
         return -1;
     }
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(127);
         signal(SIGINT, SIG_DFL);
