@@ -95,6 +95,7 @@ struct raft {
     /* leader / candidate */
     progress prs[RAFT_MAX_NODES];
     uint64_t *infl;          /* RAFT_MAX_NODES rings of max_inflight */
+    uint64_t *infl_scratch;  /* same size, for progress_rebuild */
     size_t n_prs;
     uint64_t votes[RAFT_MAX_NODES]; /* ids that granted */
     uint64_t rejects[RAFT_MAX_NODES];
@@ -480,12 +481,10 @@ static void progress_rebuild(raft_t *r)
     progress old[RAFT_MAX_NODES];
     size_t n_old = r->n_prs;
     memcpy(old, r->prs, sizeof old);
-    uint64_t *rings = r->infl;
     size_t ring_bytes = (size_t)r->o.max_inflight * sizeof(uint64_t);
-    /* move rings via a scratch copy of all slots */
-    uint64_t *scratch = malloc(ring_bytes * RAFT_MAX_NODES);
-    if (scratch)
-        memcpy(scratch, rings, ring_bytes * RAFT_MAX_NODES);
+    /* rings move with their progress: copy them aside first */
+    uint64_t *scratch = r->infl_scratch;
+    memcpy(scratch, r->infl, ring_bytes * RAFT_MAX_NODES);
     r->n_prs = 0;
     for (uint32_t i = 0; i < r->conf.n; i++) {
         uint64_t id = r->conf.nodes[i].id;
@@ -496,17 +495,13 @@ static void progress_rebuild(raft_t *r)
                 break;
         if (k < n_old) {
             *p = old[k];
-            if (scratch)
-                memcpy(infl_ring(r, r->n_prs), scratch + k * r->o.max_inflight,
-                       ring_bytes);
-            else
-                infl_reset(p);
+            memcpy(infl_ring(r, r->n_prs), scratch + k * r->o.max_inflight,
+                   ring_bytes);
         } else {
             pr_init(r, p, id);
         }
         r->n_prs++;
     }
-    free(scratch);
     if (r->transferee && !is_voter(&r->conf, r->transferee))
         r->transferee = 0; /* target left: abort the transfer */
 }
@@ -534,14 +529,13 @@ static void infl_free_to(raft_t *r, progress *p, uint64_t idx)
     }
 }
 
-static void pr_become_probe(raft_t *r, progress *p)
+static void pr_become_probe(progress *p)
 {
     p->state = PR_PROBE;
     p->paused = 0;
     p->next = p->match + 1;
     p->stall = 0;
     infl_reset(p);
-    (void)r;
 }
 
 static void pr_become_replicate(progress *p)
@@ -611,13 +605,14 @@ static void pr_become_snapshot(raft_t *r, progress *p)
 }
 
 /* Build one APPEND to p starting at p->next with as many entries as fit
- * in max_msg_bytes (at least one). Returns the last index sent, or 0 when
- * the follower needs a snapshot instead. */
+ * in max_msg_bytes (at least one: batching). Returns 1 when a message went
+ * out, 0 when nothing was sent (nothing to send, out of memory, or the
+ * follower needs a snapshot instead, which is then started). */
 static int send_append_msg(raft_t *r, progress *p, int allow_empty)
 {
     uint64_t prev = p->next - 1;
     if (prev < r->base_index || !term_known(r, prev)) {
-        /* the entries it needs are compacted: send a snapshot (4.x / 5) */
+        /* the entries it needs are compacted: send a snapshot (chapter 5) */
         pr_become_snapshot(r, p);
         return 0;
     }
@@ -1080,7 +1075,7 @@ static void heartbeat_peer(raft_t *r, progress *p)
              * pipeline lost messages, fall back to probing */
             if (++p->stall >= STALL_HEARTBEATS ||
                 r->transferee == p->id) {
-                pr_become_probe(r, p);
+                pr_become_probe(p);
                 send_append(r, p);
                 p->match_at_hb = p->match;
                 return;
@@ -1227,12 +1222,12 @@ static uint64_t find_conflict_by_term(const raft_t *r, uint64_t index,
     return index;
 }
 
+/* Leadership transfer (3.10): once the target has the whole log, tell it
+ * to campaign at once. */
 static void transfer_check(raft_t *r, progress *p)
 {
-    if (r->transferee == p->id && p->match == last_index(r)) {
-        raft_msg *m = msg_new(r, RAFT_MSG_TIMEOUT_NOW, p->id);
-        (void)m;
-    }
+    if (r->transferee == p->id && p->match == last_index(r))
+        msg_new(r, RAFT_MSG_TIMEOUT_NOW, p->id);
 }
 
 /* Leader: a follower's answer to AppendEntries. */
@@ -1254,7 +1249,7 @@ static void handle_append_resp(raft_t *r, const raft_msg *m, progress *p)
         }
         if (nxt <= p->match)
             nxt = p->match + 1;
-        pr_become_probe(r, p);
+        pr_become_probe(p);
         p->next = nxt;
         send_append(r, p);
         goto reads;
@@ -1420,7 +1415,7 @@ static void handle_snap_resp(raft_t *r, const raft_msg *m, progress *p)
         if (m->index > p->match)
             p->match = m->index;
         if (p->state == PR_SNAPSHOT) {
-            pr_become_probe(r, p);
+            pr_become_probe(p);
         }
         if (p->next <= p->match)
             p->next = p->match + 1;
@@ -1882,7 +1877,11 @@ raft_t *raft_new(const raft_options *o)
     r->id = o->id;
     r->rng = o->seed ^ (o->id * 0x2545f4914f6cdd1dULL);
     r->infl = calloc((size_t)RAFT_MAX_NODES * o->max_inflight, sizeof(uint64_t));
-    if (!r->infl) {
+    r->infl_scratch = calloc((size_t)RAFT_MAX_NODES * o->max_inflight,
+                             sizeof(uint64_t));
+    if (!r->infl || !r->infl_scratch) {
+        free(r->infl);
+        free(r->infl_scratch);
         free(r);
         return NULL;
     }
@@ -1933,6 +1932,7 @@ void raft_free(raft_t *r)
     vec_free(&r->reads_pending);
     vec_free(&r->fwd_reads);
     free(r->infl);
+    free(r->infl_scratch);
     free(r);
 }
 
