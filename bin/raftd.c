@@ -584,8 +584,8 @@ static void peers_reap(uint64_t now)
             if (WIFEXITED(st))
                 snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
             else
-                snprintf(why, sizeof why, "signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-            if (p->announced_up) {
+                snprintf(why, sizeof why, "killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+            if (p->announced_up || WIFSIGNALED(st)) {
                 logf_("peer link to %s down (%s)", p->name, why);
             } else if (!p->failing) {
                 logf_("peer link to %s down: cannot reach %s (%s); retrying", p->name, p->raddr,

@@ -189,6 +189,30 @@ printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/d
 LAST="b not answering after peer-port garbage"
 check peer_garbage_survived is_state b follower
 
+# ---------------------------------------------------------------- link supervision
+# Kill a's outbound socat links; raftd restarts them and replication goes on.
+links_of_a() { pgrep -P "$RPID_a" 2>/dev/null | wc -l; }
+two_links() { [ "$(links_of_a)" -eq 2 ]; }
+LAST="a does not run two link children: $(links_of_a)"
+check two_link_children wait_until 5 two_links
+old_links=$(pgrep -P "$RPID_a" | tr '\n' ' ')
+# shellcheck disable=SC2086
+kill -9 $old_links 2>/dev/null
+new_links() {
+    cur=$(pgrep -P "$RPID_a" | tr '\n' ' ')
+    [ "$(echo "$cur" | wc -w)" -eq 2 ] || return 1
+    for p in $cur; do case " $old_links " in *" $p "*) return 1;; esac; done
+}
+LAST="links not restarted (now: $(pgrep -P "$RPID_a" | tr '\n' ' '), before: $old_links)"
+check links_restarted wait_until 5 new_links
+LAST="a did not log the link going down"
+check link_down_logged grep -q "peer link to [bc] down" "$T/a.log"
+r=$(q a '{"op":"set","kv":{"afterlinks":"yes"}}')
+LAST="write after link restart: $r"
+check write_after_link_restart [ "$(echo "$r" | jq -r .code)" = 200 ]
+LAST="b never saw the write after link restart"
+check replicated_after_link_restart wait_until 5 has_stale b afterlinks yes
+
 # ---------------------------------------------------------------- kill -9 leader
 kill -9 "$RPID_a"
 wait "$RPID_a" 2>/dev/null
