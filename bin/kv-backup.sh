@@ -1,0 +1,79 @@
+#!/bin/sh
+# kv-backup - a consistent copy of a keyval node's database, taken while
+# the node keeps serving. See kv-backup(1).
+PROG=kv-backup
+
+usage() {
+    cat <<'USAGE'
+usage: kv-backup [-d DATADIR] [-q] FILE
+Writes a consistent copy of DATADIR/raft.db (the key-value table, the
+applied index, the Raft log and state) to FILE while the node keeps
+serving: SQLite's VACUUM INTO reads one snapshot of the database. The copy
+is written to FILE.tmp.PID, checked (PRAGMA quick_check), fsynced and
+renamed to FILE, so FILE is either the old file or a whole new backup.
+Restore it with kv-restore(8).
+  -d DATADIR  the node's data directory
+              (default: $KEYVAL_DATADIR, else $HOME/node0)
+  -q          quiet: print nothing on success
+Exit status: 0 written, 1 failed (FILE unchanged), 2 usage error.
+USAGE
+}
+
+die() { echo "$PROG: $*" >&2; [ -n "$tmp" ] && rm -f "$tmp"; exit 1; }
+
+datadir=${KEYVAL_DATADIR:-$HOME/node0}
+quiet=
+tmp=
+while getopts d:qh opt; do
+    case $opt in
+    d) datadir=$OPTARG ;;
+    q) quiet=1 ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+    echo "$PROG: expected exactly one FILE" >&2
+    usage >&2
+    exit 2
+fi
+out=$1
+command -v sqlite3 >/dev/null 2>&1 || die "sqlite3 is not installed"
+db=$datadir/raft.db
+[ -f "$db" ] || die "$db: no such database (is $datadir a keyval data directory?)"
+[ -d "$out" ] && die "$out is a directory; give a file name"
+outdir=$(dirname -- "$out")
+[ -d "$outdir" ] || die "$outdir: no such directory"
+
+tmp=$out.tmp.$$
+rm -f "$tmp"
+# SQL string literal: double every single quote.
+q=$(printf '%s' "$tmp" | sed "s/'/''/g")
+err=$(sqlite3 -bail -cmd '.timeout 10000' "$db" "VACUUM INTO '$q';" 2>&1) ||
+    die "copy $db: $err"
+[ -f "$tmp" ] || die "copy $db: sqlite3 wrote no file"
+# Mark it as a backup (kv-restore accepts it without -force-new-cluster)
+# and check it.
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+info=$(sqlite3 -bail "$tmp" "
+PRAGMA journal_mode=DELETE;
+INSERT OR REPLACE INTO meta(name, value)
+  SELECT 'backup_of', coalesce((SELECT value FROM meta WHERE name = 'cluster'), '') || ' $now';
+SELECT (SELECT value FROM meta WHERE name = 'applied'),
+       (SELECT count(*) FROM kv),
+       (SELECT value FROM meta WHERE name = 'cluster');
+PRAGMA quick_check;" 2>&1) || die "check $tmp: $info"
+check=$(printf '%s\n' "$info" | tail -n 1)
+[ "$check" = ok ] || die "check $tmp: quick_check says: $check"
+line=$(printf '%s\n' "$info" | grep '|' | tail -n 1)
+applied=$(printf '%s' "$line" | cut -d'|' -f1)
+count=$(printf '%s' "$line" | cut -d'|' -f2)
+cluster=$(printf '%s' "$line" | cut -d'|' -f3)
+sync "$tmp" 2>/dev/null || sync
+mv -f "$tmp" "$out" || die "rename $tmp to $out failed"
+sync "$outdir" 2>/dev/null || true
+tmp=
+[ -n "$quiet" ] ||
+    echo "$PROG: $out: $count keys, applied index ${applied:-0}, cluster ${cluster:-none}"
+exit 0
