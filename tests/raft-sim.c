@@ -316,7 +316,8 @@ static void store_compact(store *st, uint64_t upto)
     size_t k = 0;
     while (k < st->n_log && st->log[k].index <= upto)
         free(st->log[k++].data);
-    memmove(st->log, st->log + k, (st->n_log - k) * sizeof *st->log);
+    if (k)
+        memmove(st->log, st->log + k, (st->n_log - k) * sizeof *st->log);
     st->n_log -= k;
 }
 
@@ -531,7 +532,8 @@ static void persist(sim *s, int ni, const raft_ready *rd)
             return;
         }
         GROW(st->stg, st->stg_cap, c->offset + c->len + 1);
-        memcpy(st->stg + c->offset, c->data, c->len);
+        if (c->len)
+            memcpy(st->stg + c->offset, c->data, c->len);
         st->stg_len = c->offset + c->len;
     }
     if (rd->snap_install) {
@@ -1083,7 +1085,8 @@ static void deliver(sim *s)
     }
     /* messages sent while delivering follow the ones kept */
     size_t added = s->n_net - n0;
-    memmove(s->net + w, s->net + n0, added * sizeof *s->net);
+    if (added)
+        memmove(s->net + w, s->net + n0, added * sizeof *s->net);
     s->n_net = w + added;
 }
 
