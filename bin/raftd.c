@@ -149,6 +149,7 @@ static raft_t *g_r;
 static raft_config g_applied_conf;
 static uint64_t g_snap_index, g_snap_term;
 static int g_force_snapshot;
+static size_t g_max_entry = 8u << 20; /* the core's max_entry_bytes */
 
 static int g_client_lfd = -1, g_peer_lfd = -1, g_pid_fd = -1;
 static char g_client_path[PATH_MAX], g_peer_path[PATH_MAX], g_pid_path[PATH_MAX];
@@ -1045,6 +1046,11 @@ static json_t *prepare(pending *p)
     if (!p->cmd)
         return err_reply(500, "out of memory");
     p->cmd_len = strlen(p->cmd);
+    if (p->cmd_len > g_max_entry) {
+        char msg[100];
+        snprintf(msg, sizeof msg, "write larger than %zu bytes in total", g_max_entry);
+        return err_reply(413, msg);
+    }
     return NULL;
 }
 
@@ -2183,6 +2189,7 @@ int main(int argc, char **argv)
     memcpy(&o.seed, seed, 8);
     o.election_ticks = g_election_ticks;
     o.snapshot_trail = g_snap_trail;
+    g_max_entry = o.max_entry_bytes;
     g_r = raft_new(&o);
     if (!g_r)
         fatal("cannot create the Raft core (bad options?)");

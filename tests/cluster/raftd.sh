@@ -183,6 +183,16 @@ r=$(q b 'this is not json')
 LAST="garbage request: $r"
 check garbage_request_400 [ "$(echo "$r" | jq -r .code)" = 400 ]
 
+# a 3 MiB write through a follower, read back on the other follower
+mib=$(head -c 1048576 /dev/zero | tr '\0' v)
+printf '{"op":"set","kv":{"big1":"%s","big2":"%s","big3":"%s"}}\n' "$mib" "$mib" "$mib" >"$T/big.json"
+r=$(timeout 12 socat -t 10 - UNIX-CONNECT:"$T/c/raftd.sock" <"$T/big.json" 2>/dev/null)
+LAST="3 MiB write via c: $(echo "$r" | head -c 200)"
+check big_write_forwarded [ "$(echo "$r" | jq -r .code)" = 200 ]
+big_on_b() { [ "$(field b '{"op":"get","key":"big3","level":"stale"}' '.value | length')" = 1048576 ]; }
+LAST="b does not have big3 with 1 MiB"
+check big_write_replicated wait_until 5 big_on_b
+
 # garbage on the peer port: the connection is dropped, node keeps going
 head -c 4096 /dev/urandom | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/dev/null 2>&1
 printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/dev/null 2>&1
