@@ -1894,6 +1894,13 @@ static void cleanup(void)
     if (done)
         return;
     done = 1;
+    /* Tell waiting local clients (best effort, non-blocking). */
+    while (g_pend) {
+        pending *p = g_pend;
+        p->remote = 0;
+        finish(p, json_pack("{s:i,s:s,s:s}", "code", 503, "error", "raftd is shutting down",
+                            "outcome", p->proposed ? "unknown" : "failed"));
+    }
     for (int i = 0; i < MAX_PEERS; i++)
         if (g_peers[i].used && g_peers[i].pid > 0)
             kill(g_peers[i].pid, SIGTERM);
@@ -1920,12 +1927,6 @@ static void cleanup(void)
         }
         if (p->used)
             peer_free(p);
-    }
-    while (g_pend) {
-        pending *p = g_pend;
-        p->cl = NULL;
-        p->remote = 0;
-        finish(p, err_reply(503, "shutting down"));
     }
     for (size_t i = 0; i < g_n_cl; i++)
         client_free(g_cl[i]);
