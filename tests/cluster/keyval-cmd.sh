@@ -95,7 +95,7 @@ fi
 # -join that gets no answer (curl replaced by /bin/false) keeps retrying,
 # says so, and SIGTERM still stops the node cleanly.
 KEYVAL_CURL=/bin/false timeout 30 "$KEYVAL" -id b -haddr localhost:11041 \
-    -raddr localhost:12041 -join :11040 "$T/nojoin" >"$T/out" 2>"$T/err" &
+    -raddr localhost:12041 -join :11040 "$T/nojoin" >"$T/out" 2>"$T/err" 9>&- &
 jpid=$!
 all_pids="$all_pids $jpid"
 sleep 3
