@@ -268,6 +268,10 @@ LAST="restarted a lost user1"
 check restarted_node_kept_old_data has_stale a user1 batman
 LAST="a did not log a snapshot install"
 check restart_used_snapshot grep -q "snapshot installed" "$T/a.log"
+# The snapshot holds the three 1 MiB values: it came in many chunks.
+big_on_a() { [ "$(field a '{"op":"get","key":"big2","level":"stale"}' '.value | length')" = 1048576 ]; }
+LAST="a lacks big2 after a multi-chunk snapshot"
+check multi_chunk_snapshot big_on_a
 r=$(q a '{"op":"set","kv":{"after":"restart"}}')
 LAST="write through restarted a: $r"
 check write_after_restart [ "$(echo "$r" | jq -r .code)" = 200 ]
