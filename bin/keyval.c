@@ -834,9 +834,9 @@ int main(int argc, char **argv)
                 "[A-Za-z0-9._-]\n", id);
         return 2;
     }
-    if (!config_safe(datadir_s)) {
-        fprintf(stderr, PROG ": bad DATADIR %s: no quotes, backslashes or "
-                "control characters please\n", datadir_s);
+    if (!config_safe(datadir_s) || strpbrk(datadir_s, ",:!'")) {
+        fprintf(stderr, PROG ": bad DATADIR %s: it may not contain quotes, "
+                "backslashes, control characters or any of ,:!'\n", datadir_s);
         return 2;
     }
 
@@ -886,9 +886,9 @@ int main(int argc, char **argv)
         die_msg("resolve %s: %s", datadir_s, strerror(errno));
         return 1;
     }
-    if (!config_safe(datadir)) {
-        die_msg("bad DATADIR %s: no quotes, backslashes or control characters",
-                datadir);
+    if (!config_safe(datadir) || strpbrk(datadir, ",:!'")) {
+        die_msg("bad DATADIR %s: quotes, backslashes, control characters and "
+                "\",:!'\" cannot go into the lighttpd and socat arguments", datadir);
         return 1;
     }
     char sock[PATH_MAX + 32], peersock[PATH_MAX + 32], conf[PATH_MAX + 32],

@@ -29,6 +29,7 @@ expect_exit bad_port 2 "port must be 1..65535" -haddr localhost:99999 "$T/x"
 expect_exit bad_addr 2 "expected HOST:PORT" -raddr nocolon "$T/x"
 expect_exit bad_id 2 "bad -id" -id 'a b' "$T/x"
 expect_exit two_datadirs 2 "more than one DATADIR" "$T/x" "$T/y"
+expect_exit bad_datadir_chars 2 "bad DATADIR" "$T/a,b"
 check usage_errors_create_nothing test ! -e "$T/x"
 timeout 5 "$KEYVAL" -h >"$T/out" 2>&1
 check help_exit_0 test $? = 0
