@@ -30,7 +30,7 @@ ETC_OUT := $(ETC:etc/%=$(BUILD)/etc/%)
 HDRS := $(wildcard lib/*.h)
 
 .PHONY: all test test-unit test-sim test-cluster test-asan sim-mutants soak \
-        deps clean install uninstall
+        deps clean install uninstall lint-man
 
 all: $(BINS) $(CGIS) $(TESTS) $(ETC_OUT)
 
@@ -99,9 +99,75 @@ deps:
 clean:
 	rm -rf build build-asan build-mut-*
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: user commands in bin,
+# raftd, kv-health and kv-restore in sbin, the CGI programs in
+# libexec/keyval, templates (lighttpd.conf.in, keyval@.service, keyval.cron)
+# in share/keyval, man pages in share/man/manN. Nothing outside
+# $(DESTDIR)$(PREFIX). make uninstall removes exactly those files and
+# keyval's own two directories.
+BINDIR = $(PREFIX)/bin
+SBINDIR = $(PREFIX)/sbin
+LIBEXECDIR = $(PREFIX)/libexec/keyval
+SHAREDIR = $(PREFIX)/share/keyval
+MANDIR = $(PREFIX)/share/man
+SBIN_NAMES := raftd kv-health kv-restore
+BIN_NAMES := $(filter-out $(SBIN_NAMES),$(notdir $(BINS)))
+CGI_NAMES := $(notdir $(CGIS))
+MAN_PAGES := $(wildcard man/*.[1-8])
+TEMPLATE_IN := $(wildcard etc/*.service.in etc/*.cron.in)
+TEMPLATE_NAMES := $(notdir $(TEMPLATE_IN:.in=))
+SHARE_NAMES := $(filter-out $(notdir $(TEMPLATE_IN)),$(notdir $(ETC)))
+INSTALLED := $(BIN_NAMES:%=$(BINDIR)/%) $(SBIN_NAMES:%=$(SBINDIR)/%) \
+  $(CGI_NAMES:%=$(LIBEXECDIR)/%) $(SHARE_NAMES:%=$(SHAREDIR)/%) \
+  $(TEMPLATE_NAMES:%=$(SHAREDIR)/%) \
+  $(foreach m,$(MAN_PAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
-	  $(DESTDIR)$(PREFIX)/libexec/keyval $(DESTDIR)$(PREFIX)/share/keyval
-	for f in $(BINS); do install -m 755 $$f $(DESTDIR)$(PREFIX)/bin/; done
-	for f in $(CGIS); do install -m 755 $$f $(DESTDIR)$(PREFIX)/libexec/keyval/; done
-	for f in $(ETC_OUT); do install -m 644 $$f $(DESTDIR)$(PREFIX)/share/keyval/; done
+	@case "$(PREFIX)" in /*) ;; *) echo "make install: PREFIX must be an absolute path" >&2; exit 2;; esac
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) \
+	  $(DESTDIR)$(SHAREDIR)
+	for f in $(BIN_NAMES); do install -m 755 $(BUILD)/bin/$$f $(DESTDIR)$(BINDIR)/$$f || exit 1; done
+	for f in $(SBIN_NAMES); do install -m 755 $(BUILD)/bin/$$f $(DESTDIR)$(SBINDIR)/$$f || exit 1; done
+	for f in $(CGI_NAMES); do install -m 755 $(BUILD)/cgi-bin/$$f $(DESTDIR)$(LIBEXECDIR)/$$f || exit 1; done
+	for f in $(SHARE_NAMES); do install -m 644 etc/$$f $(DESTDIR)$(SHAREDIR)/$$f || exit 1; done
+	for f in $(TEMPLATE_NAMES); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' etc/$$f.in \
+	    > $(DESTDIR)$(SHAREDIR)/$$f && chmod 644 $(DESTDIR)$(SHAREDIR)/$$f || exit 1; done
+	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
+	  install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SHAREDIR) 2>/dev/null
+
+# Every man page is clean under mandoc -Tlint.
+lint-man:
+	mandoc -Tlint -W warning $(MAN_PAGES)
+
+# Fault-injection suite (tests/fault/): link program, workload, checker.
+FAULT_C := $(wildcard tests/fault/*.c)
+FAULT_TOOLS := $(FAULT_C:tests/fault/%.c=$(BUILD)/tests/fault/%)
+.PHONY: fault-tools jepsen fault-modes teeth
+all: $(FAULT_TOOLS)
+fault-tools: $(FAULT_TOOLS)
+
+$(BUILD)/tests/fault/%: tests/fault/%.c tests/fault/lincheck.h $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+$(BUILD)/tests/test_lincheck: tests/fault/lincheck.h
+
+# Long randomized fault schedule: make jepsen DURATION=600 NODES=5 [SEED=N]
+DURATION ?= 300
+NODES ?= 3
+SEED ?=
+jepsen: all
+	BUILD=$(BUILD) tests/fault/jepsen.sh -n $(NODES) -d $(DURATION) $(if $(SEED),-s $(SEED))
+
+# raftd with deliberate bugs (test-only switches), built apart in build-faults/.
+fault-modes:
+	$(MAKE) BUILD=build-faults EXTRA_CFLAGS=-DKEYVAL_FAULT_MODES all
+
+# Show the fault suite catches each deliberate bug of build-faults/ raftd.
+teeth: all fault-modes
+	BUILD=$(BUILD) tests/fault/teeth.sh
