@@ -1305,6 +1305,22 @@ static void liveness(sim *s)
     }
     if (!s->failed)
         check_log_matching(s);
+    /* nodes at the same applied index hold the same state */
+    for (int a = 0; a < s->n && !s->failed; a++)
+        for (int b = a + 1; b < s->n; b++) {
+            store *x = &s->nodes[a].st, *y = &s->nodes[b].st;
+            if (x->applied != y->applied)
+                continue;
+            if (memcmp(x->kv_val, y->kv_val, sizeof x->kv_val) ||
+                memcmp(x->kv_idx, y->kv_idx, sizeof x->kv_idx)) {
+                fail(s, "state machine safety: n%llu and n%llu both applied "
+                        "%llu but hold different values",
+                     (unsigned long long)s->nodes[a].id,
+                     (unsigned long long)s->nodes[b].id,
+                     (unsigned long long)x->applied);
+                break;
+            }
+        }
 }
 
 /* ------------------------------------------------------------------ */
