@@ -505,9 +505,20 @@ static void known_set(uint64_t id, const char *meta)
     snprintf(g_known[slot].meta, sizeof g_known[slot].meta, "%s", meta);
 }
 
+/* Is there an open, greeted inbound connection from id? */
+static int inbound_from(uint64_t id)
+{
+    for (size_t i = 0; i < g_n_in; i++)
+        if (g_in[i]->hello && !g_in[i]->dead && g_in[i]->from == id)
+            return 1;
+    return 0;
+}
+
 /* Make the set of links match the configuration: one per other member;
- * while this node is not a member itself (a joiner), also one to each node
- * that contacted us. */
+ * also one to each node that is talking to us now although it is not in
+ * our configuration (ours may be stale: it may be a leader we have not
+ * heard of yet), and, while this node is not a member itself (a joiner),
+ * to each node that contacted us. */
 static void peers_reconcile(void)
 {
     const raft_config *c = raft_config_get(g_r);
@@ -521,9 +532,11 @@ static void peers_reconcile(void)
         want_id[nw] = c->nodes[i].id;
         want_meta[nw++] = c->nodes[i].meta;
     }
-    if (!self_member) {
+    {
         for (int i = 0; i < MAX_KNOWN && nw < MAX_PEERS; i++) {
             if (!g_known[i].id || g_known[i].id == g_id)
+                continue;
+            if (self_member && !inbound_from(g_known[i].id))
                 continue;
             int dup = 0;
             for (int j = 0; j < nw; j++)
@@ -556,18 +569,6 @@ static void peers_reconcile(void)
     for (int j = 0; j < nw; j++)
         if (!peer_find(want_id[j]) && !peer_add(want_id[j], want_meta[j]))
             logf_("too many peer links");
-    /* Inbound connections from nodes that left the configuration. */
-    if (self_member) {
-        for (size_t i = 0; i < g_n_in; i++) {
-            inconn *ic = g_in[i];
-            if (ic->hello && !ic->dead && !raft_config_find(c, ic->from)) {
-                char n[NAME_MAX_LEN + 1];
-                node_name(ic->from, n, sizeof n);
-                logf_("closing peer connection from %s: not a member any more", n);
-                ic->dead = 1;
-            }
-        }
-    }
 }
 
 static void peers_reap(uint64_t now)
@@ -626,10 +627,10 @@ static void send_msg(raft_msg *m)
 {
     peer *p = peer_find(m->to);
     if (!p) {
-        /* Links to non-members exist only while we are not a member. */
+        /* Links to non-members: see peers_reconcile. */
         const raft_config *c = raft_config_get(g_r);
         const char *meta = known_meta(m->to);
-        if (!meta || (c && raft_config_find(c, g_id)))
+        if (!meta || (c && raft_config_find(c, g_id) && !inbound_from(m->to)))
             return;
         p = peer_add(m->to, meta);
         if (!p)
@@ -1573,12 +1574,14 @@ static int handle_hello(inconn *c, const uint8_t *pl, size_t len)
             store_fatal("save cluster id");
         logf_("joined cluster %s (contacted by %s)", g_cluster, n);
     }
-    if (!joiner && !raft_config_find(conf, h.from)) {
-        char why[400];
-        snprintf(why, sizeof why, "%s is not a member of the cluster", n);
-        inconn_close(c, why);
-        return -1;
-    }
+    /* A sender outside our configuration is still accepted when its
+     * cluster id matches: our configuration may be stale (we were down
+     * while it was added, and it may lead now); refusing it would leave us
+     * behind for good. Removed nodes cannot disrupt: the core ignores vote
+     * requests while it hears from a leader, and we never open links to
+     * non-members while we are a member. */
+    if (!joiner && !raft_config_find(conf, h.from))
+        vlog("accepting %s, not in our configuration (same cluster)", n);
     known_set(h.from, h.meta);
     c->hello = 1;
     c->from = h.from;
