@@ -42,10 +42,12 @@ disk_crit=95
 quiet=
 
 unknown() { echo "KEYVAL UNKNOWN - $*"; exit 3; }
+# A usage error is UNKNOWN too: one line on stdout, the usage on stderr.
+usage_error() { echo "KEYVAL UNKNOWN - $*"; echo "$PROG: $*" >&2; usage >&2; exit 3; }
 
 number() { # NAME VALUE: a non-negative integer
     case $2 in
-    ''|*[!0-9]*) echo "$PROG: $1: expected a number, got '$2'" >&2; usage >&2; exit 3 ;;
+    ''|*[!0-9]*) usage_error "$1: expected a number, got '$2'" ;;
     esac
 }
 
@@ -61,20 +63,16 @@ while getopts H:d:t:l:L:s:w:c:qh opt; do
     c) number -c "$OPTARG"; disk_crit=$OPTARG ;;
     q) quiet=1 ;;
     h) usage; exit 0 ;;
-    *) usage >&2; exit 3 ;;
+    *) usage_error "bad option (see kv-health -h)" ;;
     esac
 done
 shift $((OPTIND - 1))
-if [ $# -ne 0 ]; then
-    echo "$PROG: unexpected argument: $1" >&2
-    usage >&2
-    exit 3
-fi
+[ $# -eq 0 ] || usage_error "unexpected argument: $1"
 case $haddr in
 *:*) ;;
-*) echo "$PROG: -H: expected HOST:PORT, got '$haddr'" >&2; exit 3 ;;
+*) usage_error "-H: expected HOST:PORT, got '$haddr'" ;;
 esac
-[ "$timeout" -ge 1 ] || { echo "$PROG: -t: at least 1 second" >&2; exit 3; }
+[ "$timeout" -ge 1 ] || usage_error "-t: at least 1 second"
 # ":11000" means localhost, as in keyval -join.
 case $haddr in :*) haddr=localhost$haddr ;; esac
 for tool in curl jq; do
