@@ -937,6 +937,16 @@ static int committed_in_term(const raft_t *r)
     return term_at(r, r->commit) == r->term;
 }
 
+/* A new leader's commit index may lag behind what earlier leaders
+ * committed until it commits an entry of its own term (6.4 step 1). */
+static int can_serve_reads(const raft_t *r)
+{
+#ifdef MUTANT_READ_NO_TERM_COMMIT
+    return 1; /* BUG: answers with a possibly stale commit index */
+#endif
+    return committed_in_term(r);
+}
+
 /* Leader side of ReadIndex (6.4): a read waits until the leader has
  * committed an entry of its term, records the commit index, and is
  * released once a majority acknowledged a heartbeat round started after. */
@@ -989,7 +999,7 @@ static void advance_reads(raft_t *r)
     /* reads that waited for an entry of this term get their index now */
     int need_round = 0;
     for (size_t i = 0; i < r->reads_pending.n; i++)
-        if (ps[i].index == 0 && committed_in_term(r)) {
+        if (ps[i].index == 0 && can_serve_reads(r)) {
             ps[i].index = r->commit;
             ps[i].round = 0;
             need_round = 1;
@@ -1015,7 +1025,7 @@ static int leader_read(raft_t *r, uint64_t ctx, uint64_t from)
     if (r->reads_pending.n >= MAX_READS)
         return RAFT_EBUSY;
     pending_read pr = {ctx, from, 0, 0};
-    if (committed_in_term(r)) {
+    if (can_serve_reads(r)) {
         pr.index = r->commit;
         start_round(r);
         pr.round = r->hb_round;
@@ -1355,6 +1365,10 @@ static void handle_snap(raft_t *r, const raft_msg *m)
 {
     uint64_t have = term_known(r, m->snap_index) &&
                     term_at(r, m->snap_index) == m->snap_term;
+#ifdef MUTANT_SNAP_NO_IGNORE
+    have = 0; /* BUG: installs a snapshot its log already has, dropping
+               * the acknowledged entries after it */
+#endif
     if (m->snap_index <= r->commit || have) {
         /* nothing to install: never drop entries we may have acked */
         uint64_t idx = have && m->snap_index > r->commit ? m->snap_index : r->commit;
