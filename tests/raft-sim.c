@@ -273,6 +273,16 @@ static const char *mtype(int t)
 static void net_send(sim *s, const raft_msg *m)
 {
     int a = idx_of(s, m->from), b = idx_of(s, m->to);
+    if (m->type == RAFT_MSG_APPEND && m->n_entries > 1) {
+        /* batching stays within max_msg_bytes (one entry may exceed it) */
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < m->n_entries; i++)
+            bytes += m->entries[i].len;
+        if (bytes > s->opts.max_msg_bytes)
+            fail(s, "n%llu sent %u entries of %zu bytes, over max_msg_bytes %zu",
+                 (unsigned long long)m->from, m->n_entries, bytes,
+                 s->opts.max_msg_bytes);
+    }
     if (a < 0 || b < 0)
         return;
     int copies = 1;
@@ -428,6 +438,12 @@ static void check_leaders(sim *s)
             continue;
         raft_status_info st;
         raft_status(nd->core, &st);
+        /* bounded memory: nothing older than snapshot - trail is kept */
+        if (st.snap_index + 1 > st.first_index + s->opts.snapshot_trail)
+            fail(s, "n%llu keeps entries from %llu, snapshot %llu, trail %llu",
+                 (unsigned long long)nd->id, (unsigned long long)st.first_index,
+                 (unsigned long long)st.snap_index,
+                 (unsigned long long)s->opts.snapshot_trail);
         if (st.role != RAFT_LEADER)
             continue;
         GROW(s->leader_of, s->cap_leader, st.term + 1);
