@@ -776,8 +776,8 @@ static void process(sim *s, int ni)
         raft_snap_meta meta;
         meta.index = st->applied;
         meta.term = st->applied_term;
-        /* the configuration as of the applied index: the core knows it as
-         * the latest one when nothing newer is in the log; else replay. */
+        /* the configuration as of the applied index, tracked from the
+         * CONFIG entries applied (as raftd does) */
         meta.conf = st->conf;
         if (meta.conf.n == 0)
             return;
