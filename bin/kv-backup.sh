@@ -5,16 +5,21 @@ PROG=kv-backup
 
 usage() {
     cat <<'USAGE'
-usage: kv-backup [-d DATADIR] [-q] FILE
+usage: kv-backup [-d DATADIR] [-S] [-q] FILE
 Writes a consistent copy of DATADIR/raft.db (the key-value table, the
 applied index, the Raft log and state) to FILE while the node keeps
-serving: SQLite's VACUUM INTO reads one snapshot of the database. The copy
+serving: SQLite's VACUUM INTO reads one snapshot of the database. First
+a linearizable read (kv-get) makes the node apply every write the cluster
+acknowledged before kv-backup started, so those are all in the copy;
+when that fails (no leader, raftd stopped) kv-backup says so and copies
+what the node has applied. The copy
 is written to FILE.tmp.PID, checked (PRAGMA quick_check), fsynced and
 renamed to FILE, so FILE is either the old file or a whole new backup.
 Restore it with kv-restore(8).
   -d DATADIR  the node's data directory
               (default: $KEYVAL_DATADIR, else $HOME/node0)
-  -q          quiet: print nothing on success
+  -S          skip the linearizable read: copy what the node has applied
+  -q          quiet: print nothing on success (notes still go to stderr)
 Exit status: 0 written, 1 failed (FILE unchanged), 2 usage error.
 USAGE
 }
@@ -23,10 +28,12 @@ die() { echo "$PROG: $*" >&2; [ -n "$tmp" ] && rm -f "$tmp"; exit 1; }
 
 datadir=${KEYVAL_DATADIR:-$HOME/node0}
 quiet=
+stale=
 tmp=
-while getopts d:qh opt; do
+while getopts d:Sqh opt; do
     case $opt in
     d) datadir=$OPTARG ;;
+    S) stale=1 ;;
     q) quiet=1 ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -45,6 +52,20 @@ db=$datadir/raft.db
 [ -d "$out" ] && die "$out is a directory; give a file name"
 outdir=$(dirname -- "$out")
 [ -d "$outdir" ] || die "$outdir: no such directory"
+
+# The read barrier: a linearizable read on this node returns only after
+# the node has applied everything committed when the read began.
+if [ -z "$stale" ]; then
+    kvget=$(dirname -- "$0")/kv-get
+    [ -x "$kvget" ] || kvget=kv-get
+    berr=$(KEYVAL_TIMEOUT_MS=${KEYVAL_TIMEOUT_MS:-5000} \
+        "$kvget" -d "$datadir" kv-backup-read-barrier 2>&1 >/dev/null)
+    rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
+        echo "$PROG: note: could not confirm the node is up to date" \
+            "($(printf '%s\n' "$berr" | head -n 1)); copying what it has applied" >&2
+    fi
+fi
 
 tmp=$out.tmp.$$
 rm -f "$tmp"

@@ -7,6 +7,11 @@
 # killed (no leader: 2), bad usage (3). Ports 17200-17202, 17210-17212.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cluster/helpers.inc
+# cond NAME 'SHELL CONDITION': ok when the whole condition holds.
+cond() {
+    _c_n=$1; shift
+    if eval "$*"; then ok "$_c_n"; else bad "$_c_n" "$*"; fi
+}
 HEALTH=$BUILD/bin/kv-health
 [ -x "$HEALTH" ] || { bad setup "$HEALTH not built"; finish; }
 
@@ -45,9 +50,9 @@ expect_health healthy_leader 0 '^KEYVAL OK - node n0 is leader' -H 127.0.0.1:172
 expect_health healthy_follower 0 '^KEYVAL OK - node n1 is follower.*leader n0' \
     -H 127.0.0.1:17201 -d "$T/n1"
 run_health -q -H 127.0.0.1:17200 -d "$T/n0"
-check quiet_when_ok [ "$RC" = 0 ] && [ -z "$OUT" ]
+cond quiet_when_ok '[ "$RC" = 0 ] && [ -z "$OUT" ]'
 KEYVAL_HADDR=127.0.0.1:17201 KEYVAL_DATADIR=$T/n1 run_health
-check address_from_environment [ "$RC" = 0 ] && printf '%s' "$OUT" | grep -q 'node n1'
+cond address_from_environment '[ "$RC" = 0 ] && printf '\''%s'\'' "$OUT" | grep -q '\''node n1'\'''
 
 expect_health log_without_snapshot_warns 1 \
     '^KEYVAL WARNING - [0-9]+ log entries since the last snapshot' -H 127.0.0.1:17200 -s 1
