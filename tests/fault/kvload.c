@@ -387,6 +387,8 @@ static void client_main(int id, uint64_t end, uint64_t timeout_ns, uint64_t seed
             for (int i = 0; i < nk; i++)
                 record(seq, inv, ret, oc, 'b', keys[i], val, NULL, NULL, NULL, port);
         }
+        if (!r.sent)
+            usleep(100000); /* node down: do not spin on refused connections */
         free(r.body);
         seq++;
     }
