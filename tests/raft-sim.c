@@ -151,7 +151,7 @@ typedef struct sim {
     readreq *reads;
     size_t n_reads, cap_reads;
     uint64_t acked_max;        /* highest acknowledged write index */
-    uint64_t stat_wipes;
+    uint64_t stat_wipes, stat_transfers_done, transfer_to;
     uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders,
         stat_crashes, stat_confs, stat_transfers;
 
@@ -451,6 +451,9 @@ static void check_leaders(sim *s)
         if (*l == 0) {
             *l = nd->id;
             s->stat_leaders++;
+            if (s->transfer_to == nd->id)
+                s->stat_transfers_done++;
+            s->transfer_to = 0;
             ev(s, "n%llu leader of term %llu (last %llu commit %llu)",
                (unsigned long long)nd->id, (unsigned long long)st.term,
                (unsigned long long)st.last_index, (unsigned long long)st.commit);
@@ -997,6 +1000,7 @@ static void do_transfer(sim *s, int li)
         return;
     if (raft_transfer_leader(ld->core, s->nodes[t].id) == RAFT_OK) {
         s->stat_transfers++;
+        s->transfer_to = s->nodes[t].id;
         ev(s, "n%llu transfers leadership to n%llu", (unsigned long long)ld->id,
            (unsigned long long)s->nodes[t].id);
     }
@@ -1360,7 +1364,7 @@ static void sim_free(sim *s)
 /* totals over all seeds, for the closing summary */
 static struct {
     uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers,
-        wipes;
+        wipes, transfers_done;
 } tot;
 
 static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
@@ -1476,6 +1480,7 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     tot.confs += s->stat_confs;
     tot.transfers += s->stat_transfers;
     tot.wipes += s->stat_wipes;
+    tot.transfers_done += s->stat_transfers_done;
     sim_free(s);
     free(s);
     return ok;
@@ -1545,12 +1550,13 @@ int main(int argc, char **argv)
     fprintf(stderr, "raft-sim: totals: %llu elections won, %llu proposals, "
                     "%llu acknowledged, %llu reads checked, %llu snapshot "
                     "installs, %llu crashes, %llu config changes, %llu "
-                    "transfers, %llu nodes wiped and rejoined\n",
+                    "transfers (%llu won by the target), %llu nodes wiped and "
+                    "rejoined\n",
             (unsigned long long)tot.leaders, (unsigned long long)tot.props,
             (unsigned long long)tot.acked, (unsigned long long)tot.reads,
             (unsigned long long)tot.installs, (unsigned long long)tot.crashes,
             (unsigned long long)tot.confs, (unsigned long long)tot.transfers,
-            (unsigned long long)tot.wipes);
+            (unsigned long long)tot.transfers_done, (unsigned long long)tot.wipes);
     printf("%llu passed, %llu failed\n", (unsigned long long)passed,
            (unsigned long long)failed);
     return failed ? 1 : 0;
