@@ -27,6 +27,7 @@ typedef struct progress {
     int recent_active;     /* heard from since the last check-quorum */
     unsigned stall;        /* heartbeats without progress while replicating */
     int heard;             /* a response arrived since the last heartbeat */
+    unsigned probe_wait;   /* heartbeats answered while a probe is unanswered */
     uint64_t match_at_hb;  /* match at the last heartbeat */
     uint64_t ctx_acked;    /* highest heartbeat round acknowledged */
     /* inflight APPENDs: ring of the last index each one carries */
@@ -653,9 +654,11 @@ static int send_append_msg(raft_t *r, progress *p, int allow_empty)
             infl_add(r, p, sent_last);
         } else {
             p->paused = 1;
+            p->probe_wait = 0;
         }
     } else if (p->state == PR_PROBE) {
         p->paused = 1;
+        p->probe_wait = 0;
     }
     return 1;
 }
@@ -1071,8 +1074,11 @@ static void heartbeat_peer(raft_t *r, progress *p)
     p->heard = 0;
     switch (p->state) {
     case PR_PROBE:
-        if (p->paused && alive)
-            p->paused = 0; /* the probe or its answer was lost: retry */
+        /* the probe or its answer was lost (the follower answers our
+         * heartbeats but not the probe): retry, not more often than every
+         * few heartbeats, as a probe may carry a big batch */
+        if (p->paused && alive && ++p->probe_wait >= STALL_HEARTBEATS)
+            p->paused = 0;
         if (!p->paused) {
             send_append(r, p); /* the probe doubles as the heartbeat */
             return;
