@@ -47,6 +47,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
 "usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
+"       keyval -fastcgi [options as above] DATADIR\n"
 "\n"
 "Starts one keyval node: raftd (Raft state, log and data in DATADIR/raft.db),\n"
 "a socat listener for peer traffic on the Raft address and lighttpd serving\n"
@@ -59,6 +60,9 @@ static void usage(FILE *f)
 "  -join ADDR         HTTP address of a cluster member to join, e.g. :11000\n"
 "                     (used the first time only; a restarted node rejoins\n"
 "                     from its saved state)\n"
+"  -fastcgi           run the HTTP programs as resident FastCGI applications\n"
+"                     (lighttpd mod_fastcgi) instead of one CGI process per\n"
+"                     request (mod_cgi, the default)\n"
 "  DATADIR            created if missing (mode 0700)\n"
 "\n"
 "A fresh DATADIR without -join starts a new one-node cluster.\n"
@@ -757,6 +761,7 @@ int main(int argc, char **argv)
 {
     const char *id = NULL, *haddr_s = "localhost:11000",
                *raddr_s = "localhost:12000", *join_s = NULL, *datadir_s = NULL;
+    int fastcgi = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -771,6 +776,10 @@ int main(int argc, char **argv)
             const char *eq = strchr(name, '=');
             size_t nl = eq ? (size_t)(eq - name) : strlen(name);
             const char **dst = NULL;
+            if (nl == 7 && strncmp(name, "fastcgi", 7) == 0 && !eq) {
+                fastcgi = 1;
+                continue;
+            }
             if (nl == 2 && strncmp(name, "id", 2) == 0)
                 dst = &id;
             else if (nl == 5 && strncmp(name, "haddr", 5) == 0)
@@ -865,6 +874,11 @@ int main(int argc, char **argv)
                 "%s/../libexec/keyval", bindir, bindir);
         return 1;
     }
+    if (!config_safe(etcdir)) {
+        die_msg("template directory %s has characters lighttpd.conf cannot hold",
+                etcdir);
+        return 1;
+    }
     if (!config_safe(cgidir)) {
         die_msg("CGI directory %s has characters lighttpd.conf cannot hold", cgidir);
         return 1;
@@ -907,6 +921,13 @@ int main(int argc, char **argv)
                 "(DATADIR/raftd.sock must be under 108 bytes)", datadir);
         return 1;
     }
+    /* lighttpd's FastCGI sockets: DATADIR/fcgi-route-error.sock-N */
+    if (fastcgi && strlen(datadir) + sizeof "/fcgi-route-error.sock-99" >
+                       sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        die_msg("DATADIR path %s is too long for -fastcgi (its FastCGI socket "
+                "paths must be under 108 bytes)", datadir);
+        return 1;
+    }
     int fresh = !file_exists(dbpath);
     say("data directory %s (%s)", datadir, fresh ? "new" : "existing state");
 
@@ -943,9 +964,11 @@ int main(int argc, char **argv)
     }
     char port[16];
     snprintf(port, sizeof port, "%d", haddr.port);
-    const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET" };
-    const char *values[] = { haddr.host, port, datadir, cgidir, sock };
-    char *text = render(tmpl, names, values, 5);
+    const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET",
+                            "ETCDIR", "MODE" };
+    const char *values[] = { haddr.host, port, datadir, cgidir, sock, etcdir,
+                             fastcgi ? "fastcgi" : "cgi" };
+    char *text = render(tmpl, names, values, 7);
     free(tmpl);
     if (!text || write_file(conf, text, 0600) < 0) {
         die_msg("write %s: %s", conf, text ? strerror(errno) : "out of memory");

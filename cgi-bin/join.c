@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "join"
 #define FIELD_MAX 255
@@ -56,7 +57,7 @@ static int addr_ok(const char *addr)
     return 1;
 }
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -111,3 +112,5 @@ int main(void)
     json_decref(req);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

@@ -7,10 +7,11 @@
 #include <string.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "key-del"
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -51,3 +52,5 @@ int main(void)
     json_decref(reply);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

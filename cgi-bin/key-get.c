@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "key-get"
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -80,3 +81,5 @@ int main(void)
     json_decref(reply);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

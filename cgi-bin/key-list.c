@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "key-list"
 #define LIMIT_MAX 100000
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -61,3 +62,5 @@ int main(void)
     json_decref(req);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

@@ -10,10 +10,11 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "key-put"
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -69,3 +70,5 @@ int main(void)
     json_decref(reply);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

@@ -8,10 +8,11 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "key-set"
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -73,3 +74,5 @@ int main(void)
     json_decref(reply);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

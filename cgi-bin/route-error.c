@@ -7,8 +7,9 @@
 #include <string.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -32,3 +33,5 @@ int main(void)
     json_decref(b);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

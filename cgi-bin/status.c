@@ -5,10 +5,11 @@
 #include <stdlib.h>
 
 #include "cgi.h"
+#include "cgi_main.h"
 
 #define PROG "status"
 
-int main(void)
+static int handle(void)
 {
     cgi_target t;
     const char *why;
@@ -21,3 +22,5 @@ int main(void)
     json_decref(req);
     return 0;
 }
+
+int main(void) { return cgi_main(handle); }

@@ -225,6 +225,8 @@ int cgi_query_get(const char *query, size_t query_len, const char *name,
     return 0;
 }
 
+ssize_t (*cgi_body_reader)(void *buf, size_t n);
+
 int cgi_read_body(int fd, const char *content_length, size_t max,
                   char **body, size_t *len, const char **why)
 {
@@ -256,7 +258,8 @@ int cgi_read_body(int fd, const char *content_length, size_t max,
     }
     size_t got = 0;
     while (got < cl) {
-        ssize_t n = read(fd, b + got, (size_t)cl - got);
+        ssize_t n = cgi_body_reader ? cgi_body_reader(b + got, (size_t)cl - got)
+                                    : read(fd, b + got, (size_t)cl - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -376,8 +379,10 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
         cgi_error(stdout, 503, "raftd unavailable: KEYVAL_SOCKET is not set");
         return 503;
     }
-    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
-                            sizeof err);
+    /* Kept open across requests of a resident (FastCGI) program. */
+    static int conn = -1;
+    int rc = client_request_keep(&conn, sock, req, client_timeout_from_env(),
+                                 &reply, err, sizeof err);
     if (rc == -2) {
         cgi_error(stdout, 413, err);
         return 413;

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <jansson.h>
 
 #define CGI_KEY_MAX 1024                     /* bytes, after decoding */
@@ -73,6 +74,11 @@ int cgi_query_get(const char *query, size_t query_len, const char *name,
  * *len bytes; on failure returns the HTTP status and sets *why. */
 int cgi_read_body(int fd, const char *content_length, size_t max,
                   char **body, size_t *len, const char **why);
+
+/* When set (FastCGI mode, lib/cgi_main.c), cgi_read_body reads the body
+ * through it instead of from fd: like read(2), returns bytes read, 0 at
+ * the end, -1 on error. */
+extern ssize_t (*cgi_body_reader)(void *buf, size_t n);
 
 /* Parses an entity tag such as "12" or W/"12" or 12 into an index.
  * Returns 0 and *index, or -1. "*" is not handled here. */

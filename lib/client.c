@@ -66,10 +66,36 @@ int client_reply_code(const json_t *reply)
     return (int)v;
 }
 
+/* A kept connection is reusable when nothing is waiting on it: raftd
+ * sends nothing unasked, so a readable socket means EOF or an error
+ * (raftd restarted or dropped us). Checked before sending, so that no
+ * request is ever sent twice. */
+static int conn_idle_ok(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int r = poll(&p, 1, 0);
+    return r == 0;
+}
+
 int client_request(const char *sockpath, json_t *req, int timeout_ms,
                    json_t **reply, char *err, size_t errlen)
 {
+    return client_request_keep(NULL, sockpath, req, timeout_ms, reply, err,
+                               errlen);
+}
+
+int client_request_keep(int *keep, const char *sockpath, json_t *req,
+                        int timeout_ms, json_t **reply, char *err,
+                        size_t errlen)
+{
     int fd = -1;
+    if (keep && *keep >= 0) {
+        if (conn_idle_ok(*keep))
+            fd = *keep;
+        else
+            close(*keep);
+        *keep = -1;
+    }
     char *line = NULL, *buf = NULL;
     size_t len = 0, cap = 0;
     int ret = -1;
@@ -106,7 +132,10 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms,
         goto out;
     }
 
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    else
+        goto connected;
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         goto out;
@@ -132,6 +161,7 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms,
         }
     }
 
+connected:
     /* Send the request line (with its newline). */
     line[linelen] = '\n'; /* json_dumps' NUL is replaced; length known */
     size_t off = 0, total = linelen + 1;
@@ -224,6 +254,10 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms,
     }
     *reply = r;
     ret = 0;
+    if (keep) {
+        *keep = fd;
+        fd = -1;
+    }
 out:
     if (fd >= 0)
         close(fd);

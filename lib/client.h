@@ -30,6 +30,15 @@
 int client_request(const char *sockpath, json_t *req, int timeout_ms,
                    json_t **reply, char *err, size_t errlen);
 
+/* Like client_request, over a connection kept in *keep (-1: none yet).
+ * An idle kept connection that raftd closed (restart) is replaced by a
+ * new one before anything is sent; after a reply the connection stays
+ * open in *keep; after any failure it is closed and *keep is -1. With
+ * keep NULL this is client_request. */
+int client_request_keep(int *keep, const char *sockpath, json_t *req,
+                        int timeout_ms, json_t **reply, char *err,
+                        size_t errlen);
+
 /* Returns the reply's HTTP status ("code"), or 502 when missing/invalid. */
 int client_reply_code(const json_t *reply);
 

@@ -1,0 +1,80 @@
+#!/bin/sh
+# keyval -fastcgi: the walkthrough's checks with the HTTP programs resident
+# under lighttpd's mod_fastcgi (ports 19060-19062 HTTP, 19070-19072 Raft).
+# Three nodes; set and get; 404; a write through a follower is forwarded;
+# stale and linearizable reads on every node; the same program processes
+# serve request after request (no new process per request) and keep one
+# raftd.sock connection each; a body that is not JSON gets 400; a killed
+# resident program is replaced and requests go on.
+# Prints ok/FAIL lines and "N passed, M failed".
+cd "$(dirname "$0")/../.." || exit 1
+. tests/cluster/helpers.inc
+
+require_ports 19060 19061 19062 19070 19071 19072
+
+start_node f0 -fastcgi -id f0 -haddr 127.0.0.1:19060 -raddr 127.0.0.1:19070 "$T/f0"
+if wait_until 20 is_leader 19060; then
+    ok fastcgi_node_leads
+else
+    bad fastcgi_node_leads "no leader on :19060 within 20 s"
+    finish
+fi
+check config_uses_fastcgi grep -q 'lighttpd-fastcgi.conf' "$T/f0/lighttpd.conf"
+
+expect_post set_user1 19060 /key '{"user1": "batman"}'
+expect_body get_user1 19060 /key/user1 '{"user1":"batman"}'
+http_get 19060 /key/nobody
+check missing_key_404 [ "$HTTP_CODE" = 404 ] && check missing_key_body [ "$BODY" = '{"error":"key not found"}' ]
+http_post 19060 /key 'not json'
+check bad_json_400 [ "$HTTP_CODE" = 400 ]
+http_get 19060 /nowhere
+check route_error_404 [ "$HTTP_CODE" = 404 ]
+
+start_node f1 -fastcgi -id f1 -haddr 127.0.0.1:19061 -raddr 127.0.0.1:19071 -join 127.0.0.1:19060 "$T/f1"
+start_node f2 -fastcgi -id f2 -haddr 127.0.0.1:19062 -raddr 127.0.0.1:19072 -join 127.0.0.1:19060 "$T/f2"
+three_voters() { [ "$(status_field 19060 '[.nodes[] | select(.voter)] | length')" = 3 ]; }
+if wait_until 30 three_voters; then
+    ok two_nodes_join
+else
+    bad two_nodes_join "$(status_field 19060 -c .nodes)"
+fi
+
+# A write through a follower is forwarded to the leader.
+expect_post forwarded_write 19061 /key '{"user2": "robin"}'
+for p in 19060 19061 19062; do
+    expect_body "get_user2_on_$p" $p /key/user2 '{"user2":"robin"}'
+    if wait_until 10 body_is $p '/key/user1?level=stale' '{"user1":"batman"}'; then
+        ok "stale_read_on_$p"
+    else
+        bad "stale_read_on_$p" "$HTTP_CODE $BODY"
+    fi
+done
+
+# Resident: the key-get processes under f0's lighttpd stay the same across
+# requests, and each holds at most one connection to raftd.sock.
+lpid=$(ps -o pid=,comm= --ppid "$pid_f0" | awk '$2 == "lighttpd" { print $1 }')
+getters() { ps -o pid=,comm= --ppid "$lpid" | awk '$2 == "key-get" { print $1 }' | sort | tr '\n' ' '; }
+before=$(getters)
+check key_get_resident [ -n "$before" ]
+i=0
+while [ $i -lt 20 ]; do http_get 19060 /key/user1; i=$((i + 1)); done
+check get_after_20_requests [ "$HTTP_CODE" = 200 ]
+after=$(getters)
+check same_processes_after_20_requests [ "$before" = "$after" ]
+conns_ok=1
+for g in $after; do
+    n=$(ls -l /proc/$g/fd 2>/dev/null | grep -c socket)
+    # fd 0 (the FastCGI listener), the request connection, raftd.sock
+    [ "$n" -le 3 ] || conns_ok=0
+done
+check one_raftd_connection_each [ $conns_ok = 1 ]
+
+# A killed resident program is restarted by lighttpd.
+victim=$(echo $after | awk '{ print $1 }')
+kill -9 "$victim"
+if wait_until 10 body_is 19060 /key/user1 '{"user1":"batman"}'; then
+    ok get_after_program_killed
+else
+    bad get_after_program_killed "$HTTP_CODE $BODY"
+fi
+finish
