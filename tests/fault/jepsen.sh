@@ -11,7 +11,7 @@
 #
 # Nodes n0.. use HTTP PORTBASE+i and Raft PORTBASE+500+i on 127.0.0.1
 # (default PORTBASE 15000; keep PORTBASE within 15000-16400). NEMESES
-# (default all): kill kill-leader pause pause-leader part-majority
+# (default all): kill kill-leader kill-all pause pause-leader part-majority
 # part-leader part-oneway part-bridge member transfer disk.
 # -H: seconds a fault is held (default 2-6). -r: the raftd program run by
 # keyval (through a wrapper that adds -peer-connect "faultlink SRC %a").
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 NODES=3 DURATION=60 SEED=$(( $(date +%s) % 100000 )) CLIENTS=6 PORTBASE=15000
-NEMESES="kill kill-leader pause pause-leader part-majority part-leader part-oneway part-bridge member transfer disk"
+NEMESES="kill kill-leader kill-all pause pause-leader part-majority part-leader part-oneway part-bridge member transfer disk"
 HOLD=2-6 RAFTD=$BUILD/bin/raftd MODE="" BUDGET=30
 while getopts n:d:s:c:p:N:H:r:m:b:x o; do
     case $o in
@@ -234,6 +234,14 @@ nemesis() {
         event "$kind: kill -9 n$P${L:+ (leader n$L)}"
         kill_node "$P"; hold
         launch "$P"; event "heal: restart n$P" ;;
+    kill-all) # durability: every node crashes right after acknowledgements
+        local all=($(live)); [ ${#all[@]} -gt 0 ] || return
+        event "kill-all: kill -9 {${all[*]/#/n}} at once${L:+ (leader n$L)}"
+        for i in "${all[@]}"; do kill -9 "${pid[$i]}" $(ps -o pid= --ppid "${pid[$i]}" 2>/dev/null) 2>/dev/null; done
+        for i in "${all[@]}"; do kill_node "$i"; done
+        hold
+        for i in "${all[@]}"; do launch "$i"; done
+        event "heal: restart {${all[*]/#/n}}" ;;
     pause | pause-leader)
         if [ $kind = pause-leader ] && [ -n "$L" ] && [ "${state[$L]}" = up ]; then P=$L; else pick_live || return; fi
         local rp; rp=$(raftd_of "$P"); [ -n "$rp" ] || return
@@ -326,7 +334,7 @@ while kill -0 "$LOAD_PID" 2>/dev/null; do
     rnd 3; sleep $((1 + R))
     kill -0 "$LOAD_PID" 2>/dev/null || break
     rnd ${#kinds[@]}
-    nemesis "${kinds[$R]}"
+    nemesis "${kinds[$R]}" 2>>"$T/nemesis.err" # job notices ("Killed") go there
 done
 wait "$LOAD_PID"; lrc=$?; LOAD_PID=""
 event "workload finished (exit $lrc): $(tail -1 "$T/kvload.out")"
