@@ -55,9 +55,18 @@ render() { mandoc -Tascii "$1" 2>/dev/null | sed 's/.\x08//g'; }
 # section NAME: the lines of one section of rendered text on stdin.
 section() { awk -v s="$1" '/^[A-Z]/ { on = ($0 == s) ; next } on'; }
 
-# 2. -h of each program against its page.
-for prog in "$BUILD"/bin/*; do
-    name=$(basename "$prog")
+# 2. -h of each program against its page: every program with a source in
+# bin/ (committed ones, when this is a git work tree: others' work in
+# progress is not judged here).
+progs=$(git ls-files bin 2>/dev/null)
+[ -n "$progs" ] || progs=$(ls bin/*)
+for src in $progs; do
+    name=$(basename "$src"); name=${name%.c}; name=${name%.sh}
+    prog=$BUILD/bin/$name
+    if [ ! -x "$prog" ]; then
+        bad "program $name" "$prog not built"
+        continue
+    fi
     page=$(ls $MAN/"$name".[18] 2>/dev/null | head -n 1)
     if [ -z "$page" ]; then
         bad "page $name" "no $MAN/$name.1 or $MAN/$name.8"
