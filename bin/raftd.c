@@ -165,6 +165,7 @@ static pending *g_pend;
 static uint64_t g_next_id = 1;
 static volatile sig_atomic_t g_stop;
 static uint64_t g_last_meta_fix;
+static uint64_t g_last_slow_log;
 static uint8_t g_chunk_buf[RAFT_SNAP_CHUNK];
 
 /* ----------------------------------------------------------------- helpers */
@@ -2308,6 +2309,7 @@ int main(int argc, char **argv)
         int pr = poll(pfd, n, timeout);
         if (pr < 0 && errno != EINTR)
             fatal("poll: %s", strerror(errno));
+        uint64_t turn_start = now_ms();
         for (nfds_t i = 0; pr > 0 && i < n; i++) {
             short re = pfd[i].revents;
             if (!re)
@@ -2366,6 +2368,15 @@ int main(int argc, char **argv)
         peers_reap(now);
         peers_reconcile();
         log_role_changes();
+        /* A turn that takes half an election timeout endangers leadership:
+         * say so (at most every 10 s). */
+        uint64_t turn_ms = now_ms() - turn_start;
+        if (turn_ms * 2 >= (uint64_t)g_tick_ms * g_election_ticks && turn_ms >= 100 &&
+            now_ms() - g_last_slow_log >= 10000) {
+            g_last_slow_log = now_ms();
+            logf_("slow: one loop turn took %llu ms (election timeout %u ms); disk too slow?",
+                  (unsigned long long)turn_ms, g_tick_ms * g_election_ticks);
+        }
         /* sweep */
         for (size_t i = 0; i < g_n_in;) {
             if (g_in[i]->dead) {
