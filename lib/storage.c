@@ -84,6 +84,7 @@ static const char *const stmt_sql[ST_N] = {
 };
 
 struct store {
+    char *path;
     sqlite3 *db;
     sqlite3_stmt *st[ST_N];
     int in_txn;
@@ -251,8 +252,9 @@ static int conf_decode(raft_config *c, const uint8_t *p, size_t len)
 store *store_open(const char *path)
 {
     store *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s || !(s->path = strdup(path))) {
         snprintf(open_err, sizeof open_err, "%s: out of memory", path);
+        free(s);
         return NULL;
     }
     int rc = sqlite3_open_v2(path, &s->db,
@@ -303,6 +305,7 @@ void store_close(store *s)
     for (int i = 0; i < ST_N; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
+    free(s->path);
     free(s);
 }
 
@@ -1142,4 +1145,185 @@ int store_snapshot_install(store *s, const char *path, const raft_snap_meta *met
     if (ok < 0)
         s->applied = old;
     return ok;
+}
+
+/* ---- incremental snapshots ---- */
+
+struct store_snap_writer {
+    store *s;
+    sqlite3 *db;          /* read-only connection holding the read txn */
+    sqlite3_stmt *q;
+    raft_snap_meta meta;
+    char path[4096], tmp[4200];
+    snap_out o;
+    int64_t count, seen;
+    int done;
+};
+
+static void writer_free(store_snap_writer *w, int unlink_tmp)
+{
+    if (w->q)
+        sqlite3_finalize(w->q);
+    if (w->db) {
+        sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_close(w->db);
+    }
+    if (w->o.f)
+        fclose(w->o.f);
+    if (unlink_tmp)
+        unlink(w->tmp);
+    free(w);
+}
+
+store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_snap_meta *meta)
+{
+    if (s->in_txn) {
+        set_err(s, "snapshot begin: a transaction is open");
+        return NULL;
+    }
+    if (meta->index != s->applied || meta->index == 0) {
+        set_err(s, "snapshot: meta index %llu is not the applied index %llu",
+                (unsigned long long)meta->index, (unsigned long long)s->applied);
+        return NULL;
+    }
+    store_snap_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        set_err(s, "snapshot: out of memory");
+        return NULL;
+    }
+    w->s = s;
+    w->meta = *meta;
+    if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path) {
+        set_err(s, "snapshot %s: path too long", path);
+        free(w);
+        return NULL;
+    }
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->path);
+    sqlite3_stmt *m = NULL;
+    if (sqlite3_open_v2(s->path, &w->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_busy_timeout(w->db, 5000) != SQLITE_OK ||
+        sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(w->db,
+                           "SELECT (SELECT value FROM meta WHERE name = 'applied'),"
+                           " (SELECT count(*) FROM kv)",
+                           -1, &m, NULL) != SQLITE_OK ||
+        sqlite3_step(m) != SQLITE_ROW) {
+        set_err(s, "snapshot read connection: %s", w->db ? sqlite3_errmsg(w->db) : "cannot open");
+        sqlite3_finalize(m);
+        writer_free(w, 0);
+        return NULL;
+    }
+    /* The read transaction starts at the first read: check it saw the state
+     * the caller meant. */
+    uint64_t applied = (uint64_t)sqlite3_column_int64(m, 0);
+    w->count = sqlite3_column_int64(m, 1);
+    sqlite3_finalize(m);
+    if (applied != meta->index) {
+        set_err(s, "snapshot: database is at %llu, not %llu (uncommitted changes?)",
+                (unsigned long long)applied, (unsigned long long)meta->index);
+        writer_free(w, 0);
+        return NULL;
+    }
+    if (sqlite3_prepare_v2(w->db, "SELECT key, value, mod_index FROM kv ORDER BY key", -1, &w->q,
+                           NULL) != SQLITE_OK) {
+        set_err(s, "snapshot read: %s", sqlite3_errmsg(w->db));
+        writer_free(w, 0);
+        return NULL;
+    }
+    w->o.f = fopen(w->tmp, "wb");
+    w->o.sum = FNV_OFF;
+    if (!w->o.f) {
+        set_err(s, "snapshot %s: %s", w->tmp, strerror(errno));
+        writer_free(w, 0);
+        return NULL;
+    }
+    uint8_t cbuf[CONF_MAX];
+    size_t cl = conf_encode(&meta->conf, cbuf);
+    sw(&w->o, "KVSNAP01", 8);
+    sw64(&w->o, meta->index);
+    sw64(&w->o, meta->term);
+    sw32(&w->o, (uint32_t)cl);
+    sw(&w->o, cbuf, cl);
+    sw64(&w->o, (uint64_t)w->count);
+    return w;
+}
+
+int store_snapshot_step(store_snap_writer *w, size_t budget)
+{
+    store *s = w->s;
+    if (w->done)
+        return 1;
+    size_t written = 0;
+    int rc = SQLITE_ROW;
+    while (written < budget && !w->o.err && (rc = sqlite3_step(w->q)) == SQLITE_ROW) {
+        size_t kl = (size_t)sqlite3_column_bytes(w->q, 0);
+        const void *k = sqlite3_column_blob(w->q, 0);
+        size_t vl = (size_t)sqlite3_column_bytes(w->q, 1);
+        const void *v = sqlite3_column_blob(w->q, 1);
+        sw32(&w->o, (uint32_t)kl);
+        sw(&w->o, k, kl);
+        sw32(&w->o, (uint32_t)vl);
+        sw(&w->o, v, vl);
+        sw64(&w->o, (uint64_t)sqlite3_column_int64(w->q, 2));
+        written += kl + vl + 16;
+        w->seen++;
+    }
+    if (w->o.err) {
+        set_err(s, "snapshot %s: write: %s", w->tmp, strerror(errno));
+        return -1;
+    }
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc != SQLITE_DONE) {
+        set_err(s, "snapshot read kv: %s", sqlite3_errmsg(w->db));
+        return -1;
+    }
+    if (w->seen != w->count) {
+        set_err(s, "snapshot: read %lld records, expected %lld", (long long)w->seen,
+                (long long)w->count);
+        return -1;
+    }
+    sw(&w->o, "KVSNEND!", 8);
+    uint8_t sb[8];
+    put64(sb, w->o.sum);
+    if (fwrite(sb, 1, 8, w->o.f) != 8 || fflush(w->o.f) != 0 || fsync(fileno(w->o.f)) != 0) {
+        set_err(s, "snapshot %s: write: %s", w->tmp, strerror(errno));
+        return -1;
+    }
+    int cr = fclose(w->o.f);
+    w->o.f = NULL;
+    if (cr != 0) {
+        set_err(s, "snapshot %s: close: %s", w->tmp, strerror(errno));
+        return -1;
+    }
+    if (rename(w->tmp, w->path) != 0) {
+        set_err(s, "snapshot rename %s: %s", w->path, strerror(errno));
+        return -1;
+    }
+    fsync_dir_of(w->path);
+    w->done = 1;
+    return 1;
+}
+
+int store_snapshot_finish(store_snap_writer *w)
+{
+    store *s = w->s;
+    if (!w->done) {
+        set_err(s, "snapshot finish: file not complete");
+        store_snapshot_abort(w);
+        return -1;
+    }
+    raft_snap_meta meta = w->meta;
+    writer_free(w, 0);
+    int own;
+    if (auto_begin(s, &own) < 0)
+        return -1;
+    return auto_end(s, own, save_snap_meta(s, &meta));
+}
+
+void store_snapshot_abort(store_snap_writer *w)
+{
+    if (w)
+        writer_free(w, !w->done);
 }

@@ -92,4 +92,20 @@ int64_t store_count(store *s);
 int store_snapshot_write(store *s, const char *path, const raft_snap_meta *meta);
 int store_snapshot_install(store *s, const char *path, const raft_snap_meta *meta);
 
+/* Incremental snapshot writing, for a caller that must not stall on a big
+ * table. begin (outside a transaction, meta->index == the applied index)
+ * opens a second, read-only connection whose read transaction pins the kv
+ * table as of that index; the caller goes on committing meanwhile. step
+ * writes records worth about `budget` bytes: 0 more to do, 1 the file is
+ * complete (fsynced and renamed to path), -1 error. finish (after step
+ * returned 1) records the snapshot meta like store_snapshot_write and
+ * frees the writer; abort deletes the partial file and frees it. Errors
+ * are in store_error(s). At most one writer per store. */
+typedef struct store_snap_writer store_snap_writer;
+store_snap_writer *store_snapshot_begin(store *s, const char *path,
+                                        const raft_snap_meta *meta);
+int store_snapshot_step(store_snap_writer *w, size_t budget);
+int store_snapshot_finish(store_snap_writer *w);
+void store_snapshot_abort(store_snap_writer *w);
+
 #endif
