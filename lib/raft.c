@@ -749,10 +749,17 @@ static void set_leader(raft_t *r, uint64_t leader)
     r->leader = leader;
 }
 
+/* Step down. The election timer keeps running (Figure 3.1: only a
+ * leader's AppendEntries or a granted vote reset it); otherwise a
+ * candidate that keeps learning a newer term from rejections would always
+ * restart its timer behind its rival's and never win. A former leader
+ * draws a fresh timeout. */
 static void become_follower(raft_t *r, uint64_t term, uint64_t leader)
 {
-    if (r->role == RAFT_LEADER)
+    if (r->role == RAFT_LEADER) {
         fail_all_reads(r);
+        reset_election_timer(r);
+    }
     if (term != r->term) {
         r->term = term;
         r->vote = 0;
@@ -761,7 +768,6 @@ static void become_follower(raft_t *r, uint64_t term, uint64_t leader)
     set_leader(r, leader);
     r->transferee = 0;
     r->bcast_pending = 0;
-    reset_election_timer(r);
 }
 
 /* A node campaigns only if it is a voter of its latest configuration (a

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAXN 5
+#define MAXN 9
 #define NKEYS 4
 #define TRACE_RING 24
 #define TRACE_LEN 160
@@ -1399,8 +1399,8 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     s->chunk = 3 + (unsigned)rnd_below(40);
     s->burst = 1 + (unsigned)rnd_below(8);
     raft_options_default(&s->opts);
-    s->opts.election_ticks = 10;
-    s->opts.heartbeat_ticks = 1 + (unsigned)rnd_below(2);
+    s->opts.election_ticks = 5 + (unsigned)rnd_below(16);
+    s->opts.heartbeat_ticks = 1 + (unsigned)rnd_below(3);
     s->opts.max_inflight = 1 + (unsigned)rnd_below(8);
     s->opts.max_msg_bytes = 9 + rnd_below(200);
     s->opts.snapshot_trail = rnd_below(12);
