@@ -185,3 +185,22 @@ fault-modes:
 # Show the fault suite catches each deliberate bug of build-faults/ raftd.
 teeth: all fault-modes
 	BUILD=$(BUILD) tests/fault/teeth.sh
+
+# Benchmarks (not part of make test): bench/run.sh, results in
+# bench/results/YYYY-MM-DD.md. BENCH_SECONDS per round (default 5).
+.PHONY: bench bench-deps
+BENCH_TOOLS := $(BUILD)/bench/triv-cgi
+$(BUILD)/bench/triv-cgi: bench/triv-cgi.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(CGI_STATIC) -o $@ $<
+
+bench: all $(BENCH_TOOLS)
+	BUILD=$(BUILD) bench/run.sh
+
+# wrk and Debian's etcd-server (the comparison) for make bench.
+bench-deps:
+	@SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	missing=""; for p in wrk etcd-server etcd-client sqlite3; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi; echo "bench-deps: ok"

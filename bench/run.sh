@@ -1,0 +1,356 @@
+#!/bin/bash
+# make bench: keyval (CGI mode, FastCGI mode), etcd (if installed) and a
+# trivial static CGI under lighttpd (the floor), one after another on
+# loopback, each driven by wrk at 1, 8 and 32 connections; then kv-bench
+# straight at raftd.sock, writes per fsync, raftd RSS and database bytes
+# per key at BENCH_KEYS keys, and the restart time of a node holding them.
+# Writes a Markdown report to bench/results/YYYY-MM-DD.md (BENCH_OUT).
+#
+# Environment: BUILD (build), BENCH_SECONDS per round (5), BENCH_CONNS
+# ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd floor"),
+# BENCH_PARTS ("http direct size"). Ports 19100-19599 on 127.0.0.1.
+# Figures only: nothing here passes or fails on timing.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
+SECS=${BENCH_SECONDS:-5}
+CONNS=${BENCH_CONNS:-1 8 32}
+KEYS=${BENCH_KEYS:-100000}
+SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor}
+PARTS=${BENCH_PARTS:-http direct size}
+OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d).md}
+KEYVAL=$BUILD/bin/keyval
+KVB=$BUILD/bin/kv-bench
+WRKDIR=$(pwd)/bench/wrk
+mkdir -p "$(dirname "$OUT")"
+T=$(mktemp -d /tmp/keyval-bench.XXXXXX)
+pids=""
+
+for tool in wrk curl jq lighttpd; do
+    command -v $tool >/dev/null 2>&1 || [ -x /usr/sbin/$tool ] ||
+        { echo "bench: $tool is not installed (make bench-deps)" >&2; exit 1; }
+done
+
+say() { echo "bench: $*" >&2; }
+
+stop_pids() {
+    for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 50); do
+        alive=""
+        for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+        [ -z "$alive" ] && break
+        sleep 0.2
+    done
+    for p in $pids; do
+        if kill -0 "$p" 2>/dev/null; then
+            for c in $(ps -o pid= --ppid "$p"); do kill -9 "$c" 2>/dev/null; done
+            kill -9 "$p" 2>/dev/null
+        fi
+        wait "$p" 2>/dev/null
+    done
+    pids=""
+}
+cleanup() { trap - EXIT INT TERM; stop_pids; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$T"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+wait_until() { # SECONDS CMD...
+    local n=$(( $1 * 5 )); shift
+    for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+
+# wrk_round LABEL WORKLOAD CONNS URL SCRIPT [ARG]: one row into $T/rows:
+# label workload conns req/s p50_ms p99_ms non2xx
+wrk_round() {
+    local label=$1 wl=$2 c=$3 url=$4 script=$5 arg=${6:-}
+    local th=$(( c < 2 ? 1 : 2 ))
+    local out="$T/wrk.out"
+    wrk -t "$th" -c "$c" -d "${SECS}s" --timeout 10s --latency -s "$WRKDIR/$script" "$url" \
+        ${arg:+-- "$arg"} >"$out" 2>&1
+    local rps p50 p99 bad
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    p50=$(awk '$1 == "50%" { print $2 }' "$out")
+    p99=$(awk '$1 == "99%" { print $2 }' "$out")
+    bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
+    errs=$(awk '/Socket errors:/ { print $0 }' "$out" | sed 's/.*errors: //')
+    echo "$label $wl $c ${rps:-0} $(to_ms "$p50") $(to_ms "$p99") ${bad:-0}${errs:+ ($errs)}" >>"$T/rows"
+    say "$label $wl c=$c: ${rps:-?} req/s p50 ${p50:-?} p99 ${p99:-?} non-2xx ${bad:-0}"
+}
+
+to_ms() { # wrk duration (812.00us, 1.23ms, 2.00s) -> milliseconds
+    case $1 in
+    *us) awk -v v="${1%us}" 'BEGIN { printf "%.2f", v / 1000 }' ;;
+    *ms) awk -v v="${1%ms}" 'BEGIN { printf "%.2f", v }' ;;
+    *s) awk -v v="${1%s}" 'BEGIN { printf "%.1f", v * 1000 }' ;;
+    *) echo "-" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- keyval
+# Three nodes: k0 (HTTP 19101, Raft 19201, bootstrap leader), k1, k2.
+start_keyval() { # MODE (cgi|fastcgi)
+    local flag=""
+    [ "$1" = fastcgi ] && flag=-fastcgi
+    rm -rf "$T/k0" "$T/k1" "$T/k2"
+    "$KEYVAL" $flag -id k0 -haddr 127.0.0.1:19101 -raddr 127.0.0.1:19201 "$T/k0" \
+        >"$T/k0.log" 2>&1 &
+    pids="$pids $!"
+    wait_until 20 sh -c '[ "$(curl -s -m 2 http://127.0.0.1:19101/status | jq -r .state)" = leader ]' ||
+        { say "keyval k0 did not lead"; return 1; }
+    for i in 1 2; do
+        "$KEYVAL" $flag -id k$i -haddr 127.0.0.1:1910$((i + 1)) -raddr 127.0.0.1:1920$((i + 1)) \
+            -join 127.0.0.1:19101 "$T/k$i" >"$T/k$i.log" 2>&1 &
+        pids="$pids $!"
+    done
+    wait_until 30 sh -c '[ "$(curl -s -m 2 http://127.0.0.1:19101/status |
+        jq -r "[.nodes[] | select(.voter)] | length")" = 3 ]' ||
+        { say "keyval: 3 voters not reached"; return 1; }
+    # Keys r0..r99 for the read rounds.
+    "$KVB" -d "$T/k0" -op fill -keys 100 -batch 100 -prefix r -c 1 -q >/dev/null
+}
+
+raftd_pid() { cat "$T/$1/raftd.pid" 2>/dev/null | head -1; }
+
+status_num() { # NODE FIELD
+    echo '{"op":"status"}' | socat -t 5 - UNIX-CONNECT:"$T/$1/raftd.sock" | jq -r ".$2 // empty"
+}
+
+http_rounds() { # LABEL URL-BASE WRITE-SCRIPT READ-SCRIPT LIN-ARG STALE-ARG
+    local label=$1 base=$2
+    for c in $CONNS; do
+        case $label in
+        etcd) wrk_round "$label" write "$c" "$base" etcd-put.lua ;;
+        *) wrk_round "$label" write "$c" "$base" kv-set.lua ;;
+        esac
+    done
+    for c in $CONNS; do
+        case $label in
+        etcd) wrk_round "$label" read-linearizable "$c" "$base" etcd-range.lua ;;
+        *) wrk_round "$label" read-linearizable "$c" "$base" kv-get.lua ;;
+        esac
+    done
+    for c in $CONNS; do
+        case $label in
+        etcd) wrk_round "$label" read-stale "$c" "$base" etcd-range.lua serializable ;;
+        *) wrk_round "$label" read-stale "$c" "$base" kv-get.lua stale ;;
+        esac
+    done
+}
+
+bench_keyval_http() { # MODE
+    say "keyval $1 cluster"
+    start_keyval "$1" || { stop_pids; return 1; }
+    http_rounds "keyval-$1" http://127.0.0.1:19101
+    stop_pids
+}
+
+# ---------------------------------------------------------------- etcd
+bench_etcd() {
+    if ! command -v etcd >/dev/null 2>&1; then
+        say "etcd not installed (make bench-deps): skipped"
+        echo "etcd: not installed, skipped" >>"$T/notes"
+        return 0
+    fi
+    say "etcd cluster ($(etcd --version 2>/dev/null | head -1))"
+    local cluster="e0=http://127.0.0.1:19401,e1=http://127.0.0.1:19402,e2=http://127.0.0.1:19403"
+    for i in 0 1 2; do
+        etcd --name e$i --data-dir "$T/e$i" \
+            --listen-client-urls http://127.0.0.1:1930$((i + 1)) \
+            --advertise-client-urls http://127.0.0.1:1930$((i + 1)) \
+            --listen-peer-urls http://127.0.0.1:1940$((i + 1)) \
+            --initial-advertise-peer-urls http://127.0.0.1:1940$((i + 1)) \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token keyval-bench --log-level error >"$T/e$i.log" 2>&1 &
+        pids="$pids $!"
+    done
+    local leader=""
+    for _ in $(seq 100); do
+        for i in 1 2 3; do
+            if [ "$(curl -s -m 2 -X POST http://127.0.0.1:1930$i/v3/maintenance/status -d '{}' |
+                jq -r '.leader == .header.member_id' 2>/dev/null)" = true ]; then
+                leader=1930$i
+                break 2
+            fi
+        done
+        sleep 0.2
+    done
+    if [ -z "$leader" ]; then
+        say "etcd: no leader"
+        stop_pids
+        return 1
+    fi
+    for i in $(seq 0 99); do
+        k=$(printf 'r%d' "$i" | base64)
+        curl -s -m 5 -X POST "http://127.0.0.1:$leader/v3/kv/put" \
+            -d "{\"key\":\"$k\",\"value\":\"$(printf v%d "$i" | base64)\"}" >/dev/null
+    done
+    http_rounds etcd "http://127.0.0.1:$leader"
+    stop_pids
+}
+
+# ---------------------------------------------------------------- floor
+bench_floor() {
+    say "lighttpd + trivial static CGI (floor)"
+    mkdir -p "$T/floor/www"
+    cat >"$T/floor/lighttpd.conf" <<EOF
+server.modules = ( "mod_alias", "mod_cgi" )
+server.bind = "127.0.0.1"
+server.port = 19501
+server.document-root = "$T/floor/www"
+server.errorlog = "$T/floor/error.log"
+alias.url = ( "/t" => "$BUILD/bench/triv-cgi" )
+cgi.assign = ( "" => "" )
+EOF
+    lighttpd -D -f "$T/floor/lighttpd.conf" >"$T/floor.log" 2>&1 &
+    pids="$pids $!"
+    wait_until 10 curl -s -m 1 -o /dev/null http://127.0.0.1:19501/t || { say "floor: no lighttpd"; stop_pids; return 1; }
+    for c in $CONNS; do wrk_round floor-cgi get "$c" http://127.0.0.1:19501 floor.lua; done
+    stop_pids
+}
+
+# ---------------------------------------------------------------- direct
+# kv-bench at the leader's raftd.sock; writes per fsync from raftd's
+# status counters (fsyncs, entries_persisted) when it has them.
+bench_direct() {
+    say "kv-bench straight at raftd.sock (keyval cgi cluster)"
+    start_keyval cgi || { stop_pids; return 1; }
+    for op in set get stale; do
+        for c in $CONNS; do
+            local f0 e0 f1 e1
+            f0=$(status_num k0 fsyncs); e0=$(status_num k0 entries_persisted)
+            line=$("$KVB" -d "$T/k0" -op "$op" -c "$c" -t "$SECS" -keys 100 -prefix r -q)
+            f1=$(status_num k0 fsyncs); e1=$(status_num k0 entries_persisted)
+            wpf="-"
+            if [ -n "$f0" ] && [ -n "$f1" ] && [ "$f1" -gt "$f0" ]; then
+                wpf=$(awk -v e=$((e1 - e0)) -v f=$((f1 - f0)) 'BEGIN { printf "%.1f (%d/%d)", e / f, e, f }')
+            fi
+            echo "$op $c $line wpf=$wpf" >>"$T/direct"
+            say "direct $op c=$c: $line; entries/fsync $wpf"
+        done
+    done
+    stop_pids
+}
+
+# ---------------------------------------------------------------- size
+# BENCH_KEYS keys of 16-byte values (keys "s<N>", ~7 bytes) into a 3-node
+# cluster; raftd RSS and raft.db bytes per key on the leader; restart time.
+bench_size() {
+    say "size: $KEYS keys"
+    start_keyval cgi || { stop_pids; return 1; }
+    local pid rss0 rss1 t0 t1
+    pid=$(raftd_pid k0)
+    rss0=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
+    t0=$(date +%s.%N)
+    fill=$("$KVB" -d "$T/k0" -op fill -keys "$KEYS" -batch 100 -prefix s -c 4 -q)
+    t1=$(date +%s.%N)
+    sleep 1
+    rss1=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
+    local hwm
+    hwm=$(awk '/VmHWM/ { print $2 }' /proc/$pid/status)
+    sqlite3 "$T/k0/raft.db" 'PRAGMA wal_checkpoint(PASSIVE);' >/dev/null 2>&1
+    local db wal kvcount
+    db=$(stat -c %s "$T/k0/raft.db")
+    wal=$(stat -c %s "$T/k0/raft.db-wal" 2>/dev/null || echo 0)
+    snaps=$(du -cb "$T"/k0/snap-*.snap 2>/dev/null | tail -1 | awk '{ print $1 }')
+    kvcount=$(status_num k0 applied_index)
+    # Restart k1 (a follower holding the keys): time from start to
+    # answering a linearizable read through its HTTP API.
+    local k1pid
+    k1pid=$(echo $pids | awk '{ print $2 }')
+    kill -TERM "$k1pid"; wait "$k1pid" 2>/dev/null
+    pids=$(echo $pids | awk '{ $2 = ""; print }')
+    local r0 r1 rt
+    r0=$(date +%s.%N)
+    "$KEYVAL" -id k1 -haddr 127.0.0.1:19102 -raddr 127.0.0.1:19202 -join 127.0.0.1:19101 "$T/k1" \
+        >>"$T/k1.log" 2>&1 &
+    pids="$pids $!"
+    wait_until 60 sh -c "curl -s -m 2 http://127.0.0.1:19102/key/s$((KEYS - 1)) | grep -q abcdefghijklmnop"
+    r1=$(date +%s.%N)
+    rt=$(awk -v a="$r0" -v b="$r1" 'BEGIN { printf "%.2f", b - a }')
+    local rpid rrss
+    rpid=$(raftd_pid k1)
+    rrss=$(awk '/VmRSS/ { print $2 }' /proc/$rpid/status 2>/dev/null)
+    {
+        echo "| keys | fill (kv-bench fill, 100 keys/request, 4 conns) | leader raftd RSS before / after / peak | raft.db + wal bytes | bytes per key | snapshot files | restart to first read (follower) | restarted raftd RSS |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        echo "| $KEYS | $(echo "$fill" | sed -n 's/.*keys_per_s=\([0-9.]*\).*/\1 keys\/s/p') | ${rss0} / ${rss1} / ${hwm} KiB | $db + $wal | $(( (db + wal) / KEYS )) | ${snaps:-0} B | ${rt} s | ${rrss:-?} KiB |"
+        echo
+        echo "applied index after the fill: $kvcount; fill: \`$fill\`"
+    } >"$T/size"
+    say "size: $(cat "$T/size")"
+    stop_pids
+}
+
+# ---------------------------------------------------------------- report
+report() {
+    {
+        echo "# keyval benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo
+        echo "Loopback, 3-node clusters, durable writes (keyval: SQLite WAL synchronous=FULL;"
+        echo "etcd: default fsync). wrk ${SECS} s per round (1 thread at 1 connection, else 2),"
+        echo "requests to the leader. Host: $(nproc) cores, $(uname -r); load average at start:"
+        echo "$LOAD0. Other engineers' jobs share these cores, so figures are noisy."
+        echo
+        echo "## HTTP (wrk)"
+        echo
+        echo "Ratio: req/s over etcd's on this run for the same workload and connections"
+        echo "(keyval write vs etcd put, linearizable GET vs etcd range, stale GET vs etcd"
+        echo "serializable range)."
+        echo
+        echo "| system | workload | conns | req/s | p50 ms | p99 ms | non-2xx | ratio to etcd |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        while read -r label wl c rps p50 p99 bad; do
+            ratio="-"
+            e=$(awk -v w="$wl" -v c="$c" '$1 == "etcd" && $2 == w && $3 == c { print $4 }' "$T/rows")
+            [ "$label" = floor-cgi ] && e=$(awk -v c="$c" '$1 == "etcd" && $2 == "write" && $3 == c { print $4 }' "$T/rows")
+            [ -n "$e" ] && [ "$e" != 0 ] && ratio=$(awk -v a="$rps" -v b="$e" 'BEGIN { printf "%.2f", a / b }')
+            echo "| $label | $wl | $c | $rps | $p50 | $p99 | $bad | $ratio |"
+        done <"$T/rows"
+        echo
+        echo "floor-cgi: lighttpd mod_cgi running a static 'Status: 200' program (ratio to etcd writes)."
+        [ -f "$T/notes" ] && sed 's/^/- /' "$T/notes"
+        if [ -f "$T/direct" ]; then
+            echo
+            echo "## raftd.sock direct (kv-bench, keyval 3-node cluster, leader's socket)"
+            echo
+            echo "| op | conns | ops/s | p50 us | p99 us | errors | entries per fsync (entries/fsyncs) |"
+            echo "| --- | --- | --- | --- | --- | --- | --- |"
+            while read -r op c line; do
+                ops=$(echo "$line" | sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p')
+                p50=$(echo "$line" | sed -n 's/.*p50_us=\([0-9]*\).*/\1/p')
+                p99=$(echo "$line" | sed -n 's/.*p99_us=\([0-9]*\).*/\1/p')
+                er=$(echo "$line" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
+                wpf=$(echo "$line" | sed -n 's/.*wpf=\(.*\)$/\1/p')
+                echo "| $op | $c | $ops | $p50 | $p99 | $er | $wpf |"
+            done <"$T/direct"
+        fi
+        if [ -f "$T/size" ]; then
+            echo
+            echo "## Size and restart"
+            echo
+            cat "$T/size"
+        fi
+    } >"$OUT"
+    say "wrote $OUT"
+}
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+: >"$T/rows"
+for part in $PARTS; do
+    case $part in
+    http)
+        for s in $SYSTEMS; do
+            case $s in
+            cgi|fastcgi) bench_keyval_http "$s" ;;
+            etcd) bench_etcd ;;
+            floor) bench_floor ;;
+            esac
+        done ;;
+    direct) bench_direct ;;
+    size) bench_size ;;
+    esac
+done
+report
+cat "$OUT"
