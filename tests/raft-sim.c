@@ -3,7 +3,9 @@
  *
  *   raft-sim --seed S --count N [--nodes 3|5] [--steps K] [-v] [--stop]
  *
- * (--stop: end at the first failing seed; used by tests/sim-mutants.sh)
+ * Runs seeds S .. S+N-1 (--nodes 1..9, default 3; --steps of faults per
+ * seed, default 5000; -v prints the whole trace; --stop ends at the first
+ * failing seed, for tests/sim-mutants.sh). Every seed replays exactly.
  *
  * Every seed builds N cores in this process and drives them with a seeded
  * random scheduler: messages are dropped, delayed, duplicated, reordered;
@@ -11,18 +13,26 @@
  * (like SIGSTOP), crash (losing everything not persisted: a crash can hit
  * before a ready is persisted, between persist and send, between send and
  * apply) and restart via raft_new + raft_restore; clients propose writes
- * and ReadIndex reads; snapshots are taken and shipped in small chunks;
- * nodes are removed and re-added; leadership is transferred.
+ * in bursts and ReadIndex reads on any node; snapshots are taken and
+ * shipped in small chunks; nodes are removed and re-added (sometimes wiped
+ * and rejoining empty under a new id); leadership is transferred. Options
+ * (timeouts, batching, pipelining, trail, pre-vote, check-quorum,
+ * auto-promotion) vary per seed.
  *
- * After every step: at most one leader per term; log matching (every few
- * steps); leader completeness (at each new leader); state machine safety
- * (no two nodes apply different entries at one index); every read
- * released by ReadIndex covers every write acknowledged before the read
- * was issued; no acknowledged write is lost. After the faults heal: a
- * leader within a bounded number of ticks and every proposal decided.
+ * After every step: at most one leader per term; no node votes twice in a
+ * term; log matching (every few steps); leader completeness (at each new
+ * leader); state machine safety (no two nodes apply different entries at
+ * one index, a node applies only what is on its disk, snapshots hold what
+ * was applied); every read released by ReadIndex covers every write
+ * acknowledged before the read was issued; batches within max_msg_bytes;
+ * the in-memory log bounded by the snapshot trail. After the faults heal
+ * (links become FIFO): a leader and steady progress, every proposal
+ * decided, no acknowledged write lost, every member caught up, and nodes
+ * at the same applied index hold the same state.
  *
- * One line per failing seed with the violated property and the last
- * events; -v prints the whole trace. Ends with "N passed, M failed".
+ * One line per failing seed with the violated property, then the last
+ * events before it. Ends with "N passed, M failed"; exit 0 only if none
+ * failed. Speed and totals go to stderr.
  */
 #include "raft.h"
 
