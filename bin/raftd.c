@@ -166,6 +166,9 @@ static uint64_t g_next_id = 1;
 static volatile sig_atomic_t g_stop;
 static uint64_t g_last_meta_fix;
 static uint64_t g_last_slow_log;
+static store_snap_writer *g_snapw; /* snapshot being written, or NULL */
+static uint64_t g_snapw_index, g_snapw_term;
+static void snapshot_abort(void);
 static uint8_t g_chunk_buf[RAFT_SNAP_CHUNK];
 
 /* ----------------------------------------------------------------- helpers */
@@ -1427,6 +1430,7 @@ static void process_ready(void)
                 store_fatal("save hard state");
             if (rd.snap_install) {
                 char in[PATH_MAX], out[PATH_MAX];
+                snapshot_abort(); /* of an older state than what comes in */
                 path_in_dir(in, sizeof in, "snap-incoming");
                 snap_path(out, sizeof out, rd.snap.index);
                 if (store_snapshot_install(g_st, in, &rd.snap) < 0)
@@ -1491,38 +1495,63 @@ static void process_ready(void)
     }
 }
 
+/* Snapshots are written a slice per loop turn (SNAP_STEP_BYTES of records)
+ * from a read transaction that pins the table, so a big table never
+ * stalls the loop. */
+#define SNAP_STEP_BYTES (4u << 20)
+static void snapshot_abort(void)
+{
+    if (g_snapw) {
+        store_snapshot_abort(g_snapw);
+        g_snapw = NULL;
+        logf_("snapshot at index %llu abandoned", (unsigned long long)g_snapw_index);
+    }
+}
+
 static void maybe_snapshot(void)
 {
-    uint64_t applied = store_applied(g_st);
-    if (!g_force_snapshot && (g_snap_entries == 0 || applied < g_snap_index + g_snap_entries))
-        return;
-    if (applied == 0 || applied == g_snap_index) {
+    if (!g_snapw) {
+        uint64_t applied = store_applied(g_st);
+        if (!g_force_snapshot &&
+            (g_snap_entries == 0 || applied < g_snap_index + g_snap_entries))
+            return;
+        if (applied == 0 || applied == g_snap_index) {
+            g_force_snapshot = 0;
+            return;
+        }
+        uint64_t term = raft_entry_term(g_r, applied);
+        if (term == 0)
+            return;
+        raft_snap_meta m;
+        memset(&m, 0, sizeof m);
+        m.index = applied;
+        m.term = term;
+        m.conf = g_applied_conf;
+        char path[PATH_MAX];
+        snap_path(path, sizeof path, applied);
+        g_snapw = store_snapshot_begin(g_st, path, &m);
+        if (!g_snapw)
+            store_fatal("begin snapshot");
+        g_snapw_index = applied;
+        g_snapw_term = term;
         g_force_snapshot = 0;
-        return;
     }
-    uint64_t term = raft_entry_term(g_r, applied);
-    if (term == 0)
-        return;
-    raft_snap_meta m;
-    memset(&m, 0, sizeof m);
-    m.index = applied;
-    m.term = term;
-    m.conf = g_applied_conf;
-    char path[PATH_MAX];
-    snap_path(path, sizeof path, applied);
-    if (store_snapshot_write(g_st, path, &m) < 0)
+    int rc = store_snapshot_step(g_snapw, SNAP_STEP_BYTES);
+    if (rc < 0)
         store_fatal("write snapshot");
-    uint64_t old = g_snap_index;
-    g_snap_index = applied;
-    g_snap_term = term;
-    g_force_snapshot = 0;
-    if (old)
-        remove_old_snaps(applied);
-    int rc = raft_snapshot_taken(g_r, applied);
+    if (rc == 0)
+        return;
+    store_snap_writer *w = g_snapw;
+    g_snapw = NULL;
+    if (store_snapshot_finish(w) < 0)
+        store_fatal("record snapshot");
+    g_snap_index = g_snapw_index;
+    g_snap_term = g_snapw_term;
+    remove_old_snaps(g_snap_index);
+    rc = raft_snapshot_taken(g_r, g_snap_index);
     if (rc != RAFT_OK)
         logf_("raft_snapshot_taken: %s", raft_strerror(rc));
-    logf_("snapshot taken at index %llu (%lld keys)", (unsigned long long)applied,
-          (long long)store_count(g_st));
+    logf_("snapshot taken at index %llu", (unsigned long long)g_snap_index);
 }
 
 /* ------------------------------------------------------------ inbound peers */
@@ -1952,6 +1981,9 @@ static void cleanup(void)
     if (g_r)
         raft_free(g_r);
     g_r = NULL;
+    if (g_snapw)
+        store_snapshot_abort(g_snapw);
+    g_snapw = NULL;
     if (g_st)
         store_close(g_st);
     g_st = NULL;
@@ -2305,7 +2337,7 @@ int main(int argc, char **argv)
             ptr[n++] = c;
         }
         uint64_t now = now_ms();
-        int timeout = next_tick > now ? (int)(next_tick - now) : 0;
+        int timeout = next_tick > now && !g_snapw ? (int)(next_tick - now) : 0;
         int pr = poll(pfd, n, timeout);
         if (pr < 0 && errno != EINTR)
             fatal("poll: %s", strerror(errno));

@@ -1273,8 +1273,12 @@ int store_snapshot_step(store_snap_writer *w, size_t budget)
         set_err(s, "snapshot %s: write: %s", w->tmp, strerror(errno));
         return -1;
     }
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
+        /* Start write-back now so that the final fsync has little left. */
+        if (fflush(w->o.f) == 0)
+            sync_file_range(fileno(w->o.f), 0, 0, SYNC_FILE_RANGE_WRITE);
         return 0;
+    }
     if (rc != SQLITE_DONE) {
         set_err(s, "snapshot read kv: %s", sqlite3_errmsg(w->db));
         return -1;
