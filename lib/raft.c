@@ -1844,10 +1844,12 @@ int raft_snapshot_taken(raft_t *r, uint64_t index)
 {
     if (!r || r->in_ready)
         return RAFT_EINVAL;
-    if (index > r->applied || index > last_index(r) || index < r->base_index)
+    if (index > r->applied || index > last_index(r))
         return RAFT_EINVAL;
     if (index <= r->snap.index)
-        return RAFT_OK;
+        return RAFT_OK; /* a newer snapshot (taken or installed) covers it */
+    if (index < r->base_index)
+        return RAFT_EINVAL;
     raft_snap_meta s;
     s.index = index;
     s.term = term_at(r, index);
