@@ -101,6 +101,8 @@ typedef struct node {
     unsigned phase;          /* tick phase */
     store st;
     unsigned snap_every;
+    uint64_t *rq;            /* released reads waiting for applied >= index */
+    size_t n_rq, cap_rq;
 } node;
 
 typedef struct netmsg {
@@ -128,6 +130,9 @@ typedef struct readreq {
     int node;
     unsigned incarnation;
     uint64_t need;           /* max acked index when issued */
+    int key;                 /* the key the client reads */
+    uint64_t need_key;       /* index of the last acked write to key then */
+    uint64_t index;          /* read index the core released it with */
     int done;
 } readreq;
 
@@ -161,6 +166,7 @@ typedef struct sim {
     readreq *reads;
     size_t n_reads, cap_reads;
     uint64_t acked_max;        /* highest acknowledged write index */
+    uint64_t acked_key[NKEYS]; /* the same per key */
     uint64_t stat_wipes, stat_transfers_done, transfer_to;
     uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders,
         stat_crashes, stat_confs, stat_transfers;
@@ -523,6 +529,7 @@ static void node_crash(sim *s, int ni, const char *where)
     nd->core = NULL;
     nd->up = 0;
     nd->frozen_until = 0;
+    nd->n_rq = 0; /* its clients lost their connections */
     /* the staging area is a scratch file: it may survive or not */
     nd->restart_at = s->step + 1 + rnd_below(s->tick_period * 40);
     s->stat_crashes++;
@@ -698,6 +705,8 @@ static void apply_all(sim *s, int ni, const raft_ready *rd)
                     s->stat_acked++;
                     if (e->index > s->acked_max)
                         s->acked_max = e->index;
+                    if (e->index > s->acked_key[k])
+                        s->acked_key[k] = e->index;
                 }
             }
         }
@@ -736,13 +745,42 @@ static void answer_reads(sim *s, int ni, const raft_ready *rd)
                  (unsigned long long)q->need);
             continue;
         }
-        s->stat_reads_ok++;
+        q->index = rd->reads[i].index;
+        GROW(nd->rq, nd->cap_rq, nd->n_rq + 1);
+        nd->rq[nd->n_rq++] = ctx;
     }
     for (size_t i = 0; i < rd->n_reads_failed; i++) {
         uint64_t ctx = rd->reads_failed[i];
         if (ctx >= 1 && ctx <= s->n_reads)
             s->reads[ctx - 1].done = 1;
     }
+}
+
+/* The client's answer: once the node applied up to the read index, the
+ * value it reads must be the last write to that key acknowledged before
+ * the read was issued, or a newer one. */
+static void serve_reads(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    size_t keep = 0;
+    for (size_t i = 0; i < nd->n_rq; i++) {
+        readreq *q = &s->reads[nd->rq[i] - 1];
+        if (nd->st.applied < q->index) {
+            nd->rq[keep++] = nd->rq[i];
+            continue;
+        }
+        uint64_t got = nd->st.kv_idx[q->key];
+        if (got < q->need_key)
+            fail(s, "linearizability: read %llu of key %d at n%llu sees the "
+                    "write at index %llu, but the write at index %llu was "
+                    "acknowledged before the read was issued",
+                 (unsigned long long)nd->rq[i], q->key,
+                 (unsigned long long)nd->id, (unsigned long long)got,
+                 (unsigned long long)q->need_key);
+        else
+            s->stat_reads_ok++;
+    }
+    nd->n_rq = keep;
 }
 
 /* Persist, send, apply, answer, advance: with crashes between. */
@@ -776,6 +814,7 @@ static void process(sim *s, int ni)
         }
         apply_all(s, ni, &rd);
         answer_reads(s, ni, &rd);
+        serve_reads(s, ni);
         raft_advance(nd->core, &rd);
         if (crash_at == 3) {
             node_crash(s, ni, "after advance");
@@ -922,6 +961,9 @@ static void do_read(sim *s, int ni)
     q->node = ni;
     q->incarnation = nd->incarnation;
     q->need = s->acked_max;
+    q->key = (int)rnd_below(NKEYS);
+    q->need_key = s->acked_key[q->key];
+    q->index = 0;
     q->done = 0;
     ev(s, "n%llu read %llu (needs %llu)", (unsigned long long)nd->id,
        (unsigned long long)ctx, (unsigned long long)q->need);
@@ -939,6 +981,7 @@ static void node_wipe(sim *s, int ni)
     nd->up = 0;
     nd->frozen_until = 0;
     store_free(&nd->st);
+    nd->n_rq = 0;
     uint64_t old = nd->id;
     nd->id += 10;
     node_start(s, ni);
@@ -1361,6 +1404,7 @@ static void sim_free(sim *s)
     for (int i = 0; i < s->n; i++) {
         raft_free(s->nodes[i].core);
         store_free(&s->nodes[i].st);
+        free(s->nodes[i].rq);
     }
     for (size_t i = 0; i < s->n_net; i++)
         msg_free(&s->net[i].m);
