@@ -24,7 +24,9 @@
  * leader); state machine safety (no two nodes apply different entries at
  * one index, a node applies only what is on its disk, snapshots hold what
  * was applied); every read released by ReadIndex covers every write
- * acknowledged before the read was issued; batches within max_msg_bytes;
+ * acknowledged before the read was issued, and the value the client then
+ * reads (once applied >= read index) is that write's or newer; batches
+ * within max_msg_bytes;
  * the in-memory log bounded by the snapshot trail. After the faults heal
  * (links become FIFO): a leader and steady progress, every proposal
  * decided, no acknowledged write lost, every member caught up, and nodes
