@@ -41,6 +41,11 @@
 
 static volatile sig_atomic_t stop_signal;
 
+/* -join over HTTPS and with basic authentication (set in main). */
+static const char *join_scheme = "http";
+static char join_cacert[PATH_MAX];
+static char join_curlrc[PATH_MAX + 32];
+
 static void on_signal(int sig) { stop_signal = sig; }
 
 static void usage(FILE *f)
@@ -63,6 +68,19 @@ static void usage(FILE *f)
 "  -fastcgi           run the HTTP programs as resident FastCGI applications\n"
 "                     (lighttpd mod_fastcgi) instead of one CGI process per\n"
 "                     request (mod_cgi, the default)\n"
+"Security (see keyval(1) and kv-certs(1)):\n"
+"  -peer-tls DIR      mutual TLS on every peer link (socat OPENSSL): DIR\n"
+"                     holds ca.crt (the cluster CA), node.crt and node.key;\n"
+"                     peers without a certificate from that CA are refused\n"
+"  -https-cert FILE   serve HTTPS (lighttpd mod_openssl) with this PEM\n"
+"                     certificate (and key, unless -https-key is given)\n"
+"  -https-key FILE    its private key\n"
+"  -https-ca FILE     CA that -join trusts for the member's HTTPS\n"
+"                     (default: DIR/ca.crt of -peer-tls, else the system's)\n"
+"  -auth-file FILE    HTTP basic authentication; lines USER:HASH:ro or\n"
+"                     USER:HASH:rw (HASH from openssl passwd -6); ro users\n"
+"                     may GET/HEAD, rw users may also write and join\n"
+"  -join-auth FILE    USER:PASSWORD (one line) that -join sends\n"
 "  DATADIR            created if missing (mode 0700)\n"
 "\n"
 "A fresh DATADIR without -join starts a new one-node cluster.\n"
@@ -640,9 +658,31 @@ static int http_post(const char *curl, const char *url, const char *body,
         int dn = open("/dev/null", O_WRONLY);
         if (dn >= 0)
             dup2(dn, STDERR_FILENO);
-        execlp(curl, curl, "-s", "-m", "5", "-X", "POST",
-               "-H", "Content-Type: application/json", "--data-binary", body,
-               "-w", "\n%{http_code}", url, (char *)NULL);
+        const char *argv[24];
+        int a = 0;
+        argv[a++] = curl;
+        argv[a++] = "-s";
+        argv[a++] = "-m";
+        argv[a++] = "5";
+        if (join_curlrc[0]) { /* the password stays out of argv */
+            argv[a++] = "-K";
+            argv[a++] = join_curlrc;
+        }
+        if (join_cacert[0]) {
+            argv[a++] = "--cacert";
+            argv[a++] = join_cacert;
+        }
+        argv[a++] = "-X";
+        argv[a++] = "POST";
+        argv[a++] = "-H";
+        argv[a++] = "Content-Type: application/json";
+        argv[a++] = "--data-binary";
+        argv[a++] = body;
+        argv[a++] = "-w";
+        argv[a++] = "\n%{http_code}";
+        argv[a++] = url;
+        argv[a] = NULL;
+        execvp(curl, (char *const *)argv);
         _exit(127);
     }
     close(pfd[1]);
@@ -684,7 +724,7 @@ static void do_join(const char *curl, const addr *join, const char *id,
                     const addr *raddr, const addr *haddr, const char *marker)
 {
     char url[400];
-    snprintf(url, sizeof url, "http://%s%s%s:%d/join",
+    snprintf(url, sizeof url, "%s://%s%s%s:%d/join", join_scheme,
              strchr(join->host, ':') ? "[" : "", join->host,
              strchr(join->host, ':') ? "]" : "", join->port);
     json_t *b = json_pack("{s:s,s:s,s:s}", "id", id, "addr", raddr->text,
@@ -755,6 +795,194 @@ static int id_valid(const char *id)
     return 1;
 }
 
+/* ---- security: peer TLS, HTTPS, basic authentication ---- */
+
+/* A path that can go into a socat address and raftd's -peer-connect
+ * template (split on spaces) as well as lighttpd.conf. */
+static int socat_safe(const char *s)
+{
+    return config_safe(s) && !strpbrk(s, ",:!' ");
+}
+
+/* Resolves a readable regular file; 0 ok, -1 with a message printed. */
+static int secure_file(const char *opt, const char *in, char *out, size_t outlen)
+{
+    char real[PATH_MAX];
+    struct stat sb;
+    if (!realpath(in, real) || stat(real, &sb) < 0) {
+        die_msg("%s %s: %s", opt, in, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode) || access(real, R_OK) < 0) {
+        die_msg("%s %s: not a readable file", opt, in);
+        return -1;
+    }
+    if (!socat_safe(real)) {
+        die_msg("%s %s: the path may not contain quotes, backslashes, spaces, "
+                "control characters or any of ,:!'", opt, real);
+        return -1;
+    }
+    if (strlen(real) >= outlen) {
+        die_msg("%s %s: path too long", opt, real);
+        return -1;
+    }
+    snprintf(out, outlen, "%s", real);
+    return 0;
+}
+
+static int auth_user_ok(const char *u, size_t n)
+{
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!id_char(u[i]) && u[i] != '@')
+            return 0;
+    return 1;
+}
+
+#define AUTH_USERS_MAX 64
+
+/* Reads -auth-file (USER:HASH:ro|rw lines, # comments), writes the
+ * htpasswd file lighttpd reads (USER:HASH, mode 0600) and appends the
+ * mod_auth configuration to conf. Returns 0, or -1 with a message. */
+static int setup_auth(const char *file, const char *htpasswd, char *conf, size_t confcap)
+{
+    char *text = read_small(file, 256 * 1024);
+    if (!text) {
+        die_msg("-auth-file %s: %s", file, strerror(errno));
+        return -1;
+    }
+    size_t cap = strlen(text) + 1;
+    char *out = malloc(cap);
+    char readers[AUTH_USERS_MAX * 72] = "", writers[AUTH_USERS_MAX * 72] = "";
+    size_t olen = 0, rlen = 0, wlen = 0;
+    int users = 0, lineno = 0, ret = -1;
+    if (!out) {
+        die_msg("-auth-file %s: out of memory", file);
+        goto done;
+    }
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        lineno++;
+        size_t ll = strlen(line);
+        if (ll && line[ll - 1] == '\r')
+            line[--ll] = '\0';
+        if (ll == 0 || line[0] == '#')
+            continue;
+        char *c1 = strchr(line, ':'), *c2 = strrchr(line, ':');
+        if (!c1 || c1 == c2) {
+            die_msg("-auth-file %s:%d: expected USER:HASH:ro or USER:HASH:rw", file, lineno);
+            goto done;
+        }
+        const char *role = c2 + 1;
+        int rw = !strcmp(role, "rw");
+        if (!rw && strcmp(role, "ro")) {
+            die_msg("-auth-file %s:%d: role must be ro or rw, not '%s'", file, lineno, role);
+            goto done;
+        }
+        size_t ul = (size_t)(c1 - line), hl = (size_t)(c2 - c1 - 1);
+        if (!auth_user_ok(line, ul)) {
+            die_msg("-auth-file %s:%d: user names are 1-64 of [A-Za-z0-9._@-]", file, lineno);
+            goto done;
+        }
+        if (hl == 0) {
+            die_msg("-auth-file %s:%d: empty password hash", file, lineno);
+            goto done;
+        }
+        for (size_t i = 0; i < hl; i++) {
+            unsigned char h = (unsigned char)c1[1 + i];
+            if (h <= ' ' || h >= 0x7f) {
+                die_msg("-auth-file %s:%d: the hash has spaces or control characters",
+                        file, lineno);
+                goto done;
+            }
+        }
+        if (++users > AUTH_USERS_MAX) {
+            die_msg("-auth-file %s: more than %d users", file, AUTH_USERS_MAX);
+            goto done;
+        }
+        olen += (size_t)snprintf(out + olen, cap - olen, "%.*s\n", (int)(c2 - line), line);
+        rlen += (size_t)snprintf(readers + rlen, sizeof readers - rlen, "%suser=%.*s",
+                                 rlen ? "|" : "", (int)ul, line);
+        if (rw)
+            wlen += (size_t)snprintf(writers + wlen, sizeof writers - wlen, "%suser=%.*s",
+                                     wlen ? "|" : "", (int)ul, line);
+    }
+    if (users == 0) {
+        die_msg("-auth-file %s: no users", file);
+        goto done;
+    }
+    if (write_file(htpasswd, out, 0600) < 0) {
+        die_msg("write %s: %s", htpasswd, strerror(errno));
+        goto done;
+    }
+    /* A method that is not GET/HEAD writes (or is refused by routing):
+     * only rw users. With no rw user nobody may write. */
+    size_t cl = strlen(conf);
+    int n = snprintf(conf + cl, confcap - cl,
+        "# HTTP basic authentication (keyval -auth-file): ro users may\n"
+        "# GET/HEAD, rw users may also write.\n"
+        "server.modules += ( \"mod_auth\", \"mod_authn_file\" )\n"
+        "auth.backend = \"htpasswd\"\n"
+        "auth.backend.htpasswd.userfile = \"%s\"\n"
+        "$HTTP[\"request-method\"] =~ \"^(GET|HEAD)$\" {\n"
+        "    auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"keyval\",\n"
+        "                               \"require\" => \"%s\" ) )\n"
+        "}\n"
+        "$HTTP[\"request-method\"] !~ \"^(GET|HEAD)$\" {\n"
+        "    auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"keyval\",\n"
+        "                               \"require\" => \"%s\" ) )\n"
+        "}\n",
+        htpasswd, readers, wlen ? writers : "user=-no-writer-");
+    if (n < 0 || (size_t)n >= confcap - cl) {
+        die_msg("-auth-file %s: configuration too long", file);
+        goto done;
+    }
+    ret = 0;
+done:
+    free(out);
+    free(text);
+    return ret;
+}
+
+/* Writes the curl config that -join uses for USER:PASSWORD from file
+ * (mode 0600 in DATADIR). Returns 0 or -1 with a message. */
+static int setup_join_auth(const char *file, const char *rc)
+{
+    char *text = read_small(file, 4096);
+    if (!text) {
+        die_msg("-join-auth %s: %s", file, strerror(errno));
+        return -1;
+    }
+    text[strcspn(text, "\r\n")] = '\0';
+    if (!strchr(text, ':')) {
+        die_msg("-join-auth %s: expected one line USER:PASSWORD", file);
+        free(text);
+        return -1;
+    }
+    char conf[4096 * 2 + 32];
+    size_t o = (size_t)snprintf(conf, sizeof conf, "user = \"");
+    for (const char *c = text; *c; c++) {
+        if ((unsigned char)*c < 0x20) {
+            die_msg("-join-auth %s: control character in the password", file);
+            free(text);
+            return -1;
+        }
+        if (*c == '"' || *c == '\\')
+            conf[o++] = '\\';
+        conf[o++] = *c;
+    }
+    snprintf(conf + o, sizeof conf - o, "\"\n");
+    free(text);
+    if (write_file(rc, conf, 0600) < 0) {
+        die_msg("write %s: %s", rc, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv)
@@ -762,6 +990,8 @@ int main(int argc, char **argv)
     const char *id = NULL, *haddr_s = "localhost:11000",
                *raddr_s = "localhost:12000", *join_s = NULL, *datadir_s = NULL;
     int fastcgi = 0;
+    const char *peer_tls_s = NULL, *https_cert_s = NULL, *https_key_s = NULL,
+               *https_ca_s = NULL, *auth_file_s = NULL, *join_auth_s = NULL;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -788,6 +1018,18 @@ int main(int argc, char **argv)
                 dst = &raddr_s;
             else if (nl == 4 && strncmp(name, "join", 4) == 0)
                 dst = &join_s;
+            else if (nl == 8 && strncmp(name, "peer-tls", 8) == 0)
+                dst = &peer_tls_s;
+            else if (nl == 10 && strncmp(name, "https-cert", 10) == 0)
+                dst = &https_cert_s;
+            else if (nl == 9 && strncmp(name, "https-key", 9) == 0)
+                dst = &https_key_s;
+            else if (nl == 8 && strncmp(name, "https-ca", 8) == 0)
+                dst = &https_ca_s;
+            else if (nl == 9 && strncmp(name, "auth-file", 9) == 0)
+                dst = &auth_file_s;
+            else if (nl == 9 && strncmp(name, "join-auth", 9) == 0)
+                dst = &join_auth_s;
             if (!dst) {
                 fprintf(stderr, PROG ": unknown option %s\n", a);
                 usage(stderr);
@@ -930,13 +1172,102 @@ int main(int argc, char **argv)
     }
     int fresh = !file_exists(dbpath);
     say("data directory %s (%s)", datadir, fresh ? "new" : "existing state");
+    {   /* DATADIR holds raft.db, the sockets and the htpasswd file: nobody
+         * but its owner (and, if the admin chose so, its group) gets in. */
+        struct stat sb;
+        if (stat(datadir, &sb) == 0 && (sb.st_mode & 0007)) {
+            say("%s was open to others (mode %03o); making it %03o", datadir,
+                (unsigned)(sb.st_mode & 0777), (unsigned)(sb.st_mode & 0770));
+            if (chmod(datadir, sb.st_mode & 0770) < 0) {
+                die_msg("chmod %s: %s", datadir, strerror(errno));
+                return 1;
+            }
+        }
+    }
+
+    /* Security options: files are checked before anything starts. */
+    char tls_ca[PATH_MAX], tls_crt[PATH_MAX], tls_key[PATH_MAX];
+    char https_crt[PATH_MAX] = "", https_key[PATH_MAX] = "";
+    char secconf[AUTH_USERS_MAX * 160 + 4096] =
+        "# Written by keyval: HTTPS and authentication of this node (none).\n";
+    char secpath[PATH_MAX + 32], htpasswd[PATH_MAX + 32];
+    snprintf(secpath, sizeof secpath, "%s/lighttpd-security.conf", datadir);
+    snprintf(htpasswd, sizeof htpasswd, "%s/htpasswd", datadir);
+    char curlrc[PATH_MAX + 32];
+    snprintf(curlrc, sizeof curlrc, "%s/join.curlrc", datadir);
+    unlink(curlrc); /* left over from a killed start */
+    if (peer_tls_s) {
+        char d[PATH_MAX], f[PATH_MAX + 16];
+        if (!realpath(peer_tls_s, d)) {
+            die_msg("-peer-tls %s: %s", peer_tls_s, strerror(errno));
+            return 1;
+        }
+        snprintf(f, sizeof f, "%s/ca.crt", d);
+        if (secure_file("-peer-tls", f, tls_ca, sizeof tls_ca) < 0)
+            return 1;
+        snprintf(f, sizeof f, "%s/node.crt", d);
+        if (secure_file("-peer-tls", f, tls_crt, sizeof tls_crt) < 0)
+            return 1;
+        snprintf(f, sizeof f, "%s/node.key", d);
+        if (secure_file("-peer-tls", f, tls_key, sizeof tls_key) < 0)
+            return 1;
+        if (strchr(socat, ' ')) {
+            die_msg("-peer-tls: the socat path %s may not contain spaces", socat);
+            return 1;
+        }
+    }
+    if (https_key_s && !https_cert_s) {
+        die_msg("-https-key needs -https-cert");
+        return 1;
+    }
+    if (https_cert_s) {
+        if (secure_file("-https-cert", https_cert_s, https_crt, sizeof https_crt) < 0 ||
+            (https_key_s &&
+             secure_file("-https-key", https_key_s, https_key, sizeof https_key) < 0))
+            return 1;
+        snprintf(secconf, sizeof secconf,
+                 "# Written by keyval: HTTPS and authentication of this node.\n"
+                 "server.modules += ( \"mod_openssl\" )\n"
+                 "ssl.engine = \"enable\"\n"
+                 "# HTTP/1.1 only: over HTTP/2 lighttpd resets the stream of a\n"
+                 "# refused request (401, 413) whose body it did not read, and\n"
+                 "# clients see a transport error instead of the status.\n"
+                 "server.feature-flags += ( \"server.h2proto\" => \"disable\" )\n"
+                 "ssl.pemfile = \"%s\"\n"
+                 "%s%s%s",
+                 https_crt, https_key[0] ? "ssl.privkey = \"" : "", https_key,
+                 https_key[0] ? "\"\n" : "");
+        join_scheme = "https";
+    }
+    if (https_ca_s) {
+        if (secure_file("-https-ca", https_ca_s, join_cacert, sizeof join_cacert) < 0)
+            return 1;
+    } else if (peer_tls_s && https_cert_s) {
+        snprintf(join_cacert, sizeof join_cacert, "%s", tls_ca);
+    }
+    if (auth_file_s) {
+        if (setup_auth(auth_file_s, htpasswd, secconf, sizeof secconf) < 0)
+            return 1;
+    } else {
+        unlink(htpasswd);
+    }
+    if (join_auth_s) {
+        if (setup_join_auth(join_auth_s, curlrc) < 0)
+            return 1;
+        snprintf(join_curlrc, sizeof join_curlrc, "%s", curlrc);
+    }
+    if (write_file(secpath, secconf, 0600) < 0) {
+        die_msg("write %s: %s", secpath, strerror(errno));
+        return 1;
+    }
 
     if (mkdirs(www, 0700) < 0 || mkdirs(tmpdir, 0700) < 0) {
         die_msg("create %s/www and %s/tmp: %s", datadir, datadir, strerror(errno));
         return 1;
     }
     static const struct { int code; const char *msg; } errpages[] = {
-        { 400, "bad request" }, { 403, "forbidden" }, { 404, "not found" },
+        { 400, "bad request" }, { 401, "authentication required" },
+        { 403, "forbidden" }, { 404, "not found" },
         { 405, "method not allowed" }, { 408, "request timeout" },
         { 411, "length required" }, { 413, "request body too large (max 4 MiB)" },
         { 414, "request URI too long" }, { 417, "expectation failed" },
@@ -965,10 +1296,10 @@ int main(int argc, char **argv)
     char port[16];
     snprintf(port, sizeof port, "%d", haddr.port);
     const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET",
-                            "ETCDIR", "MODE" };
+                            "ETCDIR", "MODE", "SECURITY" };
     const char *values[] = { haddr.host, port, datadir, cgidir, sock, etcdir,
-                             fastcgi ? "fastcgi" : "cgi" };
-    char *text = render(tmpl, names, values, 7);
+                             fastcgi ? "fastcgi" : "cgi", secpath };
+    char *text = render(tmpl, names, values, 8);
     free(tmpl);
     if (!text || write_file(conf, text, 0600) < 0) {
         die_msg("write %s: %s", conf, text ? strerror(errno) : "out of memory");
@@ -999,7 +1330,8 @@ int main(int argc, char **argv)
 
     /* raftd */
     int bootstrap = fresh && !join_s;
-    char *rargv[10];
+    char *rargv[14];
+    char connect_tmpl[4 * PATH_MAX + 128];
     int ra = 0;
     rargv[ra++] = raftd;
     rargv[ra++] = "-id";
@@ -1010,22 +1342,39 @@ int main(int argc, char **argv)
     rargv[ra++] = haddr.text;
     if (bootstrap)
         rargv[ra++] = "-bootstrap";
+    if (peer_tls_s) {
+        /* Outbound links: mutual TLS with our certificate, trusting only
+         * the cluster CA (socat also checks the peer's name, %a's host). */
+        snprintf(connect_tmpl, sizeof connect_tmpl,
+                 "%s STDIO OPENSSL:%%a,cert=%s,key=%s,cafile=%s,verify=1",
+                 socat, tls_crt, tls_key, tls_ca);
+        rargv[ra++] = "-peer-connect";
+        rargv[ra++] = connect_tmpl;
+    }
     rargv[ra++] = datadir;
     rargv[ra] = NULL;
     child_pid[C_RAFTD] = spawn(rargv);
     if (child_pid[C_RAFTD] < 0)
         finish(1);
-    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s %s",
+    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s %s",
         (int)child_pid[C_RAFTD], raftd, id, raddr.text, haddr.text,
-        bootstrap ? " -bootstrap" : "", datadir);
+        bootstrap ? " -bootstrap" : "", peer_tls_s ? " -peer-connect '" : "",
+        peer_tls_s ? connect_tmpl : "", peer_tls_s ? "'" : "", datadir);
     wait_raftd(sock);
     say("raftd is ready on %s", sock);
 
     /* socat: inbound peer traffic on the Raft address */
-    char listen[400], connect_to[PATH_MAX + 64];
+    char listen[4 * PATH_MAX + 400], connect_to[PATH_MAX + 64];
     int v6 = strchr(raddr.host, ':') != NULL;
-    snprintf(listen, sizeof listen, "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork",
-             v6 ? "6" : "4", raddr.port, v6 ? "[" : "", raddr.host, v6 ? "]" : "");
+    if (peer_tls_s) /* refuses peers without a certificate from the CA */
+        snprintf(listen, sizeof listen,
+                 "OPENSSL-LISTEN:%d,bind=%s%s%s,pf=ip%s,reuseaddr,fork,"
+                 "cert=%s,key=%s,cafile=%s,verify=1",
+                 raddr.port, v6 ? "[" : "", raddr.host, v6 ? "]" : "", v6 ? "6" : "4",
+                 tls_crt, tls_key, tls_ca);
+    else
+        snprintf(listen, sizeof listen, "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork",
+                 v6 ? "6" : "4", raddr.port, v6 ? "[" : "", raddr.host, v6 ? "]" : "");
     snprintf(connect_to, sizeof connect_to, "UNIX-CONNECT:%s", peersock);
     char *sargv[] = { socat, listen, connect_to, NULL };
     child_pid[C_SOCAT] = spawn(sargv);
@@ -1052,6 +1401,8 @@ int main(int argc, char **argv)
         else
             do_join(curl, &join, id, &raddr, &haddr, marker);
     }
+    if (join_curlrc[0])
+        unlink(join_curlrc); /* the password is needed no longer */
     say("node %s is running; stop it with Ctrl-C or SIGTERM to pid %d", id,
         (int)getpid());
 
