@@ -6,7 +6,29 @@
 # of each run in $FUZZ_BUILD/log/TARGET.log. Prints one line per target:
 #   ok fuzz_TARGET: SECONDS s, RUNS runs, EXECS/s
 # or FAIL fuzz_TARGET: crash (artifact ...), and "N passed, M failed".
+#    tests/fuzz/run.sh -regress TARGET...
+# runs each target once over its seed corpus and tests/fuzz/regress/TARGET
+# (inputs that once crashed it) instead.
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
+if [ "$1" = -regress ]; then
+    shift
+    pass=0 fail=0
+    for t in "$@"; do
+        dirs="tests/fuzz/corpus/$t"
+        [ -d "tests/fuzz/regress/$t" ] && dirs="$dirs tests/fuzz/regress/$t"
+        # shellcheck disable=SC2086
+        if "$FUZZ_BUILD/fuzz_$t" -runs=0 $dirs >"$FUZZ_BUILD/regress-$t.log" 2>&1; then
+            echo "ok fuzz_regress_$t: $(find $dirs -type f | wc -l) inputs"
+            pass=$((pass + 1))
+        else
+            echo "FAIL fuzz_regress_$t: see $FUZZ_BUILD/regress-$t.log"
+            fail=$((fail + 1))
+        fi
+    done
+    echo "$pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit
+fi
 jobs=2
 if [ "$1" = -j ]; then jobs=$2; shift 2; fi
 secs=${1:?usage: run.sh [-j N] SECONDS TARGET...}
