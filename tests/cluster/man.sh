@@ -51,6 +51,15 @@ opts() {
     grep -oE '(^|[][[:space:]|(])-[A-Za-z][A-Za-z-]*' | sed -E 's/^[^-]*//' |
         grep -vx -e '-h' -e '-help' | sort -u
 }
+# The options a -h text defines: those in its usage lines ("usage:" and
+# the indented lines after it) and those that start an indented line (its
+# list of options); not those merely mentioned in prose.
+help_opts() {
+    awk '/^usage:/ { u = 1; print; next }
+         u && /^[ \t]/ { print; next }
+         { u = 0 }
+         /^[ \t]+-[A-Za-z]/ { print }' | opts
+}
 render() { mandoc -Tascii "$1" 2>/dev/null | sed 's/.\x08//g'; }
 # section NAME: the lines of one section of rendered text on stdin.
 section() { awk -v s="$1" '/^[A-Z]/ { on = ($0 == s) ; next } on'; }
@@ -74,7 +83,7 @@ for src in $progs; do
     fi
     ok "page $name"
     help=$("$prog" -h 2>&1)
-    printf '%s\n' "$help" | opts > "$T/h"
+    printf '%s\n' "$help" | help_opts > "$T/h"
     if [ ! -s "$T/h" ] && [ "$name" != keyval ]; then
         # Every program here has options; an empty list means -h broke.
         bad "options $name" "-h named no options: $(printf '%s' "$help" | head -n 2)"
