@@ -88,6 +88,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_N];
     int in_txn;
+    int lazy;          /* this transaction commits with synchronous=NORMAL */
     uint64_t applied;
     char err[512];
 };
@@ -323,6 +324,27 @@ int store_begin(store *s)
     return 0;
 }
 
+int store_begin_lazy(store *s)
+{
+    if (!s->in_txn && exec_sql(s, "PRAGMA synchronous=NORMAL") < 0)
+        return -1;
+    if (store_begin(s) < 0) {
+        exec_sql(s, "PRAGMA synchronous=FULL");
+        return -1;
+    }
+    s->lazy = 1;
+    return 0;
+}
+
+/* After a lazy transaction: back to synchronous=FULL for the next. */
+static int end_lazy(store *s)
+{
+    if (!s->lazy)
+        return 0;
+    s->lazy = 0;
+    return exec_sql(s, "PRAGMA synchronous=FULL");
+}
+
 int store_commit(store *s)
 {
     if (!s->in_txn) {
@@ -334,7 +356,7 @@ int store_commit(store *s)
         return -1;
     }
     s->in_txn = 0;
-    return 0;
+    return end_lazy(s);
 }
 
 void store_rollback(store *s)
@@ -345,6 +367,7 @@ void store_rollback(store *s)
     sqlite3_step(q);
     sqlite3_reset(q);
     s->in_txn = 0;
+    end_lazy(s);
     /* The cached applied index may be ahead of the database now. */
     uint64_t a;
     if (meta_get_int(s, "applied", &a) >= 0)

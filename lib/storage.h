@@ -58,6 +58,10 @@ int store_meta_set(store *s, const char *name, const char *value);
 /* One batch = one transaction. */
 int store_begin(store *s);
 int store_commit(store *s);
+/* A transaction whose commit does not wait for the disk (WAL with
+ * synchronous=NORMAL): atomic, and durable together with the next
+ * durable commit. For work that can be redone from the durable log. */
+int store_begin_lazy(store *s);
 void store_rollback(store *s);
 
 int store_save_hs(store *s, const raft_hard_state *hs);
