@@ -189,10 +189,25 @@ teeth: all fault-modes
 # Benchmarks (not part of make test): bench/run.sh, results in
 # bench/results/YYYY-MM-DD.md. BENCH_SECONDS per round (default 5).
 .PHONY: bench bench-deps
-BENCH_TOOLS := $(BUILD)/bench/triv-cgi
+# triv-cgi (static) and triv-cgi-dyn: the floor; key-get-dyn: key-get
+# linked the old way (dynamic, every library) to measure start-up cost.
+BENCH_TOOLS := $(BUILD)/bench/triv-cgi $(BUILD)/bench/triv-cgi-dyn \
+  $(BUILD)/bench/spawn-time $(BUILD)/bench/key-get-dyn $(BUILD)/bench/key-get-dyn-all
 $(BUILD)/bench/triv-cgi: bench/triv-cgi.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(CGI_STATIC) -o $@ $<
+$(BUILD)/bench/triv-cgi-dyn: bench/triv-cgi.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+$(BUILD)/bench/spawn-time: bench/spawn-time.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+$(BUILD)/bench/key-get-dyn: cgi-bin/key-get.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(CGI_LDLIBS) $(LDLIBS)
+$(BUILD)/bench/key-get-dyn-all: cgi-bin/key-get.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--no-as-needed -o $@ $< $(LIB_A) $(CGI_LDLIBS) $(LDLIBS)
 
 bench: all $(BENCH_TOOLS)
 	BUILD=$(BUILD) bench/run.sh

@@ -8,7 +8,7 @@
 #
 # Environment: BUILD (build), BENCH_SECONDS per round (5), BENCH_CONNS
 # ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd floor"),
-# BENCH_PARTS ("http direct size"). Ports 19100-19599 on 127.0.0.1.
+# BENCH_PARTS ("http direct size startup"). Ports 19100-19599 on 127.0.0.1.
 # Figures only: nothing here passes or fails on timing.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -18,7 +18,7 @@ SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
 KEYS=${BENCH_KEYS:-100000}
 SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor}
-PARTS=${BENCH_PARTS:-http direct size}
+PARTS=${BENCH_PARTS:-http direct size startup}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d).md}
 KEYVAL=$BUILD/bin/keyval
 KVB=$BUILD/bin/kv-bench
@@ -216,7 +216,7 @@ EOF
 bench_direct() {
     say "kv-bench straight at raftd.sock (keyval cgi cluster)"
     start_keyval cgi || { stop_pids; return 1; }
-    for op in set get stale; do
+    for op in ${BENCH_DIRECT_OPS:-set get stale}; do
         for c in $CONNS; do
             local f0 e0 f1 e1
             f0=$(status_num k0 fsyncs); e0=$(status_num k0 entries_persisted)
@@ -283,6 +283,38 @@ bench_size() {
     stop_pids
 }
 
+# ---------------------------------------------------------------- startup
+# What one mod_cgi request pays before any work: fork+exec+exit+wait of
+# the program (bench/spawn-time), static vs dynamic. key-get runs its
+# whole request path up to connect(), which fails (no raftd): 503.
+bench_startup() {
+    say "CGI start-up cost"
+    local progs="$BUILD/bench/triv-cgi $BUILD/bench/triv-cgi-dyn $BUILD/cgi-bin/key-get $BUILD/bench/key-get-dyn $BUILD/bench/key-get-dyn-all"
+    : >"$T/startup.raw"
+    for round in 1 2 3; do
+        for p in $progs; do
+            REQUEST_URI=/key/x KEYVAL_SOCKET=$T/none.sock "$BUILD/bench/spawn-time" 1000 "$p" >>"$T/startup.raw"
+        done
+    done
+    {
+        echo "| program | linking | us per fork+exec+exit (best of 3 x 1000) |"
+        echo "| --- | --- | --- |"
+        for p in $progs; do
+            local how
+            case $p in
+            */triv-cgi) how="static" ;;
+            */triv-cgi-dyn) how="dynamic (libc only)" ;;
+            */cgi-bin/key-get) how="static: jansson + libfcgi + libc (the build now)" ;;
+            */key-get-dyn) how="dynamic: jansson, libfcgi, libm (as-needed; the build before)" ;;
+            */key-get-dyn-all) how="dynamic: every library of the Makefile (sqlite3, jansson, libfcgi, libm)" ;;
+            esac
+            best=$(awk -v p="$p:" '$1 == p { print $2 }' "$T/startup.raw" | sort -n | head -1)
+            echo "| $(basename "$p") | $how | $best |"
+        done
+    } >"$T/startup"
+    say "$(cat "$T/startup")"
+}
+
 # ---------------------------------------------------------------- report
 report() {
     {
@@ -326,6 +358,12 @@ report() {
                 echo "| $op | $c | $ops | $p50 | $p99 | $er | $wpf |"
             done <"$T/direct"
         fi
+        if [ -f "$T/startup" ]; then
+            echo
+            echo "## CGI start-up"
+            echo
+            cat "$T/startup"
+        fi
         if [ -f "$T/size" ]; then
             echo
             echo "## Size and restart"
@@ -350,6 +388,7 @@ for part in $PARTS; do
         done ;;
     direct) bench_direct ;;
     size) bench_size ;;
+    startup) bench_startup ;;
     esac
 done
 report
