@@ -117,13 +117,44 @@ status_num() { # NODE FIELD
     echo '{"op":"status"}' | socat -t 5 - UNIX-CONNECT:"$T/$1/raftd.sock" | jq -r ".$2 // empty"
 }
 
+# cpu_snapshot: CPU seconds so far, by program, of every process under
+# the started PIDs: own time, plus the time of reaped children (mod_cgi's
+# programs) under the name "cgi". Prints "name ticks" lines.
+descendants() {
+    local p
+    for p in "$@"; do
+        echo "$p"
+        descendants $(ps -o pid= --ppid "$p")
+    done
+}
+cpu_snapshot() {
+    for p in $(descendants $pids); do
+        [ -r /proc/$p/stat ] || continue
+        # comm may hold spaces; fields after ") " start at state (3).
+        sed 's/^[0-9]* (\(.*\)) /\1 /' /proc/$p/stat 2>/dev/null |
+            awk '{ print $1, $13 + $14; if ($15 + $16 > 0) print "cgi", $15 + $16 }'
+    done | awk '{ t[$1] += $2 } END { for (k in t) print k, t[k] }' | sort
+}
+# cpu_profile LABEL REQUESTS BEFORE-FILE AFTER-FILE: CPU ms per request.
+cpu_profile() {
+    local hz
+    hz=$(getconf CLK_TCK)
+    join -a 2 -e 0 -o 0,1.2,2.2 "$3" "$4" |
+        awk -v l="$1" -v n="$2" -v hz="$hz" '{ d = ($3 - $2) * 1000 / hz;
+            if (d > 0) printf "%s %s %.3f\n", l, $1, d / n }' >>"$T/cpu"
+}
+
 http_rounds() { # LABEL URL-BASE WRITE-SCRIPT READ-SCRIPT LIN-ARG STALE-ARG
     local label=$1 base=$2
     for c in $CONNS; do
+        cpu_snapshot >"$T/cpu0"
         case $label in
         etcd) wrk_round "$label" write "$c" "$base" etcd-put.lua ;;
         *) wrk_round "$label" write "$c" "$base" kv-set.lua ;;
         esac
+        cpu_snapshot >"$T/cpu1"
+        n=$(tail -1 "$T/rows" | awk -v s="$SECS" '{ print $4 * s }')
+        [ "${n:-0}" -gt 0 ] 2>/dev/null && cpu_profile "$label write c=$c" "$n" "$T/cpu0" "$T/cpu1"
     done
     for c in $CONNS; do
         case $label in
@@ -357,6 +388,17 @@ report() {
                 wpf=$(echo "$line" | sed -n 's/.*wpf=\(.*\)$/\1/p')
                 echo "| $op | $c | $ops | $p50 | $p99 | $er | $wpf |"
             done <"$T/direct"
+        fi
+        if [ -f "$T/cpu" ]; then
+            echo
+            echo "## CPU per HTTP write (ms of CPU per request, by program, from /proc)"
+            echo
+            echo "cgi = reaped mod_cgi children (key-set); fastcgi programs show under their own"
+            echo "names; raftd, socat and lighttpd are the sum over the three nodes."
+            echo
+            echo "| round | program | CPU ms per request |"
+            echo "| --- | --- | --- |"
+            awk '{ r = $1 " " $2 " " $3; printf "| %s | %s | %s |\n", r, $4, $5 }' "$T/cpu"
         fi
         if [ -f "$T/startup" ]; then
             echo
