@@ -53,6 +53,7 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
 "       keyval -fastcgi [options as above] DATADIR\n"
+"       keyval -restore FILE [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] DATADIR\n"
 "\n"
 "Starts one keyval node: raftd (Raft state, log and data in DATADIR/raft.db),\n"
 "a socat listener for peer traffic on the Raft address and lighttpd serving\n"
@@ -81,6 +82,9 @@ static void usage(FILE *f)
 "                     USER:HASH:rw (HASH from openssl passwd -6); ro users\n"
 "                     may GET/HEAD, rw users may also write and join\n"
 "  -join-auth FILE    USER:PASSWORD (one line) that -join sends\n"
+"  -restore FILE      start a NEW one-node cluster in an empty DATADIR from\n"
+"                     FILE, a kv-backup file (runs kv-restore; see there for\n"
+"                     a node's own raft.db after losing a majority)\n"
 "  DATADIR            created if missing (mode 0700)\n"
 "\n"
 "A fresh DATADIR without -join starts a new one-node cluster.\n"
@@ -516,6 +520,13 @@ static void find_prog(const char *env, const char *bindir, const char *name,
         snprintf(p, sizeof p, "%s/%s", bindir, name);
         if (is_exec(p)) {
             snprintf(out, outlen, "%s", p);
+            return;
+        }
+        /* Installed: keyval in PREFIX/bin, raftd in PREFIX/sbin. */
+        char real[PATH_MAX];
+        snprintf(p, sizeof p, "%s/../sbin/%s", bindir, name);
+        if (is_exec(p) && realpath(p, real)) {
+            snprintf(out, outlen, "%s", real);
             return;
         }
     }
@@ -988,7 +999,8 @@ static int setup_join_auth(const char *file, const char *rc)
 int main(int argc, char **argv)
 {
     const char *id = NULL, *haddr_s = "localhost:11000",
-               *raddr_s = "localhost:12000", *join_s = NULL, *datadir_s = NULL;
+               *raddr_s = "localhost:12000", *join_s = NULL, *datadir_s = NULL,
+               *restore_s = NULL;
     int fastcgi = 0;
     const char *peer_tls_s = NULL, *https_cert_s = NULL, *https_key_s = NULL,
                *https_ca_s = NULL, *auth_file_s = NULL, *join_auth_s = NULL;
@@ -1018,6 +1030,8 @@ int main(int argc, char **argv)
                 dst = &raddr_s;
             else if (nl == 4 && strncmp(name, "join", 4) == 0)
                 dst = &join_s;
+            else if (nl == 7 && strncmp(name, "restore", 7) == 0)
+                dst = &restore_s;
             else if (nl == 8 && strncmp(name, "peer-tls", 8) == 0)
                 dst = &peer_tls_s;
             else if (nl == 10 && strncmp(name, "https-cert", 10) == 0)
@@ -1061,6 +1075,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (restore_s && join_s) {
+        fprintf(stderr, PROG ": -restore starts a new cluster; it cannot be "
+                "combined with -join\n");
+        return 2;
+    }
     addr haddr, raddr, join;
     char err[512];
     if (parse_addr(haddr_s, &haddr, err, sizeof err) < 0 ||
@@ -1131,6 +1150,33 @@ int main(int argc, char **argv)
     find_prog("KEYVAL_SOCAT", NULL, "socat", socat, sizeof socat);
     find_prog("KEYVAL_LIGHTTPD", NULL, "lighttpd", lighttpd, sizeof lighttpd);
     find_prog("KEYVAL_CURL", NULL, "curl", curl, sizeof curl);
+
+    /* -restore: kv-restore fills an empty DATADIR with a new cluster. */
+    if (restore_s) {
+        char kvrestore[PATH_MAX + 64];
+        find_prog("KEYVAL_KV_RESTORE", bindir, "kv-restore", kvrestore, sizeof kvrestore);
+        char *xargv[] = { kvrestore, "-id", (char *)id, "-haddr", haddr.text,
+                          "-raddr", raddr.text, (char *)restore_s, (char *)datadir_s,
+                          NULL };
+        say("restoring %s into %s: %s", restore_s, datadir_s, kvrestore);
+        pid_t rp = fork();
+        if (rp < 0) {
+            die_msg("fork: %s", strerror(errno));
+            return 1;
+        }
+        if (rp == 0) {
+            execvp(xargv[0], xargv);
+            fprintf(stderr, PROG ": run %s: %s\n", xargv[0], strerror(errno));
+            _exit(127);
+        }
+        int rst;
+        while (waitpid(rp, &rst, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0) {
+            die_msg("restore from %s failed; nothing started", restore_s);
+            return WIFEXITED(rst) && WEXITSTATUS(rst) == 2 ? 2 : 1;
+        }
+    }
 
     /* DATADIR */
     if (mkdirs(datadir_s, 0700) < 0) {
