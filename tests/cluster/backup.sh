@@ -1,7 +1,7 @@
 #!/bin/sh
 # Backup and restore: kv-backup of a live 3-node cluster's follower while
 # a client keeps writing; every write acknowledged before the backup began
-# is in it; kv-restore starts a NEW cluster (new cluster id) from it, a
+# is in it; keyval -restore starts a NEW cluster (new cluster id) from it, a
 # node joins that cluster, both serve exactly the backup's table, and new
 # writes get higher indexes. Refusals: a non-empty DATADIR, a node's own
 # raft.db without -force-new-cluster, a file that is no database. Then the
@@ -88,20 +88,22 @@ out=$("$RESTORE" -id r0 "$T/backup.db" "$T/full" 2>&1); rc=$?
 cond refuses_non_empty_datadir '[ "$rc" = 2 ] && echo "$out" | grep -q '\''not empty'\'''
 out=$("$RESTORE" -id r0 "$T/n0/raft.db" "$T/refused" 2>&1); rc=$?
 cond refuses_a_node_db_without_force '[ "$rc" = 2 ] && echo "$out" | grep -q '\''REFUSED'\'' && echo "$out" | grep -q -- -force-new-cluster && [ ! -e "$T/refused" ]'
+out=$("$KEYVAL" -restore "$T/backup.db" -join 127.0.0.1:17300 "$T/withjoin" 2>&1); rc=$?
+cond keyval_restore_refuses_join '[ "$rc" = 2 ] && [ ! -e "$T/withjoin" ]'
 echo "not a database" > "$T/junk.db"
 out=$("$RESTORE" -id r0 "$T/junk.db" "$T/junk" 2>&1); rc=$?
 cond refuses_junk '[ "$rc" = 1 ] && [ ! -e "$T/junk" ]'
 out=$("$RESTORE" -id 'bad id' "$T/backup.db" "$T/badid" 2>&1); rc=$?
 cond refuses_bad_id '[ "$rc" = 2 ] && [ ! -e "$T/badid" ]'
 
-# Restore into a new cluster and grow it by a join.
-if "$RESTORE" -id r0 -haddr 127.0.0.1:17303 -raddr 127.0.0.1:17313 "$T/backup.db" "$T/r0" \
-    > "$T/restore.out" 2>&1; then
-    ok "restore ($(head -n 1 "$T/restore.out"))"
+# Restore into a new cluster (keyval -restore runs kv-restore, then starts
+# the node) and grow it by a join.
+start_node r0 -restore "$T/backup.db" -id r0 -haddr 127.0.0.1:17303 -raddr 127.0.0.1:17313 "$T/r0"
+if wait_until 20 grep -q 'new cluster .* keys at index' "$T/r0.log"; then
+    ok "keyval_restore ($(grep -m 1 'new cluster' "$T/r0.log"))"
 else
-    bad restore "$(cat "$T/restore.out")"
+    bad keyval_restore "$(tail -n 5 "$T/r0.log")"
 fi
-start_node r0 -id r0 -haddr 127.0.0.1:17303 -raddr 127.0.0.1:17313 "$T/r0"
 if wait_until 20 is_leader 17303; then ok restored_node_leads; else bad restored_node_leads "$(status_field 17303 -c .)"; fi
 new_cluster=$(status_field 17303 .cluster)
 cond restored_cluster_is_new '[ -n "$new_cluster" ] && [ "$new_cluster" != null ] && [ "$new_cluster" != "$old_cluster" ]'
