@@ -108,7 +108,7 @@ start_keyval() { # MODE (cgi|fastcgi)
         jq -r "[.nodes[] | select(.voter)] | length")" = 3 ]' ||
         { say "keyval: 3 voters not reached"; return 1; }
     # Keys r0..r99 for the read rounds.
-    "$KVB" -d "$T/k0" -op fill -keys 100 -batch 100 -prefix r -c 1 -q >/dev/null
+    "$KVB" -d "$T/k0" -op fill -keys 100 -batch 100 -prefix r -c 1 -t 60 -q >/dev/null
 }
 
 raftd_pid() { cat "$T/$1/raftd.pid" 2>/dev/null | head -1; }
@@ -274,7 +274,7 @@ bench_size() {
     pid=$(raftd_pid k0)
     rss0=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
     t0=$(date +%s.%N)
-    fill=$("$KVB" -d "$T/k0" -op fill -keys "$KEYS" -batch 100 -prefix s -c 4 -q)
+    fill=$("$KVB" -d "$T/k0" -op fill -keys "$KEYS" -batch 100 -prefix s -c 4 -t 1800 -q)
     t1=$(date +%s.%N)
     sleep 1
     rss1=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
