@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,8 @@ typedef struct client {
     size_t out_len, out_off, out_cap;
     struct pending *busy;
     int eof, dead;
+    int refused;          /* told 403: input discarded until it goes */
+    uint64_t since;
 } client;
 
 enum op {
@@ -138,6 +141,13 @@ static char g_meta[RAFT_META_MAX];
 static char g_dir[PATH_MAX];
 static char g_cluster[PEER_CLUSTER_ID_MAX + 1];
 static const char *g_connect = "socat STDIO TCP:%a";
+#ifdef KEYVAL_FAULT_MODES
+/* Test-only deliberate bugs for tests/fault/teeth.sh, never in a normal
+ * build (make fault-modes): env KEYVAL_FAULT_MODE = ack-early (answer a
+ * write when proposed), local-read (default reads without ReadIndex),
+ * apply-uncommitted (apply entries as soon as they are appended). */
+static int g_fault_ack_early, g_fault_local_read, g_fault_apply_uncommitted;
+#endif
 static unsigned g_tick_ms = 50, g_election_ticks = 10;
 static uint64_t g_snap_entries = 10000;
 static uint64_t g_snap_trail = 1000;
@@ -1166,6 +1176,12 @@ static void leader_write(pending *p)
     }
     switch (rc) {
     case RAFT_OK:
+#ifdef KEYVAL_FAULT_MODES
+        if (g_fault_ack_early && (p->op == OP_SET || p->op == OP_DEL || p->op == OP_TXN)) {
+            finish(p, json_pack("{s:i,s:I}", "code", 200, "index", (json_int_t)idx));
+            return;
+        }
+#endif
         p->state = PS_WAIT_APPLY;
         p->index = idx;
         p->term = term;
@@ -1200,6 +1216,12 @@ static void dispatch(pending *p)
         return;
     }
     if (p->op == OP_GET || p->op == OP_LIST) {
+#ifdef KEYVAL_FAULT_MODES
+        if (g_fault_local_read) {
+            finish(p, do_read(p));
+            return;
+        }
+#endif
         if (p->stale) {
             finish(p, do_read(p));
             return;
@@ -1464,6 +1486,16 @@ static void process_ready(void)
                         logf_("config entry %llu does not decode", (unsigned long long)e->index);
                 }
             }
+#ifdef KEYVAL_FAULT_MODES
+            for (size_t i = 0; g_fault_apply_uncommitted && i < rd.n_entries; i++) {
+                const raft_entry *e = &rd.entries[i];
+                store_result r;
+                memset(&r, 0, sizeof r);
+                if (e->type != RAFT_ENTRY_CONFIG && e->index == store_applied(g_st) + 1 &&
+                    store_apply(g_st, e, &r) < 0)
+                    store_fatal("apply");
+            }
+#endif
             if (store_commit(g_st) < 0)
                 store_fatal("commit");
         }
@@ -1799,6 +1831,13 @@ static void client_pump(client *c)
 
 static void client_read(client *c)
 {
+    if (c->refused) {
+        char junk[4096];
+        ssize_t n = read(c->fd, junk, sizeof junk);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            c->dead = 1;
+        return;
+    }
     if (c->in_cap - c->in_len < 65536) {
         size_t nc = c->in_cap ? c->in_cap * 2 : 65536;
         if (nc > LINE_MAX_BYTES + 131072)
@@ -1844,12 +1883,61 @@ static void client_free(client *c)
     free(c);
 }
 
+/* Local access control on top of the socket's file mode: a connecting
+ * process must run as our uid, as root, or with the socket file's group
+ * (primary or supplementary). Returns 1 allowed, 0 refused; sets uid, gid. */
+static int peer_allowed(int fd, const char *sockpath, uid_t *uid, gid_t *gid)
+{
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0)
+        return 0;
+    *uid = cr.uid;
+    *gid = cr.gid;
+    if (cr.uid == 0 || cr.uid == geteuid())
+        return 1;
+    struct stat sb;
+    gid_t sockgid = stat(sockpath, &sb) == 0 ? sb.st_gid : getegid();
+    if (cr.gid == sockgid)
+        return 1;
+#ifdef SO_PEERGROUPS
+    gid_t groups[256];
+    socklen_t gl = sizeof groups;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl) == 0)
+        for (size_t i = 0; i < gl / sizeof groups[0]; i++)
+            if (groups[i] == sockgid)
+                return 1;
+#endif
+    return 0;
+}
+
+/* Log refusals: the first at once, then at most one line per 10 s. */
+static void log_refusal(const char *sockname, uid_t uid, gid_t gid)
+{
+    static uint64_t last_log;
+    static unsigned pending_n;
+    pending_n++;
+    uint64_t now = now_ms();
+    if (last_log && now - last_log < 10000)
+        return;
+    logf_("%s: refused %u client%s (last: uid %u gid %u; not our uid, root or the "
+          "socket's group)",
+          sockname, pending_n, pending_n == 1 ? "" : "s", (unsigned)uid, (unsigned)gid);
+    pending_n = 0;
+    last_log = now;
+}
+
 static void accept_clients(void)
 {
     for (int k = 0; k < 64; k++) {
         int fd = accept4(g_client_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
+        uid_t uid;
+        gid_t gid;
+        int allowed = peer_allowed(fd, g_client_path, &uid, &gid);
+        if (!allowed)
+            log_refusal("raftd.sock", uid, gid);
         if (g_n_cl >= g_max_clients) {
             const char *e = "{\"code\":503,\"error\":\"too many clients\"}\n";
             ssize_t w = write(fd, e, strlen(e));
@@ -1863,7 +1951,19 @@ static void accept_clients(void)
             continue;
         }
         c->fd = fd;
+        c->since = now_ms();
         g_cl[g_n_cl++] = c;
+        if (!allowed) {
+            /* Answer at once; read and drop what it sends so that it can
+             * finish sending and read the answer; close when it goes. */
+            char e[128];
+            int n = snprintf(e, sizeof e,
+                             "{\"code\":403,\"error\":\"uid %u may not use raftd.sock\"}\n",
+                             (unsigned)uid);
+            c->refused = 1;
+            client_write(c, e, (size_t)n);
+            shutdown(fd, SHUT_WR);
+        }
     }
 }
 
@@ -1873,6 +1973,13 @@ static void accept_peers(void)
         int fd = accept4(g_peer_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
+        uid_t uid;
+        gid_t gid;
+        if (!peer_allowed(fd, g_peer_path, &uid, &gid)) {
+            close(fd);
+            log_refusal("peer.sock", uid, gid);
+            continue;
+        }
         if (g_n_in >= MAX_INBOUND) {
             logf_("too many inbound peer connections; refusing one");
             close(fd);
@@ -1913,6 +2020,39 @@ static int listen_unix(const char *path, mode_t mode)
     if (listen(fd, 512) < 0)
         fatal("listen %s: %s", path, strerror(errno));
     return fd;
+}
+
+/* Tell a service manager (systemd Type=notify, through keyval) how we are:
+ * one datagram to $NOTIFY_SOCKET when it is set. */
+static void notify(const char *state)
+{
+    static char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    static int init, have;
+    if (!init) {
+        init = 1;
+        const char *e = getenv("NOTIFY_SOCKET");
+        if (e && (e[0] == '/' || e[0] == '@') && strlen(e) < sizeof path) {
+            snprintf(path, sizeof path, "%s", e);
+            have = 1;
+        }
+        unsetenv("NOTIFY_SOCKET"); /* not for our link children */
+    }
+    if (!have)
+        return;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    size_t l = strlen(path);
+    memcpy(sa.sun_path, path, l);
+    if (path[0] == '@')
+        sa.sun_path[0] = 0; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l)) < 0)
+        logf_("notify %s: %s", path, strerror(errno));
+    close(fd);
 }
 
 static void on_signal(int sig)
@@ -2194,6 +2334,19 @@ int main(int argc, char **argv)
         }
     }
 
+#ifdef KEYVAL_FAULT_MODES
+    {
+        const char *m = getenv("KEYVAL_FAULT_MODE");
+        if (m && *m) {
+            g_fault_ack_early = !strcmp(m, "ack-early");
+            g_fault_local_read = !strcmp(m, "local-read");
+            g_fault_apply_uncommitted = !strcmp(m, "apply-uncommitted");
+            if (!g_fault_ack_early && !g_fault_local_read && !g_fault_apply_uncommitted)
+                fatal("unknown KEYVAL_FAULT_MODE %s", m);
+            logf_("DELIBERATELY BROKEN: fault mode %s", m);
+        }
+    }
+#endif
     char dbpath[PATH_MAX];
     path_in_dir(dbpath, sizeof dbpath, "raft.db");
     g_st = store_open(dbpath);
@@ -2295,6 +2448,11 @@ int main(int argc, char **argv)
     process_ready();
     peers_reconcile();
     logf_("listening on %s (raft %s, http %s)", g_client_path, g_raddr, g_haddr);
+    {
+        char st[300];
+        snprintf(st, sizeof st, "READY=1\nSTATUS=raftd %s listening on raftd.sock\n", g_name);
+        notify(st);
+    }
 
     uint64_t next_tick = now_ms() + g_tick_ms;
     struct pollfd *pfd = calloc(2 + MAX_INBOUND + MAX_PEERS + MAX_CLIENTS, sizeof *pfd);
@@ -2330,7 +2488,7 @@ int main(int argc, char **argv)
             short ev = 0;
             if (c->out_off < c->out_len)
                 ev |= POLLOUT;
-            else if (!c->busy && !c->eof && c->in_len <= LINE_MAX_BYTES)
+            else if (c->refused || (!c->busy && !c->eof && c->in_len <= LINE_MAX_BYTES))
                 ev |= POLLIN;
             pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
             kind[n] = K_CLIENT;
@@ -2425,6 +2583,8 @@ int main(int argc, char **argv)
             int done = c->eof && !c->busy && c->out_off == c->out_len &&
                        !(c->in_len > c->scanned &&
                          memchr(c->in + c->scanned, '\n', c->in_len - c->scanned));
+            if (c->refused && now_ms() - c->since > 5000)
+                done = 1;
             if (c->dead || done) {
                 client_free(c);
                 g_cl[i] = g_cl[--g_n_cl];
@@ -2434,6 +2594,7 @@ int main(int argc, char **argv)
         }
     }
     logf_("shutting down");
+    notify("STOPPING=1\n");
     free(pfd);
     free(kind);
     free(ptr);
