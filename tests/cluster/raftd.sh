@@ -193,6 +193,29 @@ big_on_b() { [ "$(field b '{"op":"get","key":"big3","level":"stale"}' '.value | 
 LAST="b does not have big3 with 1 MiB"
 check big_write_replicated wait_until 5 big_on_b
 
+# local access control: even with loosened modes, another uid is refused
+# (403 line, logged); the socket's group is let in
+if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    chmod 0755 "$T"; chmod 0711 "$T/a"; chmod 0666 "$T/a/raftd.sock"
+    r=$(printf '{"op":"get","key":"user1"}\n' |
+        setpriv --reuid=65534 --regid=65534 --clear-groups \
+        timeout 10 socat -t 5 - UNIX-CONNECT:"$T/a/raftd.sock" 2>&1)
+    LAST="uid 65534 got: $r"
+    check other_uid_refused_403 [ "$r" = '{"code":403,"error":"uid 65534 may not use raftd.sock"}' ]
+    r=$(printf '{"op":"get","key":"user1"}\n' |
+        setpriv --reuid=65534 --regid="$(id -g)" --clear-groups \
+        timeout 10 socat -t 5 - UNIX-CONNECT:"$T/a/raftd.sock" 2>&1)
+    LAST="socket group member got: $r"
+    check socket_group_allowed [ "$(echo "$r" | jq -r .value)" = batman ]
+    LAST="no refusal logged"
+    check refusal_logged grep -q "raftd.sock: refused 1 client" "$T/a.log"
+    chmod 0700 "$T/a" "$T"; chmod 0660 "$T/a/raftd.sock"
+else
+    echo "# SO_PEERCRED checks skipped (need root and setpriv)"
+fi
+LAST="raftd.sock mode is $(stat -c %a "$T/b/raftd.sock")"
+check client_socket_mode_0660 [ "$(stat -c %a "$T/b/raftd.sock")" = 660 ]
+
 # garbage on the peer port: the connection is dropped, node keeps going
 head -c 4096 /dev/urandom | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/dev/null 2>&1
 printf 'GET / HTTP/1.0\r\n\r\n' | timeout 5 socat -t 1 - TCP:127.0.0.1:14002 >/dev/null 2>&1
