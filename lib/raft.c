@@ -41,8 +41,8 @@ typedef struct progress {
 typedef struct pending_read {
     uint64_t ctx;    /* caller's id (local) or request id (remote) */
     uint64_t from;   /* 0: local request; else follower to answer */
-    uint64_t index;  /* commit index when recorded (0: not yet) */
-    uint64_t round;  /* heartbeat round that confirms it (0: not yet) */
+    uint64_t index;  /* commit index when recorded */
+    uint64_t round;  /* heartbeat round that confirms it (0: not recorded) */
 } pending_read;
 
 typedef struct vec {
@@ -1005,19 +1005,20 @@ static void advance_reads(raft_t *r)
     if (r->role != RAFT_LEADER)
         return;
     pending_read *ps = r->reads_pending.p;
-    /* reads that waited for an entry of this term get their index now */
-    int need_round = 0;
-    for (size_t i = 0; i < r->reads_pending.n; i++)
-        if (ps[i].index == 0 && can_serve_reads(r)) {
+    /* reads that waited for an entry of this term get their index and
+     * a heartbeat round now (round 0: not recorded yet; rounds start at 1) */
+    if (can_serve_reads(r)) {
+        int started = 0;
+        for (size_t i = 0; i < r->reads_pending.n; i++) {
+            if (ps[i].round)
+                continue;
+            if (!started) {
+                start_round(r);
+                started = 1;
+            }
             ps[i].index = r->commit;
-            ps[i].round = 0;
-            need_round = 1;
+            ps[i].round = r->hb_round;
         }
-    if (need_round) {
-        start_round(r);
-        for (size_t i = 0; i < r->reads_pending.n; i++)
-            if (ps[i].index && ps[i].round == 0)
-                ps[i].round = r->hb_round;
     }
     size_t keep = 0;
     for (size_t i = 0; i < r->reads_pending.n; i++) {
