@@ -12,9 +12,9 @@ serving: SQLite's VACUUM INTO reads one snapshot of the database. First
 a linearizable read (kv-get) makes the node apply every write the cluster
 acknowledged before kv-backup started, so those are all in the copy;
 when that fails (no leader, raftd stopped) kv-backup says so and copies
-what the node has applied. The copy
-is written to FILE.tmp.PID, checked (PRAGMA quick_check), fsynced and
-renamed to FILE, so FILE is either the old file or a whole new backup.
+what the node has applied. The copy is written to FILE.tmp.PID, checked
+(PRAGMA quick_check), fsynced and renamed to FILE, so FILE is either the
+old file or a whole new backup.
 Restore it with kv-restore(8).
   -d DATADIR  the node's data directory
               (default: $KEYVAL_DATADIR, else $HOME/node0)
