@@ -89,7 +89,7 @@ static hop *H;
 static size_t nH, capH;
 static uint64_t T0 = LC_INF;
 
-static double rel(uint64_t t) { return t == LC_INF ? -1 : (double)(t - T0) / 1e9; }
+static double rel(uint64_t t) { return t == LC_INF ? -1 : (double)(int64_t)(t - T0) / 1e9; }
 
 static int load_file(const char *path)
 {
