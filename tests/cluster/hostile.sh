@@ -82,6 +82,21 @@ flood sock_huge_line "-unix $sock" huge 8 5
 flood sock_truncated "-unix $sock" truncated 200 5
 flood sock_trickle "-unix $sock" trickle 200 5
 
+# A peer that says HELLO still gets through while 1000 idle connections
+# hold the peer port: idle ones without HELLO make room for it (the HELLO
+# here has another cluster id, so raftd's refusal line proves it was read).
+"$FLOOD" -tcp 127.0.0.1:$RP -mode idle -n 1000 -t 8 >"$T/flood.out" 2>&1 &
+fp=$!
+all_pids="$all_pids $fp"
+sleep 3
+timeout 5 socat -u OPEN:tests/fuzz/corpus/peer/hello-wrong-cluster TCP:127.0.0.1:$RP 2>/dev/null
+if wait_until 5 grep -q "is in cluster 'ffffffffffffffff'" "$T/n0.log"; then
+    ok hello_gets_through_idle_flood
+else
+    bad hello_gets_through_idle_flood "raftd never read the HELLO: $(grep -i 'inbound' "$T/n0.log" | tail -n 2)"
+fi
+wait "$fp"
+
 # Afterwards: every connection is gone and the node answers at once.
 check after_all_floods body_is $HP /key/k1 '{"k1":"v1"}'
 finish

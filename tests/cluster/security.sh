@@ -172,4 +172,27 @@ done
 check datadir_0700 [ "$(stat -c %a "$T/n0")" = 700 ]
 check raftd_sock_0660 [ "$(stat -c %a "$T/n0/raftd.sock")" = 660 ]
 check htpasswd_0600 [ "$(stat -c %a "$T/n0/htpasswd")" = 600 ]
+# raftd checks SO_PEERCRED even when the modes are loosened: uid 65534
+# (gid 65534) is refused; a member of the socket's group (gid 0 here) is
+# let in.
+if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    chmod 0711 "$T/n0" && chmod 0666 "$T/n0/raftd.sock"
+    out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$KVGET" -s "$T/n0/raftd.sock" user1 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ] && echo "$out" | grep -q 'may not use raftd.sock'; then
+        ok peercred_other_uid_refused
+    else
+        bad peercred_other_uid_refused "kv-get as uid 65534 gave rc $rc: $out"
+    fi
+    out=$(setpriv --reuid=65534 --regid=0 --clear-groups "$KVGET" -s "$T/n0/raftd.sock" user1 2>&1)
+    check peercred_socket_group_allowed [ "$out" = batman ]
+    chmod 0700 "$T/n0" && chmod 0660 "$T/n0/raftd.sock"
+    if wait_until 5 grep -q 'raftd.sock: refused 1 client' "$T/n0.log"; then
+        ok peercred_refusal_logged
+    else
+        bad peercred_refusal_logged "no refusal line in $T/n0.log"
+    fi
+else
+    echo "# SO_PEERCRED checks skipped (need root and setpriv)"
+fi
 finish
