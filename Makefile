@@ -219,3 +219,7 @@ bench-deps:
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi; echo "bench-deps: ok"
+
+# Fuzzing (make fuzz, fuzz-regress, fuzz-corpus, fuzz-deps) and test
+# certificates (make certs): see tests/fuzz/fuzz.mk and docs/security.md.
+include tests/fuzz/fuzz.mk
