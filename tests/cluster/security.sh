@@ -176,7 +176,7 @@ check htpasswd_0600 [ "$(stat -c %a "$T/n0/htpasswd")" = 600 ]
 # (gid 65534) is refused; a member of the socket's group (gid 0 here) is
 # let in.
 if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    chmod 0711 "$T/n0" && chmod 0666 "$T/n0/raftd.sock"
+    chmod 0711 "$T" "$T/n0" && chmod 0666 "$T/n0/raftd.sock"
     out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$KVGET" -s "$T/n0/raftd.sock" user1 2>&1)
     rc=$?
     if [ $rc -ne 0 ] && echo "$out" | grep -q 'may not use raftd.sock'; then
@@ -186,7 +186,7 @@ if command -v setpriv >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     fi
     out=$(setpriv --reuid=65534 --regid=0 --clear-groups "$KVGET" -s "$T/n0/raftd.sock" user1 2>&1)
     check peercred_socket_group_allowed [ "$out" = batman ]
-    chmod 0700 "$T/n0" && chmod 0660 "$T/n0/raftd.sock"
+    chmod 0700 "$T" "$T/n0" && chmod 0660 "$T/n0/raftd.sock"
     if wait_until 5 grep -q 'raftd.sock: refused 1 client' "$T/n0.log"; then
         ok peercred_refusal_logged
     else
