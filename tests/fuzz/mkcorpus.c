@@ -227,10 +227,14 @@ int main(int argc, char **argv)
         "{\"op\":\"remove\",\"id\":\"node1\"}\n{\"op\":\"transfer\",\"id\":\"node2\"}\n",
         "{\"op\":\"status\"}\n  \n[1]\n{bad\n",
     };
+    /* byte 0 is fuzz_client's read-size selector, then the stream */
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
-        char name[32];
+        char name[32], buf[512];
         snprintf(name, sizeof name, "req-%zu", i);
-        put("client", name, lines[i], strlen(lines[i]));
+        buf[0] = (char)(i == 2 ? 2 : 255);
+        size_t n = strlen(lines[i]);
+        memcpy(buf + 1, lines[i], n);
+        put("client", name, buf, n + 1);
     }
     return 0;
 }
