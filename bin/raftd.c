@@ -103,6 +103,7 @@ typedef struct client {
     int eof, dead;
     int refused;          /* told 403: input discarded until it goes */
     uint64_t since;
+    uint64_t last;        /* last byte received */
 } client;
 
 enum op {
@@ -166,9 +167,9 @@ static char g_client_path[PATH_MAX], g_peer_path[PATH_MAX], g_pid_path[PATH_MAX]
 
 static peer g_peers[MAX_PEERS];
 static known g_known[MAX_KNOWN];
-static inconn *g_in[MAX_INBOUND];
+static inconn *g_in[MAX_INBOUND + 16];  /* + room for the dead of one turn */
 static size_t g_n_in;
-static client *g_cl[MAX_CLIENTS];
+static client *g_cl[MAX_CLIENTS + 64];  /* + room for the dead of one turn */
 static size_t g_n_cl;
 static size_t g_max_clients = MAX_CLIENTS; /* lowered to fit RLIMIT_NOFILE */
 static pending *g_pend;
@@ -1590,6 +1591,20 @@ static void maybe_snapshot(void)
 
 static void inconn_close(inconn *c, const char *why)
 {
+    if (why && !c->hello) {
+        /* Strangers: one line per 10 s at most, whatever the flood. */
+        static uint64_t last_log;
+        static unsigned n;
+        n++;
+        if (!last_log || now_ms() - last_log >= 10000) {
+            logf_("closed %u inbound peer connection%s before or at HELLO (last: %s)", n,
+                  n == 1 ? "" : "s", why);
+            last_log = now_ms();
+            n = 0;
+        }
+        c->dead = 1;
+        return;
+    }
     if (why) {
         char n[NAME_MAX_LEN + 1] = "unknown";
         if (c->hello)
@@ -1599,15 +1614,35 @@ static void inconn_close(inconn *c, const char *why)
     c->dead = 1;
 }
 
+/* A HELLO we refuse: worth a line each (a misconfigured node), but at most
+ * 10 lines per 10 s. */
+static void hello_reject(inconn *c, const char *why)
+{
+    static uint64_t window;
+    static unsigned n, dropped;
+    uint64_t now = now_ms();
+    if (!window || now - window >= 10000) {
+        if (dropped)
+            logf_("(%u more refused HELLOs not shown)", dropped);
+        window = now;
+        n = dropped = 0;
+    }
+    if (n++ < 10)
+        logf_("refused peer connection: %s", why);
+    else
+        dropped++;
+    c->dead = 1;
+}
+
 static int handle_hello(inconn *c, const uint8_t *pl, size_t len)
 {
     peer_hello h;
     if (codec_hello_decode(&h, pl, len) < 0) {
-        inconn_close(c, "bad hello (wrong magic or version?)");
+        hello_reject(c, "bad hello (wrong magic or version?)");
         return -1;
     }
     if (h.from == g_id) {
-        inconn_close(c, "hello from our own id");
+        hello_reject(c, "hello from our own id");
         return -1;
     }
     const raft_config *conf = raft_config_get(g_r);
@@ -1615,7 +1650,7 @@ static int handle_hello(inconn *c, const uint8_t *pl, size_t len)
     char n[NAME_MAX_LEN + 1], r[ADDR_MAX_LEN + 1], hh[ADDR_MAX_LEN + 1];
     meta_split(h.meta, n, sizeof n, r, sizeof r, hh, sizeof hh);
     if (!valid_name(n) || !valid_addr(r)) {
-        inconn_close(c, "hello with bad node meta");
+        hello_reject(c, "hello with bad node meta");
         return -1;
     }
     if (g_cluster[0]) {
@@ -1623,12 +1658,12 @@ static int handle_hello(inconn *c, const uint8_t *pl, size_t len)
             char why[400];
             snprintf(why, sizeof why, "%s is in cluster '%s', we are in '%s'", n, h.cluster,
                      g_cluster);
-            inconn_close(c, why);
+            hello_reject(c, why);
             return -1;
         }
     } else {
         if (!joiner || !h.cluster[0]) {
-            inconn_close(c, "hello without a cluster id");
+            hello_reject(c, "hello without a cluster id");
             return -1;
         }
         snprintf(g_cluster, sizeof g_cluster, "%s", h.cluster);
@@ -1705,6 +1740,8 @@ static void handle_fwd_resp(inconn *c, const uint8_t *pl, size_t len)
 static void inconn_read(inconn *c)
 {
     static uint8_t buf[256 * 1024];
+    if (c->dead)
+        return;
     ssize_t n = read(c->fd, buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -1831,6 +1868,8 @@ static void client_pump(client *c)
 
 static void client_read(client *c)
 {
+    if (c->dead)
+        return;
     if (c->refused) {
         char junk[4096];
         ssize_t n = read(c->fd, junk, sizeof junk);
@@ -1860,6 +1899,7 @@ static void client_read(client *c)
     ssize_t n = read(c->fd, c->in + c->in_len, room);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
+    c->last = now_ms();
     if (n <= 0) {
         c->eof = 1;
         /* A last request without its newline still counts. */
@@ -1938,7 +1978,26 @@ static void accept_clients(void)
         int allowed = peer_allowed(fd, g_client_path, &uid, &gid);
         if (!allowed)
             log_refusal("raftd.sock", uid, gid);
-        if (g_n_cl >= g_max_clients) {
+        /* Full: make room by closing the longest-idle client (connected,
+         * nothing asked, nothing owed), so idle connections cannot lock
+         * everyone out. */
+        size_t live = 0;
+        client *victim = NULL;
+        for (size_t i = 0; i < g_n_cl; i++) {
+            client *o = g_cl[i];
+            if (o->dead)
+                continue;
+            live++;
+            if (!o->busy && o->out_off == o->out_len && o->in_len == 0 &&
+                (!victim || o->last < victim->last))
+                victim = o;
+        }
+        if (live >= g_max_clients && victim && g_n_cl < MAX_CLIENTS + 64) {
+            victim->dead = 1;
+            live--;
+            vlog("too many clients: closed the longest-idle one");
+        }
+        if (live >= g_max_clients || g_n_cl >= MAX_CLIENTS + 64) {
             const char *e = "{\"code\":503,\"error\":\"too many clients\"}\n";
             ssize_t w = write(fd, e, strlen(e));
             (void)w;
@@ -1951,7 +2010,7 @@ static void accept_clients(void)
             continue;
         }
         c->fd = fd;
-        c->since = now_ms();
+        c->since = c->last = now_ms();
         g_cl[g_n_cl++] = c;
         if (!allowed) {
             /* Answer at once; read and drop what it sends so that it can
@@ -1980,8 +2039,27 @@ static void accept_peers(void)
             log_refusal("peer.sock", uid, gid);
             continue;
         }
-        if (g_n_in >= MAX_INBOUND) {
-            logf_("too many inbound peer connections; refusing one");
+        /* Full: a connection that has not said HELLO yet (the oldest)
+         * makes room, so idle connections cannot lock real peers out. */
+        size_t live = 0;
+        inconn *victim = NULL;
+        for (size_t i = 0; i < g_n_in; i++) {
+            if (g_in[i]->dead)
+                continue;
+            live++;
+            if (!g_in[i]->hello && (!victim || g_in[i]->since < victim->since))
+                victim = g_in[i];
+        }
+        if (live >= MAX_INBOUND && victim && g_n_in < MAX_INBOUND + 16) {
+            victim->dead = 1;
+            live--;
+        }
+        if (live >= MAX_INBOUND || g_n_in >= MAX_INBOUND + 16) {
+            static uint64_t last_full_log;
+            if (now_ms() - last_full_log > 10000) {
+                last_full_log = now_ms();
+                logf_("too many inbound peer connections; refusing new ones");
+            }
             close(fd);
             continue;
         }
@@ -2320,14 +2398,14 @@ int main(int argc, char **argv)
     /* Room for every client, peer connection, link pipe and SQLite. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rlim_t want = MAX_CLIENTS + MAX_INBOUND + MAX_PEERS + 64;
+        rlim_t want = MAX_CLIENTS + 64 + MAX_INBOUND + 16 + MAX_PEERS + 64;
         if (rl.rlim_cur < want) {
             rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
             setrlimit(RLIMIT_NOFILE, &rl);
             getrlimit(RLIMIT_NOFILE, &rl);
         }
         if (rl.rlim_cur < want) {
-            rlim_t other = MAX_INBOUND + MAX_PEERS + 64;
+            rlim_t other = 64 + MAX_INBOUND + 16 + MAX_PEERS + 64;
             g_max_clients = rl.rlim_cur > other + 16 ? (size_t)(rl.rlim_cur - other) : 16;
             logf_("file descriptor limit %llu: at most %zu clients",
                   (unsigned long long)rl.rlim_cur, g_max_clients);
@@ -2455,12 +2533,13 @@ int main(int argc, char **argv)
     }
 
     uint64_t next_tick = now_ms() + g_tick_ms;
-    struct pollfd *pfd = calloc(2 + MAX_INBOUND + MAX_PEERS + MAX_CLIENTS, sizeof *pfd);
+    size_t npfd = 2 + MAX_INBOUND + 16 + MAX_PEERS + MAX_CLIENTS + 64;
+    struct pollfd *pfd = calloc(npfd, sizeof *pfd);
     if (!pfd)
         fatal("out of memory");
     enum { K_CL_LISTEN, K_PEER_LISTEN, K_IN, K_PEER, K_CLIENT };
-    int *kind = calloc(2 + MAX_INBOUND + MAX_PEERS + MAX_CLIENTS, sizeof *kind);
-    void **ptr = calloc(2 + MAX_INBOUND + MAX_PEERS + MAX_CLIENTS, sizeof *ptr);
+    int *kind = calloc(npfd, sizeof *kind);
+    void **ptr = calloc(npfd, sizeof *ptr);
     if (!kind || !ptr)
         fatal("out of memory");
 
