@@ -11,7 +11,7 @@
 #
 # Nodes n0.. use HTTP PORTBASE+i and Raft PORTBASE+500+i on 127.0.0.1
 # (default PORTBASE 15000; keep PORTBASE within 15000-16400). NEMESES
-# (default all): kill kill-leader kill-all pause pause-leader part-majority
+# (default all): kill kill-leader kill-raftd kill-all pause pause-leader part-majority
 # part-leader part-oneway part-bridge member transfer disk.
 # -H: seconds a fault is held (default 2-6). -r: the raftd program run by
 # keyval (through a wrapper that adds -peer-connect "faultlink SRC %a").
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 NODES=3 DURATION=60 SEED=$(( $(date +%s) % 100000 )) CLIENTS=6 PORTBASE=15000
-NEMESES="kill kill-leader kill-all pause pause-leader part-majority part-leader part-oneway part-bridge member transfer disk"
+NEMESES="kill kill-leader kill-raftd kill-all pause pause-leader part-majority part-leader part-oneway part-bridge member transfer disk"
 HOLD=2-6 RAFTD=$BUILD/bin/raftd MODE="" BUDGET=30
 while getopts n:d:s:c:p:N:H:r:m:b:x o; do
     case $o in
@@ -232,6 +232,14 @@ nemesis() {
     kill | kill-leader)
         if [ $kind = kill-leader ] && [ -n "$L" ] && [ "${state[$L]}" = up ]; then P=$L; else pick_live || return; fi
         event "$kind: kill -9 n$P${L:+ (leader n$L)}"
+        kill_node "$P"; hold
+        launch "$P"; event "heal: restart n$P" ;;
+    kill-raftd) # only the daemon crashes: in-flight CGI requests lose their raftd
+        pick_live || return
+        local rp; rp=$(raftd_of "$P"); [ -n "$rp" ] || return
+        event "kill-raftd: kill -9 raftd of n$P (pid $rp)${L:+ (leader n$L)}"
+        kill -9 "$rp"
+        for _ in $(seq 50); do kill -0 "${pid[$P]}" 2>/dev/null || break; sleep 0.2; done
         kill_node "$P"; hold
         launch "$P"; event "heal: restart n$P" ;;
     kill-all) # durability: every node crashes right after acknowledgements

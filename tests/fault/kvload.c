@@ -13,6 +13,7 @@
  * keys (a new key every ~333 operations, so each key sees ~1000 ops).
  * One line per operation (a batch: one line per key) in DIR/hist-CLIENT:
  *   CLIENT SEQ INVOKE_NS RETURN_NS OUTCOME TYPE KEY VALUE EXPECT INDEX APPLIED PORT
+ *   HTTP_STATUS ERROR (0: no answer; ERROR the reply's "error", '_' for spaces)
  * OUTCOME ok | fail (definitely no effect) | pre (TYPE c only: 412, the
  * condition did not hold) | unk (timeout, connection lost after sending, 503 "outcome":"unknown").
  * TYPE r read, s stale read, w write, c conditional write, d delete,
@@ -229,14 +230,30 @@ static FILE *hist;
 static int client_id;
 static const char *keyprefix = "k";
 
+static const resp *cur; /* the answer of the op being recorded, for its status */
+
 static void record(long seq, uint64_t inv, uint64_t ret, const char *outcome, char type,
                    long key, const char *value, const char *expect, const char *index,
                    const char *applied, int port)
 {
-    fprintf(hist, "%d %ld %llu %llu %s %c %s%ld %s %s %s %s %d\n", client_id, seq,
+    char why[80] = "-";
+    if (cur && cur->status != 200 && cur->body) { /* the error, spaces made '_' */
+        json_error_t e;
+        json_t *j = json_loads(cur->body, 0, &e);
+        const char *er = json_string_value(json_object_get(j, "error"));
+        if (er) {
+            snprintf(why, sizeof why, "%s", er);
+            for (char *c = why; *c; c++)
+                if (*c == ' ' || *c == '\n' || *c == '\t')
+                    *c = '_';
+        }
+        json_decref(j);
+    }
+    fprintf(hist, "%d %ld %llu %llu %s %c %s%ld %s %s %s %s %d %d %s\n", client_id, seq,
             (unsigned long long)inv, (unsigned long long)ret, outcome, type, keyprefix, key,
             value && *value ? value : "-", expect && *expect ? expect : "-",
-            index && *index ? index : "-", applied && *applied ? applied : "-", port);
+            index && *index ? index : "-", applied && *applied ? applied : "-", port,
+            cur ? cur->status : 0, why);
     fflush(hist);
 }
 
@@ -320,6 +337,7 @@ static void client_main(int id, uint64_t end, uint64_t timeout_ns, uint64_t seed
         unsigned dice = (unsigned)(rnd() % 100);
         resp r;
         uint64_t inv = now_ns(), ret;
+        cur = &r;
         if (dice < 35 || dice >= 100) { /* linearizable read */
             snprintf(path, sizeof path, "/key/%s", k);
             http(port, "GET", path, NULL, NULL, timeout_ns, &r);
@@ -414,6 +432,7 @@ static int final_reads(long maxkey, uint64_t timeout_ns)
             resp r;
             uint64_t inv = now_ns();
             http(port, "GET", path, NULL, NULL, timeout_ns, &r);
+            cur = &r;
             uint64_t ret = now_ns();
             char v[64];
             if (r.status == 200 && body_value(r.body, k, v, sizeof v) == 0) {
