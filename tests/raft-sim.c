@@ -1296,22 +1296,34 @@ static void liveness(sim *s)
     for (size_t i = 0; i < s->n_props; i++)
         if (s->props[i].index > max_prop)
             max_prop = s->props[i].index;
-    /* bounded: 60 election timeouts without any progress (no node's log
-     * or applied index grows), or 2000 election timeouts in all */
+    /* bounded: 60 election timeouts without progress, or 2000 election
+     * timeouts in all */
     uint64_t budget = (uint64_t)s->tick_period * 60 * s->opts.election_ticks;
     uint64_t cap = (uint64_t)s->tick_period * 2000 * s->opts.election_ticks;
-    uint64_t start = s->step, last_progress = s->step, metric = 0;
+    uint64_t start = s->step, last_progress = s->step;
+    /* progress: some node applies more, or the same leader sees its
+     * followers' match indexes grow (logs may shrink on truncation, so
+     * raw log lengths do not measure it) */
+    uint64_t applied_sum = 0, lead_id = 0, lead_term = 0, match_sum = 0;
     while (!s->failed) {
-        uint64_t now_metric = 0;
+        uint64_t a = 0;
         for (int i = 0; i < s->n; i++)
-            if (s->nodes[i].up) {
-                raft_status_info st;
-                raft_status(s->nodes[i].core, &st);
-                now_metric += st.last_index + s->nodes[i].st.applied;
-            }
-        if (now_metric > metric) {
-            metric = now_metric;
+            a += s->nodes[i].st.applied;
+        if (a > applied_sum)
             last_progress = s->step;
+        applied_sum = a;
+        int lx = leader_index(s);
+        if (lx >= 0) {
+            raft_status_info st;
+            raft_status(s->nodes[lx].core, &st);
+            uint64_t m = 0;
+            for (size_t k = 0; k < st.n_progress; k++)
+                m += st.progress[k].match;
+            if (st.id == lead_id && st.term == lead_term && m > match_sum)
+                last_progress = s->step;
+            lead_id = st.id;
+            lead_term = st.term;
+            match_sum = m;
         }
         if (s->step - last_progress > budget || s->step - start > cap) {
             uint64_t open = 0;
