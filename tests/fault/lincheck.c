@@ -314,6 +314,9 @@ int main(int argc, char **argv)
                 continue;
             if (!writer[h->value]) {
                 printf("VIOLATION %s: read a value no write wrote: %s\n", kn, h->line);
+                for (size_t q = 0; q < nH; q++) /* who did write it, and what were they told */
+                    if (H[q].value == h->value && H[q].type != 'r' && H[q].type != 's')
+                        print_op("    written by ", &H[q]);
                 violations++;
                 stale_bad++;
             }
