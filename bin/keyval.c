@@ -1412,14 +1412,21 @@ int main(int argc, char **argv)
     /* socat: inbound peer traffic on the Raft address */
     char listen[4 * PATH_MAX + 400], connect_to[PATH_MAX + 64];
     int v6 = strchr(raddr.host, ':') != NULL;
+    /* backlog: a connection flood does not drop real peers' SYNs at once;
+     * max-children: one socat process per connection, and a TLS one waits
+     * in its handshake as long as the client likes, so a flood is capped
+     * at 512 processes (about 60 MB) instead of exhausting the host.
+     * raftd closes connections that do not say HELLO (10 s, or sooner
+     * when 64 are pending), which frees plain-TCP children. */
     if (peer_tls_s) /* refuses peers without a certificate from the CA */
         snprintf(listen, sizeof listen,
-                 "OPENSSL-LISTEN:%d,bind=%s%s%s,pf=ip%s,reuseaddr,fork,"
-                 "cert=%s,key=%s,cafile=%s,verify=1",
+                 "OPENSSL-LISTEN:%d,bind=%s%s%s,pf=ip%s,reuseaddr,fork,backlog=128,"
+                 "max-children=512,cert=%s,key=%s,cafile=%s,verify=1",
                  raddr.port, v6 ? "[" : "", raddr.host, v6 ? "]" : "", v6 ? "6" : "4",
                  tls_crt, tls_key, tls_ca);
     else
-        snprintf(listen, sizeof listen, "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork",
+        snprintf(listen, sizeof listen,
+                 "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork,backlog=128,max-children=512",
                  v6 ? "6" : "4", raddr.port, v6 ? "[" : "", raddr.host, v6 ? "]" : "");
     snprintf(connect_to, sizeof connect_to, "UNIX-CONNECT:%s", peersock);
     char *sargv[] = { socat, listen, connect_to, NULL };

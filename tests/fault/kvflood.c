@@ -14,9 +14,10 @@
  *             200 ms and never finishes
  * Holds everything for SECONDS (default 10), then prints
  *   kvflood: MODE: N opened, F failed to open, C closed by the server
- * and exits 0. Connections beyond the process's descriptor limit, and TCP
- * connects that take over 1 s, count as failed. Never more than 4096
- * connections; every wait is bounded (at most 2 x SECONDS in all).
+ * and exits 0. Connections beyond the process's descriptor limit, TCP
+ * connects not accepted by the end and UNIX connects that wait over 1 s
+ * count as failed. Never more than 4096 connections; every wait is
+ * bounded (at most 2 x SECONDS in all).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,9 +44,15 @@ static long long now_ms(void)
 
 static const char *tcp_addr, *unix_path;
 
-static int dial(void)
+/* Opens one connection. TCP: non-blocking, *connecting set while the
+ * handshake is under way (the main loop finishes it), so that 1000
+ * connects are in flight at once; a listener whose backlog is full drops
+ * SYNs and TCP retries them. UNIX: a connect bounded by a 1 s send
+ * timeout (it waits while the listener's backlog is full). */
+static int dial(int *connecting)
 {
     int fd = -1;
+    *connecting = 0;
     if (unix_path) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (strlen(unix_path) >= sizeof sa.sun_path)
@@ -54,6 +61,8 @@ static int dial(void)
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return -1;
+        struct timeval tv = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
             close(fd);
             return -1;
@@ -68,16 +77,11 @@ static int dial(void)
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
         if (getaddrinfo(host, c + 1, &hints, &res) != 0)
             return -1;
-        /* Non-blocking connect with a 1 s limit: a listener whose
-         * backlog is full drops SYNs, and a blocking connect would then
-         * wait for TCP's retries (minutes). */
         fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-            int err = 0;
-            socklen_t el = sizeof err;
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            if (errno != EINPROGRESS || poll(&p, 1, 1000) != 1 ||
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0) {
+            if (errno == EINPROGRESS) {
+                *connecting = 1;
+            } else {
                 close(fd);
                 fd = -1;
             }
@@ -174,12 +178,13 @@ int main(int argc, char **argv)
     }
 
     int opened = 0, failed = 0, closed = 0;
+    static int connecting[MAX_CONN];
     long long open_end = now_ms() + (long long)secs * 1000;
     for (int i = 0; i < n; i++) {
-        fds[i] = now_ms() < open_end ? dial() : -1; /* opening is bounded too */
+        fds[i] = now_ms() < open_end ? dial(&connecting[i]) : -1; /* bounded too */
         if (fds[i] < 0)
             failed++;
-        else
+        else if (!connecting[i])
             opened++;
     }
     long long end = now_ms() + (long long)secs * 1000, next_trickle = 0;
@@ -195,6 +200,10 @@ int main(int argc, char **argv)
             pf[i].revents = 0;
             if (fds[i] < 0)
                 continue;
+            if (connecting[i]) {
+                pf[i].events = POLLOUT;
+                continue;
+            }
             if (!m_idle && !m_trickle && sent[i] < plen) {
                 ssize_t w = send_some(fds[i], payload + sent[i], plen - sent[i]);
                 if (w < 0) {
@@ -226,7 +235,21 @@ int main(int argc, char **argv)
         if (poll(pf, (nfds_t)n, wait) < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++) {
-            if (fds[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (fds[i] >= 0 && connecting[i] && pf[i].revents) {
+                int err = 0;
+                socklen_t el = sizeof err;
+                if (getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+                    close(fds[i]);
+                    fds[i] = -1;
+                    failed++;
+                } else {
+                    opened++;
+                }
+                connecting[i] = 0;
+                continue;
+            }
+            if (fds[i] < 0 || connecting[i] ||
+                !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             char buf[4096];
             ssize_t r = recv(fds[i], buf, sizeof buf, 0);
@@ -237,9 +260,12 @@ int main(int argc, char **argv)
             }
         }
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0 && connecting[i])
+            failed++; /* still not accepted at the end */
         if (fds[i] >= 0)
             close(fds[i]);
+    }
     printf("kvflood: %s: %d opened, %d failed to open, %d closed by the server\n", mode,
            opened, failed, closed);
     return 0;
