@@ -12,6 +12,7 @@
 #include "raft.h"
 
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 enum { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
@@ -1157,11 +1158,17 @@ void raft_tick(raft_t *r)
         return;
     }
     r->ticks_since_leader++;
-    r->election_elapsed++;
+    if (r->election_elapsed < UINT_MAX) /* a learner's timer runs on */
+        r->election_elapsed++;
     if (r->election_elapsed >= r->election_timeout) {
-        reset_election_timer(r);
-        if (promotable(r))
+        /* A node that cannot campaign (a learner, or one outside its own
+         * configuration) lets its timer run on, so that its lease on a
+         * silent leader expires and it answers (pre-)votes again: it may
+         * have been promoted without knowing it yet. */
+        if (promotable(r)) {
+            reset_election_timer(r);
             campaign(r, r->o.pre_vote, 0);
+        }
     }
 }
 
