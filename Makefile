@@ -172,11 +172,12 @@ $(BUILD)/tests/fault/%: tests/fault/%.c tests/fault/lincheck.h $(LIB_A) $(HDRS)
 $(BUILD)/tests/test_lincheck: tests/fault/lincheck.h
 
 # Long randomized fault schedule: make jepsen DURATION=600 NODES=5 [SEED=N]
+# [JEPSEN_FLAGS="-L -c 8 ..."] (tests/fault/jepsen.sh options)
 DURATION ?= 300
 NODES ?= 3
 SEED ?=
 jepsen: all
-	BUILD=$(BUILD) tests/fault/jepsen.sh -n $(NODES) -d $(DURATION) $(if $(SEED),-s $(SEED))
+	BUILD=$(BUILD) tests/fault/jepsen.sh -n $(NODES) -d $(DURATION) $(if $(SEED),-s $(SEED)) $(JEPSEN_FLAGS)
 
 # raftd with deliberate bugs (test-only switches), built apart in build-faults/.
 fault-modes:

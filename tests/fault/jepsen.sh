@@ -16,7 +16,8 @@
 # -H: seconds a fault is held (default 2-6). -r: the raftd program run by
 # keyval (through a wrapper that adds -peer-connect "faultlink SRC %a").
 # -m: KEYVAL_FAULT_MODE for raftd builds with -DKEYVAL_FAULT_MODES.
-# -x: stop at the first failure of the checker (used by teeth.sh).
+# -L: count 503 "raftd unavailable" after the request reached raftd as an
+#     unknown outcome (a known bug: tests/fault/ambiguous-503.sh).
 # Env: BUILD (default build), KEEP=1 keeps the run directory.
 
 cd "$(dirname "$0")/../.." || exit 1
@@ -24,13 +25,13 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 NODES=3 DURATION=60 SEED=$(( $(date +%s) % 100000 )) CLIENTS=6 PORTBASE=15000
 NEMESES="kill kill-leader kill-raftd kill-all pause pause-leader part-majority part-leader part-oneway part-bridge member transfer disk"
-HOLD=2-6 RAFTD=$BUILD/bin/raftd MODE="" BUDGET=30
-while getopts n:d:s:c:p:N:H:r:m:b:x o; do
+HOLD=2-6 RAFTD=$BUILD/bin/raftd MODE="" BUDGET=30 LENIENT=""
+while getopts n:d:s:c:p:N:H:r:m:b:xL o; do
     case $o in
     n) NODES=$OPTARG ;; d) DURATION=$OPTARG ;; s) SEED=$OPTARG ;;
     c) CLIENTS=$OPTARG ;; p) PORTBASE=$OPTARG ;; N) NEMESES=$OPTARG ;;
     H) HOLD=$OPTARG ;; r) RAFTD=$OPTARG ;; m) MODE=$OPTARG ;; b) BUDGET=$OPTARG ;;
-    x) ;;
+    x) ;; L) LENIENT=-L ;;
     *) echo "usage: see the head of $0" >&2; exit 2 ;;
     esac
 done
@@ -205,7 +206,7 @@ if [ "$(voters 0)" = "$NODES" ]; then ok "cluster_start_$NODES"; else
 fi
 write_ports
 
-"$LOAD" -o "$T/hist" -P "$T/ports" -c "$CLIENTS" -d "$DURATION" -s "$SEED" -t 12 -k "s$SEED-k" \
+"$LOAD" $LENIENT -o "$T/hist" -P "$T/ports" -c "$CLIENTS" -d "$DURATION" -s "$SEED" -t 12 -k "s$SEED-k" \
     >"$T/kvload.out" 2>&1 &
 LOAD_PID=$!
 event "workload started: $CLIENTS clients for $DURATION s"
@@ -410,7 +411,7 @@ echo "faults injected: $total:$nem"
 case $crc in
 0) ok "linearizable_no_lost_writes_seed_$SEED" ;;
 2) bad "history_unchecked_seed_$SEED" "some keys could not be checked in budget (reported unknown, not passed)" ;;
-*) bad "linearizable_seed_$SEED" "checker exit $crc; replay: tests/fault/jepsen.sh -n $NODES -d $DURATION -s $SEED -c $CLIENTS -N \"$NEMESES\"${MODE:+ -m $MODE}"
+*) bad "linearizable_seed_$SEED" "checker exit $crc; replay: tests/fault/jepsen.sh -n $NODES -d $DURATION -s $SEED -c $CLIENTS -N \"$NEMESES\"${MODE:+ -m $MODE}${LENIENT:+ -L}"
    echo "nemesis timeline (seconds since start):"
    while read -r t rest; do printf '  [%7.2f] %s\n' "$(echo "($t - $T_START) / 1000000000" | bc -l)" "$rest"; done <"$T/timeline"
    for i in "${!state[@]}"; do echo "--- n$i.log (last lines)"; tail -5 "$T/n$i.log"; done ;;
