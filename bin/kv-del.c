@@ -23,7 +23,8 @@ static void usage(FILE *f)
 "  -v          print the index of the write\n"
 "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
 "Exit status: 0 deleted, 1 key not found (when raftd says so), 2 usage\n"
-"error, 3 raftd answered with an error, 4 raftd could not be reached.\n",
+"error, 3 raftd answered with an error, 4 raftd could not be reached,\n"
+"5 outcome unknown (sent, but no definite answer: it may have been applied).\n",
             CLIENT_TIMEOUT_MS);
 }
 
@@ -69,6 +70,11 @@ int main(int argc, char **argv)
     int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
                             sizeof err);
     json_decref(req);
+    if (rc == CLIENT_SENT) {
+        fprintf(stderr, PROG ": outcome unknown (the write may or may not "
+                "have been applied): raftd at %s: %s\n", sock, err);
+        return 5;
+    }
     if (rc < 0) {
         fprintf(stderr, PROG ": raftd at %s: %s\n", sock, err);
         return 4;
@@ -78,6 +84,11 @@ int main(int argc, char **argv)
     if (code == 404) {
         fprintf(stderr, PROG ": %s\n", e ? e : "key not found");
         ret = 1;
+    } else if (code != 200 && json_is_string(json_object_get(reply, "outcome")) &&
+               !strcmp(json_string_value(json_object_get(reply, "outcome")), "unknown")) {
+        fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n",
+                e ? e : "bad reply from raftd", code);
+        ret = 5;
     } else if (code != 200) {
         fprintf(stderr, PROG ": %s (HTTP %d)\n", e ? e : "bad reply from raftd", code);
         ret = 3;

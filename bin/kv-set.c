@@ -26,7 +26,8 @@ static void usage(FILE *f)
 "  -v          print the index of the write\n"
 "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
 "Exit status: 0 written, 2 usage error, 3 raftd answered with an error\n"
-"(for example no leader), 4 raftd could not be reached.\n",
+"(for example no leader), 4 raftd could not be reached, 5 outcome unknown\n"
+"(the request was sent but no definite answer came: it may have been applied).\n",
             CLIENT_TIMEOUT_MS);
 }
 
@@ -121,12 +122,23 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         return 3;
     }
+    if (rc == CLIENT_SENT) {
+        fprintf(stderr, PROG ": outcome unknown (the write may or may not "
+                "have been applied): raftd at %s: %s\n", sock, err);
+        return 5;
+    }
     if (rc < 0) {
         fprintf(stderr, PROG ": raftd at %s: %s\n", sock, err);
         return 4;
     }
     int code = client_reply_code(reply), ret = 0;
-    if (code != 200) {
+    const char *oc = json_string_value(json_object_get(reply, "outcome"));
+    if (code != 200 && oc && !strcmp(oc, "unknown")) {
+        const char *e = json_string_value(json_object_get(reply, "error"));
+        fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n",
+                e ? e : "bad reply from raftd", code);
+        ret = 5;
+    } else if (code != 200) {
         const char *e = json_string_value(json_object_get(reply, "error"));
         fprintf(stderr, PROG ": %s (HTTP %d)\n", e ? e : "bad reply from raftd", code);
         ret = 3;

@@ -107,7 +107,8 @@ typedef struct client {
 } client;
 
 enum op {
-    OP_GET, OP_LIST, OP_SET, OP_DEL, OP_TXN, OP_JOIN, OP_REMOVE, OP_TRANSFER, OP_STATUS
+    OP_GET, OP_LIST, OP_SET, OP_DEL, OP_TXN, OP_JOIN, OP_REMOVE, OP_TRANSFER, OP_STATUS,
+    OP_METRICS
 };
 
 enum pstate {
@@ -127,6 +128,7 @@ typedef struct pending {
     uint64_t index, term;
     uint64_t deadline;
     int proposed;         /* its fate may be decided without us knowing */
+    uint64_t proposed_us; /* when this node (as leader) proposed it */
     client *cl;           /* local origin (NULL when gone or remote) */
     int remote;
     uint64_t from, rreqid;/* remote origin */
@@ -186,6 +188,37 @@ static uint8_t g_chunk_buf[RAFT_SNAP_CHUNK];
  * entries and did not wait for the disk. */
 static uint64_t g_fsyncs, g_entries_persisted, g_lazy_commits;
 
+/* Metrics ({"op":"metrics"}, rendered by the status CGI program as
+ * Prometheus text on GET /metrics). Histograms keep per-bucket counts;
+ * the bounds are upper limits (le), +Inf is the total count. */
+#define HIST_MAX_BUCKETS 16
+typedef struct hist {
+    const double *le;
+    size_t n;
+    uint64_t b[HIST_MAX_BUCKETS];
+    uint64_t count;
+    double sum;
+} hist;
+static const double g_lat_le[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                   0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static const double g_batch_le[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
+static hist g_h_commit = { g_lat_le, sizeof g_lat_le / sizeof g_lat_le[0], {0}, 0, 0 };
+static hist g_h_fsync = { g_lat_le, sizeof g_lat_le / sizeof g_lat_le[0], {0}, 0, 0 };
+static hist g_h_batch = { g_batch_le, sizeof g_batch_le / sizeof g_batch_le[0], {0}, 0, 0 };
+static uint64_t g_m_proposals, g_m_forwarded, g_m_leader_changes, g_m_snaps_taken,
+    g_m_snaps_installed, g_m_clients_accepted, g_m_outcome_unknown;
+
+static void hist_observe(hist *h, double v)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (v <= h->le[i]) {
+            h->b[i]++;
+            break;
+        }
+    h->count++;
+    h->sum += v;
+}
+
 /* ----------------------------------------------------------------- helpers */
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -225,6 +258,13 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static uint64_t fnv1a64(const char *s)
@@ -786,6 +826,9 @@ static void finish(pending *p, json_t *reply)
 {
     if (!reply)
         reply = err_reply(500, "out of memory");
+    const char *oc = json_string_value(json_object_get(reply, "outcome"));
+    if (oc && !strcmp(oc, "unknown"))
+        g_m_outcome_unknown++;
     if (p->cl) {
         client_send_json(p->cl, reply);
         p->cl->busy = NULL;
@@ -841,7 +884,12 @@ static json_t *status_json(void)
         }
         json_array_append_new(nodes, o);
     }
-    return json_pack("{s:i,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+    /* How long ago this node heard from its leader (0 on the leader;
+     * -1 when no leader is known), and the election timeout, for
+     * GET /health. */
+    json_int_t contact = st.role == RAFT_LEADER ? 0
+                         : st.leader ? (json_int_t)(st.ticks_since_leader * g_tick_ms) : -1;
+    json_t *out = json_pack("{s:i,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
                      "code", 200, "fsyncs", (json_int_t)g_fsyncs, "entries_persisted",
                      (json_int_t)g_entries_persisted, "lazy_commits", (json_int_t)g_lazy_commits,
                      "id",
@@ -850,6 +898,109 @@ static json_t *status_json(void)
                      "applied_index", (json_int_t)store_applied(g_st), "last_log_index",
                      (json_int_t)st.last_index, "snapshot_index", (json_int_t)g_snap_index,
                      "first_log_index", (json_int_t)st.first_index, "nodes", nodes);
+    if (out) {
+        json_object_set_new(out, "last_contact_ms", json_integer(contact));
+        json_object_set_new(out, "election_timeout_ms",
+                            json_integer((json_int_t)g_tick_ms * g_election_ticks));
+    }
+    return out;
+}
+
+static void metric_add(json_t *arr, const char *name, const char *type, const char *help,
+                       double value)
+{
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f}", "name", name, "type", type,
+                                         "help", help, "value", value));
+}
+
+static void metric_hist(json_t *arr, const char *name, const char *help, const hist *h)
+{
+    json_t *b = json_array();
+    uint64_t cum = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        cum += h->b[i];
+        json_array_append_new(b, json_pack("[f,I]", h->le[i], (json_int_t)cum));
+    }
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:o,s:f,s:I}", "name", name, "type",
+                                         "histogram", "help", help, "buckets", b, "sum", h->sum,
+                                         "count", (json_int_t)h->count));
+}
+
+/* {"op":"metrics"}: every counter as {"name","type","help","value"} or,
+ * for histograms, "buckets" ([le, cumulative count]...), "sum", "count";
+ * labelled gauges have "series": [{"labels":{..},"value":V}]. */
+static json_t *metrics_json(void)
+{
+    raft_status_info st;
+    raft_status(g_r, &st);
+    json_t *m = json_array();
+    if (!m)
+        return NULL;
+    metric_add(m, "keyval_term", "gauge", "Current Raft term.", (double)st.term);
+    metric_add(m, "keyval_commit_index", "gauge", "Highest log index known committed.",
+               (double)st.commit);
+    metric_add(m, "keyval_applied_index", "gauge", "Highest log index applied to the table.",
+               (double)store_applied(g_st));
+    metric_add(m, "keyval_last_log_index", "gauge", "Last index in this node's log.",
+               (double)st.last_index);
+    metric_add(m, "keyval_snapshot_index", "gauge", "Index of the latest snapshot.",
+               (double)g_snap_index);
+    metric_add(m, "keyval_is_leader", "gauge", "1 when this node is the leader.",
+               st.role == RAFT_LEADER ? 1 : 0);
+    metric_add(m, "keyval_has_leader", "gauge", "1 when this node knows a leader.",
+               st.leader ? 1 : 0);
+    metric_add(m, "keyval_last_contact_seconds", "gauge",
+               "Time since the leader was last heard (0 on the leader).",
+               st.role == RAFT_LEADER ? 0 : (double)(st.ticks_since_leader * g_tick_ms) / 1e3);
+    metric_add(m, "keyval_leader_changes_total", "counter",
+               "Times this node saw a new leader (or the same in a new term).",
+               (double)g_m_leader_changes);
+    metric_add(m, "keyval_proposals_total", "counter",
+               "Entries proposed by this node as leader (writes, membership).",
+               (double)g_m_proposals);
+    metric_add(m, "keyval_forwarded_writes_total", "counter",
+               "Writes this node forwarded to the leader.", (double)g_m_forwarded);
+    metric_add(m, "keyval_outcome_unknown_total", "counter",
+               "Writes answered 503 with outcome unknown.", (double)g_m_outcome_unknown);
+    metric_hist(m, "keyval_commit_latency_seconds",
+                "Leader: time from proposal to applied, per write.", &g_h_commit);
+    metric_hist(m, "keyval_fsync_duration_seconds",
+                "Duration of each durable store commit (one WAL sync).", &g_h_fsync);
+    metric_hist(m, "keyval_batch_entries",
+                "Log entries written per durable commit (group commit batch).", &g_h_batch);
+    metric_add(m, "keyval_fsyncs_total", "counter", "Durable store commits (WAL syncs).",
+               (double)g_fsyncs);
+    metric_add(m, "keyval_entries_persisted_total", "counter",
+               "Log entries written by durable commits.", (double)g_entries_persisted);
+    metric_add(m, "keyval_lazy_commits_total", "counter",
+               "Commits that only applied entries and did not wait for the disk.",
+               (double)g_lazy_commits);
+    metric_add(m, "keyval_snapshots_taken_total", "counter", "Snapshots written by this node.",
+               (double)g_m_snaps_taken);
+    metric_add(m, "keyval_snapshots_installed_total", "counter",
+               "Snapshots received from the leader and installed.",
+               (double)g_m_snaps_installed);
+    size_t live = 0;
+    for (size_t i = 0; i < g_n_cl; i++)
+        if (!g_cl[i]->dead)
+            live++;
+    metric_add(m, "keyval_client_connections", "gauge", "Open connections on raftd.sock.",
+               (double)live);
+    metric_add(m, "keyval_client_connections_accepted_total", "counter",
+               "Connections accepted on raftd.sock.", (double)g_m_clients_accepted);
+    json_t *series = json_array();
+    for (int i = 0; i < MAX_PEERS; i++) {
+        peer *p = &g_peers[i];
+        if (!p->used)
+            continue;
+        json_array_append_new(series, json_pack("{s:{s:s},s:i}", "labels", "peer", p->name,
+                                                "value", peer_ready(p) ? 1 : 0));
+    }
+    json_array_append_new(m, json_pack("{s:s,s:s,s:s,s:o}", "name", "keyval_peer_up", "type",
+                                       "gauge", "help",
+                                       "1 when the outbound link to the peer is running.",
+                                       "series", series));
+    return json_pack("{s:i,s:s,s:o}", "code", 200, "id", g_name, "metrics", m);
 }
 
 /* A key: 1..KEY_MAX bytes, no NUL. Returns 0 ok, else the error code and
@@ -926,6 +1077,7 @@ static json_t *prepare(pending *p)
     else if (!strcmp(op, "remove")) p->op = OP_REMOVE;
     else if (!strcmp(op, "transfer")) p->op = OP_TRANSFER;
     else if (!strcmp(op, "status")) p->op = OP_STATUS;
+    else if (!strcmp(op, "metrics")) p->op = OP_METRICS;
     else
         return err_reply(400, "unknown op");
 
@@ -1060,6 +1212,7 @@ static json_t *prepare(pending *p)
         return NULL;
     }
     case OP_STATUS:
+    case OP_METRICS:
         return NULL;
     }
     if (!cmd)
@@ -1194,6 +1347,8 @@ static void leader_write(pending *p)
         p->index = idx;
         p->term = term;
         p->proposed = 1;
+        p->proposed_us = now_us();
+        g_m_proposals++;
         return;
     case RAFT_ENOTLEADER:
     case RAFT_EBUSY:
@@ -1221,6 +1376,10 @@ static void dispatch(pending *p)
 {
     if (p->op == OP_STATUS) {
         finish(p, status_json());
+        return;
+    }
+    if (p->op == OP_METRICS) {
+        finish(p, metrics_json());
         return;
     }
     if (p->op == OP_GET || p->op == OP_LIST) {
@@ -1258,6 +1417,7 @@ static void dispatch(pending *p)
         if (ok) {
             p->state = PS_WAIT_FWD;
             p->proposed = 1;
+            g_m_forwarded++;
             return;
         }
     }
@@ -1398,6 +1558,8 @@ static void answer_applied(const raft_ready *rd, const store_result *res)
                 continue;
             }
             const store_result *r = &res[i];
+            if (p->proposed_us)
+                hist_observe(&g_h_commit, (double)(now_us() - p->proposed_us) / 1e6);
             if (r->code == 412)
                 finish(p, json_pack("{s:i,s:s,s:s,s:I}", "code", 412, "error",
                                     "condition failed", "key", r->key, "index",
@@ -1487,6 +1649,7 @@ static void process_ready(void)
                 fsync_dir();
                 g_applied_conf = rd.snap.conf;
                 installed = 1;
+                g_m_snaps_installed++;
             }
             if (rd.truncate_from && store_truncate(g_st, rd.truncate_from) < 0)
                 store_fatal("truncate log");
@@ -1521,6 +1684,7 @@ static void process_ready(void)
                     store_fatal("apply");
             }
 #endif
+            uint64_t c0 = now_us();
             if (store_commit(g_st) < 0)
                 store_fatal("commit");
             if (lazy) {
@@ -1528,6 +1692,9 @@ static void process_ready(void)
             } else {
                 g_fsyncs++;
                 g_entries_persisted += rd.n_entries;
+                hist_observe(&g_h_fsync, (double)(now_us() - c0) / 1e6);
+                if (rd.n_entries)
+                    hist_observe(&g_h_batch, (double)rd.n_entries);
             }
         }
         if (installed) {
@@ -1615,6 +1782,7 @@ static void maybe_snapshot(void)
     rc = raft_snapshot_taken(g_r, g_snap_index);
     if (rc != RAFT_OK)
         logf_("raft_snapshot_taken: %s", raft_strerror(rc));
+    g_m_snaps_taken++;
     logf_("snapshot taken at index %llu", (unsigned long long)g_snap_index);
 }
 
@@ -2043,6 +2211,7 @@ static void accept_clients(void)
         c->fd = fd;
         c->since = c->last = now_ms();
         g_cl[g_n_cl++] = c;
+        g_m_clients_accepted++;
         if (!allowed) {
             /* Answer at once; read and drop what it sends so that it can
              * finish sending and read the answer; close when it goes. */
@@ -2304,6 +2473,12 @@ static void log_role_changes(void)
     raft_status(g_r, &st);
     if (st.role == last_role && st.leader == last_leader)
         return;
+    static uint64_t counted_leader, counted_term;
+    if (st.leader && (st.leader != counted_leader || st.term != counted_term)) {
+        g_m_leader_changes++;
+        counted_leader = st.leader;
+        counted_term = st.term;
+    }
     if (st.role == RAFT_LEADER && last_role != RAFT_LEADER)
         logf_("elected leader in term %llu", (unsigned long long)st.term);
     else if (last_role == RAFT_LEADER && st.role != RAFT_LEADER)

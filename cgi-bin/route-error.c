@@ -21,9 +21,14 @@ static int handle(void)
     else if (t.path_len > 5 && memcmp(t.path, "/key/", 5) == 0)
         allow = "Allow: GET, PUT, DELETE";
     else if (cgi_path_is(t.path, t.path_len, "/join") ||
-             cgi_path_is(t.path, t.path_len, "/remove"))
+             cgi_path_is(t.path, t.path_len, "/remove") ||
+             cgi_path_is(t.path, t.path_len, "/leader"))
         allow = "Allow: POST";
-    else if (cgi_path_is(t.path, t.path_len, "/status"))
+    else if (t.path_len > 6 && memcmp(t.path, "/node/", 6) == 0)
+        allow = "Allow: DELETE";
+    else if (cgi_path_is(t.path, t.path_len, "/status") ||
+             cgi_path_is(t.path, t.path_len, "/health") ||
+             cgi_path_is(t.path, t.path_len, "/metrics"))
         allow = "Allow: GET";
     if (!allow)
         return cgi_error(stdout, 404, "not found"), 0;

@@ -367,6 +367,17 @@ int cgi_errorf2(FILE *out, int status, const char *prefix, const char *detail)
     return cgi_error(out, status, buf);
 }
 
+int cgi_is_write_request(const json_t *req)
+{
+    static const char *const writes[] = { "set", "del", "txn", "join",
+                                          "remove", "transfer", NULL };
+    const char *op = json_string_value(json_object_get(req, "op"));
+    for (size_t i = 0; op && writes[i]; i++)
+        if (!strcmp(op, writes[i]))
+            return 1;
+    return 0;
+}
+
 int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
 {
     const char *sock = getenv("KEYVAL_SOCKET");
@@ -386,6 +397,18 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
     if (rc == -2) {
         cgi_error(stdout, 413, err);
         return 413;
+    }
+    if (rc == CLIENT_SENT && cgi_is_write_request(req)) {
+        /* raftd may have read the write and committed it: never call that
+         * a failure (docs/http-api.md, "outcome"). */
+        char msg[700];
+        snprintf(msg, sizeof msg, "raftd unavailable after the write was sent "
+                 "(it may or may not have been applied): %s", err);
+        fprintf(stderr, "%s: outcome unknown: %s\n", prog, err);
+        json_t *b = json_pack("{s:s,s:s}", "error", msg, "outcome", "unknown");
+        cgi_respond(stdout, 503, NULL, b);
+        json_decref(b);
+        return 503;
     }
     if (rc < 0) {
         fprintf(stderr, "%s: request to raftd failed: %s\n", prog, err);

@@ -104,12 +104,19 @@ const char *cgi_reason(int status);
 /* Sends req to raftd at $KEYVAL_SOCKET and relays the reply: status from
  * "code", the rest of the object as the body. On a transport failure
  * writes 503 {"error":"raftd unavailable: ..."} and logs to stderr
- * (lighttpd's error log); a request too large to send gets 413. Returns
+ * (lighttpd's error log), except that a write (cgi_is_write_request)
+ * whose request was sent before the failure gets 503 {"error":...,
+ * "outcome":"unknown"}: it may have committed. A request too large to
+ * send gets 413. Returns
  * the status written. When reply_out is
  * not NULL the reply is not written but handed back (caller decref's):
  * then returns its code, or 503 after writing the error itself, with
  * *reply_out NULL. */
 int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out);
+
+/* Nonzero when req's "op" changes state (set, del, txn, join, remove,
+ * transfer). */
+int cgi_is_write_request(const json_t *req);
 
 /* Builds the "if" conditions of a txn for key from the request headers
  * If-Match ("N": the key must exist with index N) and If-None-Match ("*":

@@ -98,7 +98,7 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req,
     }
     char *line = NULL, *buf = NULL;
     size_t len = 0, cap = 0;
-    int ret = -1;
+    int ret = -1, sent = 0;
 
     *reply = NULL;
     if (timeout_ms <= 0)
@@ -173,9 +173,11 @@ connected:
         }
         if (n < 0 && errno == EINTR)
             continue;
+        sent = off > 0;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             int w = wait_fd(fd, POLLOUT, deadline);
             if (w == 0) {
+                sent = off > 0;
                 snprintf(err, errlen, "send to %s: timed out after %d ms",
                          sockpath, timeout_ms);
                 goto out;
@@ -190,6 +192,8 @@ connected:
                  n < 0 ? strerror(errno) : "connection closed");
         goto out;
     }
+    /* From here on raftd may have read the request and acted on it. */
+    sent = 1;
 
     /* Read one reply line. */
     for (;;) {
@@ -259,6 +263,8 @@ connected:
         fd = -1;
     }
 out:
+    if (ret == -1 && sent)
+        ret = -3;
     if (fd >= 0)
         close(fd);
     free(buf);

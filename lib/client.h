@@ -26,7 +26,11 @@
  * the reply has an integer "code" member. On failure returns -1, *reply is
  * NULL and err holds a one-line reason ("connect /x/raftd.sock: No such
  * file or directory", "no reply ... within 15000 ms", ...); returns -2
- * (nothing sent) when the encoded request exceeds CLIENT_REQUEST_MAX. */
+ * (nothing sent) when the encoded request exceeds CLIENT_REQUEST_MAX;
+ * returns -3 (CLIENT_SENT) when the failure came after some or all of the
+ * request was sent (no reply, closed, timed out): raftd may have acted on
+ * it, so a write's outcome is unknown. -1 means nothing was sent. */
+#define CLIENT_SENT (-3)
 int client_request(const char *sockpath, json_t *req, int timeout_ms,
                    json_t **reply, char *err, size_t errlen);
 
