@@ -216,7 +216,7 @@ bench: all $(BENCH_TOOLS)
 # wrk and Debian's etcd-server (the comparison) for make bench.
 bench-deps:
 	@SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
-	missing=""; for p in wrk etcd-server etcd-client sqlite3; do \
+	missing=""; for p in wrk etcd-server; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi; echo "bench-deps: ok"
