@@ -57,6 +57,7 @@
 #define BATCH_MAX 1000
 #define LIST_DEFAULT 100
 #define HELLO_TIMEOUT_MS 10000
+#define HELLO_FRAME_MAX 4096   /* a HELLO is < 400 bytes; a larger first frame is refused */
 #define NAME_MAX_LEN 63
 #define ADDR_MAX_LEN 95
 
@@ -1953,6 +1954,16 @@ static void inconn_read(inconn *c)
     if (codec_reader_feed(&c->fr, buf, (size_t)n) < 0) {
         inconn_close(c, "framing error");
         return;
+    }
+    /* Before HELLO nobody gets a 16 MiB buffer: the first frame must be
+     * HELLO-sized. */
+    if (!c->hello && c->fr.len - c->fr.off >= 4) {
+        const uint8_t *h = c->fr.buf + c->fr.off;
+        uint32_t fl = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        if (fl > HELLO_FRAME_MAX) {
+            inconn_close(c, "first frame too large for a hello");
+            return;
+        }
     }
     int kind;
     const uint8_t *pl;

@@ -74,6 +74,7 @@ flood() {
 flood peer_idle_1000 "-tcp 127.0.0.1:$RP" idle 1000 6
 flood peer_garbage "-tcp 127.0.0.1:$RP" garbage 200 5
 flood peer_huge_length "-tcp 127.0.0.1:$RP" huge 200 5
+flood peer_big_first_frame "-tcp 127.0.0.1:$RP" bigframe 64 8
 flood peer_truncated "-tcp 127.0.0.1:$RP" truncated 200 5
 flood peer_trickle "-tcp 127.0.0.1:$RP" trickle 100 5
 flood sock_idle_1000 "-unix $sock" idle 1000 6

@@ -9,6 +9,8 @@
  *   garbage   each connection sends 64 KiB of pseudo-random bytes
  *   huge      each sends a frame header claiming 4 GiB (peer port) and,
  *             on raftd.sock, a 17 MiB line without a newline
+ *   bigframe  each sends a whole 16 MiB first frame (peer port: before
+ *             any HELLO; raftd.sock: a 16 MiB line without a newline)
  *   truncated each sends the first half of a valid HELLO frame
  *   trickle   slowloris: each sends one byte of a JSON request every
  *             200 ms and never finishes
@@ -105,7 +107,7 @@ static ssize_t send_some(int fd, const void *p, size_t n)
 static void usage(void)
 {
     fprintf(stderr, "usage: kvflood (-tcp HOST:PORT | -unix PATH) -mode "
-                    "idle|garbage|huge|truncated|trickle [-n N] [-t SECONDS]\n");
+                    "idle|garbage|huge|bigframe|truncated|trickle [-n N] [-t SECONDS]\n");
     exit(2);
 }
 
@@ -127,8 +129,8 @@ int main(int argc, char **argv)
         usage();
     int m_idle = !strcmp(mode, "idle"), m_garbage = !strcmp(mode, "garbage"),
         m_huge = !strcmp(mode, "huge"), m_trunc = !strcmp(mode, "truncated"),
-        m_trickle = !strcmp(mode, "trickle");
-    if (!(m_idle || m_garbage || m_huge || m_trunc || m_trickle))
+        m_trickle = !strcmp(mode, "trickle"), m_big = !strcmp(mode, "bigframe");
+    if (!(m_idle || m_garbage || m_huge || m_trunc || m_trickle || m_big))
         usage();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 64) {
@@ -157,6 +159,11 @@ int main(int argc, char **argv)
             memcpy(payload, h, sizeof h);
             plen = sizeof h;
         }
+    } else if (m_big) { /* a first frame of 16 MiB (the frame limit), all sent */
+        const uint8_t h[] = {0x01, 0x00, 0x00, 0x00, 1};
+        plen = (16u << 20) + 4;
+        memset(payload, 'x', plen);
+        memcpy(payload, h, sizeof h);
     } else if (m_trunc) {
         if (unix_path) {
             const char *s = "{\"op\":\"set\",\"kv\":{\"a\":";
