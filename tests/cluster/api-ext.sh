@@ -188,13 +188,47 @@ if [ "$(cat "$T/atom.code")" = 200 ]; then
     check acknowledged_atomic_write_kept test "$n" = 50
 fi
 
-# --- /health 503 on a node cut from its leader: stop the two others
-for p in $H0 $H1 $H2; do [ $p = $lp ] || { [ -z "$s1" ] && s1=$p || s2=$p; }; done
 port_node() { case $1 in $H0) echo a ;; $H1) echo b ;; *) echo c ;; esac; }
-start_node $ln $(eval echo "\$args_$ln")
-back() { curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:$lp/health | grep -qx 200; }
-if wait_until 30 back; then ok restarted_node_healthy; else bad restarted_node_healthy "$(curl -s -m 5 http://127.0.0.1:$lp/health)"; fi
 raftd_of() { eval "_p=\$pid_$1"; ps -o pid=,comm= --ppid "$_p" | awk '$2=="raftd"{print $1}'; }
+start_node $ln $(eval echo "\$args_$ln")
+healthy() { curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:$1/health | grep -qx 200; }
+if wait_until 30 healthy $lp; then ok restarted_node_healthy; else bad restarted_node_healthy "$(curl -s -m 5 http://127.0.0.1:$lp/health)"; fi
+
+# The same, with the write certainly in flight: the followers' raftds are
+# stopped, so the leader appends the entry but cannot commit it; then the
+# leader is killed and the followers go on without it.
+lp=$(leader_port); ln=$(port_node $lp)
+f1=""; f2=""
+for p in $H0 $H1 $H2; do [ $p = "$lp" ] || { [ -z "$f1" ] && f1=$p || f2=$p; }; done
+q1=$(raftd_of $(port_node $f1)) q2=$(raftd_of $(port_node $f2))
+ks='{'; for i in $(seq 1 50); do ks="$ks\"mid$i\":\"v$i\","; done; ks="${ks%,}}"
+kill -STOP $q1 $q2
+curl -s -m 20 -o "$T/mid" -w '%{http_code}' -XPOST http://127.0.0.1:$lp/key -d "$ks" >"$T/mid.code" &
+mpid=$!
+sleep 1
+kill_node $ln
+kill -CONT $q1 $q2
+wait $mpid
+echo "# multi-key write to a leader killed before it could commit answered $(cat "$T/mid.code") $(cat "$T/mid" 2>/dev/null)"
+check interrupted_write_not_acknowledged test "$(cat "$T/mid.code")" != 200
+wait_until 30 new_leader
+start_node $ln $(eval echo "\$args_$ln")
+wait_until 30 healthy $lp
+n=$(curl -s -m 10 "http://127.0.0.1:$lp/key?prefix=mid&limit=1000" | jq '.items | length')
+n2=$(curl -s -m 10 "http://127.0.0.1:$f1/key?prefix=mid&limit=1000" | jq '.items | length')
+case $n.$n2 in
+0.0|50.50) ok interrupted_multi_key_write_all_or_none ;;
+*) bad interrupted_multi_key_write_all_or_none "$n (restarted node) / $n2 of 50 keys present" ;;
+esac
+
+# --- /health 503 on a follower cut from its leader: stop the raftds of
+# the two others (the leader among them)
+ldp=$(leader_port)
+for p in $H0 $H1 $H2; do [ $p = "$ldp" ] || lp=$p; done
+check health_target_is_follower test "$(status_field $lp .state)" = follower
+back() { healthy $lp; }
+s1=""; s2=""
+for p in $H0 $H1 $H2; do [ $p = $lp ] || { [ -z "$s1" ] && s1=$p || s2=$p; }; done
 r1=$(raftd_of $(port_node $s1)) r2=$(raftd_of $(port_node $s2))
 if [ -n "$r1" ] && [ -n "$r2" ]; then
     kill -STOP $r1 $r2
