@@ -29,7 +29,7 @@ ETC_OUT := $(ETC:etc/%=$(BUILD)/etc/%)
 # Hooks for helper objects shared by several programs.
 HDRS := $(wildcard lib/*.h)
 
-.PHONY: all test test-unit test-sim test-cluster test-asan sim-mutants soak \
+.PHONY: all test test-unit test-sim test-cluster test-asan asan-build sim-mutants soak \
         deps clean install uninstall lint-man
 
 all: $(BINS) $(CGIS) $(TESTS) $(ETC_OUT)
@@ -81,7 +81,7 @@ $(BUILD)/etc/%: etc/%
 # The whole suite: unit tests, simulator, cluster tests; ends with
 # "N passed, M failed". SIM_SEEDS seeds per cluster size.
 SIM_SEEDS ?= 2000
-test: all
+test: all asan-build
 	BUILD=$(BUILD) SIM_SEEDS=$(SIM_SEEDS) tests/run-all.sh
 
 test-unit: all
@@ -94,10 +94,12 @@ test-cluster: all
 	BUILD=$(BUILD) tests/run-all.sh cluster
 
 # Unit tests and a shorter simulator run under ASan + UBSan.
-test-asan:
+asan-build:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
-	BUILD=build-asan SIM_SEEDS=200 tests/run-all.sh unit sim
+
+test-asan: asan-build
+	BUILD=build tests/run-all.sh asan
 
 # Build the core with each deliberate bug and show the simulator catches it.
 sim-mutants:

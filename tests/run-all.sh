@@ -1,12 +1,14 @@
 #!/bin/sh
 # Runs keyval's test suites and ends with one line "N passed, M failed".
-# Usage: tests/run-all.sh [unit] [sim] [cluster]   (default: all three)
+# Usage: tests/run-all.sh [unit] [sim] [cluster] [asan]   (default: all four)
+# asan: the unit tests, 300 simulator seeds per size and the walkthrough
+# again with the ASan+UBSan build in build-asan/ (make asan-build).
 # Each test program prints its own "N passed, M failed" as its last such
 # line; this script adds them up. A program that crashes or prints no
 # summary counts as one failure.
 BUILD=${BUILD:-build}
 SIM_SEEDS=${SIM_SEEDS:-2000}
-suites=${*:-unit sim cluster}
+suites=${*:-unit sim cluster asan}
 total_pass=0
 total_fail=0
 failed_names=""
@@ -48,6 +50,18 @@ for s in $suites; do
         for t in tests/cluster/*.sh; do
             [ -f "$t" ] && run "cluster/$(basename "$t" .sh)" env BUILD="$BUILD" sh "$t"
         done ;;
+    asan)
+        A=${ASAN_BUILD:-build-asan}
+        if [ ! -x "$A/tests/raft-sim" ]; then
+            run asan-build sh -c "echo 'FAIL asan-build: $A not built (make asan-build)'; echo '0 passed, 1 failed'; exit 1"
+        else
+            for t in "$A"/tests/test_*; do
+                [ -x "$t" ] && run "asan/$(basename "$t")" env BUILD="$A" "$t"
+            done
+            run asan/raft-sim-3 "$A/tests/raft-sim" --seed 7000001 --count 300 --nodes 3
+            run asan/raft-sim-5 "$A/tests/raft-sim" --seed 7000001 --count 300 --nodes 5
+            run asan/cluster/walkthrough env BUILD="$A" sh tests/cluster/walkthrough.sh
+        fi ;;
     *) echo "run-all: unknown suite: $s" >&2; exit 2 ;;
     esac
 done
