@@ -45,6 +45,7 @@ for s in $suites; do
         if [ -x "$BUILD/tests/raft-sim" ]; then
             run raft-sim-3 "$BUILD/tests/raft-sim" --seed 1 --count "$SIM_SEEDS" --nodes 3
             run raft-sim-5 "$BUILD/tests/raft-sim" --seed 1 --count "$SIM_SEEDS" --nodes 5
+            run sim-mutants sh tests/sim-mutants.sh
         fi ;;
     cluster)
         for t in tests/cluster/*.sh; do
