@@ -56,22 +56,7 @@ static int handle(void)
         }
     }
     json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", obj);
-    json_t *reply;
-    int code = cgi_call_raftd(PROG, req, &reply);
-    json_decref(req);
-    if (!reply)
-        return 0;
-    char xidx[64];
-    const char *hdrs[2] = { NULL, NULL };
-    json_t *idx = json_object_get(reply, "index");
-    if (code == 200 && json_is_integer(idx)) {
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
-                 (long long)json_integer_value(idx));
-        hdrs[0] = xidx;
-    }
-    json_object_del(reply, "code");
-    cgi_respond(stdout, code, hdrs, reply);
-    json_decref(reply);
+    cgi_relay_write(PROG, req);
     return 0;
 }
 

@@ -464,3 +464,23 @@ int cgi_conditions(const char *key, size_t klen, json_t **conds,
     *conds = c;
     return 0;
 }
+
+void cgi_relay_write(const char *prog, json_t *req)
+{
+    json_t *reply;
+    int code = cgi_call_raftd(prog, req, &reply);
+    json_decref(req);
+    if (!reply)
+        return;
+    char xidx[64];
+    const char *hdrs[2] = { NULL, NULL };
+    json_t *idx = json_object_get(reply, "index");
+    if (code == 200 && json_is_integer(idx)) {
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
+                 (long long)json_integer_value(idx));
+        hdrs[0] = xidx;
+    }
+    json_object_del(reply, "code");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
+}

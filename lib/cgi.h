@@ -114,6 +114,10 @@ const char *cgi_reason(int status);
  * *reply_out NULL. */
 int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out);
 
+/* Send a write request (consumed) to raftd and answer the client with
+ * raftd's reply, plus `X-Keyval-Index: N` when the write was applied. */
+void cgi_relay_write(const char *prog, json_t *req);
+
 /* Nonzero when req's "op" changes state (set, del, txn, join, remove,
  * transfer). */
 int cgi_is_write_request(const json_t *req);
