@@ -195,7 +195,8 @@ teeth: all fault-modes
 # triv-cgi (static) and triv-cgi-dyn: the floor; key-get-dyn: key-get
 # linked the old way (dynamic, every library) to measure start-up cost.
 BENCH_TOOLS := $(BUILD)/bench/triv-cgi $(BUILD)/bench/triv-cgi-dyn \
-  $(BUILD)/bench/spawn-time $(BUILD)/bench/key-get-dyn $(BUILD)/bench/key-get-dyn-all
+  $(BUILD)/bench/spawn-time $(BUILD)/bench/key-get-dyn $(BUILD)/bench/key-get-dyn-all \
+  $(BUILD)/bench/disk-probe
 $(BUILD)/bench/triv-cgi: bench/triv-cgi.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(CGI_STATIC) -o $@ $<
@@ -205,6 +206,9 @@ $(BUILD)/bench/triv-cgi-dyn: bench/triv-cgi.c
 $(BUILD)/bench/spawn-time: bench/spawn-time.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+$(BUILD)/bench/disk-probe: bench/disk-probe.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lsqlite3
 $(BUILD)/bench/key-get-dyn: cgi-bin/key-get.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(CGI_LDLIBS) $(LDLIBS)

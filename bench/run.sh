@@ -8,7 +8,11 @@
 #
 # Environment: BUILD (build), BENCH_SECONDS per round (5), BENCH_CONNS
 # ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd floor"),
-# BENCH_PARTS ("http direct size startup"). Ports 19100-19599 on 127.0.0.1.
+# BENCH_PARTS ("disk http direct size startup"), BENCH_ROUNDS (3: the http
+# part runs every system once per round, rounds interleaved, and the report
+# shows the median round), BENCH_DIRECT_CONNS ("1 8 32 64"). BENCH_KEYS
+# may list several sizes ("100000 1000000" by default).
+# Ports 19100-19599 on 127.0.0.1.
 # Figures only: nothing here passes or fails on timing.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -16,9 +20,11 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
-KEYS=${BENCH_KEYS:-100000}
+KEYS_LIST=${BENCH_KEYS:-100000 1000000}
 SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor}
-PARTS=${BENCH_PARTS:-http direct size startup}
+PARTS=${BENCH_PARTS:-disk http direct size startup}
+ROUNDS=${BENCH_ROUNDS:-3}
+DCONNS=${BENCH_DIRECT_CONNS:-1 8 32 64}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d).md}
 KEYVAL=$BUILD/bin/keyval
 KVB=$BUILD/bin/kv-bench
@@ -76,6 +82,7 @@ wrk_round() {
     bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
     errs=$(awk '/Socket errors:/ { print $0 }' "$out" | sed 's/.*errors: //')
     echo "$label $wl $c ${rps:-0} $(to_ms "$p50") $(to_ms "$p99") ${bad:-0}${errs:+ ($errs)}" >>"$T/rows"
+    echo "$label $wl $c ${rps:-0} $(to_ms "$p50") $(to_ms "$p99") ${bad:-0}${errs:+ ($errs)}" >>"$T/rows.all"
     say "$label $wl c=$c: ${rps:-?} req/s p50 ${p50:-?} p99 ${p99:-?} non-2xx ${bad:-0}"
 }
 
@@ -248,7 +255,7 @@ bench_direct() {
     say "kv-bench straight at raftd.sock (keyval cgi cluster)"
     start_keyval cgi || { stop_pids; return 1; }
     for op in ${BENCH_DIRECT_OPS:-set get stale}; do
-        for c in $CONNS; do
+        for c in $DCONNS; do
             local f0 e0 f1 e1
             f0=$(status_num k0 fsyncs); e0=$(status_num k0 entries_persisted)
             line=$("$KVB" -d "$T/k0" -op "$op" -c "$c" -t "$SECS" -keys 100 -prefix r -q)
@@ -267,10 +274,35 @@ bench_direct() {
 # ---------------------------------------------------------------- size
 # BENCH_KEYS keys of 16-byte values (keys "s<N>", ~7 bytes) into a 3-node
 # cluster; raftd RSS and raft.db bytes per key on the leader; restart time.
-bench_size() {
+bench_disk() {
+    say "disk: fdatasync and single-row SQLite commits in $T"
+    "$BUILD/bench/disk-probe" "$T" "$SECS" >"$T/disk" || { say "disk-probe failed"; : >"$T/disk"; }
+    say "$(cat "$T/disk")"
+}
+disk_num() { # PROBE FIELD
+    awk -v p="probe=$1" -v f="$2" '$1 == p { for (i = 2; i <= NF; i++) {
+        split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$T/disk" 2>/dev/null
+}
+# The median round of each (system, workload, conns) in rows.all, by req/s,
+# with the lowest and highest req/s of all rounds: the rows of the report.
+median_rows() {
+    sort -k1,1 -k2,2 -k3,3n -k4,4n "$T/rows.all" | awk '
+        function flush() {
+            if (!n) return
+            split(row[int((n + 1) / 2)], f, " ")
+            rest = ""; for (i = 7; i in f; i++) rest = rest " " f[i]
+            print f[1], f[2], f[3], f[4], f[5], f[6], lo "-" hi, n rest
+            n = 0 }
+        { key = $1 " " $2 " " $3
+          if (key != last) { flush(); last = key }
+          n++; row[n] = $0; if (n == 1) lo = $4; hi = $4 }
+        END { flush() }'
+}
+bench_size() { # KEYS
+    local KEYS=$1
     say "size: $KEYS keys"
     start_keyval cgi || { stop_pids; return 1; }
-    local pid rss0 rss1 t0 t1
+    local pid rss0 rss1 t0 t1 anon1
     pid=$(raftd_pid k0)
     rss0=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
     t0=$(date +%s.%N)
@@ -280,6 +312,7 @@ bench_size() {
     rss1=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
     local hwm
     hwm=$(awk '/VmHWM/ { print $2 }' /proc/$pid/status)
+    anon1=$(awk '/RssAnon/ { print $2 }' /proc/$pid/status)
     sqlite3 "$T/k0/raft.db" 'PRAGMA wal_checkpoint(PASSIVE);' >/dev/null 2>&1
     local db wal kvcount
     db=$(stat -c %s "$T/k0/raft.db")
@@ -303,14 +336,10 @@ bench_size() {
     local rpid rrss
     rpid=$(raftd_pid k1)
     rrss=$(awk '/VmRSS/ { print $2 }' /proc/$rpid/status 2>/dev/null)
-    {
-        echo "| keys | fill (kv-bench fill, 100 keys/request, 4 conns) | leader raftd RSS before / after / peak | raft.db + wal bytes | bytes per key | snapshot files | restart to first read (follower) | restarted raftd RSS |"
-        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-        echo "| $KEYS | $(echo "$fill" | sed -n 's/.*keys_per_s=\([0-9.]*\).*/\1 keys\/s/p') | ${rss0} / ${rss1} / ${hwm} KiB | $db + $wal | $(( (db + wal) / KEYS )) | ${snaps:-0} B | ${rt} s | ${rrss:-?} KiB |"
-        echo
-        echo "applied index after the fill: $kvcount; fill: \`$fill\`"
-    } >"$T/size"
-    say "size: $(cat "$T/size")"
+    echo "| $KEYS | $(echo "$fill" | sed -n 's/.*keys_per_s=\([0-9.]*\).*/\1 keys\/s/p') | ${rss0} / ${rss1} / ${hwm} KiB | ${anon1:-?} KiB | $db + $wal | $(( (db + wal) / KEYS )) | ${snaps:-0} B | ${rt} s | ${rrss:-?} KiB |" >>"$T/size"
+    echo "applied index after the fill of $KEYS keys: $kvcount; fill: \`$fill\`" >>"$T/size.notes"
+    echo "$KEYS $rss1 $hwm $rt" >>"$T/size.kv"
+    say "size: $(tail -1 "$T/size")"
     stop_pids
 }
 
@@ -347,6 +376,52 @@ bench_startup() {
 }
 
 # ---------------------------------------------------------------- report
+# The issue's targets (issue 6), each against the figure of this run it is
+# written against; "-" where this run did not measure it.
+targets() {
+    row_rps() { awk -v l="$1" -v w="$2" -v c="$3" '$1 == l && $2 == w && $3 == c { print $4 }' "$T/rows" 2>/dev/null; }
+    direct_f() { awk -v o="$1" -v c="$2" -v f="$3" '$1 == o && $2 == c { for (i = 3; i <= NF; i++) {
+        split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$T/direct" 2>/dev/null; }
+    ratio_line() { # TEXT NUM DEN GOAL WHAT
+        local r="-" met="-"
+        if [ -n "$2" ] && [ -n "$3" ] && [ "$3" != 0 ]; then
+            r=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", a / b }')
+            met=$(awk -v r="$r" -v g="$4" 'BEGIN { print (r >= g) ? "yes" : "no" }')
+        fi
+        echo "| $1 | $5: ${2:--} / ${3:--} = $r | $met |"
+    }
+    echo
+    echo "## Targets of issue 6 on this run"
+    echo
+    echo "| target | measured | met |"
+    echo "| --- | --- | --- |"
+    ratio_line "FastCGI writes, 32 conns: >= 2x etcd" "$(row_rps keyval-fastcgi write 32)" "$(row_rps etcd write 32)" 2 "req/s"
+    ratio_line "FastCGI linearizable reads, 32 conns: >= 3x etcd linearizable" \
+        "$(row_rps keyval-fastcgi read-linearizable 32)" "$(row_rps etcd read-linearizable 32)" 3 "req/s"
+    ratio_line "FastCGI stale reads, 32 conns: >= 3x etcd serializable" \
+        "$(row_rps keyval-fastcgi read-stale 32)" "$(row_rps etcd read-stale 32)" 3 "req/s"
+    for c in 8 32; do
+        for wl in write read-linearizable read-stale; do
+            ratio_line "CGI $wl, $c conns: >= 0.9x the trivial-CGI floor" \
+                "$(row_rps keyval-cgi "$wl" "$c")" "$(row_rps floor-cgi get "$c")" 0.9 "req/s"
+        done
+    done
+    ratio_line "raftd direct writes, 64 clients: >= 5x single-row SQLite commits" \
+        "$(direct_f set 64 ops_per_s)" "$(disk_num sqlite-commit ops_per_s)" 5 "ops/s"
+    ratio_line "raftd direct linearizable reads, 64 clients: >= 50,000/s" "$(direct_f get 64 ops_per_s)" 50000 1 "ops/s over 50,000"
+    ratio_line "single-client write p50 through raftd.sock: <= 3x fdatasync p50" \
+        "$(disk_num fdatasync p50_us)" "$(direct_f set 1 p50_us)" 0.3333 "fdatasync p50 us / write p50 us (goal >= 0.33)"
+    local rss hwm rt
+    read -r _ rss hwm rt <<EOF2
+$(awk '$1 == 1000000' "$T/size.kv" 2>/dev/null)
+EOF2
+    if [ -n "$rss" ]; then
+        echo "| raftd RSS with 1,000,000 keys: <= 32 MiB | after the fill $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB | $([ "$hwm" -le 32768 ] && echo yes || echo no) |"
+        echo "| restart to serving with 1,000,000 keys: <= 2 s | $rt s | $(awk -v t="$rt" 'BEGIN { print (t <= 2) ? "yes" : "no" }') |"
+    else
+        echo "| raftd RSS and restart with 1,000,000 keys | - (BENCH_KEYS did not include 1000000) | - |"
+    fi
+}
 report() {
     {
         echo "# keyval benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -362,18 +437,31 @@ report() {
         echo "(keyval write vs etcd put, linearizable GET vs etcd range, stale GET vs etcd"
         echo "serializable range)."
         echo
-        echo "| system | workload | conns | req/s | p50 ms | p99 ms | non-2xx | ratio to etcd |"
-        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-        while read -r label wl c rps p50 p99 bad; do
+        echo "| system | workload | conns | req/s (median round) | p50 ms | p99 ms | req/s range (rounds) | non-2xx | ratio to etcd |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        while read -r label wl c rps p50 p99 range nr bad; do
             ratio="-"
             e=$(awk -v w="$wl" -v c="$c" '$1 == "etcd" && $2 == w && $3 == c { print $4 }' "$T/rows")
             [ "$label" = floor-cgi ] && e=$(awk -v c="$c" '$1 == "etcd" && $2 == "write" && $3 == c { print $4 }' "$T/rows")
             [ -n "$e" ] && [ "$e" != 0 ] && ratio=$(awk -v a="$rps" -v b="$e" 'BEGIN { printf "%.2f", a / b }')
-            echo "| $label | $wl | $c | $rps | $p50 | $p99 | $bad | $ratio |"
+            echo "| $label | $wl | $c | $rps | $p50 | $p99 | $range ($nr) | $bad | $ratio |"
         done <"$T/rows"
         echo
         echo "floor-cgi: lighttpd mod_cgi running a static 'Status: 200' program (ratio to etcd writes)."
         [ -f "$T/notes" ] && sed 's/^/- /' "$T/notes"
+        if [ -s "$T/disk" ]; then
+            echo
+            echo "## Disk (bench/disk-probe in the benchmark's directory, ${SECS} s each)"
+            echo
+            echo "| probe | ops/s | p50 us | p99 us |"
+            echo "| --- | --- | --- | --- |"
+            for pr in fdatasync sqlite-commit; do
+                echo "| $pr | $(disk_num $pr ops_per_s) | $(disk_num $pr p50_us) | $(disk_num $pr p99_us) |"
+            done
+            echo
+            echo "fdatasync: append 100 bytes + fdatasync; sqlite-commit: one 100-byte row per"
+            echo "transaction, WAL, synchronous=FULL (keyval's settings)."
+        fi
         if [ -f "$T/direct" ]; then
             echo
             echo "## raftd.sock direct (kv-bench, keyval 3-node cluster, leader's socket)"
@@ -396,9 +484,12 @@ report() {
             echo "cgi = reaped mod_cgi children (key-set); fastcgi programs show under their own"
             echo "names; raftd, socat and lighttpd are the sum over the three nodes."
             echo
+            echo "Mean over the rounds."
+            echo
             echo "| round | program | CPU ms per request |"
             echo "| --- | --- | --- |"
-            awk '{ r = $1 " " $2 " " $3; printf "| %s | %s | %s |\n", r, $4, $5 }' "$T/cpu"
+            awk '{ r = $1 " " $2 " " $3 " | " $4; if (!(r in sum)) order[++k] = r; sum[r] += $5; cnt[r]++ }
+                END { for (i = 1; i <= k; i++) printf "| %s | %.3f |\n", order[i], sum[order[i]] / cnt[order[i]] }' "$T/cpu"
         fi
         if [ -f "$T/startup" ]; then
             echo
@@ -410,8 +501,13 @@ report() {
             echo
             echo "## Size and restart"
             echo
+            echo "| keys | fill (kv-bench fill, 100 keys/request, 4 conns) | leader raftd RSS before / after / peak | leader RssAnon after | raft.db + wal bytes | bytes per key | snapshot files | restart to first read (follower) | restarted raftd RSS |"
+            echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
             cat "$T/size"
+            echo
+            sed 's/^/- /' "$T/size.notes"
         fi
+        targets
     } >"$OUT"
     say "wrote $OUT"
 }
@@ -421,15 +517,20 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for part in $PARTS; do
     case $part in
     http)
-        for s in $SYSTEMS; do
-            case $s in
-            cgi|fastcgi) bench_keyval_http "$s" ;;
-            etcd) bench_etcd ;;
-            floor) bench_floor ;;
-            esac
-        done ;;
+        for r in $(seq "$ROUNDS"); do
+            say "http round $r of $ROUNDS"
+            for s in $SYSTEMS; do
+                case $s in
+                cgi|fastcgi) bench_keyval_http "$s" ;;
+                etcd) bench_etcd ;;
+                floor) bench_floor ;;
+                esac
+            done
+        done
+        median_rows >"$T/rows" ;;
     direct) bench_direct ;;
-    size) bench_size ;;
+    size) for k in $KEYS_LIST; do bench_size "$k"; done ;;
+    disk) bench_disk ;;
     startup) bench_startup ;;
     esac
 done
