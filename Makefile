@@ -196,7 +196,7 @@ teeth: all fault-modes
 # linked the old way (dynamic, every library) to measure start-up cost.
 BENCH_TOOLS := $(BUILD)/bench/triv-cgi $(BUILD)/bench/triv-cgi-dyn \
   $(BUILD)/bench/spawn-time $(BUILD)/bench/key-get-dyn $(BUILD)/bench/key-get-dyn-all \
-  $(BUILD)/bench/disk-probe
+  $(BUILD)/bench/disk-probe $(BUILD)/bench/triv-fcgi
 $(BUILD)/bench/triv-cgi: bench/triv-cgi.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(CGI_STATIC) -o $@ $<
@@ -206,6 +206,9 @@ $(BUILD)/bench/triv-cgi-dyn: bench/triv-cgi.c
 $(BUILD)/bench/spawn-time: bench/spawn-time.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+$(BUILD)/bench/triv-fcgi: bench/triv-fcgi.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi
 $(BUILD)/bench/disk-probe: bench/disk-probe.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lsqlite3

@@ -21,7 +21,7 @@ case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
 KEYS_LIST=${BENCH_KEYS:-100000 1000000}
-SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor}
+SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor floor-fcgi}
 PARTS=${BENCH_PARTS:-disk http direct size startup}
 ROUNDS=${BENCH_ROUNDS:-3}
 DCONNS=${BENCH_DIRECT_CONNS:-1 8 32 64}
@@ -298,6 +298,24 @@ median_rows() {
           n++; row[n] = $0; if (n == 1) lo = $4; hi = $4 }
         END { flush() }'
 }
+bench_floor_fcgi() {
+    say "lighttpd + trivial FastCGI program, 8 resident (floor of the FastCGI mode)"
+    mkdir -p "$T/ffloor/www"
+    cat >"$T/ffloor/lighttpd.conf" <<EOF
+server.modules = ( "mod_fastcgi" )
+server.bind = "127.0.0.1"
+server.port = 19502
+server.document-root = "$T/ffloor/www"
+server.errorlog = "$T/ffloor/error.log"
+fastcgi.server = ( "/t" => (( "socket" => "$T/ffloor/fcgi.sock",
+    "bin-path" => "$BUILD/bench/triv-fcgi", "check-local" => "disable", "max-procs" => 8 )) )
+EOF
+    lighttpd -D -f "$T/ffloor/lighttpd.conf" >"$T/ffloor.log" 2>&1 &
+    pids="$pids $!"
+    wait_until 10 curl -s -m 1 -o /dev/null http://127.0.0.1:19502/t || { say "floor-fcgi: no lighttpd"; stop_pids; return 1; }
+    for c in $CONNS; do wrk_round floor-fcgi get "$c" http://127.0.0.1:19502 floor.lua; done
+    stop_pids
+}
 bench_size() { # KEYS
     local KEYS=$1
     say "size: $KEYS keys"
@@ -400,6 +418,8 @@ targets() {
         "$(row_rps keyval-fastcgi read-linearizable 32)" "$(row_rps etcd read-linearizable 32)" 3 "req/s"
     ratio_line "FastCGI stale reads, 32 conns: >= 3x etcd serializable" \
         "$(row_rps keyval-fastcgi read-stale 32)" "$(row_rps etcd read-stale 32)" 3 "req/s"
+    ratio_line "(bound) trivial FastCGI floor, 32 conns, over etcd serializable" \
+        "$(row_rps floor-fcgi get 32)" "$(row_rps etcd read-stale 32)" 3 "req/s"
     for c in 8 32; do
         for wl in write read-linearizable read-stale; do
             ratio_line "CGI $wl, $c conns: >= 0.9x the trivial-CGI floor" \
@@ -442,12 +462,15 @@ report() {
         while read -r label wl c rps p50 p99 range nr bad; do
             ratio="-"
             e=$(awk -v w="$wl" -v c="$c" '$1 == "etcd" && $2 == w && $3 == c { print $4 }' "$T/rows")
+            [ "$label" = floor-fcgi ] && e=$(awk -v c="$c" '$1 == "etcd" && $2 == "read-stale" && $3 == c { print $4 }' "$T/rows")
             [ "$label" = floor-cgi ] && e=$(awk -v c="$c" '$1 == "etcd" && $2 == "write" && $3 == c { print $4 }' "$T/rows")
             [ -n "$e" ] && [ "$e" != 0 ] && ratio=$(awk -v a="$rps" -v b="$e" 'BEGIN { printf "%.2f", a / b }')
             echo "| $label | $wl | $c | $rps | $p50 | $p99 | $range ($nr) | $bad | $ratio |"
         done <"$T/rows"
         echo
         echo "floor-cgi: lighttpd mod_cgi running a static 'Status: 200' program (ratio to etcd writes)."
+        echo "floor-fcgi: lighttpd mod_fastcgi with 8 resident programs answering 'Status: 200'"
+        echo "(libfcgi, as key-get; ratio to etcd serializable reads)."
         [ -f "$T/notes" ] && sed 's/^/- /' "$T/notes"
         if [ -s "$T/disk" ]; then
             echo
@@ -524,6 +547,7 @@ for part in $PARTS; do
                 cgi|fastcgi) bench_keyval_http "$s" ;;
                 etcd) bench_etcd ;;
                 floor) bench_floor ;;
+                floor-fcgi) bench_floor_fcgi ;;
                 esac
             done
         done
