@@ -25,10 +25,7 @@ static void usage(FILE *f)
 "node follows it.\n"
 "metrics: prints raftd's counters as one JSON object (GET /metrics has\n"
 "them in Prometheus text format).\n"
-"  -s SOCKET   raftd socket to use\n"
-"  -d DATADIR  use DATADIR/raftd.sock\n"
-"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n"
-"              else $HOME/node0/raftd.sock\n"
+CLIENT_SOCKOPT_USAGE
 "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
 "Exit status: 0 done, 1 no such node, 2 usage error, 3 raftd answered with\n"
 "an error (or the transfer did not finish in time), 4 raftd could not be\n"
@@ -64,12 +61,12 @@ static int call(const char *sock, json_t *req, json_t **reply)
 
 int main(int argc, char **argv)
 {
-    const char *sock_opt = NULL, *dir_opt = NULL;
+    struct client_sockopt so = {0};
     int c;
     while ((c = getopt(argc, argv, "s:d:h")) != -1) {
+        if (client_sockopt_take(&so, c, optarg))
+            continue;
         switch (c) {
-        case 's': sock_opt = optarg; break;
-        case 'd': dir_opt = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -88,10 +85,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char sock[4096];
-    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
-        fprintf(stderr, PROG ": socket path too long\n");
+    if (client_sockopt_path(&so, PROG, sock, sizeof sock) < 0)
         return 2;
-    }
     json_t *req, *reply = NULL;
     int ret;
     if (!strcmp(cmd, "metrics")) {

@@ -154,7 +154,7 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    const char *sock_opt = NULL, *dir_opt = NULL;
+    struct client_sockopt so = {0};
     int nconns = 8;
     double seconds = 5;
     long long max_ops = 0;
@@ -175,11 +175,9 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
-        if (!strcmp(a, "-s"))
-            sock_opt = v;
-        else if (!strcmp(a, "-d"))
-            dir_opt = v;
-        else if (!strcmp(a, "-c"))
+        if ((!strcmp(a, "-s") || !strcmp(a, "-d")) && client_sockopt_take(&so, a[1], v))
+            continue;
+        if (!strcmp(a, "-c"))
             nconns = atoi(v);
         else if (!strcmp(a, "-t"))
             seconds = atof(v);
@@ -221,10 +219,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char sock[4096];
-    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
-        fprintf(stderr, PROG ": socket path too long\n");
+    if (client_sockopt_path(&so, PROG, sock, sizeof sock) < 0)
         return 2;
-    }
     g_value = malloc((size_t)g_vsize + 1);
     if (!g_value)
         return 1;

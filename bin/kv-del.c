@@ -16,10 +16,7 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: kv-del [-s SOCKET | -d DATADIR] [-v] KEY [KEY ...]\n"
 "Deletes the keys in one atomic write.\n"
-"  -s SOCKET   raftd socket to use\n"
-"  -d DATADIR  use DATADIR/raftd.sock\n"
-"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n"
-"              else $HOME/node0/raftd.sock\n"
+CLIENT_SOCKOPT_USAGE
 "  -v          print the index of the write\n"
 "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
 "Exit status: 0 deleted, 1 key not found (when raftd says so), 2 usage\n"
@@ -30,12 +27,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *sock_opt = NULL, *dir_opt = NULL, *why;
+    struct client_sockopt so = {0};
+    const char *why;
     int verbose = 0, c;
     while ((c = getopt(argc, argv, "s:d:vh")) != -1) {
+        if (client_sockopt_take(&so, c, optarg))
+            continue;
         switch (c) {
-        case 's': sock_opt = optarg; break;
-        case 'd': dir_opt = optarg; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -61,8 +59,7 @@ int main(int argc, char **argv)
         req = json_pack("{s:s,s:o}", "op", "txn", "del", keys);
     }
     char sock[4096], err[512];
-    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
-        fprintf(stderr, PROG ": socket path too long\n");
+    if (client_sockopt_path(&so, PROG, sock, sizeof sock) < 0) {
         json_decref(req);
         return 2;
     }

@@ -16,10 +16,7 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: kv-get [-s SOCKET | -d DATADIR] [-S] [-n] [-i] KEY\n"
 "Prints the value of KEY followed by a newline.\n"
-"  -s SOCKET   raftd socket to use\n"
-"  -d DATADIR  use DATADIR/raftd.sock\n"
-"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n"
-"              else $HOME/node0/raftd.sock\n"
+CLIENT_SOCKOPT_USAGE
 "  -S          stale read: answer from the local copy at once\n"
 "              (default: linearizable, confirmed with the leader)\n"
 "  -n          no newline after the value\n"
@@ -32,12 +29,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *sock_opt = NULL, *dir_opt = NULL;
+    struct client_sockopt so = {0};
     int stale = 0, nonl = 0, want_index = 0, c;
     while ((c = getopt(argc, argv, "s:d:Snih")) != -1) {
+        if (client_sockopt_take(&so, c, optarg))
+            continue;
         switch (c) {
-        case 's': sock_opt = optarg; break;
-        case 'd': dir_opt = optarg; break;
         case 'S': stale = 1; break;
         case 'n': nonl = 1; break;
         case 'i': want_index = 1; break;
@@ -56,10 +53,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char sock[4096], err[512];
-    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
-        fprintf(stderr, PROG ": socket path too long\n");
+    if (client_sockopt_path(&so, PROG, sock, sizeof sock) < 0)
         return 2;
-    }
     json_t *req = json_pack("{s:s,s:s}", "op", "get", "key", key), *reply;
     if (stale)
         json_object_set_new(req, "level", json_string("stale"));

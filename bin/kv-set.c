@@ -19,10 +19,7 @@ static void usage(FILE *f)
 "       kv-set [-s SOCKET | -d DATADIR] [-v] KEY < FILE\n"
 "Sets the keys to the values in one atomic write (all or none). With only\n"
 "KEY, the value is read from standard input (at most 4 MiB, UTF-8).\n"
-"  -s SOCKET   raftd socket to use\n"
-"  -d DATADIR  use DATADIR/raftd.sock\n"
-"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n"
-"              else $HOME/node0/raftd.sock\n"
+CLIENT_SOCKOPT_USAGE
 "  -v          print the index of the write\n"
 "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
 "Exit status: 0 written, 2 usage error, 3 raftd answered with an error\n"
@@ -33,12 +30,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *sock_opt = NULL, *dir_opt = NULL, *why;
+    struct client_sockopt so = {0};
+    const char *why;
     int verbose = 0, c;
     while ((c = getopt(argc, argv, "s:d:vh")) != -1) {
+        if (client_sockopt_take(&so, c, optarg))
+            continue;
         switch (c) {
-        case 's': sock_opt = optarg; break;
-        case 'd': dir_opt = optarg; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -109,8 +107,7 @@ int main(int argc, char **argv)
         }
     }
     char sock[4096], err[512];
-    if (client_socket_path(sock_opt, dir_opt, sock, sizeof sock) < 0) {
-        fprintf(stderr, PROG ": socket path too long\n");
+    if (client_sockopt_path(&so, PROG, sock, sizeof sock) < 0) {
         json_decref(kv);
         return 2;
     }

@@ -290,3 +290,24 @@ int client_socket_path(const char *sock, const char *datadir, char *out,
                      (e = getenv("HOME")) && *e ? e : ".");
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
+
+int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg)
+{
+    if (opt == 's')
+        o->sock = arg;
+    else if (opt == 'd')
+        o->datadir = arg;
+    else
+        return 0;
+    return 1;
+}
+
+int client_sockopt_path(const struct client_sockopt *o, const char *prog,
+                        char *out, size_t outlen)
+{
+    if (client_socket_path(o->sock, o->datadir, out, outlen) < 0) {
+        fprintf(stderr, "%s: socket path too long\n", prog);
+        return -1;
+    }
+    return 0;
+}

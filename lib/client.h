@@ -57,4 +57,26 @@ int client_timeout_from_env(void);
 int client_socket_path(const char *sock, const char *datadir, char *out,
                        size_t outlen);
 
+/* The socket options of the kv-* tools: -s SOCKET and -d DATADIR. */
+struct client_sockopt {
+    const char *sock;    /* -s SOCKET, or NULL */
+    const char *datadir; /* -d DATADIR, or NULL */
+};
+
+/* Their lines in the tools' -h text (kv-bench words its own). */
+#define CLIENT_SOCKOPT_USAGE \
+"  -s SOCKET   raftd socket to use\n" \
+"  -d DATADIR  use DATADIR/raftd.sock\n" \
+"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n" \
+"              else $HOME/node0/raftd.sock\n"
+
+/* For an option loop: when opt is 's' or 'd', stores arg in *o and
+ * returns 1; otherwise returns 0 and leaves *o alone. */
+int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg);
+
+/* client_socket_path of *o. On failure prints "PROG: socket path too
+ * long" on stderr and returns -1 (the tools then exit 2). */
+int client_sockopt_path(const struct client_sockopt *o, const char *prog,
+                        char *out, size_t outlen);
+
 #endif
