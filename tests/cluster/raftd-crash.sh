@@ -63,6 +63,8 @@ start_raftd() {
 }
 q() { printf '%s\n' "$2" | timeout 12 socat -t 10 - UNIX-CONNECT:"$T/$1/raftd.sock" 2>/dev/null; }
 field() { q "$1" "$2" | jq -r "$3" 2>/dev/null; }
+# nid NODE: its Raft id (16 hex digits), which a join request names.
+nid() { field "$1" '{"op":"status"}' .node_id; }
 wait_until() {
     limit=$(( $1 * 10 )); shift
     i=0
@@ -85,8 +87,8 @@ start_raftd b
 start_raftd c
 wait_until 5 sock_up a && wait_until 5 sock_up b && wait_until 5 sock_up c
 wait_until 5 is_state a leader
-q a '{"op":"join","id":"b","addr":"127.0.0.1:14012"}' >/dev/null
-q a '{"op":"join","id":"c","addr":"127.0.0.1:14013"}' >/dev/null
+q a "{\"op\":\"join\",\"id\":\"b\",\"node_id\":\"$(nid b)\",\"addr\":\"127.0.0.1:14012\"}" >/dev/null
+q a "{\"op\":\"join\",\"id\":\"c\",\"node_id\":\"$(nid c)\",\"addr\":\"127.0.0.1:14013\"}" >/dev/null
 LAST="cluster did not form: $(q a '{"op":"status"}')"
 check cluster_formed wait_until 10 three_voters
 

@@ -80,6 +80,8 @@ q() {
 
 # field NODE JSON FILTER
 field() { q "$1" "$2" | jq -r "$3" 2>/dev/null; }
+# nid NODE: its Raft id (16 hex digits), which a join request names.
+nid() { field "$1" '{"op":"status"}' .node_id; }
 
 # wait_until SECONDS command...: retries every 0.1 s.
 wait_until() {
@@ -109,8 +111,8 @@ start_raftd b
 start_raftd c
 wait_until 5 sock_up a && wait_until 5 sock_up b && wait_until 5 sock_up c
 wait_until 5 is_state a leader
-q a '{"op":"join","id":"b","addr":"127.0.0.1:14022"}' >/dev/null
-q a '{"op":"join","id":"c","addr":"127.0.0.1:14023"}' >/dev/null
+q a "{\"op\":\"join\",\"id\":\"b\",\"node_id\":\"$(nid b)\",\"addr\":\"127.0.0.1:14022\"}" >/dev/null
+q a "{\"op\":\"join\",\"id\":\"c\",\"node_id\":\"$(nid c)\",\"addr\":\"127.0.0.1:14023\"}" >/dev/null
 nvoters() { [ "$(voters a)" = "$1" ]; }
 LAST="cluster of three did not form"
 check three_voters wait_until 10 nvoters 3
@@ -125,7 +127,7 @@ c_stopped() { ! kill -0 "$RPID_c" 2>/dev/null; }
 wait_until 5 c_stopped
 start_raftd d
 wait_until 5 sock_up d
-r=$(q b '{"op":"join","id":"d","addr":"127.0.0.1:14024"}')
+r=$(q b "{\"op\":\"join\",\"id\":\"d\",\"node_id\":\"$(nid d)\",\"addr\":\"127.0.0.1:14024\"}")
 LAST="join d while c is down: $r"
 check join_d_while_c_down [ "$(echo "$r" | jq -r .code)" = 200 ]
 LAST="d did not become a voter: $(q a '{"op":"status"}' | jq -c .nodes)"
