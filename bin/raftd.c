@@ -1359,6 +1359,9 @@ static void leader_write(pending *p)
                 snprintf(msg, sizeof msg, "node id %016llx is already member %s's; a node "
                          "cannot join under another name", (unsigned long long)p->node, other);
             }
+            logf_("refused join of %s as node id %016llx: %s", name,
+                  (unsigned long long)p->node,
+                  same ? "the member of that name has another id" : "the id is another member's");
             finish(p, err_reply(409, msg));
             return;
         }
