@@ -601,6 +601,10 @@ static int tcp_listening(const char *host, int port)
     return 0;
 }
 
+/* This node's Raft id as raftd reports it (16 hex digits; unique per
+ * incarnation of DATADIR), sent with -join. */
+static char node_id[32];
+
 /* Waits until raftd answers a status request on its socket. */
 static void wait_raftd(const char *sock)
 {
@@ -612,6 +616,10 @@ static void wait_raftd(const char *sock)
             json_t *req = json_pack("{s:s}", "op", "status"), *reply = NULL;
             int rc = client_request(sock, req, 2000, &reply, err, sizeof err);
             json_decref(req);
+            const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id"))
+                                      : NULL;
+            if (nid)
+                snprintf(node_id, sizeof node_id, "%s", nid);
             json_decref(reply);
             if (rc == 0)
                 return;
@@ -740,13 +748,16 @@ static void do_join(const char *curl, const addr *join, const char *id,
              strchr(join->host, ':') ? "]" : "", join->port);
     json_t *b = json_pack("{s:s,s:s,s:s}", "id", id, "addr", raddr->text,
                           "haddr", haddr->text);
+    if (b && node_id[0])
+        json_object_set_new(b, "node_id", json_string(node_id));
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     if (!body) {
         die_msg("join: cannot encode request");
         finish(1);
     }
-    say("joining the cluster at %s as %s (%s)", join->text, id, raddr->text);
+    say("joining the cluster at %s as %s (%s, node id %s)", join->text, id, raddr->text,
+        node_id[0] ? node_id : "unknown");
     long long deadline = now_ms() + JOIN_RETRY_MS;
     int attempt = 0;
     for (;;) {
@@ -765,6 +776,16 @@ static void do_join(const char *curl, const addr *join, const char *id,
                 die_msg("write %s: %s", marker, strerror(errno));
             free(body);
             return;
+        }
+        if (code == 409) {
+            /* This name is a member with another identity (this data
+             * directory is not the one it joined with). */
+            json_t *r = json_loads(reply, 0, NULL);
+            const char *e = json_string_value(json_object_get(r, "error"));
+            die_msg("join refused by %s: %s", join->text, e ? e : reply);
+            json_decref(r);
+            free(body);
+            finish(1);
         }
         if (code != 0 && code != 503 && code != 502 && code != 504) {
             die_msg("join: %s refused: HTTP %d %s", url, code, reply);

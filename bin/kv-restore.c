@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "nodeid.h"
 #include "storage.h"
 
 #define PROG "kv-restore"
@@ -72,15 +73,6 @@ static int addr_valid(const char *s)
     errno = 0;
     long port = strtol(c + 1, &end, 10);
     return !errno && *end == '\0' && c[1] && port >= 1 && port <= 65535;
-}
-
-/* The node ID hash raftd uses (FNV-1a 64, never 0). */
-static uint64_t node_id(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
-    return h ? h : 1;
 }
 
 static int dir_empty(const char *path)
@@ -330,7 +322,14 @@ int main(int argc, char **argv)
     m.index = applied;
     m.term = 1;
     m.conf.n = 1;
-    m.conf.nodes[0].id = node_id(id);
+    /* A new incarnation of node ID: its Raft id (lib/nodeid.h), stored
+     * for raftd to find. */
+    char inc[NODEID_HEX_LEN + 1];
+    if (nodeid_new_incarnation(inc, sizeof inc) < 0) {
+        store_close(s);
+        return fail("/dev/urandom: %s%s", strerror(errno ? errno : EIO), "");
+    }
+    m.conf.nodes[0].id = nodeid_derive(id, inc);
     m.conf.nodes[0].voter = 1;
     snprintf(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, "%s %s %s", id, raddr, haddr);
     raft_hard_state hs = {.term = 1, .vote = 0};
@@ -353,7 +352,8 @@ int main(int argc, char **argv)
 
     if (store_applied(s) != applied || store_begin(s) < 0 ||
         store_snapshot_write(s, snap, &m) < 0 || store_save_hs(s, &hs) < 0 ||
-        store_meta_set(s, "name", id) < 0 || store_meta_set(s, "cluster", cluster) < 0 ||
+        store_meta_set(s, "incarnation", inc) < 0 || store_meta_set(s, "name", id) < 0 ||
+        store_meta_set(s, "cluster", cluster) < 0 ||
         store_meta_set(s, "restored_from", from) < 0 || store_commit(s) < 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", store_error(s));

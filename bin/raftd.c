@@ -21,6 +21,7 @@
  */
 #include "codec.h"
 #include "raft.h"
+#include "nodeid.h"
 #include "storage.h"
 
 #include <dirent.h>
@@ -347,6 +348,18 @@ static void node_name(uint64_t id, char *buf, size_t cap)
         snprintf(buf, cap, "%s", g_name);
     else
         snprintf(buf, cap, "%016llx", (unsigned long long)id);
+}
+
+/* The member of c called name (its meta's first word), or NULL. */
+static const raft_node *member_by_name(const raft_config *c, const char *name)
+{
+    for (uint32_t i = 0; c && i < c->n; i++) {
+        char n[NAME_MAX_LEN + 1], r[ADDR_MAX_LEN + 1], h[ADDR_MAX_LEN + 1];
+        meta_split(c->nodes[i].meta, n, sizeof n, r, sizeof r, h, sizeof h);
+        if (!strcmp(n, name))
+            return &c->nodes[i];
+    }
+    return NULL;
 }
 
 static void path_in_dir(char *buf, size_t cap, const char *name)
@@ -873,6 +886,9 @@ static json_t *status_json(void)
                               c->nodes[i].voter != 0, "self", c->nodes[i].id == g_id);
         if (!o)
             continue;
+        char nid[NODEID_HEX_LEN + 1];
+        nodeid_format(c->nodes[i].id, nid, sizeof nid);
+        json_object_set_new(o, "node_id", json_string(nid));
         if (st.role == RAFT_LEADER) {
             for (size_t k = 0; k < st.n_progress; k++) {
                 if (st.progress[k].id != c->nodes[i].id)
@@ -900,6 +916,9 @@ static json_t *status_json(void)
                      (json_int_t)st.last_index, "snapshot_index", (json_int_t)g_snap_index,
                      "first_log_index", (json_int_t)st.first_index, "nodes", nodes);
     if (out) {
+        char nid[NODEID_HEX_LEN + 1];
+        nodeid_format(g_id, nid, sizeof nid);
+        json_object_set_new(out, "node_id", json_string(nid));
         json_object_set_new(out, "last_contact_ms", json_integer(contact));
         json_object_set_new(out, "election_timeout_ms",
                             json_integer((json_int_t)g_tick_ms * g_election_ticks));
@@ -1201,15 +1220,31 @@ static json_t *prepare(pending *p)
         if (hj && !json_is_null(hj) && (!haddr || (haddr[0] && !valid_addr(haddr))))
             return err_reply(400, "\"haddr\" must be HOST:PORT");
         snprintf(p->meta, sizeof p->meta, "%s %s %s", id, addr, haddr && haddr[0] ? haddr : "-");
-        p->node = fnv1a64(id);
+        /* The joining node's Raft id ("node_id" in its status): unique per
+         * incarnation of its data directory. Without it, the id a node of a
+         * version before incarnations has: the hash of its name. */
+        json_t *nj = json_object_get(req, "node_id");
+        if (nj && !json_is_null(nj)) {
+            if (!nodeid_parse(json_string_value(nj), &p->node))
+                return err_reply(400, "\"node_id\" must be 16 hex digits (the joining "
+                                      "node's node_id from its status)");
+        } else {
+            p->node = fnv1a64(id);
+        }
         return NULL;
     }
     case OP_REMOVE:
     case OP_TRANSFER: {
+        /* By name; the leader finds the member's id in its configuration
+         * (or takes "node_id" when given). */
         const char *id = json_string_value(json_object_get(req, "id"));
         if (!id || !valid_name(id))
             return err_reply(400, "needs \"id\": a node name");
-        p->node = fnv1a64(id);
+        snprintf(p->meta, sizeof p->meta, "%s", id);
+        p->node = 0;
+        json_t *nj = json_object_get(req, "node_id");
+        if (nj && !json_is_null(nj) && !nodeid_parse(json_string_value(nj), &p->node))
+            return err_reply(400, "\"node_id\" must be 16 hex digits");
         return NULL;
     }
     case OP_STATUS:
@@ -1299,33 +1334,68 @@ static void leader_write(pending *p)
     uint64_t idx = 0, term = st.term;
     int rc;
     switch (p->op) {
-    case OP_JOIN:
+    case OP_JOIN: {
+        /* One name, one identity: a node that comes back under a member's
+         * name with another id (its data directory was wiped, so it may
+         * have forgotten a vote it gave) is refused until the old member
+         * is removed. */
+        const raft_config *c = raft_config_get(g_r);
+        char name[NAME_MAX_LEN + 1], r[ADDR_MAX_LEN + 1], h[ADDR_MAX_LEN + 1];
+        meta_split(p->meta, name, sizeof name, r, sizeof r, h, sizeof h);
+        const raft_node *same = member_by_name(c, name);
+        const raft_node *byid = c ? raft_config_find(c, p->node) : NULL;
+        if ((same && same->id != p->node) || (byid && byid != same)) {
+            char msg[700], other[NAME_MAX_LEN + 1] = "";
+            if (same)
+                snprintf(msg, sizeof msg,
+                         "%s is already a member with another identity (member id %016llx, "
+                         "joining id %016llx: its data directory was wiped or replaced); "
+                         "remove it first: curl -X DELETE http://%s/node/%s (or kv-admin "
+                         "remove %s on a member), then join again",
+                         name, (unsigned long long)same->id, (unsigned long long)p->node,
+                         g_haddr, name, name);
+            else {
+                meta_split(byid->meta, other, sizeof other, r, sizeof r, h, sizeof h);
+                snprintf(msg, sizeof msg, "node id %016llx is already member %s's; a node "
+                         "cannot join under another name", (unsigned long long)p->node, other);
+            }
+            logf_("refused join of %s as node id %016llx: %s", name,
+                  (unsigned long long)p->node,
+                  same ? "the member of that name has another id" : "the id is another member's");
+            finish(p, err_reply(409, msg));
+            return;
+        }
         rc = raft_add_node(g_r, p->node, p->meta, &idx);
         if (rc == RAFT_OK && idx == 0) {
             finish(p, json_pack("{s:i,s:i}", "code", 200, "index", 0));
             return;
         }
         break;
+    }
     case OP_REMOVE: {
         const raft_config *c = raft_config_get(g_r);
-        if (!c || !raft_config_find(c, p->node)) {
+        const raft_node *byname = member_by_name(c, p->meta);
+        uint64_t target = p->node ? p->node : byname ? byname->id : 0;
+        if (!c || !target || !raft_config_find(c, target)) {
             finish(p, err_reply(404, "no such node in the cluster"));
             return;
         }
-        rc = raft_remove_node(g_r, p->node, &idx);
+        rc = raft_remove_node(g_r, target, &idx);
         break;
     }
     case OP_TRANSFER: {
         const raft_config *c = raft_config_get(g_r);
-        if (!c || !raft_config_find(c, p->node)) {
+        const raft_node *byname = member_by_name(c, p->meta);
+        uint64_t target = p->node ? p->node : byname ? byname->id : 0;
+        if (!c || !target || !raft_config_find(c, target)) {
             finish(p, err_reply(404, "no such node in the cluster"));
             return;
         }
-        if (p->node == g_id) {
+        if (target == g_id) {
             finish(p, json_pack("{s:i}", "code", 200));
             return;
         }
-        rc = raft_transfer_leader(g_r, p->node);
+        rc = raft_transfer_leader(g_r, target);
         if (rc == RAFT_OK) {
             finish(p, json_pack("{s:i}", "code", 200));
             return;
@@ -2604,7 +2674,6 @@ int main(int argc, char **argv)
     }
     snprintf(g_dir, sizeof g_dir, "%s", dir);
     snprintf(g_meta, sizeof g_meta, "%s %s %s", g_name, g_raddr, g_haddr);
-    g_id = fnv1a64(g_name);
 
     if (mkdir(g_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "%s: mkdir %s: %s\n", prog, g_dir, strerror(errno));
@@ -2660,8 +2729,6 @@ int main(int argc, char **argv)
         store_fatal("read node name");
     if (rc == 1 && strcmp(stored, g_name) != 0)
         fatal("%s belongs to node '%s', not '%s'", g_dir, stored, g_name);
-    if (rc == 0 && store_meta_set(g_st, "name", g_name) < 0)
-        store_fatal("save node name");
     if (store_meta_get(g_st, "cluster", g_cluster, sizeof g_cluster) < 0)
         store_fatal("read cluster id");
 
@@ -2669,6 +2736,24 @@ int main(int argc, char **argv)
     if (store_load(g_st, &ld) < 0)
         store_fatal("load");
     int fresh = ld.n_entries == 0 && !ld.has_snap && ld.hs.term == 0 && ld.applied == 0;
+
+    /* The Raft id: of this incarnation of the data directory (made now
+     * when the directory is new), or the name's hash for a database of a
+     * version before incarnations (lib/nodeid.h). */
+    {
+        char inc[NODEID_HEX_LEN + 1], why[300];
+        int legacy = 0;
+        if (nodeid_load(g_st, g_name, fresh, &g_id, inc, sizeof inc, &legacy, why,
+                        sizeof why) < 0)
+            fatal("%s", why);
+        if (legacy)
+            logf_("node id %016llx (the name's hash: a data directory made before "
+                  "incarnations)", (unsigned long long)g_id);
+        else
+            vlog("node id %016llx (incarnation %s)", (unsigned long long)g_id, inc);
+    }
+    if (rc == 0 && store_meta_set(g_st, "name", g_name) < 0)
+        store_fatal("save node name");
 
     raft_options o;
     raft_options_default(&o);

@@ -1,6 +1,8 @@
 /*
- * join - CGI: POST /join with {"id":NAME,"addr":RADDR[,"haddr":HADDR]}.
- * Adds a node to the cluster (forwarded to the leader by raftd).
+ * join - CGI: POST /join with {"id":NAME,"addr":RADDR[,"haddr":HADDR]
+ * [,"node_id":HEX16]}. Adds a node to the cluster (forwarded to the leader
+ * by raftd); node_id is the joining node's Raft id from its status (keyval
+ * -join sends it). A name that is a member with another id is refused (409).
  * Also serves POST /remove with {"id":NAME} and DELETE /node/NAME, which
  * remove a node, and POST /leader with {"id":NAME}, which hands leadership
  * to that node. All are forwarded to the leader by raftd.
@@ -165,6 +167,7 @@ static int handle(void)
     const char *id = member(obj, "id", 1, &ok);
     const char *addr = ok && !remove ? member(obj, "addr", 1, &ok) : NULL;
     const char *haddr = ok && !remove ? member(obj, "haddr", 0, &ok) : NULL;
+    const char *node_id = ok && !remove ? member(obj, "node_id", 0, &ok) : NULL;
     if (!ok) {
         json_decref(obj);
         return 0;
@@ -183,6 +186,8 @@ static int handle(void)
                                      "addr", addr);
     if (haddr)
         json_object_set_new(req, "haddr", json_string(haddr));
+    if (node_id)
+        json_object_set_new(req, "node_id", json_string(node_id));
     if (leader) {
         char want[FIELD_MAX + 1];
         snprintf(want, sizeof want, "%s", id);

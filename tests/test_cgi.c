@@ -691,6 +691,14 @@ static void test_programs(void)
     check(starts(r->out, "Status: 200 ") &&
           req_is(r, "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"localhost:12001\"}"),
           "join_request", "sent [%s] out [%s]", r->req, r->out);
+    const char *join_env_id[] = { "REQUEST_URI=/join", NULL };
+    run_cgi(r, "join", join_env_id,
+            "{\"id\":\"node1\",\"addr\":\"localhost:12001\",\"node_id\":\"00ab00cd00ef0012\"}",
+            "{\"code\":409,\"error\":\"node1 is already a member with another identity\"}");
+    check(starts(r->out, "Status: 409 ") && strstr(r->out, "another identity") &&
+          req_is(r, "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"localhost:12001\","
+                    "\"node_id\":\"00ab00cd00ef0012\"}"),
+          "join_passes_node_id_and_409", "sent [%s] out [%s]", r->req, r->out);
     const char *join_env2[] = { "REQUEST_URI=/join", NULL };
     run_cgi(r, "join", join_env2, "{\"id\":\"node1\"}", NULL);
     check(starts(r->out, "Status: 400 ") && strstr(r->out, "addr"),

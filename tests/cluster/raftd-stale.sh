@@ -27,7 +27,7 @@ c_stopped() { ! kill -0 "$RPID_c" 2>/dev/null; }
 wait_until 5 c_stopped
 start_raftd d
 wait_until 5 sock_up d
-r=$(q b '{"op":"join","id":"d","addr":"127.0.0.1:14024"}')
+r=$(q b "{\"op\":\"join\",\"id\":\"d\",\"node_id\":\"$(nid d)\",\"addr\":\"127.0.0.1:14024\"}")
 LAST="join d while c is down: $r"
 check join_d_while_c_down [ "$(echo "$r" | jq -r .code)" = 200 ]
 LAST="d did not become a voter: $(q a '{"op":"status"}' | jq -c .nodes)"

@@ -20,10 +20,10 @@ check bootstrap_leader wait_until 5 is_state a leader
 LAST="b is not waiting as a fresh node"
 check fresh_node_follower is_state b follower
 
-r=$(q a '{"op":"join","id":"b","addr":"127.0.0.1:14002","haddr":"127.0.0.1:13002"}')
+r=$(q a "{\"op\":\"join\",\"id\":\"b\",\"node_id\":\"$(nid b)\",\"addr\":\"127.0.0.1:14002\",\"haddr\":\"127.0.0.1:13002\"}")
 LAST="join b: $r"
 check join_b [ "$(echo "$r" | jq -r .code)" = 200 ]
-r=$(q a '{"op":"join","id":"c","addr":"127.0.0.1:14003","haddr":"127.0.0.1:13003"}')
+r=$(q a "{\"op\":\"join\",\"id\":\"c\",\"node_id\":\"$(nid c)\",\"addr\":\"127.0.0.1:14003\",\"haddr\":\"127.0.0.1:13003\"}")
 LAST="join c: $r"
 check join_c [ "$(echo "$r" | jq -r .code)" = 200 ]
 
@@ -37,9 +37,19 @@ LAST="cluster ids a=$ca b=$cb c=$cc"
 same_cluster() { [ -n "$ca" ] && [ "$ca" = "$cb" ] && [ "$ca" = "$cc" ]; }
 check cluster_id_adopted same_cluster
 
-r=$(q a '{"op":"join","id":"b","addr":"127.0.0.1:14002","haddr":"127.0.0.1:13002"}')
+r=$(q a "{\"op\":\"join\",\"id\":\"b\",\"node_id\":\"$(nid b)\",\"addr\":\"127.0.0.1:14002\",\"haddr\":\"127.0.0.1:13002\"}")
 LAST="rejoin b: $r"
 check rejoin_same_addr_noop [ "$r" = '{"code":200,"index":0}' ]
+
+# A node id is per incarnation of a data directory: the member b under
+# another id (a wiped b) is refused until b is removed.
+r=$(q a '{"op":"join","id":"b","node_id":"00000000000000aa","addr":"127.0.0.1:14002"}')
+LAST="join b with another id: $r"
+check join_other_identity_409 [ "$(echo "$r" | jq -r .code)" = 409 ]
+LAST="409 message: $r"
+check join_other_identity_says_remove_first sh -c 'echo "$1" | jq -r .error | grep -q "remove it first"' - "$r"
+LAST="a lists b's node_id: $(q a '{"op":"status"}' | jq -c .nodes)"
+check status_lists_node_ids [ "$(field a '{"op":"status"}' '.nodes[] | select(.id == "b") | .node_id')" = "$(nid b)" ]
 
 # ---------------------------------------------------------------- reads/writes
 r=$(q a '{"op":"set","kv":{"user1":"batman"}}')
