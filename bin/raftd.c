@@ -3,9 +3,11 @@
  *
  *   raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]
  *         [-peer-connect TEMPLATE] [-tick-ms 50] [-election-ticks 10]
- *         [-snapshot-entries 10000] [-snapshot-trail 1000] [-v] DATADIR
+ *         [-snapshot-entries 10000] [-snapshot-bytes 16777216]
+ *         [-snapshot-trail 1000] [-v] DATADIR
  *
  * -snapshot-trail: log entries kept behind a snapshot for slow followers.
+ * Snapshot policy: see maybe_snapshot().
  *
  * One single-threaded poll(2) loop. It owns DATADIR/raft.db (lib/storage),
  * drives the Raft core (lib/raft), serves clients on DATADIR/raftd.sock
@@ -29,6 +31,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -155,7 +160,10 @@ static int g_fault_ack_early, g_fault_local_read, g_fault_apply_uncommitted;
 #endif
 static unsigned g_tick_ms = 50, g_election_ticks = 10;
 static uint64_t g_snap_entries = 10000;
+static uint64_t g_snap_bytes = 16u << 20;
 static uint64_t g_snap_trail = 1000;
+static uint64_t g_snap_keys, g_snap_keys_at; /* records in the snapshot at g_snap_keys_at */
+static size_t g_snap_log_base;               /* least log_bytes since the last snapshot */
 static int g_verbose;
 static uint64_t g_id;
 
@@ -1000,6 +1008,12 @@ static json_t *metrics_json(void)
     metric_add(m, "keyval_snapshots_installed_total", "counter",
                "Snapshots received from the leader and installed.",
                (double)g_m_snaps_installed);
+    metric_add(m, "keyval_log_bytes", "gauge",
+               "Bytes of log entry data held in memory (since the snapshot, plus its trail).",
+               (double)st.log_bytes);
+    metric_add(m, "keyval_sqlite_memory_bytes", "gauge",
+               "Heap bytes held by SQLite (page caches, schema, statements).",
+               (double)store_memory_used());
     size_t live = 0;
     for (size_t i = 0; i < g_n_cl; i++)
         if (!g_cl[i]->dead)
@@ -1817,18 +1831,54 @@ static void snapshot_abort(void)
     }
 }
 
+/* When to snapshot. A snapshot costs O(table); to keep that O(1) per write
+ * it waits for a number of applied entries that grows with the table:
+ * max(-snapshot-entries, keys in the last snapshot / SNAP_KEYS_DIV). So that
+ * memory stays bounded whatever the entry size, it also starts when the
+ * log held in memory has grown by -snapshot-bytes / 2 since the last one
+ * (and the core keeps at most -snapshot-bytes / 2 of trail behind it).
+ * See docs/design.md, "Snapshot policy". */
+#define SNAP_KEYS_DIV 2
+static int snapshot_due(uint64_t applied)
+{
+    if (g_force_snapshot)
+        return 1;
+    if (applied <= g_snap_index)
+        return 0;
+    if (g_snap_bytes) {
+        raft_status_info st;
+        raft_status(g_r, &st);
+        if (st.log_bytes < g_snap_log_base)
+            g_snap_log_base = st.log_bytes;
+        if (st.log_bytes - g_snap_log_base >= g_snap_bytes / 2)
+            return 1;
+    }
+    if (g_snap_entries == 0)
+        return 0;
+    if (g_snap_keys_at != g_snap_index) { /* restarted, or installed one */
+        char path[PATH_MAX];
+        snap_path(path, sizeof path, g_snap_index);
+        int64_t n = g_snap_index ? store_snapshot_file_records(path) : 0;
+        g_snap_keys = n > 0 ? (uint64_t)n : 0;
+        g_snap_keys_at = g_snap_index;
+    }
+    uint64_t every = g_snap_entries;
+    if (g_snap_keys / SNAP_KEYS_DIV > every)
+        every = g_snap_keys / SNAP_KEYS_DIV;
+    return applied - g_snap_index >= every;
+}
+
 static void maybe_snapshot(void)
 {
     if (!g_snapw) {
         uint64_t applied = store_applied(g_st);
-        if (!g_force_snapshot &&
-            (g_snap_entries == 0 || applied < g_snap_index + g_snap_entries))
+        if (!snapshot_due(applied))
             return;
         if (applied == 0 || applied == g_snap_index) {
             g_force_snapshot = 0;
             return;
         }
-        uint64_t term = raft_entry_term(g_r, applied);
+    uint64_t term = raft_entry_term(g_r, applied);
         if (term == 0)
             return;
         raft_snap_meta m;
@@ -1852,14 +1902,23 @@ static void maybe_snapshot(void)
         return;
     store_snap_writer *w = g_snapw;
     g_snapw = NULL;
+    int64_t records = store_snapshot_records(w);
     if (store_snapshot_finish(w) < 0)
         store_fatal("record snapshot");
     g_snap_index = g_snapw_index;
     g_snap_term = g_snapw_term;
+    g_snap_keys = records > 0 ? (uint64_t)records : 0;
+    g_snap_keys_at = g_snap_index;
     remove_old_snaps(g_snap_index);
     rc = raft_snapshot_taken(g_r, g_snap_index);
     if (rc != RAFT_OK)
         logf_("raft_snapshot_taken: %s", raft_strerror(rc));
+    raft_status_info st;
+    raft_status(g_r, &st);
+    g_snap_log_base = st.log_bytes;
+#ifdef __GLIBC__
+    malloc_trim(0); /* give the compacted entries' pages back to the system */
+#endif
     g_m_snaps_taken++;
     logf_("snapshot taken at index %llu", (unsigned long long)g_snap_index);
 }
@@ -2504,7 +2563,12 @@ static void usage(void)
     fprintf(stderr,
             "usage: raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]\n"
             "             [-peer-connect TEMPLATE] [-tick-ms 50] [-election-ticks 10]\n"
-            "             [-snapshot-entries 10000] [-snapshot-trail 1000] [-v] DATADIR\n");
+            "             [-snapshot-entries 10000] [-snapshot-bytes 16777216]\n"
+            "             [-snapshot-trail 1000] [-v] DATADIR\n"
+            "Snapshots are taken every max(-snapshot-entries, keys/2) applied entries\n"
+            "(0: not by count), and when the log held in memory has grown by\n"
+            "-snapshot-bytes/2 since the last one (0: no byte limit); at most\n"
+            "-snapshot-trail entries and -snapshot-bytes/2 bytes stay behind a snapshot.\n");
     exit(2);
 }
 
@@ -2646,6 +2710,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-snapshot-entries")) {
             NEEDARG();
             g_snap_entries = parse_num(a, next, 0, 1000000000ULL);
+        } else if (!strcmp(a, "-snapshot-bytes")) {
+            NEEDARG();
+            g_snap_bytes = parse_num(a, next, 0, 1ULL << 40);
         } else if (!strcmp(a, "-snapshot-trail")) {
             NEEDARG();
             g_snap_trail = parse_num(a, next, 0, 1000000000ULL);
@@ -2766,6 +2833,7 @@ int main(int argc, char **argv)
     memcpy(&o.seed, seed, 8);
     o.election_ticks = g_election_ticks;
     o.snapshot_trail = g_snap_trail;
+    o.snapshot_trail_bytes = (size_t)(g_snap_bytes / 2);
     g_max_entry = o.max_entry_bytes;
     g_r = raft_new(&o);
     if (!g_r)

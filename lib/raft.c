@@ -1863,8 +1863,21 @@ int raft_snapshot_taken(raft_t *r, uint64_t index)
     s.term = term_at(r, index);
     conf_at(r, index, &s.conf);
     r->snap = s;
-    if (index > r->o.snapshot_trail) {
-        uint64_t upto = index - r->o.snapshot_trail;
+    if (index > r->o.snapshot_trail || r->o.snapshot_trail_bytes) {
+        uint64_t upto = index > r->o.snapshot_trail ? index - r->o.snapshot_trail : 0;
+        if (r->o.snapshot_trail_bytes) {
+            /* keep only the newest entries <= index whose data fits */
+            size_t kept = 0;
+            uint64_t i = index;
+            while (i > r->base_index && i > upto) {
+                size_t len = r->ents[i - r->base_index - 1].len;
+                if (kept + len > r->o.snapshot_trail_bytes)
+                    break;
+                kept += len;
+                i--;
+            }
+            upto = i;
+        }
         if (upto > r->base_index) {
             log_compact(r, upto);
             r->compact_to = upto;

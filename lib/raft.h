@@ -62,8 +62,9 @@
  *
  * Snapshots: when the caller has captured the state machine at applied index
  * i (and can serve its bytes by offset), it calls raft_snapshot_taken(r, i).
- * The core then forgets log entries <= i - trail and reports compact_to in a
- * later ready so storage can delete them too.
+ * The core then forgets log entries <= i - trail (fewer kept when their data
+ * exceeds snapshot_trail_bytes) and reports compact_to in a later ready so
+ * storage can delete them too.
  * ---------------------------------------------------------------------------
  */
 #ifndef KEYVAL_RAFT_H
@@ -235,6 +236,7 @@ typedef struct raft_options {
     size_t max_msg_bytes;          /* entry bytes per AppendEntries, default 1 MiB */
     size_t max_entry_bytes;        /* largest proposal accepted, default 8 MiB */
     uint64_t snapshot_trail;       /* entries kept behind a snapshot, default 1000 */
+    size_t snapshot_trail_bytes;   /* and at most these bytes of them; 0 no limit */
     int pre_vote;                  /* default 1 */
     int check_quorum;              /* default 1 */
     int auto_promote;              /* promote caught-up learners, default 1 */

@@ -1354,3 +1354,30 @@ void store_snapshot_abort(store_snap_writer *w)
     if (w)
         writer_free(w, !w->done);
 }
+
+int64_t store_snapshot_records(const store_snap_writer *w)
+{
+    return w->count;
+}
+
+int64_t store_snapshot_file_records(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    uint8_t h[28], c[8];
+    int64_t n = -1;
+    if (fread(h, 1, sizeof h, f) == sizeof h && memcmp(h, "KVSNAP01", 8) == 0) {
+        uint32_t cl = get32(h + 24);
+        if (cl <= CONF_MAX && fseek(f, (long)cl, SEEK_CUR) == 0 && fread(c, 1, 8, f) == 8 &&
+            get64(c) <= INT64_MAX)
+            n = (int64_t)get64(c);
+    }
+    fclose(f);
+    return n;
+}
+
+int64_t store_memory_used(void)
+{
+    return (int64_t)sqlite3_memory_used();
+}

@@ -111,5 +111,14 @@ store_snap_writer *store_snapshot_begin(store *s, const char *path,
 int store_snapshot_step(store_snap_writer *w, size_t budget);
 int store_snapshot_finish(store_snap_writer *w);
 void store_snapshot_abort(store_snap_writer *w);
+/* Records (keys) in the snapshot being written. */
+int64_t store_snapshot_records(const store_snap_writer *w);
+/* Records in a snapshot file, from its header (not verified): >= 0, or -1
+ * when the file cannot be read or is not a snapshot. */
+int64_t store_snapshot_file_records(const char *path);
+
+/* Bytes of heap SQLite holds (sqlite3_memory_used: page caches, schema,
+ * statements) over all connections. */
+int64_t store_memory_used(void);
 
 #endif
