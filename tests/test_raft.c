@@ -1507,6 +1507,48 @@ static void fast_backoff_uses_hint(void)
     CHECK_CLEAN(c);
 }
 
+/* snapshot_trail_bytes bounds the trail by the bytes of its entries: with
+ * 1000-byte entries and a 2500-byte bound, two entries stay behind the
+ * snapshot although snapshot_trail allows 1000; without it all stay. */
+static void snapshot_trail_bounded_by_bytes(void)
+{
+    for (int bounded = 0; bounded < 2; bounded++) {
+        raft_options o = base_opts();
+        o.snapshot_trail = 1000;
+        o.snapshot_trail_bytes = bounded ? 2500 : 0;
+        raft_config cf = make_conf(3, 0);
+        cluster *c = cl_new(3, &o, 23);
+        CHECK(cl_boot(c, 3, &cf) == 0, "%s", c->bad);
+        CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
+        run(c, 2);
+        uint8_t buf[1000];
+        memset(buf, 'x', sizeof buf);
+        uint64_t idx = 0;
+        for (int i = 0; i < 10; i++) {
+            int rc = propose(c, 1, buf, sizeof buf, &idx);
+            CHECK(rc == RAFT_OK, "propose %d: %s", i, raft_strerror(rc));
+            deliver_all(c);
+        }
+        run(c, 2);
+        node *l = nd_of(c, 1);
+        CHECK(l->st.applied >= idx, "leader applied %llu of %llu",
+              (unsigned long long)l->st.applied, (unsigned long long)idx);
+        uint64_t si = l->st.applied;
+        CHECK(take_snapshot(c, l) == RAFT_OK, "raft_snapshot_taken failed");
+        raft_status_info st = status_of(c, 1);
+        if (bounded) {
+            CHECK(st.first_index == si - 1, "bounded: first_index %llu, want %llu",
+                  (unsigned long long)st.first_index, (unsigned long long)(si - 1));
+            CHECK(st.log_bytes <= 2500 + (st.last_index - si) * 1000,
+                  "bounded: %zu log bytes", st.log_bytes);
+        } else {
+            CHECK(st.first_index == 1, "unbounded: first_index %llu, want 1",
+                  (unsigned long long)st.first_index);
+        }
+        CHECK_CLEAN(c);
+    }
+}
+
 /* A follower behind the leader's compacted log gets the snapshot in chunks
  * of at most RAFT_SNAP_CHUNK bytes, installs it, then continues by log. */
 static void snapshot_sent_to_lagging_follower_in_chunks(void)
@@ -2239,6 +2281,7 @@ static const struct {
     T(log_conflict_truncates_follower),
     T(fast_backoff_uses_hint),
     T(snapshot_sent_to_lagging_follower_in_chunks),
+    T(snapshot_trail_bounded_by_bytes),
     T(learner_does_not_vote),
     T(learner_promoted_when_caught_up),
     T(leader_removed_steps_down),
