@@ -11,7 +11,8 @@
 # BENCH_PARTS ("disk http direct size startup"), BENCH_ROUNDS (3: the http
 # part runs every system once per round, rounds interleaved, and the report
 # shows the median round), BENCH_DIRECT_CONNS ("1 8 32 64"). BENCH_KEYS
-# may list several sizes ("100000 1000000" by default).
+# may list several sizes ("100000 1000000" by default); BENCH_VSIZE is the
+# value size of the size part (16 bytes).
 # Ports 19100-19599 on 127.0.0.1.
 # Figures only: nothing here passes or fails on timing.
 set -u
@@ -21,6 +22,7 @@ case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
 KEYS_LIST=${BENCH_KEYS:-100000 1000000}
+VSIZE=${BENCH_VSIZE:-16}
 SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor floor-fcgi}
 PARTS=${BENCH_PARTS:-disk http direct size startup}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -272,8 +274,10 @@ bench_direct() {
 }
 
 # ---------------------------------------------------------------- size
-# BENCH_KEYS keys of 16-byte values (keys "s<N>", ~7 bytes) into a 3-node
-# cluster; raftd RSS and raft.db bytes per key on the leader; restart time.
+# BENCH_KEYS keys of BENCH_VSIZE-byte values (keys "s<N>", ~7 bytes) into a
+# 3-node cluster; raftd RSS (anonymous + file-backed: mmapped database pages
+# would count as file) and raft.db bytes per key on the leader; snapshots
+# the leader took; restart time.
 bench_disk() {
     say "disk: fdatasync and single-row SQLite commits in $T"
     "$BUILD/bench/disk-probe" "$T" "$SECS" >"$T/disk" || { say "disk-probe failed"; : >"$T/disk"; }
@@ -318,19 +322,23 @@ EOF
 }
 bench_size() { # KEYS
     local KEYS=$1
-    say "size: $KEYS keys"
+    say "size: $KEYS keys of $VSIZE bytes"
     start_keyval cgi || { stop_pids; return 1; }
     local pid rss0 rss1 t0 t1 anon1
     pid=$(raftd_pid k0)
     rss0=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
     t0=$(date +%s.%N)
-    fill=$("$KVB" -d "$T/k0" -op fill -keys "$KEYS" -batch 100 -prefix s -c 4 -t 1800 -q)
+    fill=$("$KVB" -d "$T/k0" -op fill -keys "$KEYS" -batch 100 -vsize "$VSIZE" -prefix s -c 4 -t 1800 -q)
     t1=$(date +%s.%N)
     sleep 1
     rss1=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
     local hwm
     hwm=$(awk '/VmHWM/ { print $2 }' /proc/$pid/status)
     anon1=$(awk '/RssAnon/ { print $2 }' /proc/$pid/status)
+    local file1 nsnap
+    file1=$(awk '/RssFile/ { print $2 }' /proc/$pid/status)
+    nsnap=$(echo '{"op":"metrics"}' | socat -t 5 - UNIX-CONNECT:"$T/k0/raftd.sock" |
+        jq -r '.metrics[] | select(.name == "keyval_snapshots_taken_total") | .value')
     sqlite3 "$T/k0/raft.db" 'PRAGMA wal_checkpoint(PASSIVE);' >/dev/null 2>&1
     local db wal kvcount
     db=$(stat -c %s "$T/k0/raft.db")
@@ -354,7 +362,7 @@ bench_size() { # KEYS
     local rpid rrss
     rpid=$(raftd_pid k1)
     rrss=$(awk '/VmRSS/ { print $2 }' /proc/$rpid/status 2>/dev/null)
-    echo "| $KEYS | $(echo "$fill" | sed -n 's/.*keys_per_s=\([0-9.]*\).*/\1 keys\/s/p') | ${rss0} / ${rss1} / ${hwm} KiB | ${anon1:-?} KiB | $db + $wal | $(( (db + wal) / KEYS )) | ${snaps:-0} B | ${rt} s | ${rrss:-?} KiB |" >>"$T/size"
+    echo "| $KEYS | $(echo "$fill" | sed -n 's/.*keys_per_s=\([0-9.]*\).*/\1 keys\/s/p') | ${rss0} / ${rss1} / ${hwm} KiB | ${anon1:-?} + ${file1:-?} KiB | $db + $wal | $(( (db + wal) / KEYS )) | ${snaps:-0} B | ${nsnap:-?} | ${rt} s | ${rrss:-?} KiB |" >>"$T/size"
     echo "applied index after the fill of $KEYS keys: $kvcount; fill: \`$fill\`" >>"$T/size.notes"
     echo "$KEYS $rss1 $hwm $rt" >>"$T/size.kv"
     say "size: $(tail -1 "$T/size")"
@@ -524,8 +532,10 @@ report() {
             echo
             echo "## Size and restart"
             echo
-            echo "| keys | fill (kv-bench fill, 100 keys/request, 4 conns) | leader raftd RSS before / after / peak | leader RssAnon after | raft.db + wal bytes | bytes per key | snapshot files | restart to first read (follower) | restarted raftd RSS |"
-            echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            echo "Values of $VSIZE bytes."
+            echo
+            echo "| keys | fill (kv-bench fill, 100 keys/request, 4 conns) | leader raftd RSS before / after / peak | leader RssAnon + RssFile after | raft.db + wal bytes | bytes per key | snapshot files | snapshots taken (leader) | restart to first read (follower) | restarted raftd RSS |"
+            echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
             cat "$T/size"
             echo
             sed 's/^/- /' "$T/size.notes"
