@@ -1835,10 +1835,11 @@ static void snapshot_abort(void)
  * it waits for a number of applied entries that grows with the table:
  * max(-snapshot-entries, keys in the last snapshot / SNAP_KEYS_DIV). So that
  * memory stays bounded whatever the entry size, it also starts when the
- * log held in memory has grown by -snapshot-bytes / 2 since the last one
- * (and the core keeps at most -snapshot-bytes / 2 of trail behind it).
+ * log held in memory has grown by 3/4 of -snapshot-bytes since the last
+ * one (and the core keeps at most 1/4 of it as trail behind a snapshot).
  * See docs/design.md, "Snapshot policy". */
 #define SNAP_KEYS_DIV 2
+#define SNAP_TRAIL_SHARE(b) ((b) / 4 ? (b) / 4 : 1) /* 0 would mean no limit */
 static int snapshot_due(uint64_t applied)
 {
     if (g_force_snapshot)
@@ -1850,7 +1851,7 @@ static int snapshot_due(uint64_t applied)
         raft_status(g_r, &st);
         if (st.log_bytes < g_snap_log_base)
             g_snap_log_base = st.log_bytes;
-        if (st.log_bytes - g_snap_log_base >= g_snap_bytes / 2)
+        if (st.log_bytes - g_snap_log_base >= g_snap_bytes - SNAP_TRAIL_SHARE(g_snap_bytes))
             return 1;
     }
     if (g_snap_entries == 0)
@@ -2566,9 +2567,9 @@ static void usage(void)
             "             [-snapshot-entries 10000] [-snapshot-bytes 16777216]\n"
             "             [-snapshot-trail 1000] [-v] DATADIR\n"
             "Snapshots are taken every max(-snapshot-entries, keys/2) applied entries\n"
-            "(0: not by count), and when the log held in memory has grown by\n"
-            "-snapshot-bytes/2 since the last one (0: no byte limit); at most\n"
-            "-snapshot-trail entries and -snapshot-bytes/2 bytes stay behind a snapshot.\n");
+            "(0: not by count), and when the log held in memory has grown by 3/4 of\n"
+            "-snapshot-bytes since the last one (0: no byte limit); at most\n"
+            "-snapshot-trail entries and 1/4 of -snapshot-bytes stay behind a snapshot.\n");
     exit(2);
 }
 
@@ -2833,7 +2834,7 @@ int main(int argc, char **argv)
     memcpy(&o.seed, seed, 8);
     o.election_ticks = g_election_ticks;
     o.snapshot_trail = g_snap_trail;
-    o.snapshot_trail_bytes = (size_t)(g_snap_bytes / 2);
+    o.snapshot_trail_bytes = (size_t)SNAP_TRAIL_SHARE(g_snap_bytes);
     g_max_entry = o.max_entry_bytes;
     g_r = raft_new(&o);
     if (!g_r)
