@@ -2834,7 +2834,7 @@ int main(int argc, char **argv)
     memcpy(&o.seed, seed, 8);
     o.election_ticks = g_election_ticks;
     o.snapshot_trail = g_snap_trail;
-    o.snapshot_trail_bytes = (size_t)SNAP_TRAIL_SHARE(g_snap_bytes);
+    o.snapshot_trail_bytes = g_snap_bytes ? (size_t)SNAP_TRAIL_SHARE(g_snap_bytes) : 0;
     g_max_entry = o.max_entry_bytes;
     g_r = raft_new(&o);
     if (!g_r)

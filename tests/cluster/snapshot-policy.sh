@@ -6,7 +6,8 @@
 #   snapshot_index) and keeps the log held in memory (keyval_log_bytes)
 #   near the limit; with -snapshot-bytes 0 no snapshot is taken.
 # - the interval grows with the table: after a snapshot of K keys the next
-#   waits for max(-snapshot-entries, K/2) entries, also after a restart.
+#   waits for max(-snapshot-entries, K/2) entries, also after a restart;
+#   without a byte limit the trail behind a snapshot is kept.
 # Prints ok/FAIL lines and "N passed, M failed". Nothing here is timed.
 BUILD=${BUILD:-build}
 RAFTD=$BUILD/bin/raftd
@@ -72,6 +73,9 @@ check bytes_limit_takes_snapshots [ "${n:-0}" -ge 5 ]
 si=$(status b snapshot_index)
 LAST="snapshot_index is '$si'"
 check bytes_limit_snapshot_index [ "${si:-0}" -gt 0 ]
+fl=$(status b first_log_index)
+LAST="first_log_index $fl, snapshot_index $si: more than 16 KiB (1/4 of the limit) of 4 KiB entries kept behind the snapshot"
+check bytes_limit_bounds_trail [ "${fl:-0}" -gt $(( ${si:-0} - 5 )) ]
 lb=$(metric b keyval_log_bytes)
 LAST="keyval_log_bytes is '$lb' (limit 65536, plus one 4 KiB entry)"
 check bytes_limit_bounds_log [ "${lb:-999999999}" -le $((65536 + 8192)) ]
@@ -98,6 +102,9 @@ writes k 12 16
 s1=$(status k snapshot_index)
 LAST="snapshot_index is '$s1' after 13 entries with -snapshot-entries 10"
 check entries_first_snapshot [ "${s1:-0}" -ge 10 ]
+fl=$(status k first_log_index)
+LAST="first_log_index is '$fl' after a snapshot at $s1: the trail (-snapshot-trail 1000, no byte limit) was dropped"
+check trail_kept_without_bytes_limit [ "${fl:-999}" -lt "$s1" ]
 writes k 100 16
 s2=$(status k snapshot_index)
 LAST="snapshot_index moved from $s1 to $s2 after 100 entries; 300 keys should make it wait 150"
