@@ -7,7 +7,7 @@
  *         [-snapshot-trail 1000] [-v] DATADIR
  *
  * -snapshot-trail: log entries kept behind a snapshot for slow followers.
- * Snapshot policy: see maybe_snapshot().
+ * Snapshot policy: see snapshot_due().
  *
  * One single-threaded poll(2) loop. It owns DATADIR/raft.db (lib/storage),
  * drives the Raft core (lib/raft), serves clients on DATADIR/raftd.sock
