@@ -871,6 +871,8 @@ static void finish(pending *p, json_t *reply)
 
 /* ------------------------------------------------------- request handling */
 
+static uint64_t snapshot_every(void);
+
 static json_t *status_json(void)
 {
     raft_status_info st;
@@ -928,6 +930,7 @@ static json_t *status_json(void)
         nodeid_format(g_id, nid, sizeof nid);
         json_object_set_new(out, "node_id", json_string(nid));
         json_object_set_new(out, "last_contact_ms", json_integer(contact));
+        json_object_set_new(out, "snapshot_every", json_integer((json_int_t)snapshot_every()));
         json_object_set_new(out, "election_timeout_ms",
                             json_integer((json_int_t)g_tick_ms * g_election_ticks));
     }
@@ -1840,6 +1843,26 @@ static void snapshot_abort(void)
  * See docs/design.md, "Snapshot policy". */
 #define SNAP_KEYS_DIV 2
 #define SNAP_TRAIL_SHARE(b) ((b) / 4 ? (b) / 4 : 1) /* 0 would mean no limit */
+/* Applied entries between snapshots under the entry rule: max(-snapshot-
+ * entries, keys in the last snapshot / SNAP_KEYS_DIV); 0 when the rule is
+ * off. Shown in status as snapshot_every (kv-health reads it). */
+static uint64_t snapshot_every(void)
+{
+    if (g_snap_entries == 0)
+        return 0;
+    if (g_snap_keys_at != g_snap_index) { /* restarted, or installed one */
+        char path[PATH_MAX];
+        snap_path(path, sizeof path, g_snap_index);
+        int64_t n = g_snap_index ? store_snapshot_file_records(path) : 0;
+        g_snap_keys = n > 0 ? (uint64_t)n : 0;
+        g_snap_keys_at = g_snap_index;
+    }
+    uint64_t every = g_snap_entries;
+    if (g_snap_keys / SNAP_KEYS_DIV > every)
+        every = g_snap_keys / SNAP_KEYS_DIV;
+    return every;
+}
+
 static int snapshot_due(uint64_t applied)
 {
     if (g_force_snapshot)
@@ -1854,19 +1877,8 @@ static int snapshot_due(uint64_t applied)
         if (st.log_bytes - g_snap_log_base >= g_snap_bytes - SNAP_TRAIL_SHARE(g_snap_bytes))
             return 1;
     }
-    if (g_snap_entries == 0)
-        return 0;
-    if (g_snap_keys_at != g_snap_index) { /* restarted, or installed one */
-        char path[PATH_MAX];
-        snap_path(path, sizeof path, g_snap_index);
-        int64_t n = g_snap_index ? store_snapshot_file_records(path) : 0;
-        g_snap_keys = n > 0 ? (uint64_t)n : 0;
-        g_snap_keys_at = g_snap_index;
-    }
-    uint64_t every = g_snap_entries;
-    if (g_snap_keys / SNAP_KEYS_DIV > every)
-        every = g_snap_keys / SNAP_KEYS_DIV;
-    return applied - g_snap_index >= every;
+    uint64_t every = snapshot_every();
+    return every && applied - g_snap_index >= every;
 }
 
 static void maybe_snapshot(void)

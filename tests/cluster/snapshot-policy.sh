@@ -109,6 +109,9 @@ writes k 100 16
 s2=$(status k snapshot_index)
 LAST="snapshot_index moved from $s1 to $s2 after 100 entries; 300 keys should make it wait 150"
 check interval_grows_with_keys [ "$s2" = "$s1" ]
+ev=$(status k snapshot_every)
+LAST="status snapshot_every is '$ev' with >= 300 keys in the snapshot and -snapshot-entries 10"
+check status_shows_interval [ "${ev:-0}" -ge 150 ]
 stop
 # After a restart the key count comes from the snapshot file.
 check restart_keys start k -snapshot-entries 10 -snapshot-bytes 0
@@ -116,6 +119,8 @@ writes k 20 16
 s3=$(status k snapshot_index)
 LAST="snapshot_index moved from $s1 to $s3 after a restart and 20 entries"
 check interval_kept_after_restart [ "$s3" = "$s1" ]
+LAST="status snapshot_every after the restart is '$(status k snapshot_every)', was '$ev'"
+check status_interval_after_restart [ "$(status k snapshot_every)" = "$ev" ]
 writes k 60 16
 s4=$(status k snapshot_index)
 LAST="snapshot_index is '$s4' after 180 more entries than $s1, expected a new snapshot"
