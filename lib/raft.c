@@ -18,6 +18,10 @@
 enum { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
 
 #define MAX_READS 4096          /* pending ReadIndex requests per node */
+/* A follower fails a READ_INDEX batch still unanswered after this many
+ * election timeouts (the message or its answer was lost): the caller
+ * retries instead of waiting for its own deadline. */
+#define READ_BATCH_EXPIRY 2
 #define MAX_INFLIGHT_CAP 4096
 
 typedef struct progress {
@@ -45,6 +49,15 @@ typedef struct pending_read {
     uint64_t index;  /* commit index when recorded */
     uint64_t round;  /* heartbeat round that confirms it (0: not recorded) */
 } pending_read;
+
+/* Follower side of ReadIndex: a read forwarded to the leader. Reads join
+ * the open batch until the ready that carries its READ_INDEX is handed
+ * out; then the batch is closed and only its answer resolves them. */
+typedef struct fwd_read {
+    uint64_t ctx;    /* caller's id */
+    uint64_t batch;  /* id of the READ_INDEX that carries it (msg ctx) */
+    uint64_t asked;  /* fwd_clock when the batch was opened */
+} fwd_read;
 
 typedef struct vec {
     void *p;
@@ -110,7 +123,11 @@ struct raft {
     uint64_t hb_round;       /* current heartbeat round id */
     int round_open;          /* a round started since the last ready */
     vec reads_pending;       /* pending_read, leader */
-    vec fwd_reads;           /* uint64_t ctx forwarded to the leader */
+    vec fwd_reads;           /* fwd_read, follower, oldest batch first */
+    uint64_t fwd_batch;      /* id of the latest READ_INDEX batch */
+    int fwd_open;            /* fwd_batch not handed out yet: reads join it */
+    uint64_t fwd_clock;      /* ticks, to expire unanswered batches */
+    uint64_t fwd_opened;     /* fwd_clock when fwd_batch was opened */
 
     /* output accumulated for the next ready */
     vec msgs;                /* raft_msg */
@@ -737,10 +754,11 @@ static void fail_all_reads(raft_t *r)
     for (size_t i = 0; i < r->reads_pending.n; i++)
         fail_read(r, &ps[i]);
     r->reads_pending.n = 0;
-    uint64_t *fw = r->fwd_reads.p;
+    fwd_read *fw = r->fwd_reads.p;
     for (size_t i = 0; i < r->fwd_reads.n; i++)
-        vec_push(&r->reads_failed, &fw[i], sizeof fw[i]);
+        vec_push(&r->reads_failed, &fw[i].ctx, sizeof fw[i].ctx);
     r->fwd_reads.n = 0;
+    r->fwd_open = 0; /* later reads open a new batch (to the new leader) */
 }
 
 static void set_leader(raft_t *r, uint64_t leader)
@@ -1050,6 +1068,8 @@ static int leader_read(raft_t *r, uint64_t ctx, uint64_t from)
 /* ------------------------------------------------------------------ */
 /* ticks                                                               */
 
+static void expire_read_batches(raft_t *r);
+
 /* Leader with check-quorum (6.2): if a majority of voters was not heard
  * from during an election timeout, step down so clients find the real
  * leader. */
@@ -1153,6 +1173,7 @@ void raft_tick(raft_t *r)
 {
     if (!r || r->in_ready)
         return;
+    expire_read_batches(r);
     if (r->role == RAFT_LEADER) {
         tick_leader(r);
         return;
@@ -1489,20 +1510,56 @@ static void handle_read_index(raft_t *r, const raft_msg *m)
     }
 }
 
+/* The answer to a READ_INDEX batch resolves every read in it: released
+ * at the leader's read index, or all failed on a reject. Only the leader
+ * the batch was sent to can answer it: batches asked of an earlier leader
+ * were failed when the leader changed (set_leader), so an answer from any
+ * other node, or for a batch no longer here, is ignored. */
 static void handle_read_index_resp(raft_t *r, const raft_msg *m)
 {
-    uint64_t *fw = r->fwd_reads.p;
+    if (m->from != r->leader || m->ctx == 0)
+        return;
+#ifdef MUTANT_READ_BATCH_REOPEN
+    /* BUG: a batch stays open after its READ_INDEX left, until answered:
+     * reads asked later are released at an index recorded before them */
+    if (m->ctx == r->fwd_batch)
+        r->fwd_open = 0;
+#else
+    if (r->fwd_open && m->ctx == r->fwd_batch)
+        return; /* that READ_INDEX has not even left: not an answer to it */
+#endif
+    fwd_read *fw = r->fwd_reads.p;
+    size_t keep = 0;
     for (size_t i = 0; i < r->fwd_reads.n; i++) {
-        if (fw[i] != m->ctx)
-            continue;
-        fw[i] = fw[--r->fwd_reads.n];
-        if (m->reject) {
-            vec_push(&r->reads_failed, &m->ctx, sizeof m->ctx);
+        if (fw[i].batch != m->ctx) {
+            fw[keep++] = fw[i];
+        } else if (m->reject) {
+            vec_push(&r->reads_failed, &fw[i].ctx, sizeof fw[i].ctx);
         } else {
-            raft_read rd = {m->ctx, m->index};
+            raft_read rd = {fw[i].ctx, m->index};
             vec_push(&r->reads, &rd, sizeof rd);
         }
-        return;
+    }
+    r->fwd_reads.n = keep;
+}
+
+/* A batch unanswered for READ_BATCH_EXPIRY election timeouts was lost on
+ * the way (or its answer was): fail its reads so the caller retries them
+ * in a new batch. Batches sit in fwd_reads oldest first. */
+static void expire_read_batches(raft_t *r)
+{
+    r->fwd_clock++;
+    uint64_t limit = (uint64_t)READ_BATCH_EXPIRY * r->o.election_ticks;
+    fwd_read *fw = r->fwd_reads.p;
+    size_t k = 0;
+    while (k < r->fwd_reads.n && r->fwd_clock - fw[k].asked >= limit &&
+           !(r->fwd_open && fw[k].batch == r->fwd_batch)) {
+        vec_push(&r->reads_failed, &fw[k].ctx, sizeof fw[k].ctx);
+        k++;
+    }
+    if (k) {
+        memmove(fw, fw + k, (r->fwd_reads.n - k) * sizeof *fw);
+        r->fwd_reads.n -= k;
     }
 }
 
@@ -1700,10 +1757,27 @@ int raft_read_index(raft_t *r, uint64_t ctx)
         return RAFT_ENOTLEADER;
     if (r->fwd_reads.n >= MAX_READS)
         return RAFT_EBUSY;
-    raft_msg *m = msg_new(r, RAFT_MSG_READ_INDEX, r->leader);
-    if (!m || vec_push(&r->fwd_reads, &ctx, sizeof ctx) != RAFT_OK)
+    /* ReadIndex batching: the first read since the last ready opens a
+     * batch and puts its READ_INDEX in the outgoing messages; later reads
+     * join it until raft_ready_get() hands that message out. Every read of
+     * a batch was asked before its READ_INDEX left, so the leader's answer
+     * (a commit index it holds after receiving the request) covers them
+     * all. */
+    if (!r->fwd_open) {
+        uint64_t b = r->fwd_batch + 1;
+        if (b == 0)
+            b = 1; /* 0 is never a batch id */
+        raft_msg *m = msg_new(r, RAFT_MSG_READ_INDEX, r->leader);
+        if (!m)
+            return RAFT_ENOMEM;
+        m->ctx = b;
+        r->fwd_batch = b;
+        r->fwd_open = 1;
+        r->fwd_opened = r->fwd_clock;
+    }
+    fwd_read fr = {ctx, r->fwd_batch, r->fwd_opened};
+    if (vec_push(&r->fwd_reads, &fr, sizeof fr) != RAFT_OK)
         return RAFT_ENOMEM;
-    m->ctx = ctx;
     return RAFT_OK;
 }
 
@@ -1937,6 +2011,13 @@ raft_t *raft_new(const raft_options *o)
     r->role = RAFT_FOLLOWER;
     r->unstable_from = 1;
     reset_election_timer(r);
+    /* READ_INDEX batch ids start at a point drawn from the seed (without
+     * touching the election-timeout stream), so that a late answer to a
+     * batch of an earlier incarnation does not match a new one. */
+    uint64_t z = o->seed ^ (o->id * 0x9e3779b97f4a7c15ULL) ^ 0x7265616462617463ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    r->fwd_batch = (z ^ (z >> 31)) >> 1;
     return r;
 }
 
@@ -2119,6 +2200,9 @@ void raft_ready_get(raft_t *r, raft_ready *rd)
     rd->compact_to = r->compact_to;
     r->compact_to = 0;
     r->round_open = 0;
+#ifndef MUTANT_READ_BATCH_REOPEN
+    r->fwd_open = 0; /* its READ_INDEX leaves now: the batch is closed */
+#endif
     r->in_ready = 1;
 }
 

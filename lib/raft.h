@@ -48,7 +48,10 @@
  *            the applied index). The applied index must be stored together
  *            with the state it describes.
  *         4. ANSWER rd.reads whose index <= applied index now; keep the
- *            others until the applied index reaches them. Fail rd.reads_failed.
+ *            others until the applied index reaches them. Fail rd.reads_failed
+ *            (or ask again). A follower's READ_INDEX for the reads asked
+ *            since the last ready is in rd.msgs: reads asked from here on
+ *            go in a later batch (see raft_read_index).
  *         5. raft_advance(r, &rd)  -- tells the core all of the above is done.
  *     }
  *
@@ -145,7 +148,8 @@ enum raft_msg_type {
     RAFT_MSG_SNAP = 7,          /* InstallSnapshot chunk */
     RAFT_MSG_SNAP_RESP = 8,
     RAFT_MSG_TIMEOUT_NOW = 9,   /* leadership transfer: start election now */
-    RAFT_MSG_READ_INDEX = 10,   /* follower asks leader for a read index */
+    RAFT_MSG_READ_INDEX = 10,   /* follower asks leader for a read index,
+                                   for a whole batch of reads */
     RAFT_MSG_READ_INDEX_RESP = 11,
     RAFT_MSG_TYPE_MAX = 11,
 };
@@ -168,7 +172,8 @@ typedef struct raft_msg {
     uint8_t transfer;      /* VOTE: campaign caused by leadership transfer */
 
     uint64_t ctx;          /* APPEND/APPEND_RESP: heartbeat round id for
-                              ReadIndex; READ_INDEX(_RESP): request id */
+                              ReadIndex; READ_INDEX(_RESP): batch id (the
+                              follower's, echoed by the leader; never 0) */
 
     uint32_t n_entries;    /* APPEND */
     raft_entry *entries;
@@ -229,7 +234,9 @@ typedef struct raft_ready {
 
 typedef struct raft_options {
     uint64_t id;                   /* this node's id, nonzero */
-    uint64_t seed;                 /* random source for election timeouts */
+    uint64_t seed;                 /* random source for election timeouts and
+                                      ReadIndex batch ids: use a fresh one on
+                                      every start (raftd reads /dev/urandom) */
     unsigned election_ticks;       /* default 10; timeout is random in [e, 2e) */
     unsigned heartbeat_ticks;      /* default 1 */
     unsigned max_inflight;         /* AppendEntries in flight per peer, default 64 */
@@ -309,10 +316,29 @@ int raft_propose(raft_t *r, const void *data, uint32_t len,
                  uint64_t *index, uint64_t *term);
 
 /* Ask for a linearizable read. ctx is the caller's id for the request.
- * The read comes back in rd.reads (with the index to wait for) or in
- * rd.reads_failed (no leader known, leadership lost). On a follower the
- * core asks the leader. Reads that never come back must be timed out by
- * the caller. Returns RAFT_OK or RAFT_ENOTLEADER when no leader is known. */
+ * The read comes back, exactly once, in rd.reads (with the index to wait
+ * for) or in rd.reads_failed (no leader known, leadership lost, the leader
+ * refused or did not answer). Returns RAFT_OK, RAFT_ENOTLEADER when no
+ * leader is known, RAFT_EBUSY when MAX_READS (4096) reads already wait on
+ * this node.
+ *
+ * Batching (ReadIndex, thesis 6.4):
+ *  - On the leader, every read asked between two raft_ready_get() calls,
+ *    its own and the READ_INDEX batches of followers, is confirmed by ONE
+ *    heartbeat round started in that turn and released at the commit index
+ *    recorded with it. A new leader first commits an entry of its term;
+ *    the reads that waited for it share the round started then.
+ *  - On a follower, the first read after a raft_ready_get() opens a batch
+ *    and puts one READ_INDEX (ctx = batch id) to the leader in the next
+ *    ready; every read asked before that ready is handed out joins it. The
+ *    batch closes there: later reads go in the next batch, never in one
+ *    already sent. So a follower sends at most one READ_INDEX per ready,
+ *    and several batches may be in flight. The leader's answer releases
+ *    every read of the batch at the leader's read index; a reject fails
+ *    them all. A change of leader fails every batch (an answer from the
+ *    old leader is then ignored); a batch unanswered after
+ *    2 * election_ticks ticks is failed too, so the caller can retry. The
+ *    caller may still time reads out by its own clock. */
 int raft_read_index(raft_t *r, uint64_t ctx);
 
 /* Membership changes, leader only, one at a time (RAFT_EBUSY otherwise; also

@@ -13,7 +13,7 @@
  * (like SIGSTOP), crash (losing everything not persisted: a crash can hit
  * before a ready is persisted, between persist and send, between send and
  * apply) and restart via raft_new + raft_restore; clients propose writes
- * in bursts and ReadIndex reads on any node; snapshots are taken and
+ * in bursts and ReadIndex reads, also in bursts, on any node; snapshots are taken and
  * shipped in small chunks; nodes are removed and re-added (sometimes wiped
  * and rejoining empty under a new id); leadership is transferred. Options
  * (timeouts, batching, pipelining, trail, pre-vote, check-quorum,
@@ -1206,7 +1206,11 @@ static void client_events(sim *s)
             process(s, i);
         }
         if (node_usable(s, i) && chance(s->p_read)) {
-            do_read(s, i);
+            /* reads come in bursts too: a follower batches the reads of
+             * one turn into one READ_INDEX */
+            unsigned k = 1 + (unsigned)rnd_below(s->burst);
+            for (unsigned j = 0; j < k; j++)
+                do_read(s, i);
             process(s, i);
         }
     }

@@ -2017,6 +2017,402 @@ static void read_index_on_follower_asks_leader(void)
     CHECK_CLEAN(c);
 }
 
+/* ---------------------------------------------------- ReadIndex batching */
+
+/* READ_INDEX messages from followers are held back (a slow or lossy
+ * link) while hold_ri is set; the test delivers or drops them. */
+static raft_msg *ri_held[64];
+static size_t n_ri_held;
+static int hold_ri;
+
+static int hold_read_index(cluster *c, raft_msg *m)
+{
+    (void)c;
+    if (!hold_ri || m->type != RAFT_MSG_READ_INDEX)
+        return 1;
+    if (n_ri_held < sizeof ri_held / sizeof ri_held[0])
+        ri_held[n_ri_held++] = msg_dup(m);
+    return 0;
+}
+
+static void ri_held_free(void)
+{
+    for (size_t i = 0; i < n_ri_held; i++)
+        msg_free(ri_held[i]);
+    n_ri_held = 0;
+    hold_ri = 0;
+}
+
+/* Elected leader 1 of three nodes, everything delivered. */
+static cluster *three_with_leader(uint64_t seed)
+{
+    raft_options o = base_opts();
+    raft_config cf = make_conf(3, 0);
+    cluster *c = cl_new(3, &o, seed);
+    n_ri_held = 0;
+    hold_ri = 0;
+    if (cl_boot(c, 3, &cf) != 0 || elect(c, 1) != 0)
+        return NULL;
+    run(c, 3);
+    c->filter = hold_read_index;
+    return c;
+}
+
+static size_t n_released(const node *nd, uint64_t from, uint64_t to)
+{
+    size_t k = 0;
+    for (uint64_t x = from; x < to; x++)
+        k += has_read(nd, x, NULL);
+    return k;
+}
+
+static size_t n_failed_of(const node *nd, uint64_t from, uint64_t to)
+{
+    size_t k = 0;
+    for (uint64_t x = from; x < to; x++)
+        k += has_failed(nd, x);
+    return k;
+}
+
+/* 50 reads asked of a follower in one turn leave in ONE READ_INDEX, come
+ * back in ONE READ_INDEX_RESP, and are all released at the leader's read
+ * index; the follower serves them once its applied index reaches it. */
+static void read_index_follower_batches_one_turn(void)
+{
+    cluster *c = three_with_leader(41);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    /* the leader commits a write the follower has not applied yet */
+    c->filter = NULL;
+    cut_both(c, 1, 2, 1);
+    uint64_t wi = 0;
+    CHECK(propose(c, 1, "w1", 2, &wi) == RAFT_OK, "propose failed");
+    deliver_all(c);
+    run(c, 1);
+    uint64_t commit = status_of(c, 1).commit;
+    CHECK(commit >= wi, "write %llu not committed by 1 and 3 (commit %llu)",
+          (unsigned long long)wi, (unsigned long long)commit);
+    CHECK(f->st.applied < wi, "follower applied the write it was cut from");
+    cut_both(c, 1, 2, 0);
+
+    trace_reset(c);
+    for (uint64_t x = 1000; x < 1050; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read %llu refused",
+              (unsigned long long)x);
+    drive(c, f);
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1,
+          "50 reads in one turn sent %zu READ_INDEX",
+          count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0));
+    CHECK(n_released(f, 1000, 1050) == 0, "released before the leader answered");
+    deliver_all(c);
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1,
+          "READ_INDEX sent again (%zu)", count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0));
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2) == 1,
+          "leader answered the batch with %zu READ_INDEX_RESP",
+          count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2));
+    CHECK(n_released(f, 1000, 1050) == 50, "%zu of 50 reads released",
+          n_released(f, 1000, 1050));
+    for (uint64_t x = 1000; x < 1050; x++) {
+        uint64_t ri = 0;
+        has_read(f, x, &ri);
+        CHECK(ri == commit, "read %llu at index %llu, want the leader's commit %llu",
+              (unsigned long long)x, (unsigned long long)ri,
+              (unsigned long long)commit);
+    }
+    /* the caller serves them once applied >= read index: it gets there */
+    run(c, 2);
+    CHECK(f->st.applied >= commit, "follower applied %llu, read index %llu",
+          (unsigned long long)f->st.applied, (unsigned long long)commit);
+    CHECK(n_failed_of(f, 1000, 1050) == 0, "some reads also failed");
+    CHECK_CLEAN(c);
+}
+
+/* A batch closes when the ready carrying its READ_INDEX is handed out:
+ * reads asked after that go in a new batch, and the first batch's answer
+ * (recorded before they were asked) never releases them. */
+static void read_index_batch_closed_when_sent(void)
+{
+    cluster *c = three_with_leader(42);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    hold_ri = 1;
+    trace_reset(c);
+    for (uint64_t x = 1; x <= 5; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    deliver_all(c);
+    CHECK(n_ri_held == 1, "%zu READ_INDEX for the first batch", n_ri_held);
+    uint64_t c1 = status_of(c, 1).commit;
+
+    /* a write is acknowledged; reads asked now must see it */
+    uint64_t wi = 0;
+    CHECK(propose(c, 1, "w2", 2, &wi) == RAFT_OK, "propose failed");
+    run(c, 2);
+    uint64_t c2 = status_of(c, 1).commit;
+    CHECK(c2 >= wi && c2 > c1, "write not committed");
+    for (uint64_t x = 6; x <= 10; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    deliver_all(c);
+    CHECK(n_ri_held == 2, "%zu READ_INDEX for two batches", n_ri_held);
+    CHECK(ri_held[0]->ctx != ri_held[1]->ctx, "two batches share id %llu",
+          (unsigned long long)ri_held[0]->ctx);
+
+    /* the first batch's answer: reads 1..5 only, at an index >= c1 */
+    hold_ri = 0;
+    q_push(c, msg_dup(ri_held[0]));
+    deliver_all(c);
+    CHECK(n_released(f, 1, 6) == 5, "first batch: %zu of 5 released",
+          n_released(f, 1, 6));
+    CHECK(n_released(f, 6, 11) == 0,
+          "reads asked after the first READ_INDEX left were released by its answer");
+    uint64_t ri = 0;
+    has_read(f, 1, &ri);
+    CHECK(ri >= c1, "first batch index %llu < commit %llu when asked",
+          (unsigned long long)ri, (unsigned long long)c1);
+    /* a duplicate of the first batch changes nothing */
+    q_push(c, msg_dup(ri_held[0]));
+    deliver_all(c);
+    CHECK(n_released(f, 6, 11) == 0, "duplicate answer released the second batch");
+
+    q_push(c, msg_dup(ri_held[1]));
+    deliver_all(c);
+    CHECK(n_released(f, 6, 11) == 5, "second batch: %zu of 5 released",
+          n_released(f, 6, 11));
+    for (uint64_t x = 6; x <= 10; x++) {
+        has_read(f, x, &ri);
+        CHECK(ri >= wi, "read %llu released at %llu before the write at %llu",
+              (unsigned long long)x, (unsigned long long)ri, (unsigned long long)wi);
+    }
+    ri_held_free();
+    CHECK_CLEAN(c);
+}
+
+static raft_msg read_resp(uint64_t from, uint64_t to, uint64_t term,
+                          uint64_t batch, uint64_t index, int reject)
+{
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_READ_INDEX_RESP;
+    m.from = from;
+    m.to = to;
+    m.term = term;
+    m.ctx = batch;
+    m.index = index;
+    m.reject = (uint8_t)reject;
+    return m;
+}
+
+/* A rejected batch fails every read in it; nothing is released, and an
+ * answer from a node that is not the leader is ignored. */
+static void read_index_rejected_batch_fails_all(void)
+{
+    cluster *c = three_with_leader(43);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    hold_ri = 1;
+    for (uint64_t x = 100; x < 150; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    deliver_all(c);
+    CHECK(n_ri_held == 1, "%zu READ_INDEX for one turn", n_ri_held);
+    uint64_t b = ri_held[0]->ctx, t = term_of(c, 1);
+
+    raft_msg m = read_resp(3, 2, t, b, 1000, 0); /* not the leader */
+    step(c, 2, &m);
+    CHECK(n_released(f, 100, 150) == 0, "an answer from a non-leader released reads");
+    m = read_resp(1, 2, t, b, 0, 1);
+    step(c, 2, &m);
+    CHECK(n_failed_of(f, 100, 150) == 50, "reject failed %zu of 50 reads",
+          n_failed_of(f, 100, 150));
+    CHECK(n_released(f, 100, 150) == 0, "a rejected batch released reads");
+    /* a late success for the same batch is ignored */
+    m = read_resp(1, 2, t, b, status_of(c, 1).commit, 0);
+    step(c, 2, &m);
+    CHECK(n_released(f, 100, 150) == 0, "a failed batch was released later");
+    ri_held_free();
+    CHECK_CLEAN(c);
+}
+
+/* Reads pending at a follower when its leader changes are failed, and a
+ * late answer from the old leader, even a successful one, releases
+ * nothing; reads asked afterwards go to the new leader in a new batch and
+ * are released at an index that includes its term's first entry. */
+static void read_index_batch_failed_on_leader_change(void)
+{
+    cluster *c = three_with_leader(44);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    hold_ri = 1;
+    for (uint64_t x = 200; x < 220; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    deliver_all(c);
+    CHECK(n_ri_held == 1, "%zu READ_INDEX", n_ri_held);
+    uint64_t b = ri_held[0]->ctx, t1 = term_of(c, 1);
+    uint64_t old_commit = status_of(c, 1).commit;
+
+    hold_ri = 0;
+    CHECK(raft_transfer_leader(nd_of(c, 1)->r, 3) == RAFT_OK, "transfer refused");
+    drive(c, nd_of(c, 1));
+    for (int t = 0; t < 4 * E_TICKS && role(c, 3) != RAFT_LEADER; t++)
+        run(c, 1);
+    CHECK(role(c, 3) == RAFT_LEADER, "node 3 not elected: %s", c->bad);
+    run(c, 2);
+    CHECK(status_of(c, 2).leader == 3, "follower does not know the new leader");
+    CHECK(n_failed_of(f, 200, 220) == 20, "leader change failed %zu of 20 reads",
+          n_failed_of(f, 200, 220));
+    /* the old leader's late answer, and the READ_INDEX reaching it late */
+    raft_msg m = read_resp(1, 2, t1, b, old_commit, 0);
+    step(c, 2, &m);
+    q_push(c, msg_dup(ri_held[0]));
+    deliver_all(c);
+    CHECK(n_released(f, 200, 220) == 0,
+          "a read asked of the old leader was released after the change");
+
+    uint64_t new_commit = status_of(c, 3).commit;
+    CHECK(new_commit > old_commit, "new leader committed nothing of its term");
+    trace_reset(c);
+    for (uint64_t x = 300; x < 310; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 3) == 1,
+          "%zu READ_INDEX to the new leader", count_msgs(c, RAFT_MSG_READ_INDEX, 2, 3));
+    deliver_all(c);
+    CHECK(n_released(f, 300, 310) == 10, "%zu of 10 reads released by the new leader",
+          n_released(f, 300, 310));
+    uint64_t ri = 0;
+    has_read(f, 300, &ri);
+    CHECK(ri >= new_commit, "released at %llu, new leader's commit %llu",
+          (unsigned long long)ri, (unsigned long long)new_commit);
+    ri_held_free();
+    CHECK_CLEAN(c);
+}
+
+static int drop_append_resp_2_to_1(cluster *c, raft_msg *m)
+{
+    (void)c;
+    return !(m->type == RAFT_MSG_APPEND_RESP && m->from == 2 && m->to == 1);
+}
+
+/* A leader that loses leadership with a follower's batch pending rejects
+ * the batch: the follower fails all of its reads. */
+static void read_index_batch_rejected_when_leader_steps_down(void)
+{
+    cluster *c = three_with_leader(45);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    /* node 1 hears node 2's READ_INDEX but no follower acknowledges the
+     * round: node 3 is cut off, node 2's acknowledgements are lost */
+    isolate(c, 3, 1);
+    c->filter = drop_append_resp_2_to_1;
+    for (uint64_t x = 400; x < 430; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    deliver_all(c); /* READ_INDEX reaches node 1 */
+    for (int t = 0; t < 4 * E_TICKS && role(c, 1) == RAFT_LEADER; t++)
+        run(c, 1);
+    CHECK(role(c, 1) != RAFT_LEADER, "leader without a quorum did not step down");
+    deliver_all(c);
+    CHECK(n_released(f, 400, 430) == 0, "reads released without a quorum");
+    CHECK(n_failed_of(f, 400, 430) == 30, "%zu of 30 reads failed",
+          n_failed_of(f, 400, 430));
+    CHECK_CLEAN(c);
+}
+
+/* A batch whose READ_INDEX (or answer) is lost is failed after a few
+ * election timeouts, so the caller can retry; the retry goes through. */
+static void read_index_lost_batch_expires(void)
+{
+    cluster *c = three_with_leader(46);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    hold_ri = 1;
+    for (uint64_t x = 500; x < 510; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
+    drive(c, f);
+    deliver_all(c);
+    CHECK(n_ri_held == 1, "%zu READ_INDEX", n_ri_held);
+    ri_held_free(); /* lost */
+    int t = 0;
+    while (n_failed_of(f, 500, 510) == 0 && t < 10 * E_TICKS) {
+        run(c, 1);
+        t++;
+    }
+    CHECK(n_failed_of(f, 500, 510) == 10, "%zu of 10 lost reads failed after %d ticks",
+          n_failed_of(f, 500, 510), t);
+    CHECK(t >= E_TICKS, "lost batch failed after only %d ticks", t);
+    CHECK(status_of(c, 2).leader == 1, "leader changed meanwhile");
+    for (uint64_t x = 510; x < 520; x++)
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "retry refused");
+    drive(c, f);
+    deliver_all(c);
+    CHECK(n_released(f, 510, 520) == 10, "%zu of 10 retried reads released",
+          n_released(f, 510, 520));
+    CHECK_CLEAN(c);
+}
+
+/* At most MAX_READS (4096) reads wait at a follower; more get EBUSY.
+ * Whatever the size, one turn's reads are one READ_INDEX. */
+static void read_index_batch_bounded(void)
+{
+    cluster *c = three_with_leader(47);
+    CHECK(c, "no leader");
+    node *f = nd_of(c, 2);
+    trace_reset(c);
+    int rc = RAFT_OK;
+    uint64_t x = 1;
+    for (; x <= 5000 && rc == RAFT_OK; x++)
+        rc = raft_read_index(f->r, x);
+    CHECK(rc == RAFT_EBUSY, "read %llu: %s, want EBUSY", (unsigned long long)(x - 1),
+          raft_strerror(rc));
+    CHECK(x - 2 == 4096, "%llu reads accepted, want 4096", (unsigned long long)(x - 2));
+    drive(c, f);
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1, "%zu READ_INDEX",
+          count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0));
+    deliver_all(c);
+    CHECK(raft_read_index(f->r, 9999) == RAFT_OK, "room again after the answer");
+    drive(c, f);
+    deliver_all(c);
+    CHECK_CLEAN(c);
+}
+
+/* The leader's side: its own reads and READ_INDEX batches from followers
+ * that arrive in one turn share one heartbeat round (one heartbeat per
+ * follower), and each follower batch gets one answer. */
+static void read_index_leader_one_round_per_turn(void)
+{
+    cluster *c = three_with_leader(48);
+    CHECK(c, "no leader");
+    c->filter = NULL;
+    node *l = nd_of(c, 1);
+    trace_reset(c);
+    for (uint64_t x = 1; x <= 50; x++)
+        CHECK(raft_read_index(l->r, x) == RAFT_OK, "leader read refused");
+    raft_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_MSG_READ_INDEX;
+    m.to = 1;
+    m.term = term_of(c, 1);
+    m.from = 2;
+    m.ctx = 77;
+    CHECK(raft_step(l->r, &m) == RAFT_OK, "READ_INDEX from 2 refused");
+    m.from = 3;
+    m.ctx = 88;
+    CHECK(raft_step(l->r, &m) == RAFT_OK, "READ_INDEX from 3 refused");
+    drive(c, l);
+    size_t hb = count_msgs(c, RAFT_MSG_APPEND, 1, 0);
+    CHECK(hb == 2, "one turn of reads sent %zu heartbeats, want 2 (one round)", hb);
+    deliver_all(c);
+    CHECK(n_released(l, 1, 51) == 50, "%zu of 50 leader reads released",
+          n_released(l, 1, 51));
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2) == 1 &&
+              count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 3) == 1,
+          "answers: %zu to 2, %zu to 3", count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2),
+          count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 3));
+    CHECK_CLEAN(c);
+}
+
 /* Proposals: ENOTLEADER on followers and leaderless nodes (nothing
  * appended), ETOOBIG above max_entry_bytes, and on the leader the index and
  * term where the entry will sit. */
@@ -2289,6 +2685,14 @@ static const struct {
     T(transfer_to_target_that_lost_appends),
     T(read_index_requires_heartbeat_round),
     T(read_index_on_follower_asks_leader),
+    T(read_index_follower_batches_one_turn),
+    T(read_index_batch_closed_when_sent),
+    T(read_index_rejected_batch_fails_all),
+    T(read_index_batch_failed_on_leader_change),
+    T(read_index_batch_rejected_when_leader_steps_down),
+    T(read_index_lost_batch_expires),
+    T(read_index_batch_bounded),
+    T(read_index_leader_one_round_per_turn),
     T(propose_on_follower_fails_notleader),
     T(restore_after_crash_keeps_hard_state),
     T(single_node_cluster_commits_alone),
