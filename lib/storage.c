@@ -90,6 +90,7 @@ struct store {
     int in_txn;
     int lazy;          /* this transaction commits with synchronous=NORMAL */
     uint64_t applied;
+    int applied_dirty; /* applied moved in this transaction; written at commit */
     char err[512];
 };
 
@@ -351,6 +352,17 @@ int store_commit(store *s)
         set_err(s, "commit: no transaction open");
         return -1;
     }
+    /* The applied index of a batch of store_apply calls, written once. */
+    if (s->applied_dirty) {
+        if (meta_set_int(s, "applied", s->applied) < 0) {
+            char keep[sizeof s->err];
+            memcpy(keep, s->err, sizeof keep);
+            store_rollback(s);
+            memcpy(s->err, keep, sizeof keep);
+            return -1;
+        }
+        s->applied_dirty = 0;
+    }
     if (step_done(s, stmt(s, ST_COMMIT), "commit") < 0) {
         store_rollback(s);
         return -1;
@@ -367,6 +379,7 @@ void store_rollback(store *s)
     sqlite3_step(q);
     sqlite3_reset(q);
     s->in_txn = 0;
+    s->applied_dirty = 0;
     end_lazy(s);
     /* The cached applied index may be ahead of the database now. */
     uint64_t a;
@@ -686,6 +699,7 @@ static int set_applied(store *s, uint64_t idx)
     if (meta_set_int(s, "applied", idx) < 0)
         return -1;
     s->applied = idx;
+    s->applied_dirty = 0;
     return 0;
 }
 
@@ -772,8 +786,15 @@ int store_apply(store *s, const raft_entry *e, store_result *res)
         return -1;
     if (e->type == RAFT_ENTRY_NORMAL)
         ok = apply_normal(s, e, res);
-    if (ok == 0)
+    /* Inside the caller's transaction the applied index row is written
+     * once, by store_commit, for the whole batch: same transaction, one
+     * row update instead of one per entry. */
+    if (ok == 0 && own)
         ok = set_applied(s, e->index);
+    else if (ok == 0) {
+        s->applied = e->index;
+        s->applied_dirty = 1;
+    }
     ok = auto_end(s, own, ok);
     if (ok < 0 && own)
         s->applied = old;
