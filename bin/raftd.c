@@ -727,7 +727,7 @@ static void send_msg(raft_msg *m)
     } else if (codec_msg_frame(&p->out, m) < 0) {
         logf_("cannot encode message for %s", p->name);
     }
-    peer_flush(p);
+    /* Written by peers_flush: all frames of a ready go in one write. */
 }
 
 static int send_fwd(uint64_t to, int kind, uint64_t reqid, const char *json, size_t len)
@@ -737,26 +737,37 @@ static int send_fwd(uint64_t to, int kind, uint64_t reqid, const char *json, siz
         return -1;
     if (codec_fwd_frame(&p->out, kind, reqid, g_id, json, len) < 0)
         return -1;
-    peer_flush(p);
-    return 0;
+    return 0; /* written by peers_flush */
+}
+
+/* Write every link's queued frames: one write per link for what a loop
+ * turn (or a ready) produced, instead of one per message. */
+static void peers_flush(void)
+{
+    for (int i = 0; i < MAX_PEERS; i++)
+        if (g_peers[i].used && g_peers[i].wfd >= 0 && g_peers[i].off < g_peers[i].out.len)
+            peer_flush(&g_peers[i]);
 }
 
 /* ---------------------------------------------------------------- clients */
 
-static void client_write(client *c, const char *s, size_t n)
+/* Append n bytes (and a newline when nl) to c's output; 0 or -1 (c is
+ * dead). Nothing is written yet: client_flush does that. */
+static int client_queue(client *c, const char *s, size_t n, int nl)
 {
     if (c->dead)
-        return;
+        return -1;
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (c->out_len + n > c->out_cap) {
+    size_t need = c->out_len + n + (nl ? 1 : 0);
+    if (need > c->out_cap) {
         size_t nc = c->out_cap ? c->out_cap : 4096;
-        while (nc < c->out_len + n)
+        while (nc < need)
             nc *= 2;
         char *p = realloc(c->out, nc);
         if (!p) {
             c->dead = 1;
-            return;
+            return -1;
         }
         c->out = p;
         c->out_cap = nc;
@@ -765,6 +776,16 @@ static void client_write(client *c, const char *s, size_t n)
         memcpy(c->out + c->out_len, s, n);
         c->out_len += n;
     }
+    if (nl)
+        c->out[c->out_len++] = '\n';
+    return 0;
+}
+
+/* Write what c has queued, as far as the socket takes it. */
+static void client_flush(client *c)
+{
+    if (c->dead)
+        return;
     while (c->out_off < c->out_len) {
         ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (w > 0) {
@@ -783,17 +804,50 @@ static void client_write(client *c, const char *s, size_t n)
     }
 }
 
+static void client_write(client *c, const char *s, size_t n)
+{
+    if (client_queue(c, s, n, 0) == 0)
+        client_flush(c);
+}
+
+/* One reply line: text plus its newline, in one write. */
+static void client_send_text(client *c, const char *s, size_t n)
+{
+    if (client_queue(c, s, n, 1) == 0)
+        client_flush(c);
+}
+
+/* JSON text of v: into buf when it fits (*heap = NULL), else malloc'd
+ * (*heap, to free). NULL when it cannot be encoded. */
+static const char *dump_json(json_t *v, char *buf, size_t cap, size_t *len, char **heap)
+{
+    *heap = NULL;
+    size_t n = json_dumpb(v, buf, cap, JSON_COMPACT);
+    if (n == 0)
+        return NULL;
+    if (n <= cap) {
+        *len = n;
+        return buf;
+    }
+    *heap = json_dumps(v, JSON_COMPACT);
+    if (!*heap)
+        return NULL;
+    *len = strlen(*heap);
+    return *heap;
+}
+
 static void client_send_json(client *c, json_t *reply)
 {
-    char *s = json_dumps(reply, JSON_COMPACT);
+    char buf[1024], *heap;
+    size_t n;
+    const char *s = dump_json(reply, buf, sizeof buf, &n, &heap);
     if (!s) {
-        const char *e = "{\"code\":500,\"error\":\"cannot encode reply\"}\n";
-        client_write(c, e, strlen(e));
+        const char *e = "{\"code\":500,\"error\":\"cannot encode reply\"}";
+        client_send_text(c, e, strlen(e));
         return;
     }
-    client_write(c, s, strlen(s));
-    client_write(c, "\n", 1);
-    free(s);
+    client_send_text(c, s, n);
+    free(heap);
 }
 
 static json_t *err_reply(int code, const char *msg)
@@ -822,6 +876,22 @@ static void pending_unlink(pending *p)
     p->next = p->prev = NULL;
 }
 
+/* Answer p with the reply text s (n bytes, no newline) and free p. */
+static void finish_text(pending *p, const char *s, size_t n)
+{
+    if (p->cl) {
+        client_send_text(p->cl, s, n);
+        p->cl->busy = NULL;
+    } else if (p->remote) {
+        if (send_fwd(p->from, PEER_FWD_RESP, p->rreqid, s, n) < 0)
+            vlog("cannot relay reply to forwarded request (no link)");
+    }
+    pending_unlink(p);
+    json_decref(p->req);
+    free(p->cmd);
+    free(p);
+}
+
 /* Answer p with reply (consumed) and free p. */
 static void finish(pending *p, json_t *reply)
 {
@@ -830,22 +900,33 @@ static void finish(pending *p, json_t *reply)
     const char *oc = json_string_value(json_object_get(reply, "outcome"));
     if (oc && !strcmp(oc, "unknown"))
         g_m_outcome_unknown++;
-    if (p->cl) {
-        client_send_json(p->cl, reply);
-        p->cl->busy = NULL;
-    } else if (p->remote) {
-        char *s = json_dumps(reply, JSON_COMPACT);
-        if (s) {
-            if (send_fwd(p->from, PEER_FWD_RESP, p->rreqid, s, strlen(s)) < 0)
-                vlog("cannot relay reply to forwarded request (no link)");
-            free(s);
-        }
-    }
+    char buf[1024], *heap;
+    size_t n;
+    const char *s = dump_json(reply, buf, sizeof buf, &n, &heap);
     json_decref(reply);
-    pending_unlink(p);
-    json_decref(p->req);
-    free(p->cmd);
-    free(p);
+    if (!s) {
+        s = "{\"code\":500,\"error\":\"cannot encode reply\"}";
+        n = strlen(s);
+    }
+    finish_text(p, s, n);
+    free(heap);
+}
+
+/* The common answer to a write, {"code":200,"index":N}, without jansson. */
+static void finish_ok_index(pending *p, uint64_t index)
+{
+    static const char head[] = "{\"code\":200,\"index\":";
+    char buf[64], digits[24];
+    size_t nd = 0, n = sizeof head - 1;
+    do {
+        digits[nd++] = (char)('0' + index % 10);
+        index /= 10;
+    } while (index);
+    memcpy(buf, head, n);
+    while (nd)
+        buf[n++] = digits[--nd];
+    buf[n++] = '}';
+    finish_text(p, buf, n);
 }
 
 /* ------------------------------------------------------- request handling */
@@ -1568,7 +1649,7 @@ static void answer_applied(const raft_ready *rd, const store_result *res)
             else if (r->code == 400)
                 finish(p, err_reply(400, "malformed command"));
             else
-                finish(p, json_pack("{s:i,s:I}", "code", 200, "index", (json_int_t)e->index));
+                finish_ok_index(p, e->index);
         }
     }
     /* Writes whose index was passed without being seen (snapshot install). */
@@ -1629,10 +1710,12 @@ static void process_ready(void)
          * this batch is durable (a failed write is fatal). Votes, acks
          * and everything else still wait for the disk. */
         int early = !rd.hs_changed && !rd.snap_install && !rd.truncate_from;
-        if (early)
+        if (early) {
             for (size_t i = 0; i < rd.n_msgs; i++)
                 if (rd.msgs[i].type == RAFT_MSG_APPEND)
                     send_msg(&rd.msgs[i]);
+            peers_flush(); /* out before our own fsync */
+        }
         store_result *res = NULL;
         if (rd.n_committed) {
             res = calloc(rd.n_committed, sizeof *res);
@@ -1732,6 +1815,7 @@ static void process_ready(void)
         raft_advance(g_r, &rd);
         check_reads();
     }
+    peers_flush();
 }
 
 /* Snapshots are written a slice per loop turn (SNAP_STEP_BYTES of records)
@@ -2826,7 +2910,7 @@ int main(int argc, char **argv)
             case K_CLIENT: {
                 client *c = ptr[i];
                 if (re & POLLOUT)
-                    client_write(c, "", 0);
+                    client_flush(c);
                 if (re & POLLIN)
                     client_read(c);
                 else if (re & (POLLHUP | POLLERR))
