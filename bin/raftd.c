@@ -1299,11 +1299,24 @@ static json_t *prepare(pending *p)
     }
     if (!cmd)
         return err_reply(500, "out of memory");
-    p->cmd = json_dumps(cmd, JSON_COMPACT);
-    json_decref(cmd);
-    if (!p->cmd)
-        return err_reply(500, "out of memory");
-    p->cmd_len = strlen(p->cmd);
+    {
+        /* Encoded on the stack and copied once, not grown by jansson. */
+        char buf[4096], *heap;
+        size_t n = 0;
+        const char *t = dump_json(cmd, buf, sizeof buf, &n, &heap);
+        json_decref(cmd);
+        if (!t)
+            return err_reply(500, "out of memory");
+        if (heap) {
+            p->cmd = heap;
+        } else if ((p->cmd = malloc(n + 1)) != NULL) {
+            memcpy(p->cmd, t, n);
+            p->cmd[n] = 0;
+        } else {
+            return err_reply(500, "out of memory");
+        }
+        p->cmd_len = n;
+    }
     if (p->cmd_len > g_max_entry) {
         char msg[100];
         snprintf(msg, sizeof msg, "write larger than %zu bytes in total", g_max_entry);
