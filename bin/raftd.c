@@ -1875,6 +1875,7 @@ static void process_ready(void)
         for (size_t i = 0; i < rd.n_msgs; i++)
             if (!early || rd.msgs[i].type != RAFT_MSG_APPEND)
                 send_msg(&rd.msgs[i]);
+        peers_flush(); /* acks and votes go out before we apply */
         answer_applied(&rd, res);
         free(res);
         for (size_t i = 0; i < rd.n_reads; i++) {
@@ -1891,8 +1892,8 @@ static void process_ready(void)
         }
         raft_advance(g_r, &rd);
         check_reads();
+        peers_flush(); /* relayed replies of forwarded writes */
     }
-    peers_flush();
 }
 
 /* Snapshots are written a slice per loop turn (SNAP_STEP_BYTES of records)
