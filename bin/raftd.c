@@ -817,23 +817,45 @@ static void client_send_text(client *c, const char *s, size_t n)
         client_flush(c);
 }
 
-/* JSON text of v: into buf when it fits (*heap = NULL), else malloc'd
- * (*heap, to free). NULL when it cannot be encoded. */
+typedef struct dumpbuf {
+    char *p, *heap;
+    size_t len, cap;
+} dumpbuf;
+
+static int dump_cb(const char *b, size_t n, void *data)
+{
+    dumpbuf *d = data;
+    if (d->len + n > d->cap) {
+        size_t nc = d->cap * 2;
+        while (nc < d->len + n)
+            nc *= 2;
+        char *np = d->heap ? realloc(d->heap, nc) : malloc(nc);
+        if (!np)
+            return -1;
+        if (!d->heap)
+            memcpy(np, d->p, d->len);
+        d->heap = d->p = np;
+        d->cap = nc;
+    }
+    memcpy(d->p + d->len, b, n);
+    d->len += n;
+    return 0;
+}
+
+/* JSON text of v, NUL-terminated, encoded once: in buf while it fits
+ * (*heap = NULL), else in malloc'd memory (*heap, to free). NULL when it
+ * cannot be encoded. */
 static const char *dump_json(json_t *v, char *buf, size_t cap, size_t *len, char **heap)
 {
+    dumpbuf d = {buf, NULL, 0, cap};
     *heap = NULL;
-    size_t n = json_dumpb(v, buf, cap, JSON_COMPACT);
-    if (n == 0)
+    if (json_dump_callback(v, dump_cb, &d, JSON_COMPACT) != 0 || dump_cb("", 1, &d) != 0) {
+        free(d.heap);
         return NULL;
-    if (n <= cap) {
-        *len = n;
-        return buf;
     }
-    *heap = json_dumps(v, JSON_COMPACT);
-    if (!*heap)
-        return NULL;
-    *len = strlen(*heap);
-    return *heap;
+    *heap = d.heap;
+    *len = d.len - 1;
+    return d.p;
 }
 
 static void client_send_json(client *c, json_t *reply)
