@@ -1821,7 +1821,7 @@ static void process_ready(void)
             if (!res)
                 fatal("out of memory");
         }
-        int installed = 0;
+        int installed = 0, answered = 0;
         if (need_txn) {
             if ((lazy ? store_begin_lazy(g_st) : store_begin(g_st)) < 0)
                 store_fatal("begin");
@@ -1874,6 +1874,15 @@ static void process_ready(void)
                     store_fatal("apply");
             }
 #endif
+            /* The committed entries are durable on a majority already (the
+             * core counts our own copy only once we reported it durable),
+             * and their results are fixed by the log: answer them before
+             * this commit waits for the disk for the new entries. */
+            if (!lazy && !installed && rd.n_committed) {
+                answer_applied(&rd, res);
+                answered = 1;
+                peers_flush(); /* relayed replies of forwarded writes */
+            }
             uint64_t c0 = now_us();
             if (store_commit(g_st) < 0)
                 store_fatal("commit");
@@ -1898,7 +1907,8 @@ static void process_ready(void)
             if (!early || rd.msgs[i].type != RAFT_MSG_APPEND)
                 send_msg(&rd.msgs[i]);
         peers_flush(); /* acks and votes go out before we apply */
-        answer_applied(&rd, res);
+        if (!answered)
+            answer_applied(&rd, res);
         free(res);
         for (size_t i = 0; i < rd.n_reads; i++) {
             pending *p = pending_find(rd.reads[i].ctx);
