@@ -748,7 +748,7 @@ static void send_msg(raft_msg *m)
     } else if (codec_msg_frame(&p->out, m) < 0) {
         logf_("cannot encode message for %s", p->name);
     }
-    peer_flush(p);
+    /* Written by peers_flush: all frames of a ready go in one write. */
 }
 
 static int send_fwd(uint64_t to, int kind, uint64_t reqid, const char *json, size_t len)
@@ -758,26 +758,37 @@ static int send_fwd(uint64_t to, int kind, uint64_t reqid, const char *json, siz
         return -1;
     if (codec_fwd_frame(&p->out, kind, reqid, g_id, json, len) < 0)
         return -1;
-    peer_flush(p);
-    return 0;
+    return 0; /* written by peers_flush */
+}
+
+/* Write every link's queued frames: one write per link for what a loop
+ * turn (or a ready) produced, instead of one per message. */
+static void peers_flush(void)
+{
+    for (int i = 0; i < MAX_PEERS; i++)
+        if (g_peers[i].used && g_peers[i].wfd >= 0 && g_peers[i].off < g_peers[i].out.len)
+            peer_flush(&g_peers[i]);
 }
 
 /* ---------------------------------------------------------------- clients */
 
-static void client_write(client *c, const char *s, size_t n)
+/* Append n bytes (and a newline when nl) to c's output; 0 or -1 (c is
+ * dead). Nothing is written yet: client_flush does that. */
+static int client_queue(client *c, const char *s, size_t n, int nl)
 {
     if (c->dead)
-        return;
+        return -1;
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (c->out_len + n > c->out_cap) {
+    size_t need = c->out_len + n + (nl ? 1 : 0);
+    if (need > c->out_cap) {
         size_t nc = c->out_cap ? c->out_cap : 4096;
-        while (nc < c->out_len + n)
+        while (nc < need)
             nc *= 2;
         char *p = realloc(c->out, nc);
         if (!p) {
             c->dead = 1;
-            return;
+            return -1;
         }
         c->out = p;
         c->out_cap = nc;
@@ -786,6 +797,16 @@ static void client_write(client *c, const char *s, size_t n)
         memcpy(c->out + c->out_len, s, n);
         c->out_len += n;
     }
+    if (nl)
+        c->out[c->out_len++] = '\n';
+    return 0;
+}
+
+/* Write what c has queued, as far as the socket takes it. */
+static void client_flush(client *c)
+{
+    if (c->dead)
+        return;
     while (c->out_off < c->out_len) {
         ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
         if (w > 0) {
@@ -804,17 +825,72 @@ static void client_write(client *c, const char *s, size_t n)
     }
 }
 
+static void client_write(client *c, const char *s, size_t n)
+{
+    if (client_queue(c, s, n, 0) == 0)
+        client_flush(c);
+}
+
+/* One reply line: text plus its newline, in one write. */
+static void client_send_text(client *c, const char *s, size_t n)
+{
+    if (client_queue(c, s, n, 1) == 0)
+        client_flush(c);
+}
+
+typedef struct dumpbuf {
+    char *p, *heap;
+    size_t len, cap;
+} dumpbuf;
+
+static int dump_cb(const char *b, size_t n, void *data)
+{
+    dumpbuf *d = data;
+    if (d->len + n > d->cap) {
+        size_t nc = d->cap * 2;
+        while (nc < d->len + n)
+            nc *= 2;
+        char *np = d->heap ? realloc(d->heap, nc) : malloc(nc);
+        if (!np)
+            return -1;
+        if (!d->heap)
+            memcpy(np, d->p, d->len);
+        d->heap = d->p = np;
+        d->cap = nc;
+    }
+    memcpy(d->p + d->len, b, n);
+    d->len += n;
+    return 0;
+}
+
+/* JSON text of v, NUL-terminated, encoded once: in buf while it fits
+ * (*heap = NULL), else in malloc'd memory (*heap, to free). NULL when it
+ * cannot be encoded. */
+static const char *dump_json(json_t *v, char *buf, size_t cap, size_t *len, char **heap)
+{
+    dumpbuf d = {buf, NULL, 0, cap};
+    *heap = NULL;
+    if (json_dump_callback(v, dump_cb, &d, JSON_COMPACT) != 0 || dump_cb("", 1, &d) != 0) {
+        free(d.heap);
+        return NULL;
+    }
+    *heap = d.heap;
+    *len = d.len - 1;
+    return d.p;
+}
+
 static void client_send_json(client *c, json_t *reply)
 {
-    char *s = json_dumps(reply, JSON_COMPACT);
+    char buf[1024], *heap;
+    size_t n;
+    const char *s = dump_json(reply, buf, sizeof buf, &n, &heap);
     if (!s) {
-        const char *e = "{\"code\":500,\"error\":\"cannot encode reply\"}\n";
-        client_write(c, e, strlen(e));
+        const char *e = "{\"code\":500,\"error\":\"cannot encode reply\"}";
+        client_send_text(c, e, strlen(e));
         return;
     }
-    client_write(c, s, strlen(s));
-    client_write(c, "\n", 1);
-    free(s);
+    client_send_text(c, s, n);
+    free(heap);
 }
 
 static json_t *err_reply(int code, const char *msg)
@@ -843,6 +919,22 @@ static void pending_unlink(pending *p)
     p->next = p->prev = NULL;
 }
 
+/* Answer p with the reply text s (n bytes, no newline) and free p. */
+static void finish_text(pending *p, const char *s, size_t n)
+{
+    if (p->cl) {
+        client_send_text(p->cl, s, n);
+        p->cl->busy = NULL;
+    } else if (p->remote) {
+        if (send_fwd(p->from, PEER_FWD_RESP, p->rreqid, s, n) < 0)
+            vlog("cannot relay reply to forwarded request (no link)");
+    }
+    pending_unlink(p);
+    json_decref(p->req);
+    free(p->cmd);
+    free(p);
+}
+
 /* Answer p with reply (consumed) and free p. */
 static void finish(pending *p, json_t *reply)
 {
@@ -851,22 +943,33 @@ static void finish(pending *p, json_t *reply)
     const char *oc = json_string_value(json_object_get(reply, "outcome"));
     if (oc && !strcmp(oc, "unknown"))
         g_m_outcome_unknown++;
-    if (p->cl) {
-        client_send_json(p->cl, reply);
-        p->cl->busy = NULL;
-    } else if (p->remote) {
-        char *s = json_dumps(reply, JSON_COMPACT);
-        if (s) {
-            if (send_fwd(p->from, PEER_FWD_RESP, p->rreqid, s, strlen(s)) < 0)
-                vlog("cannot relay reply to forwarded request (no link)");
-            free(s);
-        }
-    }
+    char buf[1024], *heap;
+    size_t n;
+    const char *s = dump_json(reply, buf, sizeof buf, &n, &heap);
     json_decref(reply);
-    pending_unlink(p);
-    json_decref(p->req);
-    free(p->cmd);
-    free(p);
+    if (!s) {
+        s = "{\"code\":500,\"error\":\"cannot encode reply\"}";
+        n = strlen(s);
+    }
+    finish_text(p, s, n);
+    free(heap);
+}
+
+/* The common answer to a write, {"code":200,"index":N}, without jansson. */
+static void finish_ok_index(pending *p, uint64_t index)
+{
+    static const char head[] = "{\"code\":200,\"index\":";
+    char buf[64], digits[24];
+    size_t nd = 0, n = sizeof head - 1;
+    do {
+        digits[nd++] = (char)('0' + index % 10);
+        index /= 10;
+    } while (index);
+    memcpy(buf, head, n);
+    while (nd)
+        buf[n++] = digits[--nd];
+    buf[n++] = '}';
+    finish_text(p, buf, n);
 }
 
 /* ------------------------------------------------------- request handling */
@@ -1270,11 +1373,24 @@ static json_t *prepare(pending *p)
     }
     if (!cmd)
         return err_reply(500, "out of memory");
-    p->cmd = json_dumps(cmd, JSON_COMPACT);
-    json_decref(cmd);
-    if (!p->cmd)
-        return err_reply(500, "out of memory");
-    p->cmd_len = strlen(p->cmd);
+    {
+        /* Encoded on the stack and copied once, not grown by jansson. */
+        char buf[4096], *heap;
+        size_t n = 0;
+        const char *t = dump_json(cmd, buf, sizeof buf, &n, &heap);
+        json_decref(cmd);
+        if (!t)
+            return err_reply(500, "out of memory");
+        if (heap) {
+            p->cmd = heap;
+        } else if ((p->cmd = malloc(n + 1)) != NULL) {
+            memcpy(p->cmd, t, n);
+            p->cmd[n] = 0;
+        } else {
+            return err_reply(500, "out of memory");
+        }
+        p->cmd_len = n;
+    }
     if (p->cmd_len > g_max_entry) {
         char msg[100];
         snprintf(msg, sizeof msg, "write larger than %zu bytes in total", g_max_entry);
@@ -1459,6 +1575,8 @@ static void leader_write(pending *p)
     }
 }
 
+static json_t *pending_req(pending *p);
+
 /* Move p forward as far as it can go now. */
 static void dispatch(pending *p)
 {
@@ -1499,7 +1617,8 @@ static void dispatch(pending *p)
         return;
     }
     if (st.leader && st.leader != g_id) {
-        char *s = json_dumps(p->req, JSON_COMPACT);
+        json_t *rq = pending_req(p);
+        char *s = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
         int ok = s && send_fwd(st.leader, PEER_FWD_REQ, p->id, s, strlen(s)) == 0;
         free(s);
         if (ok) {
@@ -1512,7 +1631,8 @@ static void dispatch(pending *p)
     p->state = PS_RETRY;
 }
 
-static void start_request(json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid)
+/* A new pending request, linked in; NULL (answered) when out of memory. */
+static pending *pending_new(json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid)
 {
     pending *p = calloc(1, sizeof *p);
     if (!p) {
@@ -1521,7 +1641,7 @@ static void start_request(json_t *req, client *cl, int remote, uint64_t from, ui
             client_send_json(cl, r);
         json_decref(r);
         json_decref(req);
-        return;
+        return NULL;
     }
     p->id = g_next_id++;
     p->req = req;
@@ -1536,6 +1656,14 @@ static void start_request(json_t *req, client *cl, int remote, uint64_t from, ui
     g_pend = p;
     if (cl)
         cl->busy = p;
+    return p;
+}
+
+static void start_request(json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid)
+{
+    pending *p = pending_new(req, cl, remote, from, rreqid);
+    if (!p)
+        return;
     json_t *err = prepare(p);
     if (err) {
         finish(p, err);
@@ -1547,6 +1675,58 @@ static void start_request(json_t *req, client *cl, int remote, uint64_t from, ui
              remote ? " (forwarded)" : "");
     }
     dispatch(p);
+}
+
+/* The write fast path: a client's plain {"op":"set","kv":{...}} on the
+ * leader (codec_fast_set) becomes its command {"set":{...}} by copying
+ * the object's text, with no jansson tree. 1 taken, 0 not for the fast
+ * path (the caller parses it as usual). The request tree is rebuilt from
+ * the command only if the write must be forwarded after all. */
+#define FAST_SET_MAX 64
+static int start_fast_set(client *cl, const char *line, size_t len)
+{
+    static const char head[] = "{\"set\":";
+    codec_kv kv[FAST_SET_MAX];
+    size_t n = 0, off = 0, olen = 0;
+    raft_status_info st;
+    raft_status(g_r, &st);
+    if (st.role != RAFT_LEADER ||
+        !codec_fast_set(line, len, 1, kv, FAST_SET_MAX, KEY_MAX, VALUE_MAX, &n, &off, &olen))
+        return 0;
+    size_t cl_len = sizeof head - 1 + olen + 1;
+    if (cl_len > g_max_entry)
+        return 0;
+    char *cmd = malloc(cl_len + 1);
+    if (!cmd)
+        return 0;
+    memcpy(cmd, head, sizeof head - 1);
+    memcpy(cmd + sizeof head - 1, line + off, olen);
+    cmd[cl_len - 1] = '}';
+    cmd[cl_len] = 0;
+    pending *p = pending_new(NULL, cl, 0, 0, 0);
+    if (!p) {
+        free(cmd);
+        return 1;
+    }
+    p->op = OP_SET;
+    p->cmd = cmd;
+    p->cmd_len = cl_len;
+    vlog("request %llu: set (fast path)", (unsigned long long)p->id);
+    dispatch(p);
+    return 1;
+}
+
+/* p's request tree; rebuilt from its command for a fast-path set. */
+static json_t *pending_req(pending *p)
+{
+    if (!p->req && p->op == OP_SET && p->cmd) {
+        json_t *c = json_loadb(p->cmd, p->cmd_len, 0, NULL);
+        json_t *kv = json_object_get(c, "set");
+        if (kv)
+            p->req = json_pack("{s:s,s:O}", "op", "set", "kv", kv);
+        json_decref(c);
+    }
+    return p->req;
 }
 
 /* Called every tick: retry what waits for a leader, expire what is late. */
@@ -1655,7 +1835,7 @@ static void answer_applied(const raft_ready *rd, const store_result *res)
             else if (r->code == 400)
                 finish(p, err_reply(400, "malformed command"));
             else
-                finish(p, json_pack("{s:i,s:I}", "code", 200, "index", (json_int_t)e->index));
+                finish_ok_index(p, e->index);
         }
     }
     /* Writes whose index was passed without being seen (snapshot install). */
@@ -1716,17 +1896,19 @@ static void process_ready(void)
          * this batch is durable (a failed write is fatal). Votes, acks
          * and everything else still wait for the disk. */
         int early = !rd.hs_changed && !rd.snap_install && !rd.truncate_from;
-        if (early)
+        if (early) {
             for (size_t i = 0; i < rd.n_msgs; i++)
                 if (rd.msgs[i].type == RAFT_MSG_APPEND)
                     send_msg(&rd.msgs[i]);
+            peers_flush(); /* out before our own fsync */
+        }
         store_result *res = NULL;
         if (rd.n_committed) {
             res = calloc(rd.n_committed, sizeof *res);
             if (!res)
                 fatal("out of memory");
         }
-        int installed = 0;
+        int installed = 0, answered = 0;
         if (need_txn) {
             if ((lazy ? store_begin_lazy(g_st) : store_begin(g_st)) < 0)
                 store_fatal("begin");
@@ -1779,6 +1961,15 @@ static void process_ready(void)
                     store_fatal("apply");
             }
 #endif
+            /* The committed entries are durable on a majority already (the
+             * core counts our own copy only once we reported it durable),
+             * and their results are fixed by the log: answer them before
+             * this commit waits for the disk for the new entries. */
+            if (!lazy && !installed && rd.n_committed) {
+                answer_applied(&rd, res);
+                answered = 1;
+                peers_flush(); /* relayed replies of forwarded writes */
+            }
             uint64_t c0 = now_us();
             if (store_commit(g_st) < 0)
                 store_fatal("commit");
@@ -1802,7 +1993,9 @@ static void process_ready(void)
         for (size_t i = 0; i < rd.n_msgs; i++)
             if (!early || rd.msgs[i].type != RAFT_MSG_APPEND)
                 send_msg(&rd.msgs[i]);
-        answer_applied(&rd, res);
+        peers_flush(); /* acks and votes go out before we apply */
+        if (!answered)
+            answer_applied(&rd, res);
         free(res);
         for (size_t i = 0; i < rd.n_reads; i++) {
             pending *p = pending_find(rd.reads[i].ctx);
@@ -1818,6 +2011,7 @@ static void process_ready(void)
         }
         raft_advance(g_r, &rd);
         check_reads();
+        peers_flush(); /* relayed replies of forwarded writes */
     }
 }
 
@@ -2203,7 +2397,9 @@ static void client_pump(client *c)
             int blank = 1;
             for (size_t i = 0; i < l && blank; i++)
                 blank = c->in[i] == ' ' || c->in[i] == '\t';
-            if (!blank) {
+            if (!blank && start_fast_set(c, c->in, l)) {
+                /* taken by the fast path */
+            } else if (!blank) {
                 json_error_t je;
                 json_t *req = json_loadb(c->in, l, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
                 if (!json_is_object(req)) {
@@ -2992,7 +3188,7 @@ int main(int argc, char **argv)
             case K_CLIENT: {
                 client *c = ptr[i];
                 if (re & POLLOUT)
-                    client_write(c, "", 0);
+                    client_flush(c);
                 if (re & POLLIN)
                     client_read(c);
                 else if (re & (POLLHUP | POLLERR))

@@ -1179,6 +1179,57 @@ static void reader_garbage(void)
     CHECK(errors > 1500, "only %d of 2000 junk streams rejected", errors);
 }
 
+/* codec_fast_set: the shapes it takes, and everything it leaves to the
+ * full JSON parser. */
+static int fast(const char *s, int request, size_t *n)
+{
+    codec_kv kv[4];
+    size_t off = 0, len = 0;
+    *n = 0;
+    return codec_fast_set(s, strlen(s), request, kv, 4, 8, 16, n, &off, &len);
+}
+
+static void fast_set_shapes(void)
+{
+    codec_kv kv[4];
+    size_t n = 0, off = 0, len = 0;
+    const char *rq = "{\"op\":\"set\",\"kv\":{\"k1\":\"v1\",\"k2\":\"\"}}";
+    CHECK(codec_fast_set(rq, strlen(rq), 1, kv, 4, 8, 16, &n, &off, &len) == 1, "request");
+    CHECK(n == 2 && kv[0].kl == 2 && !memcmp(kv[0].k, "k1", 2) && kv[0].vl == 2 &&
+              !memcmp(kv[0].v, "v1", 2) && kv[1].vl == 0, "pairs");
+    CHECK(len == strlen("{\"k1\":\"v1\",\"k2\":\"\"}") && rq[off] == '{' && rq[off + len - 1] == '}',
+          "object span %zu+%zu", off, len);
+    CHECK(fast(" { \"kv\" : { \"a\" : \"b\" } ,\"op\":\"set\" }\n", 1, &n) && n == 1,
+          "whitespace, members in the other order");
+    CHECK(fast("{\"set\":{\"a\":\"b\"}}", 0, &n) && n == 1, "command");
+    CHECK(!fast("{\"set\":{\"a\":\"b\"}}", 1, &n), "command taken as a request");
+    CHECK(!fast("{\"op\":\"set\",\"kv\":{\"a\":\"b\"}}", 0, &n), "request taken as a command");
+    CHECK(!fast("{\"op\":\"get\",\"kv\":{\"a\":\"b\"}}", 1, &n), "other op");
+    CHECK(!fast("{\"kv\":{\"a\":\"b\"}}", 1, &n), "no op");
+    CHECK(!fast("{\"op\":\"set\"}", 1, &n), "no kv");
+    CHECK(!fast("{\"op\":\"set\",\"kv\":{}}", 1, &n), "empty kv");
+    CHECK(!fast("{\"op\":\"set\",\"kv\":{\"a\":\"b\"},\"level\":\"stale\"}", 1, &n),
+          "extra member");
+    CHECK(!fast("{\"op\":\"set\",\"op\":\"set\",\"kv\":{\"a\":\"b\"}}", 1, &n), "dup op");
+    CHECK(!fast("{\"set\":{\"a\":\"b\",\"a\":\"c\"}}", 0, &n), "duplicate key");
+    CHECK(!fast("{\"set\":{\"a\\n\":\"b\"}}", 0, &n), "escape in a key");
+    CHECK(!fast("{\"set\":{\"a\":\"b\\\"\"}}", 0, &n), "escape in a value");
+    CHECK(!fast("{\"set\":{\"a\":\"\xc3\xa9\"}}", 0, &n), "non-ASCII");
+    CHECK(!fast("{\"set\":{\"a\":\"b\tc\"}}", 0, &n), "control byte");
+    CHECK(!fast("{\"set\":{\"a\":1}}", 0, &n), "number value");
+    CHECK(!fast("{\"set\":{\"\":\"b\"}}", 0, &n), "empty key");
+    CHECK(!fast("{\"set\":{\"123456789\":\"b\"}}", 0, &n), "key over key_max");
+    CHECK(fast("{\"set\":{\"12345678\":\"b\"}}", 0, &n), "key at key_max");
+    CHECK(!fast("{\"set\":{\"a\":\"12345678901234567\"}}", 0, &n), "value over value_max");
+    CHECK(!fast("{\"set\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\",\"e\":\"5\"}}", 0, &n),
+          "more than max pairs");
+    CHECK(!fast("{\"set\":{\"a\":\"b\"}} x", 0, &n), "trailing bytes");
+    CHECK(!fast("{\"set\":{\"a\":\"b\"}", 0, &n), "truncated");
+    CHECK(!fast("{\"set\":{\"a\":\"b\",}}", 0, &n), "trailing comma");
+    CHECK(!fast("{\"set\":{\"a\" \"b\"}}", 0, &n), "missing colon");
+    CHECK(!fast("", 0, &n) && !fast("{", 0, &n) && !fast("\"", 0, &n), "fragments");
+}
+
 int main(void)
 {
     fill_blob();
@@ -1202,6 +1253,7 @@ int main(void)
     RUN(reader_rejects_bad_lengths);
     RUN(reader_largest_frame_and_bound);
     RUN(reader_garbage);
+    RUN(fast_set_shapes);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }

@@ -530,6 +530,29 @@ static void test_open_errors(void)
     OK();
 }
 
+/* The fast path of plain {"set":{...}} commands gives what the full
+ * parser gives: values, mod index, and 400 for what jansson refuses. */
+static void test_apply_fast_set(void)
+{
+    store *s = fresh("fast.db");
+    CHECK(s, "open failed");
+    store_result r;
+    CHECK(apply_cmd(s, 1, " { \"set\" : { \"x\" : \"1\" , \"y\" : \"\" } } ", &r) == 0 &&
+              r.code == 200,
+          "set: code %d %s", r.code, store_error(s));
+    CHECK(has(s, "x", "1", 1) && has(s, "y", "", 1), "values missing");
+    CHECK(apply_cmd(s, 2, "{\"set\":{\"x\":\"2\",\"x\":\"3\"}}", &r) == 0 && r.code == 400,
+          "duplicate key: code %d", r.code);
+    CHECK(has(s, "x", "1", 1), "duplicate changed x");
+    CHECK(apply_cmd(s, 3, "{\"set\":{\"x\":\"\\u00e9\"}}", &r) == 0 && r.code == 200 &&
+              has(s, "x", "\xc3\xa9", 3),
+          "escaped value through the full parser");
+    CHECK(apply_cmd(s, 4, "{\"set\":{}}", &r) == 0 && r.code == 200 && store_applied(s) == 4,
+          "empty set");
+    store_close(s);
+    OK();
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/test_storage.%d", (int)getpid());
@@ -542,6 +565,7 @@ int main(void)
     test_truncate_and_compact();
     test_hard_state_and_meta();
     test_apply();
+    test_apply_fast_set();
     test_scan();
     test_snapshot_round_trip();
     test_incremental_snapshot();
