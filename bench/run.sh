@@ -8,7 +8,7 @@
 #
 # Environment: BUILD (build), BENCH_SECONDS per round (5), BENCH_CONNS
 # ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd floor"),
-# BENCH_PARTS ("disk http direct size startup"), BENCH_ROUNDS (3: the http
+# BENCH_PARTS ("disk http direct size startup profile"; profile needs perf), BENCH_ROUNDS (3: the http
 # part runs every system once per round, rounds interleaved, and the report
 # shows the median round), BENCH_DIRECT_CONNS ("1 8 32 64"). BENCH_KEYS
 # may list several sizes ("100000 1000000" by default); BENCH_VSIZE is the
@@ -24,7 +24,7 @@ CONNS=${BENCH_CONNS:-1 8 32}
 KEYS_LIST=${BENCH_KEYS:-100000 1000000}
 VSIZE=${BENCH_VSIZE:-16}
 SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor floor-fcgi}
-PARTS=${BENCH_PARTS:-disk http direct size startup}
+PARTS=${BENCH_PARTS:-disk http direct size startup profile}
 ROUNDS=${BENCH_ROUNDS:-3}
 DCONNS=${BENCH_DIRECT_CONNS:-1 8 32 64}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d).md}
@@ -528,6 +528,12 @@ report() {
             echo
             cat "$T/startup"
         fi
+        if [ -f "$T/profile" ]; then
+            echo
+            echo "## Profiles (perf record -a -g, 8 s inside each 10 s load)"
+            echo
+            cat "$T/profile"
+        fi
         if [ -f "$T/size" ]; then
             echo
             echo "## Size and restart"
@@ -545,6 +551,54 @@ report() {
     say "wrote $OUT"
 }
 
+# perf record -a -g over the middle of a load; prints where the CPU went:
+# by program and library, then the hottest symbols of raftd.
+perf_window() { # LABEL SECONDS-OF-LOAD LOAD-COMMAND...
+    local label=$1 secs=$2; shift 2
+    "$@" >/dev/null 2>&1 &
+    local lp=$!
+    sleep 1
+    perf record -a -g -o "$T/perf.data" -- sleep $((secs - 2)) >/dev/null 2>&1
+    wait "$lp"
+    {
+        echo "### $label"
+        echo
+        echo "CPU samples of the whole machine by program and library (top 14):"
+        echo
+        echo '```'
+        perf report -i "$T/perf.data" --no-children --sort comm,dso -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | head -14
+        echo '```'
+        echo
+        echo "raftd's hottest symbols (top 14, share of all samples):"
+        echo
+        echo '```'
+        perf report -i "$T/perf.data" --no-children --comm raftd --sort dso,sym -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | head -14
+        echo '```'
+        echo
+    } >>"$T/profile"
+}
+bench_profile() {
+    if ! command -v perf >/dev/null 2>&1 || ! perf record -o /dev/null -a -- true >/dev/null 2>&1; then
+        say "profile: perf missing or not allowed: skipped"
+        echo "profile: perf missing or not allowed, skipped" >>"$T/notes"
+        return 0
+    fi
+    say "profile: perf -a during FastCGI writes, stale reads and direct writes"
+    start_keyval fastcgi || { stop_pids; return 1; }
+    perf_window "FastCGI writes, 32 connections (wrk)" 10 \
+        wrk -t 2 -c 32 -d 10s -s "$WRKDIR/kv-set.lua" http://127.0.0.1:19101
+    perf_window "FastCGI linearizable reads, 32 connections (wrk)" 10 \
+        wrk -t 2 -c 32 -d 10s -s "$WRKDIR/kv-get.lua" http://127.0.0.1:19101
+    perf_window "FastCGI stale reads, 32 connections (wrk)" 10 \
+        wrk -t 2 -c 32 -d 10s -s "$WRKDIR/kv-get.lua" http://127.0.0.1:19101 -- stale
+    perf_window "raftd direct writes, 64 clients (kv-bench)" 10 \
+        "$KVB" -d "$T/k0" -op set -c 64 -t 10 -q
+    perf_window "raftd direct writes, 1 client (kv-bench)" 10 \
+        "$KVB" -d "$T/k0" -op set -c 1 -t 10 -q
+    stop_pids
+}
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$T/rows"
 for part in $PARTS; do
@@ -566,6 +620,7 @@ for part in $PARTS; do
     size) for k in $KEYS_LIST; do bench_size "$k"; done ;;
     disk) bench_disk ;;
     startup) bench_startup ;;
+    profile) bench_profile ;;
     esac
 done
 report
