@@ -9,6 +9,8 @@
  */
 #include "codec.h"
 
+#include <jansson.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1230,6 +1232,132 @@ static void fast_set_shapes(void)
     CHECK(!fast("", 0, &n) && !fast("{", 0, &n) && !fast("\"", 0, &n), "fragments");
 }
 
+/* codec_fast_set against jansson on random near-commands: whatever the
+ * fast path takes, jansson (JSON_REJECT_DUPLICATES, as the full path)
+ * reads as the same object of the same string pairs. */
+static uint64_t fs_rng = 0x9e3779b97f4a7c15ULL;
+static unsigned fs_rand(unsigned n)
+{
+    fs_rng ^= fs_rng << 13;
+    fs_rng ^= fs_rng >> 7;
+    fs_rng ^= fs_rng << 17;
+    return (unsigned)(fs_rng % n);
+}
+
+static void fs_put(char *b, size_t *l, size_t cap, const char *t)
+{
+    size_t n = strlen(t);
+    if (*l + n < cap) {
+        memcpy(b + *l, t, n);
+        *l += n;
+    }
+}
+
+static void fs_ws(char *b, size_t *l, size_t cap)
+{
+    static const char *ws[] = {"", "", "", " ", "\n", "\t ", "\r\n"};
+    fs_put(b, l, cap, ws[fs_rand(7)]);
+}
+
+static void fs_string(char *b, size_t *l, size_t cap, int key)
+{
+    static const char *bits[] = {"a", "b", "k", "0", "-", " ", "/", "~", "\\\"", "\\n",
+                                 "\\u0041", "\xc3\xa9", "\t", "{", ":", ","};
+    fs_put(b, l, cap, "\"");
+    unsigned n = key ? 1 + fs_rand(3) : fs_rand(6);
+    for (unsigned i = 0; i < n; i++)
+        fs_put(b, l, cap, bits[fs_rand(100) < 85 ? fs_rand(8) : fs_rand(16)]);
+    fs_put(b, l, cap, "\"");
+}
+
+static void fast_set_agrees_with_jansson(void)
+{
+    char b[512];
+    int taken = 0, bad = 0;
+    for (int it = 0; it < 200000 && bad < 5; it++) {
+        size_t l = 0;
+        int request = (int)fs_rand(2);
+        fs_ws(b, &l, sizeof b);
+        fs_put(b, &l, sizeof b, "{");
+        fs_ws(b, &l, sizeof b);
+        if (request) {
+            fs_put(b, &l, sizeof b, fs_rand(10) ? "\"op\"" : "\"kv\"");
+            fs_ws(b, &l, sizeof b);
+            fs_put(b, &l, sizeof b, ":");
+            fs_put(b, &l, sizeof b, fs_rand(10) ? "\"set\"" : "\"get\"");
+            fs_put(b, &l, sizeof b, ",");
+            fs_ws(b, &l, sizeof b);
+        }
+        fs_put(b, &l, sizeof b, request ? "\"kv\"" : "\"set\"");
+        fs_put(b, &l, sizeof b, ":");
+        fs_ws(b, &l, sizeof b);
+        fs_put(b, &l, sizeof b, "{");
+        unsigned pairs = fs_rand(6);
+        for (unsigned i = 0; i < pairs; i++) {
+            if (i)
+                fs_put(b, &l, sizeof b, ",");
+            fs_ws(b, &l, sizeof b);
+            fs_string(b, &l, sizeof b, 1);
+            fs_ws(b, &l, sizeof b);
+            fs_put(b, &l, sizeof b, ":");
+            fs_ws(b, &l, sizeof b);
+            if (fs_rand(20))
+                fs_string(b, &l, sizeof b, 0);
+            else
+                fs_put(b, &l, sizeof b, fs_rand(2) ? "1" : "null");
+        }
+        fs_put(b, &l, sizeof b, "}");
+        fs_ws(b, &l, sizeof b);
+        fs_put(b, &l, sizeof b, "}");
+        fs_ws(b, &l, sizeof b);
+        /* a third of them get one byte changed, dropped or added */
+        if (l > 2 && fs_rand(3) == 0) {
+            static const char junk[] = "{}[]:,\" \\a0\x01\xff";
+            size_t at = fs_rand((unsigned)l);
+            switch (fs_rand(3)) {
+            case 0: b[at] = junk[fs_rand(sizeof junk - 1)]; break;
+            case 1: memmove(b + at, b + at + 1, l - at - 1); l--; break;
+            default:
+                if (l + 1 < sizeof b) {
+                    memmove(b + at + 1, b + at, l - at);
+                    b[at] = junk[fs_rand(sizeof junk - 1)];
+                    l++;
+                }
+            }
+        }
+        codec_kv kv[8];
+        size_t n = 0, off = 0, olen = 0;
+        if (!codec_fast_set(b, l, request, kv, 8, 6, 12, &n, &off, &olen))
+            continue;
+        taken++;
+        json_error_t je;
+        json_t *doc = json_loadb(b, l, JSON_REJECT_DUPLICATES, &je);
+        json_t *obj = json_object_get(doc, request ? "kv" : "set");
+        int same = doc && json_is_object(obj) && json_object_size(obj) == n &&
+                   json_object_size(doc) == (request ? 2u : 1u) && n > 0 && olen > 0 &&
+                   b[off] == '{' && b[off + olen - 1] == '}';
+        if (same && request)
+            same = json_is_string(json_object_get(doc, "op")) &&
+                   !strcmp(json_string_value(json_object_get(doc, "op")), "set");
+        for (size_t i = 0; same && i < n; i++) {
+            char key[16];
+            memcpy(key, kv[i].k, kv[i].kl);
+            key[kv[i].kl] = 0;
+            json_t *v = json_object_get(obj, key);
+            same = json_is_string(v) && json_string_length(v) == kv[i].vl &&
+                   !memcmp(json_string_value(v), kv[i].v, kv[i].vl);
+        }
+        json_decref(doc);
+        if (!same) {
+            bad++;
+            CHECK(0, "fast path took what jansson reads otherwise: %.*s", (int)l, b);
+        }
+    }
+    CHECK(bad == 0, "%d disagreements", bad);
+    /* the generator must reach the fast path often, or this proves little */
+    CHECK(taken > 20000, "fast path took only %d of 200000", taken);
+}
+
 int main(void)
 {
     fill_blob();
@@ -1254,6 +1382,7 @@ int main(void)
     RUN(reader_largest_frame_and_bound);
     RUN(reader_garbage);
     RUN(fast_set_shapes);
+    RUN(fast_set_agrees_with_jansson);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
