@@ -12,7 +12,7 @@
 # part runs every system once per round, rounds interleaved, and the report
 # shows the median round), BENCH_DIRECT_CONNS ("1 8 32 64"). BENCH_KEYS
 # may list several sizes ("100000 1000000" by default); BENCH_VSIZE is the
-# value size of the size part (16 bytes).
+# value size of the size part (100 bytes, as the memory target).
 # Ports 19100-19599 on 127.0.0.1.
 # Figures only: nothing here passes or fails on timing.
 set -u
@@ -22,7 +22,7 @@ case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
 KEYS_LIST=${BENCH_KEYS:-100000 1000000}
-VSIZE=${BENCH_VSIZE:-16}
+VSIZE=${BENCH_VSIZE:-100}
 SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor floor-fcgi}
 PARTS=${BENCH_PARTS:-disk http direct size startup profile}
 ROUNDS=${BENCH_ROUNDS:-3}
