@@ -5,14 +5,20 @@ PROG=kv-health
 
 usage() {
     cat <<'USAGE'
-usage: kv-health [-H HOST:PORT] [-d DATADIR] [-t SECONDS] [-l ENTRIES]
-                 [-L ENTRIES] [-s ENTRIES] [-w PERCENT] [-c PERCENT] [-q]
+usage: kv-health [-H HOST:PORT] [-d DATADIR] [-C CAFILE] [-a FILE] [-t SECONDS]
+                 [-l ENTRIES] [-L ENTRIES] [-s ENTRIES] [-w PERCENT]
+                 [-c PERCENT] [-q]
 Checks one keyval node through GET /status (and GET /status of the leader
 it names) and prints one line: KEYVAL OK|WARNING|CRITICAL|UNKNOWN - why.
   -H HOST:PORT  the node's HTTP address
                 (default: $KEYVAL_HADDR, else localhost:11000)
   -d DATADIR    the node's data directory; adds the raftd.sock and disk
                 checks (default: $KEYVAL_DATADIR when set, else none)
+  -C CAFILE     the node serves HTTPS: ask over https, trusting CAFILE
+                (default: $KEYVAL_CACERT)
+  -a FILE       the node wants HTTP basic auth: FILE has one line
+                USER:PASSWORD, a read-only user is enough; the password
+                stays out of the command line (default: $KEYVAL_AUTH_FILE)
   -t SECONDS    timeout of each request (default 5)
   -l ENTRIES    replication lag that is a WARNING (default 1000)
   -L ENTRIES    replication lag that is CRITICAL (default 10000)
@@ -42,6 +48,8 @@ snap_warn_set=
 disk_warn=90
 disk_crit=95
 quiet=
+cafile=${KEYVAL_CACERT:-}
+authfile=${KEYVAL_AUTH_FILE:-}
 
 unknown() { echo "KEYVAL UNKNOWN - $*"; exit 3; }
 # A usage error is UNKNOWN too: one line on stdout, the usage on stderr.
@@ -53,9 +61,11 @@ number() { # NAME VALUE: a non-negative integer
     esac
 }
 
-while getopts H:d:t:l:L:s:w:c:qh opt; do
+while getopts H:d:C:a:t:l:L:s:w:c:qh opt; do
     case $opt in
     H) haddr=$OPTARG ;;
+    C) cafile=$OPTARG ;;
+    a) authfile=$OPTARG ;;
     d) datadir=$OPTARG ;;
     t) number -t "$OPTARG"; timeout=$OPTARG ;;
     l) number -l "$OPTARG"; lag_warn=$OPTARG ;;
@@ -80,6 +90,20 @@ case $haddr in :*) haddr=localhost$haddr ;; esac
 for tool in curl jq; do
     command -v $tool >/dev/null 2>&1 || unknown "$tool is not installed"
 done
+scheme=http
+if [ -n "$cafile" ]; then
+    [ -r "$cafile" ] || usage_error "-C $cafile: not a readable file"
+    scheme=https
+fi
+# curl reads "user" from a config on stdin, so the password is not in ps.
+curl_user=""
+if [ -n "$authfile" ]; then
+    [ -r "$authfile" ] || usage_error "-a $authfile: not a readable file"
+    [ "$(wc -l <"$authfile")" -le 1 ] && cred=$(head -n 1 "$authfile") &&
+        case $cred in *:*) true ;; *) false ;; esac ||
+        usage_error "-a $authfile: expected one line USER:PASSWORD"
+    curl_user=$(printf '%s' "$cred" | sed 's/\\/\\\\/g; s/"/\\"/g')
+fi
 
 worst=0
 msgs=""
@@ -131,7 +155,9 @@ fi
 
 # get_status HADDR: sets ST (the body) and CODE; 0 when 200 and JSON.
 get_status() {
-    ST=$(curl -s -m "$timeout" -w '\n%{http_code}' "http://$1/status" 2>/dev/null)
+    ST=$(printf '%s\n' "${curl_user:+user = \"$curl_user\"}" |
+        curl -s -K - -m "$timeout" ${cafile:+--cacert "$cafile"} -w '\n%{http_code}' \
+            "$scheme://$1/status" 2>/dev/null)
     CODE=$(printf '%s' "$ST" | tail -n 1)
     ST=$(printf '%s' "$ST" | sed '$d')
     [ "$CODE" = 200 ] && [ "$(printf '%s' "$ST" | jq -r 'type' 2>/dev/null)" = object ]

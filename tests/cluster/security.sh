@@ -98,6 +98,22 @@ else
     finish
 fi
 check join_password_not_left [ ! -e "$T/n1/join.curlrc" ]
+
+# kv-health on an HTTPS node with basic auth: -C and -a (a reader is enough).
+printf '%s\n' "$R" >"$T/reader-auth"
+chmod 600 "$T/reader-auth"
+hout=$("$BUILD/bin/kv-health" -H localhost:21200 -C "$CA" -a "$T/reader-auth")
+hrc=$?
+LAST="kv-health -C -a gave exit $hrc: $hout"
+check health_https_auth_ok sh -c '[ "$1" = 0 ] && echo "$2" | grep -q "^KEYVAL OK"' - "$hrc" "$hout"
+hout=$("$BUILD/bin/kv-health" -H localhost:21200 -C "$CA")
+hrc=$?
+LAST="kv-health without -a gave exit $hrc: $hout"
+check health_without_auth_critical sh -c '[ "$1" = 2 ] && echo "$2" | grep -q "401"' - "$hrc" "$hout"
+hout=$(KEYVAL_CACERT=$CA KEYVAL_AUTH_FILE=$T/reader-auth "$BUILD/bin/kv-health" -H localhost:21200)
+hrc=$?
+LAST="kv-health with KEYVAL_CACERT and KEYVAL_AUTH_FILE gave exit $hrc: $hout"
+check health_env_auth_ok [ "$hrc" = 0 ]
 for p in 21201 21202; do
     if wait_until 15 sh -c "curl -s -m 2 --cacert '$CA' -u '$R' https://localhost:$p/status | jq -e '.leader == \"n0\"'"; then
         ok "node_${p}_follows_n0"
