@@ -52,6 +52,10 @@
 
 #define REQ_TIMEOUT_MS 5000
 #define LINE_MAX_BYTES (16u * 1024u * 1024u)
+/* All raftd.sock clients' request buffers together: a client whose line
+ * would need more is answered 503 and closed; nothing of it was started. */
+#define CLIENT_BUFS_MAX (128u * 1024u * 1024u)
+#define CLIENT_BUF_MIN 65536u
 #define LIST_REPLY_BYTES (16u * 1024u * 1024u)
 #define PEER_OUT_MAX (32u * 1024u * 1024u)
 #define MAX_CLIENTS 1024
@@ -2421,6 +2425,8 @@ static void client_pump(client *c)
     }
 }
 
+static size_t g_client_bufs; /* sum of the clients' in_cap */
+
 static void client_read(client *c)
 {
     if (c->dead)
@@ -2432,16 +2438,28 @@ static void client_read(client *c)
             c->dead = 1;
         return;
     }
-    if (c->in_cap - c->in_len < 65536) {
-        size_t nc = c->in_cap ? c->in_cap * 2 : 65536;
+    if (c->in_cap - c->in_len < CLIENT_BUF_MIN) {
+        size_t nc = c->in_cap ? c->in_cap * 2 : CLIENT_BUF_MIN;
         if (nc > LINE_MAX_BYTES + 131072)
             nc = LINE_MAX_BYTES + 131072;
+        if (nc > c->in_cap && nc > CLIENT_BUF_MIN &&
+            g_client_bufs - c->in_cap + nc > CLIENT_BUFS_MAX) {
+            json_t *r = err_reply(503, "raftd is holding too many large requests "
+                                       "from other clients; retry later");
+            client_send_json(c, r);
+            json_decref(r);
+            c->eof = 1;
+            c->in_len = 0;
+            c->scanned = 0;
+            return;
+        }
         if (nc > c->in_cap) {
             char *p = realloc(c->in, nc);
             if (!p) {
                 c->dead = 1;
                 return;
             }
+            g_client_bufs += nc - c->in_cap;
             c->in = p;
             c->in_cap = nc;
         }
@@ -2465,6 +2483,16 @@ static void client_read(client *c)
     }
     c->in_len += (size_t)n;
     client_pump(c);
+    /* A big request is done: give its buffer back to the common budget
+     * (FastCGI programs keep their connection for many requests). */
+    if (!c->dead && c->in_cap > CLIENT_BUF_MIN && c->in_len <= CLIENT_BUF_MIN / 2) {
+        char *p = realloc(c->in, CLIENT_BUF_MIN);
+        if (p) {
+            g_client_bufs -= c->in_cap - CLIENT_BUF_MIN;
+            c->in = p;
+            c->in_cap = CLIENT_BUF_MIN;
+        }
+    }
 }
 
 static void client_free(client *c)
@@ -2473,6 +2501,7 @@ static void client_free(client *c)
         if (p->cl == c)
             p->cl = NULL; /* still runs to its end; nobody to tell */
     close(c->fd);
+    g_client_bufs -= c->in_cap;
     free(c->in);
     free(c->out);
     free(c);

@@ -80,6 +80,9 @@ flood peer_trickle "-tcp 127.0.0.1:$RP" trickle 100 5
 flood sock_idle_1000 "-unix $sock" idle 1000 6
 flood sock_garbage "-unix $sock" garbage 200 5
 flood sock_huge_line "-unix $sock" huge 8 5
+# 64 clients each holding a 16 MiB line without its newline: 1 GiB if each
+# got its buffer; the common budget (128 MiB) answers the rest 503.
+flood sock_big_lines_64 "-unix $sock" bigframe 64 8
 flood sock_truncated "-unix $sock" truncated 200 5
 flood sock_trickle "-unix $sock" trickle 200 5
 
