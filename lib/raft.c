@@ -30,6 +30,7 @@ typedef struct progress {
     int state;
     int paused;            /* probe: one APPEND outstanding */
     int recent_active;     /* heard from since the last check-quorum */
+    int prev_active;       /* recent_active as the last check-quorum found it */
     unsigned stall;        /* heartbeats without progress while replicating */
     int heard;             /* a response arrived since the last heartbeat */
     unsigned probe_wait;   /* heartbeats answered while a probe is unanswered */
@@ -1080,8 +1081,10 @@ static void check_quorum(raft_t *r)
         progress *p = &r->prs[i];
         if (is_voter(&r->conf, p->id) && (p->id == r->id || p->recent_active))
             k++;
-        if (p->id != r->id)
+        if (p->id != r->id) {
+            p->prev_active = p->recent_active;
             p->recent_active = 0;
+        }
     }
     if (r->o.check_quorum && k < quorum(r))
         become_follower(r, r->term, 0);
@@ -2273,7 +2276,10 @@ void raft_status(const raft_t *r, raft_status_info *st)
             pi->next = p->next;
             pi->state = p->state;
             pi->inflight = p->infl_count;
-            pi->recent_active = p->id == r->id ? 1 : p->recent_active;
+            /* for status: heard from in this check-quorum period or the
+             * last, so a check just after the reset does not see a
+             * follower that answers every heartbeat as silent */
+            pi->recent_active = p->id == r->id ? 1 : p->recent_active || p->prev_active;
         }
     }
 }

@@ -254,7 +254,8 @@ typedef struct raft_progress_info {
     uint64_t match, next;
     int state;           /* 0 probe, 1 replicate, 2 snapshot */
     unsigned inflight;
-    int recent_active;   /* heard from within the last election timeout */
+    int recent_active;   /* heard from within the last one or two election
+                            timeouts (this check-quorum period or the last) */
 } raft_progress_info;
 
 typedef struct raft_status_info {

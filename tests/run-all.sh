@@ -19,7 +19,9 @@ run() { # name command...
     out=$(mktemp)
     "$@" >"$out" 2>&1
     rc=$?
-    tail -n 40 "$out" | grep -v '^ok ' | sed 's/^/    /' | tail -n 20
+    # every FAIL line (they can be far from the end), then the tail
+    grep '^FAIL' "$out" | head -n 20 | sed 's/^/    /'
+    tail -n 40 "$out" | grep -v '^ok ' | grep -v '^FAIL' | sed 's/^/    /' | tail -n 20
     line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
     rm -f "$out"
     if [ -z "$line" ]; then

@@ -1141,6 +1141,51 @@ static void check_quorum_leader_steps_down(void)
     CHECK_CLEAN(c);
 }
 
+/* Status "active" (kv-health reads it): a follower that answers every
+ * heartbeat is never shown silent, also right after a check-quorum reset;
+ * a cut-off one is within two election timeouts. */
+static int shown_active(cluster *c, uint64_t leader, uint64_t id)
+{
+    raft_status_info st = status_of(c, leader);
+    for (size_t i = 0; i < st.n_progress; i++)
+        if (st.progress[i].id == id)
+            return st.progress[i].recent_active;
+    return -1;
+}
+
+static void status_active_steady_across_check_quorum(void)
+{
+    raft_options o = base_opts();
+    raft_config cf = make_conf(3, 0);
+    cluster *c = cl_new(3, &o, 15);
+    CHECK(cl_boot(c, 3, &cf) == 0, "%s", c->bad);
+    CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
+    run(c, 2 * E_TICKS);
+    int blinks = 0;
+    for (int t = 0; t < 6 * E_TICKS; t++) {
+        tick(c, 1); /* may run check-quorum: look before any ack */
+        if (shown_active(c, 1, 2) != 1 || shown_active(c, 1, 3) != 1)
+            blinks++;
+        deliver_all(c);
+        tick(c, 2);
+        tick(c, 3);
+        deliver_all(c);
+    }
+    CHECK(blinks == 0, "a connected follower was shown inactive at %d of %d ticks", blinks,
+          6 * E_TICKS);
+    CHECK(role(c, 1) == RAFT_LEADER, "leader lost leadership");
+    isolate(c, 3, 1);
+    int gone = -1;
+    for (int t = 0; t < 4 * E_TICKS && gone < 0; t++) {
+        run(c, 1);
+        if (shown_active(c, 1, 3) == 0)
+            gone = t + 1;
+    }
+    CHECK(gone > 0 && gone <= 2 * E_TICKS + 1, "a cut-off follower was shown inactive after %d ticks",
+          gone);
+    CHECK_CLEAN(c);
+}
+
 /* With check-quorum, a follower that hears from its leader ignores a VOTE
  * (no grant, no term change). */
 static void follower_ignores_vote_while_leader_alive(void)
@@ -2670,6 +2715,7 @@ static const struct {
     T(no_vote_for_stale_log),
     T(prevote_does_not_bump_term),
     T(check_quorum_leader_steps_down),
+    T(status_active_steady_across_check_quorum),
     T(follower_ignores_vote_while_leader_alive),
     T(append_ack_only_with_entries_persisted),
     T(leader_appends_noop_on_election),

@@ -47,6 +47,19 @@ expect_health() {
 raftd_of() { ps -o pid=,comm= --ppid "$1" | awk '$2 == "raftd" { print $1 }'; }
 
 expect_health healthy_leader 0 '^KEYVAL OK - node n0 is leader' -H 127.0.0.1:17200 -d "$T/n0"
+# A healthy cluster stays OK across check-quorum periods: the leader's
+# "active" must not blink off for a follower that answers every heartbeat
+# (it once did, just after each check-quorum reset).
+blinks=""
+i=0
+while [ $i -lt 30 ]; do
+    run_health -H 127.0.0.1:17200
+    [ "$RC" = 0 ] || blinks="$blinks [$RC: $OUT]"
+    sleep 0.1
+    i=$((i + 1))
+done
+check healthy_leader_stays_ok_30_times [ -z "$blinks" ]
+[ -n "$blinks" ] && echo "# not OK:$blinks"
 expect_health healthy_follower 0 '^KEYVAL OK - node n1 is follower.*leader n0' \
     -H 127.0.0.1:17201 -d "$T/n1"
 run_health -q -H 127.0.0.1:17200 -d "$T/n0"
