@@ -281,14 +281,6 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static uint64_t fnv1a64(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
-    return h ? h : 1;
-}
-
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -372,6 +364,16 @@ static const raft_node *member_by_name(const raft_config *c, const char *name)
             return &c->nodes[i];
     }
     return NULL;
+}
+
+/* The member a remove or transfer names: its "node_id" when given, else
+ * the member of that name in the latest configuration; 0 when none. */
+static uint64_t request_member(const pending *p)
+{
+    const raft_config *c = raft_config_get(g_r);
+    const raft_node *byname = member_by_name(c, p->meta);
+    uint64_t id = p->node ? p->node : byname ? byname->id : 0;
+    return c && id && raft_config_find(c, id) ? id : 0;
 }
 
 static void path_in_dir(char *buf, size_t cap, const char *name)
@@ -962,18 +964,10 @@ static void finish(pending *p, json_t *reply)
 /* The common answer to a write, {"code":200,"index":N}, without jansson. */
 static void finish_ok_index(pending *p, uint64_t index)
 {
-    static const char head[] = "{\"code\":200,\"index\":";
-    char buf[64], digits[24];
-    size_t nd = 0, n = sizeof head - 1;
-    do {
-        digits[nd++] = (char)('0' + index % 10);
-        index /= 10;
-    } while (index);
-    memcpy(buf, head, n);
-    while (nd)
-        buf[n++] = digits[--nd];
-    buf[n++] = '}';
-    finish_text(p, buf, n);
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "{\"code\":200,\"index\":%llu}",
+                     (unsigned long long)index);
+    finish_text(p, buf, (size_t)n);
 }
 
 /* ------------------------------------------------------- request handling */
@@ -1353,7 +1347,7 @@ static json_t *prepare(pending *p)
                 return err_reply(400, "\"node_id\" must be 16 hex digits (the joining "
                                       "node's node_id from its status)");
         } else {
-            p->node = fnv1a64(id);
+            p->node = nodeid_legacy(id);
         }
         return NULL;
     }
@@ -1510,10 +1504,8 @@ static void leader_write(pending *p)
         break;
     }
     case OP_REMOVE: {
-        const raft_config *c = raft_config_get(g_r);
-        const raft_node *byname = member_by_name(c, p->meta);
-        uint64_t target = p->node ? p->node : byname ? byname->id : 0;
-        if (!c || !target || !raft_config_find(c, target)) {
+        uint64_t target = request_member(p);
+        if (!target) {
             finish(p, err_reply(404, "no such node in the cluster"));
             return;
         }
@@ -1521,10 +1513,8 @@ static void leader_write(pending *p)
         break;
     }
     case OP_TRANSFER: {
-        const raft_config *c = raft_config_get(g_r);
-        const raft_node *byname = member_by_name(c, p->meta);
-        uint64_t target = p->node ? p->node : byname ? byname->id : 0;
-        if (!c || !target || !raft_config_find(c, target)) {
+        uint64_t target = request_member(p);
+        if (!target) {
             finish(p, err_reply(404, "no such node in the cluster"));
             return;
         }
@@ -2370,6 +2360,18 @@ static void inconn_read(inconn *c)
 
 /* ---------------------------------------------------------- client sockets */
 
+/* Answer c with an error, drop what it sent and close it once the answer
+ * is out: for input raftd will not hold. */
+static void client_refuse(client *c, int code, const char *why)
+{
+    json_t *r = err_reply(code, why);
+    client_send_json(c, r);
+    json_decref(r);
+    c->eof = 1;
+    c->in_len = 0;
+    c->scanned = 0;
+}
+
 static void client_pump(client *c)
 {
     while (!c->dead && !c->busy && c->out_off == c->out_len) {
@@ -2378,14 +2380,8 @@ static void client_pump(client *c)
                        : NULL;
         if (!nl) {
             c->scanned = c->in_len;
-            if (c->in_len > LINE_MAX_BYTES) {
-                json_t *r = err_reply(413, "request line longer than 16 MiB");
-                client_send_json(c, r);
-                json_decref(r);
-                c->eof = 1;
-                c->in_len = 0;
-                c->scanned = 0;
-            }
+            if (c->in_len > LINE_MAX_BYTES)
+                client_refuse(c, 413, "request line longer than 16 MiB");
             return;
         }
         size_t ll = (size_t)(nl - c->in);
@@ -2444,13 +2440,8 @@ static void client_read(client *c)
             nc = LINE_MAX_BYTES + 131072;
         if (nc > c->in_cap && nc > CLIENT_BUF_MIN &&
             g_client_bufs - c->in_cap + nc > CLIENT_BUFS_MAX) {
-            json_t *r = err_reply(503, "raftd is holding too many large requests "
-                                       "from other clients; retry later");
-            client_send_json(c, r);
-            json_decref(r);
-            c->eof = 1;
-            c->in_len = 0;
-            c->scanned = 0;
+            client_refuse(c, 503, "raftd is holding too many large requests from other "
+                                  "clients; retry later");
             return;
         }
         if (nc > c->in_cap) {
