@@ -664,8 +664,10 @@ int codec_fast_set(const char *s, size_t n, int request, codec_kv *kv, size_t ma
                    size_t *obj_len)
 {
     int have_op = 0, have_obj = 0;
+    if (!s)
+        return 0;
     size_t i = fj_ws(s, n, 0);
-    if (!s || i >= n || s[i] != '{')
+    if (i >= n || s[i] != '{')
         return 0;
     i = fj_ws(s, n, i + 1);
     for (;;) {
