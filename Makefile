@@ -19,6 +19,10 @@ LIB_A := $(BUILD)/lib/libkeyval.a
 BIN_C := $(wildcard bin/*.c)
 BIN_SH := $(wildcard bin/*.sh)
 BINS := $(BIN_C:bin/%.c=$(BUILD)/bin/%) $(BIN_SH:bin/%.sh=$(BUILD)/bin/%)
+# A program of several files: bin/NAME/*.c (and its private headers)
+# builds $(BUILD)/bin/NAME, each file compiled to $(BUILD)/obj/NAME/.
+BIN_DIRS := $(patsubst bin/%/,%,$(sort $(dir $(wildcard bin/*/*.c))))
+BINS += $(BIN_DIRS:%=$(BUILD)/bin/%)
 CGI_C := $(wildcard cgi-bin/*.c)
 CGIS := $(CGI_C:cgi-bin/%.c=$(BUILD)/cgi-bin/%)
 TEST_C := $(wildcard tests/test_*.c) $(wildcard tests/raft-sim.c)
@@ -51,6 +55,17 @@ $(BUILD)/bin/%: bin/%.sh
 	@mkdir -p $(@D)
 	cp $< $@
 	chmod 755 $@
+
+$(BUILD)/obj/%.o: bin/%.c $(HDRS) $(wildcard bin/*/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -I$(dir $<) -c -o $@ $<
+
+define bin_dir_rule
+$(BUILD)/bin/$(1): $(patsubst bin/%.c,$(BUILD)/obj/%.o,$(wildcard bin/$(1)/*.c)) $(LIB_A)
+	@mkdir -p $$(@D)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach d,$(BIN_DIRS),$(eval $(call bin_dir_rule,$(d))))
 
 # The CGI programs link only what they use (jansson, and libfcgi when its
 # headers are installed, for the FastCGI mode of lib/cgi_main.c), and
