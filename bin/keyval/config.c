@@ -1,0 +1,122 @@
+/*
+ * config.c - lighttpd's configuration in DATADIR: the www and tmp
+ * directories, the JSON error pages, and lighttpd.conf rendered from
+ * etc/lighttpd.conf.in. (lighttpd-security.conf is security.c's.)
+ */
+#include "keyval.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Characters that may go into a double-quoted lighttpd config string. */
+int config_safe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Replaces @NAME@ placeholders; returns malloc'ed text. */
+static char *render(const char *tmpl, const char *const *names,
+                    const char *const *values, int n)
+{
+    size_t cap = strlen(tmpl) + 1, len = 0;
+    for (int i = 0; i < n; i++)
+        cap += 64 * (strlen(values[i]) + 1);
+    /* Simple two-pass-free approach: grow as needed. */
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    const char *p = tmpl;
+    while (*p) {
+        int hit = -1;
+        if (*p == '@') {
+            for (int i = 0; i < n; i++) {
+                size_t nl = strlen(names[i]);
+                if (strncmp(p + 1, names[i], nl) == 0 && p[1 + nl] == '@') {
+                    hit = i;
+                    break;
+                }
+            }
+        }
+        const char *piece = hit >= 0 ? values[hit] : p;
+        size_t plen = hit >= 0 ? strlen(values[hit]) : 1;
+        if (len + plen + 1 > cap) {
+            size_t ncap = (len + plen + 1) * 2;
+            char *no = realloc(out, ncap);
+            if (!no) {
+                free(out);
+                return NULL;
+            }
+            out = no;
+            cap = ncap;
+        }
+        memcpy(out + len, piece, plen);
+        len += plen;
+        p += hit >= 0 ? strlen(names[hit]) + 2 : 1;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* DATADIR/www: the body lighttpd sends with each error status. */
+static int write_error_pages(const paths *p)
+{
+    if (mkdirs(p->www, 0700) < 0 || mkdirs(p->tmpdir, 0700) < 0) {
+        die_msg("create %s/www and %s/tmp: %s", p->datadir, p->datadir, strerror(errno));
+        return -1;
+    }
+    static const struct { int code; const char *msg; } errpages[] = {
+        { 400, "bad request" }, { 401, "authentication required" },
+        { 403, "forbidden" }, { 404, "not found" },
+        { 405, "method not allowed" }, { 408, "request timeout" },
+        { 411, "length required" }, { 413, "request body too large (max 4 MiB)" },
+        { 414, "request URI too long" }, { 417, "expectation failed" },
+        { 431, "request header fields too large" },
+        { 500, "internal server error" }, { 501, "not implemented" },
+        { 502, "bad gateway" }, { 503, "service unavailable" },
+        { 504, "gateway timeout" },
+    };
+    for (size_t i = 0; i < sizeof errpages / sizeof errpages[0]; i++) {
+        char f[PATH_MAX + 64], text[128];
+        snprintf(f, sizeof f, "%s/error-%d.html", p->www, errpages[i].code);
+        snprintf(text, sizeof text, "{\"error\":\"%s\"}\n", errpages[i].msg);
+        if (write_file(f, text, 0644) < 0) {
+            die_msg("write %s: %s", f, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Writes the error pages and DATADIR/lighttpd.conf. 0, or -1 (printed). */
+int config_write(const options *o, const install *in, const paths *p)
+{
+    if (write_error_pages(p) < 0)
+        return -1;
+    char tpath[PATH_MAX + 64];
+    snprintf(tpath, sizeof tpath, "%s/lighttpd.conf.in", in->etcdir);
+    char *tmpl = read_small(tpath, TEMPLATE_MAX);
+    if (!tmpl) {
+        die_msg("read %s: %s", tpath, strerror(errno));
+        return -1;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%d", o->haddr.port);
+    const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET",
+                            "ETCDIR", "MODE", "SECURITY" };
+    const char *values[] = { o->haddr.host, port, p->datadir, in->cgidir, p->sock,
+                             in->etcdir, o->fastcgi ? "fastcgi" : "cgi", p->secpath };
+    char *text = render(tmpl, names, values, 8);
+    free(tmpl);
+    if (!text || write_file(p->conf, text, 0600) < 0) {
+        die_msg("write %s: %s", p->conf, text ? strerror(errno) : "out of memory");
+        free(text);
+        return -1;
+    }
+    free(text);
+    say("wrote %s", p->conf);
+    return 0;
+}

@@ -1,0 +1,211 @@
+/*
+ * main.c - keyval: start one keyval node: raftd, the socat peer listener
+ * and lighttpd, and join a cluster when asked. Same command line as the
+ * seed:
+ *
+ *     keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR
+ *
+ * It supervises its children: on SIGINT/SIGTERM it stops them all; when
+ * one dies it says which, stops the rest and exits nonzero. Children get
+ * SIGTERM if keyval itself dies (PR_SET_PDEATHSIG), so they stop cleanly.
+ *
+ * This file: finding the installation, preparing DATADIR, and the order of
+ * the steps. options.c parses, config.c and security.c write DATADIR's
+ * configuration, children.c and ready.c start and watch the children,
+ * join.c joins.
+ */
+#include "keyval.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Where am I? Templates and CGI programs are found relative to it; the
+ * programs keyval runs too. 0, or -1 (printed). */
+static int locate_install(install *in)
+{
+    memset(in, 0, sizeof *in);
+    char self[PATH_MAX];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) {
+        die_msg("readlink /proc/self/exe: %s", strerror(errno));
+        return -1;
+    }
+    self[sl] = '\0';
+    snprintf(in->bindir, sizeof in->bindir, "%s", self);
+    char *slash = strrchr(in->bindir, '/');
+    if (slash)
+        *slash = '\0';
+    if (find_dir(in->bindir, "../etc", "../share/keyval", "lighttpd.conf.in",
+                 in->etcdir, sizeof in->etcdir) < 0) {
+        die_msg("cannot find lighttpd.conf.in in %s/../etc or %s/../share/keyval",
+                in->bindir, in->bindir);
+        return -1;
+    }
+    if (find_dir(in->bindir, "../cgi-bin", "../libexec/keyval", "key-get",
+                 in->cgidir, sizeof in->cgidir) < 0) {
+        die_msg("cannot find the CGI programs in %s/../cgi-bin or "
+                "%s/../libexec/keyval", in->bindir, in->bindir);
+        return -1;
+    }
+    if (!config_safe(in->etcdir)) {
+        die_msg("template directory %s has characters lighttpd.conf cannot hold",
+                in->etcdir);
+        return -1;
+    }
+    if (!config_safe(in->cgidir)) {
+        die_msg("CGI directory %s has characters lighttpd.conf cannot hold", in->cgidir);
+        return -1;
+    }
+    find_prog("KEYVAL_RAFTD", in->bindir, "raftd", in->raftd, sizeof in->raftd);
+    find_prog("KEYVAL_SOCAT", NULL, "socat", in->socat, sizeof in->socat);
+    find_prog("KEYVAL_LIGHTTPD", NULL, "lighttpd", in->lighttpd, sizeof in->lighttpd);
+    find_prog("KEYVAL_CURL", NULL, "curl", in->curl, sizeof in->curl);
+    return 0;
+}
+
+/* -restore: kv-restore fills an empty DATADIR with a new cluster. Returns
+ * -1 to go on, else the exit status. */
+static int restore_datadir(const options *o, const install *in)
+{
+    char kvrestore[PATH_MAX + 64];
+    find_prog("KEYVAL_KV_RESTORE", in->bindir, "kv-restore", kvrestore, sizeof kvrestore);
+    char *xargv[] = { kvrestore, "-id", (char *)o->id, "-haddr", (char *)o->haddr.text,
+                      "-raddr", (char *)o->raddr.text, (char *)o->restore_s, (char *)o->datadir_s,
+                      NULL };
+    say("restoring %s into %s: %s", o->restore_s, o->datadir_s, kvrestore);
+    pid_t rp = fork();
+    if (rp < 0) {
+        die_msg("fork: %s", strerror(errno));
+        return 1;
+    }
+    if (rp == 0) {
+        execvp(xargv[0], xargv);
+        fprintf(stderr, PROG ": run %s: %s\n", xargv[0], strerror(errno));
+        _exit(127);
+    }
+    int rst;
+    while (waitpid(rp, &rst, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0) {
+        die_msg("restore from %s failed; nothing started", o->restore_s);
+        return WIFEXITED(rst) && WEXITSTATUS(rst) == 2 ? 2 : 1;
+    }
+    return -1;
+}
+
+/* Creates DATADIR (mode 0700) and names its files; *fresh when it holds
+ * no raft.db yet. 0, or -1 (printed). */
+static int prepare_datadir(const options *o, paths *p, int *fresh)
+{
+    memset(p, 0, sizeof *p);
+    if (mkdirs(o->datadir_s, 0700) < 0) {
+        die_msg("create %s: %s", o->datadir_s, strerror(errno));
+        return -1;
+    }
+    if (!realpath(o->datadir_s, p->datadir)) {
+        die_msg("resolve %s: %s", o->datadir_s, strerror(errno));
+        return -1;
+    }
+    if (!config_safe(p->datadir) || strpbrk(p->datadir, ",:!'")) {
+        die_msg("bad DATADIR %s: quotes, backslashes, control characters and "
+                "\",:!'\" cannot go into the lighttpd and socat arguments", p->datadir);
+        return -1;
+    }
+    snprintf(p->sock, sizeof p->sock, "%s/raftd.sock", p->datadir);
+    snprintf(p->peersock, sizeof p->peersock, "%s/peer.sock", p->datadir);
+    snprintf(p->conf, sizeof p->conf, "%s/lighttpd.conf", p->datadir);
+    snprintf(p->dbpath, sizeof p->dbpath, "%s/raft.db", p->datadir);
+    snprintf(p->marker, sizeof p->marker, "%s/joined", p->datadir);
+    snprintf(p->www, sizeof p->www, "%s/www", p->datadir);
+    snprintf(p->tmpdir, sizeof p->tmpdir, "%s/tmp", p->datadir);
+    snprintf(p->lighttpd_log, sizeof p->lighttpd_log, "%s/lighttpd.log", p->datadir);
+    snprintf(p->secpath, sizeof p->secpath, "%s/lighttpd-security.conf", p->datadir);
+    snprintf(p->htpasswd, sizeof p->htpasswd, "%s/htpasswd", p->datadir);
+    snprintf(p->curlrc, sizeof p->curlrc, "%s/join.curlrc", p->datadir);
+    if (strlen(p->sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        die_msg("DATADIR path %s is too long for a UNIX socket path "
+                "(DATADIR/raftd.sock must be under 108 bytes)", p->datadir);
+        return -1;
+    }
+    /* lighttpd's FastCGI sockets: DATADIR/fcgi-route-error.sock-N */
+    if (o->fastcgi && strlen(p->datadir) + sizeof "/fcgi-route-error.sock-99" >
+                          sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        die_msg("DATADIR path %s is too long for -fastcgi (its FastCGI socket "
+                "paths must be under 108 bytes)", p->datadir);
+        return -1;
+    }
+    *fresh = !file_exists(p->dbpath);
+    say("data directory %s (%s)", p->datadir, *fresh ? "new" : "existing state");
+    /* DATADIR holds raft.db, the sockets and the htpasswd file: nobody
+     * but its owner (and, if the admin chose so, its group) gets in. */
+    struct stat sb;
+    if (stat(p->datadir, &sb) == 0 && (sb.st_mode & 0007)) {
+        say("%s was open to others (mode %03o); making it %03o", p->datadir,
+            (unsigned)(sb.st_mode & 0777), (unsigned)(sb.st_mode & 0770));
+        if (chmod(p->datadir, sb.st_mode & 0770) < 0) {
+            die_msg("chmod %s: %s", p->datadir, strerror(errno));
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    install in;
+    paths p;
+    security sec;
+    int fresh, rc;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if ((rc = options_parse(argc, argv, &o)) >= 0)
+        return rc;
+    if (locate_install(&in) < 0)
+        return 1;
+    if (o.restore_s && (rc = restore_datadir(&o, &in)) >= 0)
+        return rc;
+    if (prepare_datadir(&o, &p, &fresh) < 0 || security_setup(&o, &in, &p, &sec) < 0 ||
+        config_write(&o, &in, &p) < 0)
+        return 1;
+    supervise_init(p.lighttpd_log);
+
+    /* Fail early, and clearly, when an address is taken. */
+    if (tcp_listening(o.haddr.host, o.haddr.port)) {
+        die_msg("HTTP address %s: port %d is already in use", o.haddr.text, o.haddr.port);
+        return 1;
+    }
+    if (tcp_listening(o.raddr.host, o.raddr.port)) {
+        die_msg("Raft address %s: port %d is already in use", o.raddr.text, o.raddr.port);
+        return 1;
+    }
+
+    char node_id[32] = "";
+    start_raftd(&o, &in, &p, &sec, fresh && !o.join_s);
+    wait_raftd(p.sock, node_id, sizeof node_id);
+    say("raftd is ready on %s", p.sock);
+    start_socat(&o, &in, &p, &sec);
+    start_lighttpd(&in, &p);
+    wait_tcp("socat", o.raddr.host, o.raddr.port);
+    wait_tcp("lighttpd", o.haddr.host, o.haddr.port);
+    say("serving HTTP on %s (%s:%d), Raft on %s", o.haddr.text, o.haddr.host,
+        o.haddr.port, o.raddr.text);
+
+    if (o.join_s) {
+        if (!fresh && file_exists(p.marker))
+            say("already joined; not joining %s again", o.join.text);
+        else
+            join_cluster(&o, &in, &sec, node_id, p.marker);
+    }
+    if (sec.join_curlrc[0])
+        unlink(sec.join_curlrc); /* the password is needed no longer */
+    say("node %s is running; stop it with Ctrl-C or SIGTERM to pid %d", o.id,
+        (int)getpid());
+    supervise();
+}

@@ -1,0 +1,105 @@
+/*
+ * ready.c - waiting until keyval's children serve: raftd answers on its
+ * socket, socat and lighttpd listen on their ports. Bounded polls (every
+ * 100 ms, up to RAFTD_READY_MS and HTTP_READY_MS) that a child's exit or a
+ * stop signal cuts short.
+ */
+#include "keyval.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+/* Nonzero when some socket listens on TCP port of host (a numeric
+ * address; for IPv4 a listener on that address or on 0.0.0.0 counts, for
+ * IPv6 any listener on the port), per /proc/net/tcp{,6}. Checked this way,
+ * not by connecting, so that no half-made peer connection reaches raftd. */
+int tcp_listening(const char *host, int port)
+{
+    struct in_addr want;
+    int v4 = inet_pton(AF_INET, host, &want) == 1;
+    const char *files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f)
+            continue;
+        char line[512];
+        int found = 0;
+        if (!fgets(line, sizeof line, f)) { /* header */
+            fclose(f);
+            continue;
+        }
+        while (!found && fgets(line, sizeof line, f)) {
+            char local[128];
+            unsigned st;
+            if (sscanf(line, " %*d: %127s %*s %x", local, &st) != 2)
+                continue;
+            char *c = strrchr(local, ':');
+            if (!c || st != 0x0A || strtol(c + 1, NULL, 16) != port)
+                continue;
+            if (i == 0 && v4) {
+                *c = '\0';
+                uint32_t a = (uint32_t)strtoul(local, NULL, 16);
+                if (a != 0 && a != want.s_addr)
+                    continue;
+            }
+            found = 1;
+        }
+        fclose(f);
+        if (found)
+            return 1;
+    }
+    return 0;
+}
+
+/* Waits until raftd answers a status request on its socket; node_id gets
+ * this node's Raft id as raftd reports it (16 hex digits; unique per
+ * incarnation of DATADIR), sent with -join. */
+void wait_raftd(const char *sock, char *node_id, size_t cap)
+{
+    long long deadline = now_ms() + RAFTD_READY_MS;
+    char err[512] = "";
+    for (;;) {
+        check_children();
+        if (file_exists(sock)) {
+            json_t *req = json_pack("{s:s}", "op", "status"), *reply = NULL;
+            int rc = client_request(sock, req, 2000, &reply, err, sizeof err);
+            json_decref(req);
+            const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id"))
+                                      : NULL;
+            if (nid)
+                snprintf(node_id, cap, "%s", nid);
+            json_decref(reply);
+            if (rc == 0)
+                return;
+        } else {
+            snprintf(err, sizeof err, "%.400s does not exist", sock);
+        }
+        if (now_ms() > deadline) {
+            die_msg("raftd not ready after %d s: %s", RAFTD_READY_MS / 1000, err);
+            finish(1);
+        }
+        wait_event(100);
+    }
+}
+
+void wait_tcp(const char *what, const char *host, int port)
+{
+    long long deadline = now_ms() + HTTP_READY_MS;
+    for (;;) {
+        check_children();
+        if (tcp_listening(host, port))
+            return;
+        if (now_ms() > deadline) {
+            die_msg("%s not accepting connections on %s:%d after %d s", what,
+                    host, port, HTTP_READY_MS / 1000);
+            finish(1);
+        }
+        wait_event(100);
+    }
+}
