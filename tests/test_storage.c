@@ -1,4 +1,4 @@
-/* test_storage.c - tests of lib/storage.c (SQLite storage). */
+/* test_storage.c - tests of lib/storage*.c (SQLite storage). */
 #include "storage.h"
 
 #include <errno.h>

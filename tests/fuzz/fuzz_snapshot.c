@@ -1,6 +1,6 @@
 /*
  * fuzz_snapshot - libFuzzer target for the snapshot file reader
- * (store_snapshot_install, lib/storage.c) on an in-memory database.
+ * (store_snapshot_install, lib/storage_snap.c) on an in-memory database.
  *
  * The input is written to a file and installed. To get past the checksum
  * the harness fixes the trailing FNV-1a 64 checksum when the input length
