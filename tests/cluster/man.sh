@@ -67,8 +67,10 @@ section() { awk -v s="$1" '/^[A-Z]/ { on = ($0 == s) ; next } on'; }
 # 2. -h of each program against its page: every program with a source in
 # bin/ (committed ones, when this is a git work tree: others' work in
 # progress is not judged here).
+# A program of several files, bin/NAME/*.c, is one program NAME.
 progs=$(git ls-files bin 2>/dev/null)
-[ -n "$progs" ] || progs=$(ls bin/*)
+[ -n "$progs" ] || progs=$(ls -d bin/*)
+progs=$(for src in $progs; do echo "$src"; done | sed 's|^\(bin/[^/]*\)/.*|\1|' | sort -u)
 for src in $progs; do
     name=$(basename "$src"); name=${name%.c}; name=${name%.sh}
     prog=$BUILD/bin/$name
