@@ -14,15 +14,8 @@
  */
 #include "raft_impl.h"
 
-static void msgs_free(vec *v)
-{
-    raft_msg *ms = v->p;
-    for (size_t i = 0; i < v->n; i++) {
-        free(ms[i].entries);
-        free(ms[i].conf);
-    }
-    v->n = 0;
-}
+/* ------------------------------------------------------------------ */
+/* tick and proposals                                                  */
 
 void raft_tick(raft_t *r)
 {
@@ -70,6 +63,9 @@ int raft_propose(raft_t *r, const void *data, uint32_t len, uint64_t *index,
     return RAFT_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                           */
+
 void raft_options_default(raft_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -116,6 +112,16 @@ raft_t *raft_new(const raft_options *o)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     r->fwd_batch = (z ^ (z >> 31)) >> 1;
     return r;
+}
+
+static void msgs_free(vec *v)
+{
+    raft_msg *ms = v->p;
+    for (size_t i = 0; i < v->n; i++) {
+        free(ms[i].entries);
+        free(ms[i].conf);
+    }
+    v->n = 0;
 }
 
 static void vec_free(vec *v)
@@ -174,7 +180,8 @@ int raft_restore(raft_t *r, const raft_hard_state *hs,
     uint64_t base = snap ? snap->index : 0;
     uint64_t bterm = snap ? snap->term : 0;
     uint64_t hterm = hs ? hs->term : 0;
-    if (snap && snap->index && (!raft_conf_valid(&snap->conf) || snap->term == 0))
+    if (snap && snap->index &&
+        (!raft_conf_valid(&snap->conf) || snap->term == 0))
         return RAFT_EINVAL;
     uint64_t prev_term = bterm;
     for (size_t i = 0; i < n_entries; i++) {
@@ -228,6 +235,9 @@ int raft_bootstrap(raft_t *r, const raft_config *conf)
     r->term = 1;
     return raft_log_append(r, 1, RAFT_ENTRY_CONFIG, buf, (uint32_t)n);
 }
+
+/* ------------------------------------------------------------------ */
+/* ready / advance                                                     */
 
 static uint64_t commit_visible(const raft_t *r)
 {
@@ -334,6 +344,9 @@ void raft_advance(raft_t *r, const raft_ready *rd)
         raft_advance_reads(r);
     }
 }
+
+/* ------------------------------------------------------------------ */
+/* inspection                                                          */
 
 void raft_status(const raft_t *r, raft_status_info *st)
 {

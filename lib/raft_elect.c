@@ -119,7 +119,8 @@ void raft_campaign(raft_t *r, int pre, int transfer)
         const raft_node *n = &r->conf.nodes[i];
         if (n->id == r->id || !n->voter)
             continue;
-        raft_msg *m = raft_msg_new(r, pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, n->id);
+        int type = pre ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE;
+        raft_msg *m = raft_msg_new(r, type, n->id);
         if (!m)
             continue;
         m->term = t;

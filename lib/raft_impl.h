@@ -5,14 +5,14 @@
  * includes it; the public API and the persistence contract are raft.h.
  *
  * The core is split by concern, after etcd-io/raft and canonical/raft:
- *   raft.c            public API: lifecycle, tick, propose, ready/advance, status
+ *   raft.c            public API: lifecycle, tick, propose, ready/advance
  *   raft_config.c     membership: encoding, validation, one-server changes
- *   raft_log.c        the in-memory log: append, truncate, compact, snapshot trail
- *   raft_progress.c   the leader's view of each member, and the commit rule
- *   raft_elect.c      roles, elections (pre-vote, vote), check-quorum, lease, transfer
- *   raft_replicate.c  AppendEntries, heartbeats and snapshot chunks sent
+ *   raft_log.c        in-memory log: append, truncate, compact, trail
+ *   raft_progress.c   the leader's view of each member; the commit rule
+ *   raft_elect.c      roles, (pre-)votes, check-quorum, lease, transfer
+ *   raft_replicate.c  what the leader sends: appends, heartbeats, chunks
  *   raft_read.c       ReadIndex, leader and follower side
- *   raft_recv.c       raft_step: message validation, terms, dispatch by type
+ *   raft_recv.c       raft_step: validation, terms, dispatch by type
  *
  * Like all of the core: no file-scope mutable state, no I/O, no clock.
  * Internal functions shared between these files carry the raft_ prefix

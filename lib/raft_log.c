@@ -7,6 +7,7 @@
  */
 #include "raft_impl.h"
 
+/* Append one item to a growable array (the core's queues and outputs). */
 int raft_vec_push(vec *v, const void *item, size_t size)
 {
     if (v->n == v->cap) {
