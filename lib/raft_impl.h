@@ -124,7 +124,7 @@ struct raft {
     /* leader / candidate */
     progress prs[RAFT_MAX_NODES];
     uint64_t *infl;          /* RAFT_MAX_NODES rings of max_inflight */
-    uint64_t *infl_scratch;  /* same size, for progress_rebuild */
+    uint64_t *infl_scratch;  /* same size, for raft_progress_rebuild */
     size_t n_prs;
     uint64_t votes[RAFT_MAX_NODES]; /* ids that granted */
     uint64_t rejects[RAFT_MAX_NODES];
@@ -156,28 +156,7 @@ struct raft {
 };
 
 /* ------------------------------------------------------------------ */
-/* small helpers                                                       */
-
-/* ------------------------------------------------------------------ */
-/* functions shared between the core's files, by the file defining them */
-
-/* raft_log.c */
-int raft_vec_push(vec *v, const void *item, size_t size);
-int raft_log_append(raft_t *r, uint64_t term, uint8_t type,
-                    const uint8_t *data, uint32_t len);
-void raft_log_truncate(raft_t *r, uint64_t from);
-void raft_log_reset(raft_t *r, uint64_t index, uint64_t term);
-
-/* raft_elect.c */
-void raft_reset_election_timer(raft_t *r);
-void raft_set_leader(raft_t *r, uint64_t leader);
-void raft_become_follower(raft_t *r, uint64_t term, uint64_t leader);
-void raft_campaign(raft_t *r, int pre, int transfer);
-void raft_check_quorum(raft_t *r);
-void raft_transfer_check(raft_t *r, progress *p);
-void raft_handle_vote(raft_t *r, const raft_msg *m);
-void raft_handle_vote_resp(raft_t *r, const raft_msg *m);
-int raft_in_lease(const raft_t *r);
+/* functions the core's files share, by defining file                  */
 
 /* raft_config.c */
 int raft_conf_valid(const raft_config *c);
@@ -185,6 +164,13 @@ void raft_conf_recompute(raft_t *r);
 void raft_conf_at(const raft_t *r, uint64_t i, raft_config *out);
 void raft_maybe_step_down_removed(raft_t *r);
 void raft_maybe_auto_promote(raft_t *r);
+
+/* raft_log.c */
+int raft_vec_push(vec *v, const void *item, size_t size);
+int raft_log_append(raft_t *r, uint64_t term, uint8_t type,
+                    const uint8_t *data, uint32_t len);
+void raft_log_truncate(raft_t *r, uint64_t from);
+void raft_log_reset(raft_t *r, uint64_t index, uint64_t term);
 
 /* raft_progress.c */
 progress *raft_pr_find(raft_t *r, uint64_t id);
@@ -196,6 +182,17 @@ void raft_infl_free_to(raft_t *r, progress *p, uint64_t idx);
 void raft_pr_become_probe(progress *p);
 void raft_pr_become_replicate(progress *p);
 void raft_maybe_commit(raft_t *r);
+
+/* raft_elect.c */
+void raft_reset_election_timer(raft_t *r);
+void raft_set_leader(raft_t *r, uint64_t leader);
+void raft_become_follower(raft_t *r, uint64_t term, uint64_t leader);
+void raft_campaign(raft_t *r, int pre, int transfer);
+void raft_check_quorum(raft_t *r);
+void raft_transfer_check(raft_t *r, progress *p);
+void raft_handle_vote(raft_t *r, const raft_msg *m);
+void raft_handle_vote_resp(raft_t *r, const raft_msg *m);
+int raft_in_lease(const raft_t *r);
 
 /* raft_replicate.c */
 raft_msg *raft_msg_new(raft_t *r, int type, uint64_t to);
@@ -211,7 +208,6 @@ void raft_advance_reads(raft_t *r);
 void raft_handle_read_index(raft_t *r, const raft_msg *m);
 void raft_handle_read_index_resp(raft_t *r, const raft_msg *m);
 void raft_expire_read_batches(raft_t *r);
-
 
 /* ------------------------------------------------------------------ */
 /* small accessors                                                     */

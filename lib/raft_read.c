@@ -147,8 +147,8 @@ void raft_handle_read_index(raft_t *r, const raft_msg *m)
 /* The answer to a READ_INDEX batch resolves every read in it: released
  * at the leader's read index, or all failed on a reject. Only the leader
  * the batch was sent to can answer it: batches asked of an earlier leader
- * were failed when the leader changed (set_leader), so an answer from any
- * other node, or for a batch no longer here, is ignored. */
+ * were failed when the leader changed (raft_set_leader), so an answer from
+ * any other node, or for a batch no longer here, is ignored. */
 void raft_handle_read_index_resp(raft_t *r, const raft_msg *m)
 {
     if (m->from != r->leader || m->ctx == 0)

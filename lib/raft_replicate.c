@@ -6,6 +6,7 @@
  */
 #include "raft_impl.h"
 
+/* Queue a message for the next ready; the caller fills in the rest. */
 raft_msg *raft_msg_new(raft_t *r, int type, uint64_t to)
 {
     raft_msg m;
