@@ -88,6 +88,8 @@ $(BUILD)/cgi-bin/%: cgi-bin/%.c $(LIB_A) $(HDRS)
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+# Every test program shares one harness, tests/check.h.
+$(TESTS): tests/check.h
 
 $(BUILD)/etc/%: etc/%
 	@mkdir -p $(@D)

@@ -37,6 +37,7 @@
  * failed. Speed and totals go to stderr.
  */
 #include "raft.h"
+#include "check.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -1607,11 +1608,11 @@ int main(int argc, char **argv)
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    uint64_t passed = 0, failed = 0, total_steps = 0;
+    uint64_t total_steps = 0;
     for (uint64_t k = 0; k < count; k++) {
         if (run_seed(seed + k, nodes, steps, verbose, &total_steps))
-            passed++;
-        else if (failed++, stop)
+            check_passed++;
+        else if (check_failed++, stop)
             break;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1631,7 +1632,5 @@ int main(int argc, char **argv)
             (unsigned long long)tot.installs, (unsigned long long)tot.crashes,
             (unsigned long long)tot.confs, (unsigned long long)tot.transfers,
             (unsigned long long)tot.transfers_done, (unsigned long long)tot.wipes);
-    printf("%llu passed, %llu failed\n", (unsigned long long)passed,
-           (unsigned long long)failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Mutation test of the Raft simulator: build the core with each deliberate
-# bug (-DMUTANT_xxx in lib/raft.c) into build-mut-NAME/, run raft-sim on a
+# bug (-DMUTANT_xxx in lib/raft*.c) into build-mut-NAME/, run raft-sim on a
 # seed budget and report whether the bug was caught and after how many
 # seeds. A mutant that survives is a hole in the simulator.
 # Usage: tests/sim-mutants.sh [SEED_BUDGET]   (default 5000 per cluster size)
@@ -8,6 +8,8 @@
 BUDGET=${1:-${MUTANT_SEEDS:-5000}}
 CC=${CC:-cc}
 CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -Ilib"
+# the core: lib/raft.c (public API) and its parts lib/raft_*.c
+CORE="lib/raft.c lib/raft_*.c"
 MUTANTS="COMMIT_OLD_TERM VOTE_NO_LOG_CHECK ACK_BEFORE_PERSIST READ_NO_ROUND READ_NO_TERM_COMMIT READ_BATCH_REOPEN SNAP_NO_IGNORE"
 cd "$(dirname "$0")/.." || exit 2
 pass=0
@@ -15,7 +17,7 @@ fail=0
 for m in $MUTANTS; do
     dir=build-mut-$m
     mkdir -p "$dir"
-    if ! $CC $CFLAGS -DMUTANT_$m -o "$dir/raft-sim" tests/raft-sim.c lib/raft.c \
+    if ! $CC $CFLAGS -DMUTANT_$m -o "$dir/raft-sim" tests/raft-sim.c $CORE \
             2>"$dir/build.log"; then
         echo "FAIL $m: does not build (see $dir/build.log)"
         fail=$((fail + 1))

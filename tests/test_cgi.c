@@ -19,28 +19,7 @@
 
 #include "cgi.h"
 #include "client.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-#include <stdarg.h>
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-    if (ok) {
-        printf("ok %s\n", name);
-        passed++;
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL %s: ", name);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    failed++;
-}
+#include "check.h"
 
 /* ---- percent-decoding ---- */
 
@@ -757,6 +736,5 @@ int main(int argc, char **argv)
     test_client();
     test_programs();
     unlink(sockpath);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -6,6 +6,7 @@
  * connection behind. Prints ok/FAIL lines and "N passed, M failed".
  */
 #include "client.h"
+#include "check.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -15,19 +16,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-static void check(const char *name, int cond, const char *detail)
-{
-    if (cond) {
-        printf("ok %s\n", name);
-        passed++;
-    } else {
-        printf("FAIL %s: %s\n", name, detail);
-        failed++;
-    }
-}
 
 /* Server: on each accepted connection answers every request line with
  * {"code":200,"conn":N} (N counts connections); closes a connection after
@@ -75,8 +63,8 @@ int main(void)
 {
     char dir[] = "/tmp/test_client_keep.XXXXXX";
     if (!mkdtemp(dir)) {
-        printf("FAIL setup: mkdtemp\n0 passed, 1 failed\n");
-        return 1;
+        check(0, "setup", "mkdtemp");
+        return check_summary();
     }
     char path[256];
     snprintf(path, sizeof path, "%s/raftd.sock", dir);
@@ -84,8 +72,8 @@ int main(void)
     strcpy(sa.sun_path, path);
     int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 8) < 0) {
-        printf("FAIL setup: listen %s\n0 passed, 1 failed\n", path);
-        return 1;
+        check(0, "setup", "listen %s", path);
+        return check_summary();
     }
     pid_t pid = fork();
     if (pid == 0)
@@ -97,19 +85,19 @@ int main(void)
     json_t *r = NULL;
     char err[256] = "";
     int rc = client_request_keep(&keep, path, req, 2000, &r, err, sizeof err);
-    check("first_request", rc == 0 && conn_of(r) == 1, err);
-    check("connection_kept", keep >= 0, "keep is -1 after a reply");
+    check(rc == 0 && conn_of(r) == 1, "first_request", "%s", err);
+    check(keep >= 0, "connection_kept", "keep is -1 after a reply");
     json_decref(r);
     int kept = keep;
     rc = client_request_keep(&keep, path, req, 2000, &r, err, sizeof err);
-    check("second_request_same_connection", rc == 0 && conn_of(r) == 1 && keep == kept,
-          rc ? err : "a new connection was opened");
+    check(rc == 0 && conn_of(r) == 1 && keep == kept, "second_request_same_connection",
+          "%s", rc ? err : "a new connection was opened");
     json_decref(r);
     /* The server closed that connection after two replies (as a restarted
      * raftd would have); give the close a moment to arrive. */
     usleep(100000);
     rc = client_request_keep(&keep, path, req, 2000, &r, err, sizeof err);
-    check("reconnects_after_server_closed", rc == 0 && conn_of(r) == 2, rc ? err : "wrong conn");
+    check(rc == 0 && conn_of(r) == 2, "reconnects_after_server_closed", "%s", rc ? err : "wrong conn");
     json_decref(r);
 
     kill(pid, SIGKILL);
@@ -117,11 +105,10 @@ int main(void)
     unlink(path);
     usleep(100000);
     rc = client_request_keep(&keep, path, req, 500, &r, err, sizeof err);
-    check("fails_when_server_gone", rc == -1 && r == NULL && keep == -1, "expected -1");
+    check(rc == -1 && r == NULL && keep == -1, "fails_when_server_gone", "expected -1");
     rc = client_request(path, req, 500, &r, err, sizeof err);
-    check("plain_request_fails_too", rc == -1, "expected -1");
+    check(rc == -1, "plain_request_fails_too", "expected -1");
     json_decref(req);
     rmdir(dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -8,51 +8,13 @@
  * "N passed, M failed"; exits 1 on any failure.
  */
 #include "codec.h"
+#include "check.h"
 
 #include <jansson.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int n_pass, n_fail;
-static int case_failed;
-static const char *case_name;
-
-static void fail_at(int line, const char *fmt, ...)
-{
-    if (case_failed)
-        return; /* report the first failure of a case only */
-    case_failed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL %s: line %d: ", case_name, line);
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
-
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fail_at(__LINE__, __VA_ARGS__);                                   \
-            return;                                                           \
-        }                                                                     \
-    } while (0)
-
-#define RUN(fn)                                                               \
-    do {                                                                      \
-        case_name = #fn;                                                      \
-        case_failed = 0;                                                      \
-        fn();                                                                 \
-        if (case_failed)                                                      \
-            n_fail++;                                                         \
-        else {                                                                \
-            n_pass++;                                                         \
-            printf("ok %s\n", #fn);                                           \
-        }                                                                     \
-    } while (0)
 
 /* Deterministic PRNG (xorshift64*). */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -1383,6 +1345,5 @@ int main(void)
     RUN(reader_garbage);
     RUN(fast_set_shapes);
     RUN(fast_set_agrees_with_jansson);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary();
 }

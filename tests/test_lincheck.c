@@ -3,8 +3,7 @@
  * the linearizable ones and reject the others, so it cannot silently pass
  * everything. Prints ok/FAIL lines and "N passed, M failed". */
 #include "fault/lincheck.h"
-
-static int passed, failed;
+#include "check.h"
 
 #define U LC_INF
 /* op(inv, ret, outcome, type, value, expect) */
@@ -15,13 +14,7 @@ static void expect(const char *name, lc_op *ops, int n, int want)
     for (int i = 0; i < n; i++)
         ops[i].id = i;
     lc_result r = lc_check(ops, n, 5.0, 64u << 20);
-    if (r.verdict == want) {
-        printf("ok %s\n", name);
-        passed++;
-    } else {
-        printf("FAIL %s: verdict %d, want %d\n", name, r.verdict, want);
-        failed++;
-    }
+    check(r.verdict == want, name, "verdict %d, want %d", r.verdict, want);
 }
 
 int main(void)
@@ -124,13 +117,8 @@ int main(void)
         for (int i = 0; i < 4; i++)
             h[i].id = i;
         lc_result r = lc_check(h, 4, 5.0, 64u << 20);
-        if (r.verdict == LC_VIOLATION && r.stuck == 3) {
-            printf("ok reports_stuck_op\n");
-            passed++;
-        } else {
-            printf("FAIL reports_stuck_op: verdict %d stuck %d\n", r.verdict, r.stuck);
-            failed++;
-        }
+        check(r.verdict == LC_VIOLATION && r.stuck == 3, "reports_stuck_op",
+              "verdict %d stuck %d", r.verdict, r.stuck);
     }
     { /* budget exceeded: unknown, never passed. Many concurrent unknown
        * deletes and writes with a final impossible read force a full search. */
@@ -142,14 +130,8 @@ int main(void)
         for (int i = 0; i <= N; i++)
             h[i].id = i;
         lc_result r = lc_check(h, N + 1, 0.2, 64u << 20);
-        if (r.verdict == LC_UNKNOWN || r.verdict == LC_VIOLATION) {
-            printf("ok budget_never_passes (verdict %d)\n", r.verdict);
-            passed++;
-        } else {
-            printf("FAIL budget_never_passes: verdict %d\n", r.verdict);
-            failed++;
-        }
+        check(r.verdict == LC_UNKNOWN || r.verdict == LC_VIOLATION, "budget_never_passes",
+              "verdict %d", r.verdict);
     }
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -8,25 +8,14 @@
  * "N passed, M failed"; exits 1 on any failure.
  */
 #include "nodeid.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int n_pass, n_fail;
 static char g_tmp[64];
-
-#define CHECK(name, cond)                                                     \
-    do {                                                                      \
-        if (cond) {                                                           \
-            printf("ok %s\n", name);                                          \
-            n_pass++;                                                         \
-        } else {                                                              \
-            printf("FAIL %s: line %d: %s\n", name, __LINE__, #cond);         \
-            n_fail++;                                                         \
-        }                                                                     \
-    } while (0)
 
 static void db_path(char *buf, size_t cap, const char *name)
 {
@@ -76,58 +65,62 @@ int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/test_nodeid.XXXXXX");
     if (!mkdtemp(g_tmp)) {
-        printf("FAIL setup: mkdtemp\n0 passed, 1 failed\n");
-        return 1;
+        check(0, "setup", "mkdtemp");
+        return check_summary();
     }
 
     /* The legacy id is the FNV-1a 64 of the name (what raftd used). */
-    CHECK("legacy_is_fnv1a64", nodeid_legacy("") == 0xcbf29ce484222325ULL &&
-                                   nodeid_legacy("a") == 0xaf63dc4c8601ec8cULL);
-    CHECK("derive_without_incarnation_is_legacy",
-          nodeid_derive("node1", NULL) == nodeid_legacy("node1") &&
-              nodeid_derive("node1", "") == nodeid_legacy("node1"));
-    CHECK("derive_depends_on_incarnation",
-          nodeid_derive("node1", "00000000000000aa") != nodeid_derive("node1", "00000000000000ab") &&
-              nodeid_derive("node1", "00000000000000aa") != nodeid_legacy("node1"));
-    CHECK("derive_depends_on_name",
-          nodeid_derive("node1", "00000000000000aa") != nodeid_derive("node2", "00000000000000aa"));
-    CHECK("derive_is_stable",
-          nodeid_derive("node1", "00000000000000aa") == nodeid_derive("node1", "00000000000000aa"));
+    EXPECT(nodeid_legacy("") == 0xcbf29ce484222325ULL &&
+               nodeid_legacy("a") == 0xaf63dc4c8601ec8cULL,
+           "legacy_is_fnv1a64");
+    EXPECT(nodeid_derive("node1", NULL) == nodeid_legacy("node1") &&
+               nodeid_derive("node1", "") == nodeid_legacy("node1"),
+           "derive_without_incarnation_is_legacy");
+    EXPECT(nodeid_derive("node1", "00000000000000aa") != nodeid_derive("node1", "00000000000000ab") &&
+               nodeid_derive("node1", "00000000000000aa") != nodeid_legacy("node1"),
+           "derive_depends_on_incarnation");
+    EXPECT(nodeid_derive("node1", "00000000000000aa") != nodeid_derive("node2", "00000000000000aa"),
+           "derive_depends_on_name");
+    EXPECT(nodeid_derive("node1", "00000000000000aa") == nodeid_derive("node1", "00000000000000aa"),
+           "derive_is_stable");
 
     char a[NODEID_HEX_LEN + 1], b[NODEID_HEX_LEN + 1];
     uint64_t v = 0;
-    CHECK("new_incarnations_differ", nodeid_new_incarnation(a, sizeof a) == 0 &&
-                                         nodeid_new_incarnation(b, sizeof b) == 0 &&
-                                         strcmp(a, b) != 0);
-    CHECK("new_incarnation_is_16_hex", strlen(a) == 16 && nodeid_parse(a, &v));
-    CHECK("new_incarnation_small_buffer_refused", nodeid_new_incarnation(a, 8) < 0);
+    EXPECT(nodeid_new_incarnation(a, sizeof a) == 0 &&
+               nodeid_new_incarnation(b, sizeof b) == 0 &&
+               strcmp(a, b) != 0,
+           "new_incarnations_differ");
+    EXPECT(strlen(a) == 16 && nodeid_parse(a, &v), "new_incarnation_is_16_hex");
+    EXPECT(nodeid_new_incarnation(a, 8) < 0, "new_incarnation_small_buffer_refused");
 
     char f[NODEID_HEX_LEN + 1];
     nodeid_format(0x00ab00cd00ef0012ULL, f, sizeof f);
-    CHECK("format_16_hex", !strcmp(f, "00ab00cd00ef0012"));
-    CHECK("parse_round_trip", nodeid_parse(f, &v) && v == 0x00ab00cd00ef0012ULL);
-    CHECK("parse_upper_case", nodeid_parse("00AB00CD00EF0012", &v) && v == 0x00ab00cd00ef0012ULL);
+    EXPECT(!strcmp(f, "00ab00cd00ef0012"), "format_16_hex");
+    EXPECT(nodeid_parse(f, &v) && v == 0x00ab00cd00ef0012ULL, "parse_round_trip");
+    EXPECT(nodeid_parse("00AB00CD00EF0012", &v) && v == 0x00ab00cd00ef0012ULL, "parse_upper_case");
     v = 7;
-    CHECK("parse_rejects", !nodeid_parse(NULL, &v) && !nodeid_parse("", &v) &&
-                               !nodeid_parse("abc", &v) && !nodeid_parse("00ab00cd00ef00120", &v) &&
-                               !nodeid_parse("00ab00cd00ef001g", &v) &&
-                               !nodeid_parse("0000000000000000", &v) &&
-                               !nodeid_parse(" 0ab00cd00ef0012", &v) && v == 7);
+    EXPECT(!nodeid_parse(NULL, &v) && !nodeid_parse("", &v) &&
+               !nodeid_parse("abc", &v) && !nodeid_parse("00ab00cd00ef00120", &v) &&
+               !nodeid_parse("00ab00cd00ef001g", &v) &&
+               !nodeid_parse("0000000000000000", &v) &&
+               !nodeid_parse(" 0ab00cd00ef0012", &v) && v == 7,
+           "parse_rejects");
 
     /* A new data directory gets an incarnation; a restart keeps the id. */
     int legacy = -1;
     char inc1[32], inc2[32], inc3[32];
     uint64_t id1 = start("n1", "node1", &legacy, inc1, sizeof inc1);
-    CHECK("new_db_gets_incarnation", id1 && legacy == 0 && strlen(inc1) == 16 &&
-                                         id1 == nodeid_derive("node1", inc1) &&
-                                         id1 != nodeid_legacy("node1"));
+    EXPECT(id1 && legacy == 0 && strlen(inc1) == 16 &&
+               id1 == nodeid_derive("node1", inc1) &&
+               id1 != nodeid_legacy("node1"),
+           "new_db_gets_incarnation");
     uint64_t id1b = start("n1", "node1", &legacy, inc2, sizeof inc2);
-    CHECK("restart_keeps_id", id1b == id1 && legacy == 0 && !strcmp(inc1, inc2));
+    EXPECT(id1b == id1 && legacy == 0 && !strcmp(inc1, inc2), "restart_keeps_id");
 
     /* Wiped: the same name on a new database is a new identity. */
     rm_db("n1");
     uint64_t id1c = start("n1", "node1", &legacy, inc3, sizeof inc3);
-    CHECK("wiped_db_gets_new_id", id1c && id1c != id1 && legacy == 0 && strcmp(inc1, inc3));
+    EXPECT(id1c && id1c != id1 && legacy == 0 && strcmp(inc1, inc3), "wiped_db_gets_new_id");
 
     /* A database of an older version: a name, no incarnation. */
     {
@@ -139,13 +132,13 @@ int main(void)
         made = made && store_save_hs(s, &hs) == 0;
         if (s)
             store_close(s);
-        CHECK("old_db_made", made);
+        EXPECT(made, "old_db_made");
     }
     char inc4[32] = "x";
     uint64_t id0 = start("old", "node0", &legacy, inc4, sizeof inc4);
-    CHECK("old_db_keeps_name_hash", id0 == nodeid_legacy("node0") && legacy == 1 && !inc4[0]);
+    EXPECT(id0 == nodeid_legacy("node0") && legacy == 1 && !inc4[0], "old_db_keeps_name_hash");
     id0 = start("old", "node0", &legacy, inc4, sizeof inc4);
-    CHECK("old_db_stays_legacy", id0 == nodeid_legacy("node0") && legacy == 1);
+    EXPECT(id0 == nodeid_legacy("node0") && legacy == 1, "old_db_stays_legacy");
 
     /* A database with a name but no Raft state yet (a joiner of an older
      * version that may already be in a configuration): legacy too. */
@@ -159,7 +152,7 @@ int main(void)
         }
     }
     uint64_t id5 = start("oldjoiner", "node5", &legacy, inc4, sizeof inc4);
-    CHECK("old_fresh_joiner_keeps_name_hash", id5 == nodeid_legacy("node5") && legacy == 1);
+    EXPECT(id5 == nodeid_legacy("node5") && legacy == 1, "old_fresh_joiner_keeps_name_hash");
 
     /* A stored incarnation that is not 16 hex digits is an error. */
     {
@@ -173,13 +166,12 @@ int main(void)
             rc = nodeid_load(s, "node1", 1, &id, inc4, sizeof inc4, &legacy, err, sizeof err);
             store_close(s);
         }
-        CHECK("bad_incarnation_is_error", rc == -1);
+        EXPECT(rc == -1, "bad_incarnation_is_error");
     }
 
     const char *dbs[] = {"n1", "old", "oldjoiner", "bad"};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         rm_db(dbs[i]);
     rmdir(g_tmp);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return check_summary();
 }

@@ -9,6 +9,7 @@
  * (default build). Prints ok/FAIL lines and "N passed, M failed".
  */
 #include "client.h"
+#include "check.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -19,19 +20,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-static void check(const char *name, int cond, const char *detail)
-{
-    if (cond) {
-        printf("ok %s\n", name);
-        passed++;
-    } else {
-        printf("FAIL %s: %s\n", name, detail);
-        failed++;
-    }
-}
 
 /* Fake raftd: reads one request line, then closes without a reply. */
 static pid_t start_closer(const char *path)
@@ -107,9 +95,9 @@ int main(void)
 
     json_t *req = json_pack("{s:s,s:{s:s}}", "op", "set", "kv", "k", "v"), *reply = NULL;
     int rc = client_request(sock, req, 2000, &reply, err, sizeof err);
-    check("client_sent_then_closed_is_CLIENT_SENT", rc == CLIENT_SENT, err);
+    check(rc == CLIENT_SENT, "client_sent_then_closed_is_CLIENT_SENT", "%s", err);
     rc = client_request(none, req, 2000, &reply, err, sizeof err);
-    check("client_connect_refused_is_minus_1", rc == -1, err);
+    check(rc == -1, "client_connect_refused_is_minus_1", "%s", err);
     json_decref(req);
 
     /* CGI key-put: a write sent, then the connection closed. */
@@ -119,17 +107,17 @@ int main(void)
     char *env_put[] = { envsock, "REQUEST_METHOD=PUT", "REQUEST_URI=/key/x",
                         "CONTENT_LENGTH=1", "KEYVAL_TIMEOUT_MS=2000", NULL };
     run(prog, env_put, "v", out, sizeof out, argv);
-    check("cgi_put_lost_reply_503", strstr(out, "Status: 503") != NULL, out);
-    check("cgi_put_lost_reply_outcome_unknown",
-          strstr(out, "\"outcome\":\"unknown\"") != NULL, out);
+    check(strstr(out, "Status: 503") != NULL, "cgi_put_lost_reply_503", "%s", out);
+    check(strstr(out, "\"outcome\":\"unknown\"") != NULL,
+          "cgi_put_lost_reply_outcome_unknown", "%s", out);
 
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-set", build);
     char *argv2[] = { prog, NULL };
     char *env_post[] = { envsock, "REQUEST_METHOD=POST", "REQUEST_URI=/key",
                          "CONTENT_LENGTH=9", "KEYVAL_TIMEOUT_MS=2000", NULL };
     run(prog, env_post, "{\"a\":\"b\"}", out, sizeof out, argv2);
-    check("cgi_post_lost_reply_outcome_unknown",
-          strstr(out, "Status: 503") && strstr(out, "\"outcome\":\"unknown\""), out);
+    check(strstr(out, "Status: 503") && strstr(out, "\"outcome\":\"unknown\""),
+          "cgi_post_lost_reply_outcome_unknown", "%s", out);
 
     /* Nothing sent: plain 503 without an outcome. */
     char envnone[200];
@@ -138,8 +126,8 @@ int main(void)
                              "CONTENT_LENGTH=1", NULL };
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-put", build);
     run(prog, env_put_none, "v", out, sizeof out, argv);
-    check("cgi_put_unreachable_plain_503",
-          strstr(out, "Status: 503") && !strstr(out, "\"outcome\""), out);
+    check(strstr(out, "Status: 503") && !strstr(out, "\"outcome\""),
+          "cgi_put_unreachable_plain_503", "%s", out);
 
     /* A read whose reply is lost changed nothing: plain 503. */
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-get", build);
@@ -147,8 +135,8 @@ int main(void)
     char *env_get[] = { envsock, "REQUEST_METHOD=GET", "REQUEST_URI=/key/x",
                         "KEYVAL_TIMEOUT_MS=2000", NULL };
     run(prog, env_get, "", out, sizeof out, argv3);
-    check("cgi_get_lost_reply_plain_503",
-          strstr(out, "Status: 503") && !strstr(out, "\"outcome\""), out);
+    check(strstr(out, "Status: 503") && !strstr(out, "\"outcome\""),
+          "cgi_get_lost_reply_plain_503", "%s", out);
 
     /* kv-set / kv-del: 5 when sent, 4 when unreachable. */
     char p_set[512], p_del[512];
@@ -162,20 +150,19 @@ int main(void)
     char msg[64];
     int st = run(p_set, env_tool, "", out, sizeof out, a1);
     snprintf(msg, sizeof msg, "exit %d", st);
-    check("kv_set_lost_reply_exit_5", st == 5, msg);
+    check(st == 5, "kv_set_lost_reply_exit_5", "%s", msg);
     st = run(p_set, env_tool, "", out, sizeof out, a2);
     snprintf(msg, sizeof msg, "exit %d", st);
-    check("kv_set_unreachable_exit_4", st == 4, msg);
+    check(st == 4, "kv_set_unreachable_exit_4", "%s", msg);
     st = run(p_del, env_tool, "", out, sizeof out, a3);
     snprintf(msg, sizeof msg, "exit %d", st);
-    check("kv_del_lost_reply_exit_5", st == 5, msg);
+    check(st == 5, "kv_del_lost_reply_exit_5", "%s", msg);
     st = run(p_del, env_tool, "", out, sizeof out, a4);
     snprintf(msg, sizeof msg, "exit %d", st);
-    check("kv_del_unreachable_exit_4", st == 4, msg);
+    check(st == 4, "kv_del_unreachable_exit_4", "%s", msg);
 
     kill(srv, SIGKILL);
     waitpid(srv, NULL, 0);
     unlink(sock);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -27,6 +27,7 @@
  * per test, then "N passed, M failed"; exit 1 on any failure.
  */
 #include "raft.h"
+#include "check.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -41,29 +42,8 @@
 
 /* ================================================================ checks */
 
-static const char *case_name;
-static int case_failed;
-static char fail_msg[1024];
-
-static void fail_at(int line, const char *fmt, ...)
-{
-    if (case_failed)
-        return;
-    case_failed = 1;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(fail_msg, sizeof fail_msg, "line %d: ", line);
-    vsnprintf(fail_msg + n, sizeof fail_msg - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fail_at(__LINE__, __VA_ARGS__);                                   \
-            return;                                                           \
-        }                                                                     \
-    } while (0)
+/* CHECK, the ok/FAIL lines and the summary are tests/check.h's; each
+ * case runs in a child (main), its first failure in check_why. */
 
 static void *xcalloc(size_t n, size_t sz)
 {
@@ -2748,27 +2728,24 @@ static const struct {
 };
 
 /* Run one test in this process; returns 0 pass, 1 fail (message in
- * fail_msg). Clusters of any outcome are freed here. */
+ * check_why). Clusters of any outcome are freed here. */
 static int run_one(size_t i)
 {
-    case_name = tests[i].name;
-    case_failed = 0;
-    fail_msg[0] = 0;
+    check_case_begin(tests[i].name);
     n_live = 0;
     tests[i].fn();
     /* an invariant broken after the test's last check still fails it */
-    for (int k = 0; k < n_live && !case_failed; k++)
+    for (int k = 0; k < n_live && !check_case_failed; k++)
         if (live[k]->bad[0])
-            fail_at(0, "harness invariant: %s", live[k]->bad);
+            check_fail_at(0, "harness invariant: %s", live[k]->bad);
     for (int k = 0; k < n_live; k++)
         cl_free(live[k]);
     n_live = 0;
-    return case_failed;
+    return check_case_failed;
 }
 
 int main(int argc, char **argv)
 {
-    int pass = 0, failn = 0;
     int inproc = getenv("TEST_RAFT_INPROC") != NULL; /* for debuggers */
     size_t n_tests = sizeof tests / sizeof tests[0];
     for (size_t i = 0; i < n_tests; i++) {
@@ -2781,13 +2758,8 @@ int main(int argc, char **argv)
                 continue;
         }
         if (inproc) {
-            if (run_one(i)) {
-                printf("FAIL %s: %s\n", tests[i].name, fail_msg);
-                failn++;
-            } else {
-                printf("ok %s\n", tests[i].name);
-                pass++;
-            }
+            run_one(i);
+            check_case_end();
             continue;
         }
         fflush(stdout);
@@ -2806,14 +2778,14 @@ int main(int argc, char **argv)
             alarm(60);
             int f = run_one(i);
             if (f) {
-                ssize_t w = write(pfd[1], fail_msg, strlen(fail_msg));
+                ssize_t w = write(pfd[1], check_why, strlen(check_why));
                 (void)w;
             }
             close(pfd[1]);
             exit(f ? 1 : 0); /* exit, not _exit: LeakSanitizer runs */
         }
         close(pfd[1]);
-        char msg[sizeof fail_msg + 1];
+        char msg[sizeof check_why + 1];
         size_t got = 0;
         ssize_t r;
         while (got < sizeof msg - 1 &&
@@ -2823,23 +2795,18 @@ int main(int argc, char **argv)
         close(pfd[0]);
         int ws = 0;
         waitpid(pid, &ws, 0);
-        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
-            printf("ok %s\n", tests[i].name);
-            pass++;
-        } else {
-            failn++;
-            if (WIFSIGNALED(ws))
-                printf("FAIL %s: killed by signal %d (%s)%s%s\n", tests[i].name,
-                       WTERMSIG(ws),
-                       WTERMSIG(ws) == SIGALRM ? "timeout 60s" : "crash",
-                       got ? "; " : "", msg);
-            else if (got)
-                printf("FAIL %s: %s\n", tests[i].name, msg);
-            else
-                printf("FAIL %s: exit status %d (sanitizer report on stderr?)\n",
-                       tests[i].name, WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
-        }
+        const char *name = tests[i].name;
+        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+            check(1, name, "%s", msg);
+        else if (WIFSIGNALED(ws))
+            check(0, name, "killed by signal %d (%s)%s%s", WTERMSIG(ws),
+                  WTERMSIG(ws) == SIGALRM ? "timeout 60s" : "crash",
+                  got ? "; " : "", msg);
+        else if (got)
+            check(0, name, "%s", msg);
+        else
+            check(0, name, "exit status %d (sanitizer report on stderr?)",
+                  WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
     }
-    printf("%d passed, %d failed\n", pass, failn);
-    return failn ? 1 : 0;
+    return check_summary();
 }

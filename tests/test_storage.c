@@ -1,5 +1,6 @@
 /* test_storage.c - tests of lib/storage*.c (SQLite storage). */
 #include "storage.h"
+#include "check.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -10,20 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int passed, failed;
 static char dir[256];
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond)) {                                     \
-            printf("FAIL %s: ", __func__);                 \
-            printf(__VA_ARGS__);                           \
-            printf(" (line %d)\n", __LINE__);              \
-            failed++;                                      \
-            return;                                        \
-        }                                                  \
-    } while (0)
-#define OK() do { printf("ok %s\n", __func__); passed++; } while (0)
 
 static void path_in(char *buf, size_t cap, const char *name)
 {
@@ -95,7 +83,6 @@ static void test_fresh_load_empty(void)
           "fresh store not empty");
     store_loaded_free(&l);
     store_close(s);
-    OK();
 }
 
 static void test_log_round_trip(void)
@@ -124,7 +111,6 @@ static void test_log_round_trip(void)
     }
     store_loaded_free(&l);
     store_close(s);
-    OK();
 }
 
 static void test_truncate_and_compact(void)
@@ -153,7 +139,6 @@ static void test_truncate_and_compact(void)
           "entry 7 not replaced");
     store_loaded_free(&l);
     store_close(s);
-    OK();
 }
 
 static void test_hard_state_and_meta(void)
@@ -183,7 +168,6 @@ static void test_hard_state_and_meta(void)
     CHECK(store_meta_get(s, "cluster", buf, sizeof buf) == 1 && strcmp(buf, "abc123") == 0,
           "rollback did not discard");
     store_close(s);
-    OK();
 }
 
 static void test_apply(void)
@@ -249,7 +233,6 @@ static void test_apply(void)
     s = reopen(s, "a.db");
     CHECK(s && store_applied(s) == want, "applied index lost on reopen");
     store_close(s);
-    OK();
 }
 
 static int scan_cb(void *arg, const char *k, size_t klen, const char *v, size_t vlen,
@@ -280,7 +263,6 @@ static void test_scan(void)
               strcmp(out, "a,user1,user2,user3,usf,zz,") == 0, "full scan: %s", out);
     CHECK(store_count(s) == 6, "count");
     store_close(s);
-    OK();
 }
 
 static void make_conf(raft_snap_meta *m, uint64_t index, uint64_t term)
@@ -365,7 +347,6 @@ static void test_snapshot_round_trip(void)
     store_close(u);
     store_close(t);
     store_close(s);
-    OK();
 }
 
 /* The incremental writer pins the table as of begin while writes go on. */
@@ -428,7 +409,6 @@ static void test_incremental_snapshot(void)
     store_snapshot_abort(w);
     CHECK(access(tmp2, F_OK) != 0 && access(snap2, F_OK) != 0, "abort left a file");
     store_close(s);
-    OK();
 }
 
 /* Child: commits batches forever, reporting each committed batch number on
@@ -509,7 +489,6 @@ static void test_crash_loses_nothing_committed(void)
     }
     CHECK(store_count(s) == (int64_t)a * BATCH_KEYS, "extra keys");
     store_close(s);
-    OK();
 }
 
 static void test_open_errors(void)
@@ -527,7 +506,6 @@ static void test_open_errors(void)
     fclose(f);
     s = store_open(p);
     CHECK(!s, "opened a garbage file");
-    OK();
 }
 
 /* The fast path of plain {"set":{...}} commands gives what the full
@@ -550,31 +528,29 @@ static void test_apply_fast_set(void)
     CHECK(apply_cmd(s, 4, "{\"set\":{}}", &r) == 0 && r.code == 200 && store_applied(s) == 4,
           "empty set");
     store_close(s);
-    OK();
 }
 
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/test_storage.%d", (int)getpid());
     if (mkdir(dir, 0700) != 0) {
-        fprintf(stderr, "test_storage: mkdir %s: %s\n", dir, strerror(errno));
-        return 1;
+        check(0, "setup", "mkdir %s: %s", dir, strerror(errno));
+        return check_summary();
     }
-    test_fresh_load_empty();
-    test_log_round_trip();
-    test_truncate_and_compact();
-    test_hard_state_and_meta();
-    test_apply();
-    test_apply_fast_set();
-    test_scan();
-    test_snapshot_round_trip();
-    test_incremental_snapshot();
-    test_crash_loses_nothing_committed();
-    test_open_errors();
+    RUN(test_fresh_load_empty);
+    RUN(test_log_round_trip);
+    RUN(test_truncate_and_compact);
+    RUN(test_hard_state_and_meta);
+    RUN(test_apply);
+    RUN(test_apply_fast_set);
+    RUN(test_scan);
+    RUN(test_snapshot_round_trip);
+    RUN(test_incremental_snapshot);
+    RUN(test_crash_loses_nothing_committed);
+    RUN(test_open_errors);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "test_storage: could not remove %s\n", dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -7,65 +7,52 @@
  * "N passed, M failed".
  */
 #include "storage.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-static void check(const char *name, int cond, const char *detail)
-{
-    if (cond) {
-        printf("ok %s\n", name);
-        passed++;
-    } else {
-        printf("FAIL %s: %s\n", name, detail);
-        failed++;
-    }
-}
-
 int main(void)
 {
     char dir[] = "/tmp/test_storage_lazy.XXXXXX";
     if (!mkdtemp(dir)) {
-        printf("FAIL setup: mkdtemp\n0 passed, 1 failed\n");
-        return 1;
+        check(0, "setup", "mkdtemp");
+        return check_summary();
     }
     char path[256], buf[64];
     snprintf(path, sizeof path, "%s/raft.db", dir);
     store *s = store_open(path);
     if (!s) {
-        printf("FAIL setup: %s\n0 passed, 1 failed\n", store_open_error());
-        return 1;
+        check(0, "setup", "%s", store_open_error());
+        return check_summary();
     }
-    check("begin_lazy", store_begin_lazy(s) == 0, store_error(s));
-    check("write_in_lazy", store_meta_set(s, "bench", "one") == 0, store_error(s));
-    check("commit_lazy", store_commit(s) == 0, store_error(s));
-    check("begin_lazy_again", store_begin_lazy(s) == 0, store_error(s));
-    check("write_then_rollback", store_meta_set(s, "bench", "two") == 0, store_error(s));
+    check(store_begin_lazy(s) == 0, "begin_lazy", "%s", store_error(s));
+    check(store_meta_set(s, "bench", "one") == 0, "write_in_lazy", "%s", store_error(s));
+    check(store_commit(s) == 0, "commit_lazy", "%s", store_error(s));
+    check(store_begin_lazy(s) == 0, "begin_lazy_again", "%s", store_error(s));
+    check(store_meta_set(s, "bench", "two") == 0, "write_then_rollback", "%s", store_error(s));
     store_rollback(s);
-    check("ordinary_txn_after_lazy", store_begin(s) == 0 && store_meta_set(s, "other", "x") == 0 &&
-                                         store_commit(s) == 0,
-          store_error(s));
-    check("nested_begin_refused", store_begin_lazy(s) == 0 && store_begin_lazy(s) < 0,
+    check(store_begin(s) == 0 && store_meta_set(s, "other", "x") == 0 &&
+                                         store_commit(s) == 0, "ordinary_txn_after_lazy",
+          "%s", store_error(s));
+    check(store_begin_lazy(s) == 0 && store_begin_lazy(s) < 0, "nested_begin_refused",
           "a second begin inside a transaction succeeded");
     store_rollback(s);
     store_close(s);
     s = store_open(path);
-    check("reopen", s != NULL, store_open_error());
+    check(s != NULL, "reopen", "%s", store_open_error());
     if (s) {
         int r = store_meta_get(s, "bench", buf, sizeof buf);
-        check("lazy_commit_kept", r == 1 && strcmp(buf, "one") == 0, r == 1 ? buf : "absent");
+        check(r == 1 && strcmp(buf, "one") == 0, "lazy_commit_kept", "%s", r == 1 ? buf : "absent");
         r = store_meta_get(s, "other", buf, sizeof buf);
-        check("durable_commit_kept", r == 1 && strcmp(buf, "x") == 0, "absent");
+        check(r == 1 && strcmp(buf, "x") == 0, "durable_commit_kept", "absent");
         store_close(s);
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", dir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }
