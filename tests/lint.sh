@@ -48,7 +48,7 @@ else
     $CLANG_FORMAT --style=file --dry-run -Werror $files >"$out" 2>&1
     rc=$?
     bad=$(sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error: code should be clang-formatted.*/\1/p' \
-        "$out" | uniq -c | awk '{ print "FAIL clang-format: " $2 ": " $1 " places to change" }')
+        "$out" | uniq -c | awk '{ print "FAIL clang-format: " $2 " (" $1 " places to change)" }')
     if [ -n "$bad" ]; then
         echo "$bad"
         echo "clang-format: $(echo "$bad" | wc -l) of $(echo "$files" | wc -l) files" \

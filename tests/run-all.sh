@@ -70,9 +70,9 @@ for s in $suites; do
             run asan/cluster/walkthrough env BUILD="$A" sh tests/cluster/walkthrough.sh
         fi ;;
     fuzz)
-        run fuzz-smoke ${MAKE:-make} --no-print-directory fuzz-smoke ;;
+        run fuzz-smoke "${MAKE:-make}" --no-print-directory fuzz-smoke ;;
     lint)
-        run lint ${MAKE:-make} --no-print-directory lint ;;
+        run lint "${MAKE:-make}" --no-print-directory lint ;;
     *) echo "run-all: unknown suite: $s" >&2; exit 2 ;;
     esac
 done

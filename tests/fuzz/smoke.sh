@@ -10,10 +10,12 @@
 # "N passed, M failed" (one per target) and exits non-zero on a failure.
 MAKE=${MAKE:-make}
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
+export FUZZ_BUILD
 secs=${1:?usage: smoke.sh SECONDS TARGET...}
 shift
 mkdir -p "$FUZZ_BUILD/log"
 built=""
+n_built=0
 build_fail=0
 for t in "$@"; do
     log=$FUZZ_BUILD/log/build-$t.log
@@ -21,9 +23,10 @@ for t in "$@"; do
     # behind when the new one fails to link.
     if $MAKE --no-print-directory "$FUZZ_BUILD/fuzz_$t" >"$log" 2>&1; then
         built="$built $t"
+        n_built=$((n_built + 1))
     else
         echo "FAIL fuzz_$t: does not build (see $log)"
-        grep -m 3 -E ': (fatal )?error:|undefined reference|No rule to make target' "$log" | sed 's/^/    /'
+        grep -m 3 -E ': (fatal )?error:|undefined reference|No rule to make target' "$log" | sed "s|^|    fuzz_$t: |"
         build_fail=$((build_fail + 1))
     fi
 done
@@ -33,8 +36,7 @@ if [ -n "$built" ]; then
     rm -rf "$FUZZ_BUILD/smoke-corpus"
     out=$FUZZ_BUILD/log/smoke-run.log
     # shellcheck disable=SC2086
-    FUZZ_BUILD=$FUZZ_BUILD FUZZ_WORK=$FUZZ_BUILD/smoke-corpus \
-        sh tests/fuzz/run.sh -j 2 "$secs" $built >"$out" 2>&1
+    FUZZ_WORK=$FUZZ_BUILD/smoke-corpus sh tests/fuzz/run.sh -j 2 "$secs" $built >"$out" 2>&1
     grep -E '^(ok|FAIL) ' "$out"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
     if [ -n "$line" ]; then
@@ -43,7 +45,7 @@ if [ -n "$built" ]; then
         fail=${fail%% failed*}
     else
         echo "FAIL fuzz-smoke: run.sh printed no summary (see $out)"
-        fail=$(echo $built | wc -w)
+        fail=$n_built
     fi
 fi
 fail=$((fail + build_fail))
