@@ -95,11 +95,12 @@ $(BUILD)/etc/%: etc/%
 	@mkdir -p $(@D)
 	cp $< $@
 
-# The whole suite: unit tests, simulator, cluster tests; ends with
-# "N passed, M failed". SIM_SEEDS seeds per cluster size.
+# The whole suite: unit tests, simulator, cluster tests, ASan, fuzz smoke
+# and lint; ends with "N passed, M failed". SIM_SEEDS seeds per cluster
+# size. The fuzz and lint suites run make fuzz-smoke and make lint.
 SIM_SEEDS ?= 2000
 test: all asan-build
-	BUILD=$(BUILD) SIM_SEEDS=$(SIM_SEEDS) tests/run-all.sh
+	BUILD=$(BUILD) SIM_SEEDS=$(SIM_SEEDS) MAKE="$(MAKE)" tests/run-all.sh
 
 test-unit: all
 	BUILD=$(BUILD) tests/run-all.sh unit
@@ -176,6 +177,17 @@ uninstall:
 # Every man page is clean under mandoc -Tlint.
 lint-man:
 	mandoc -Tlint -W warning $(MAN_PAGES)
+
+# make lint: the C sources and headers follow .clang-format (clang-format
+# 14 --dry-run -Werror) and cppcheck finds nothing; ends "lint: N passed,
+# M failed". make format rewrites them with clang-format -i. The file list
+# and the cppcheck options are in tests/lint.sh.
+.PHONY: lint format
+lint:
+	@sh tests/lint.sh
+
+format:
+	sh tests/lint.sh format
 
 # Fault-injection suite (tests/fault/): link program, workload, checker.
 FAULT_C := $(wildcard tests/fault/*.c)

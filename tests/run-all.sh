@@ -1,14 +1,18 @@
 #!/bin/sh
 # Runs keyval's test suites and ends with one line "N passed, M failed".
-# Usage: tests/run-all.sh [unit] [sim] [cluster] [asan]   (default: all four)
+# Usage: tests/run-all.sh [unit] [sim] [cluster] [asan] [fuzz] [lint]
+# (default: all six)
 # asan: the unit tests, 300 simulator seeds per size and the walkthrough
 # again with the ASan+UBSan build in build-asan/ (make asan-build).
+# fuzz: make fuzz-smoke (builds every fuzz target with clang and runs each
+# ~10 s; one that does not build is a failure). lint: make lint
+# (clang-format check and cppcheck). Both use $MAKE (default make).
 # Each test program prints its own "N passed, M failed" as its last such
 # line; this script adds them up. A program that crashes or prints no
 # summary counts as one failure.
 BUILD=${BUILD:-build}
 SIM_SEEDS=${SIM_SEEDS:-2000}
-suites=${*:-unit sim cluster asan}
+suites=${*:-unit sim cluster asan fuzz lint}
 total_pass=0
 total_fail=0
 failed_names=""
@@ -65,6 +69,10 @@ for s in $suites; do
             run asan/raft-sim-5 "$A/tests/raft-sim" --seed 7000001 --count 300 --nodes 5
             run asan/cluster/walkthrough env BUILD="$A" sh tests/cluster/walkthrough.sh
         fi ;;
+    fuzz)
+        run fuzz-smoke "${MAKE:-make}" --no-print-directory fuzz-smoke ;;
+    lint)
+        run lint "${MAKE:-make}" --no-print-directory lint ;;
     *) echo "run-all: unknown suite: $s" >&2; exit 2 ;;
     esac
 done

@@ -125,10 +125,15 @@ static int load_file(const char *path)
         if (inv < T0)
             T0 = inv;
         if (nH == capH) {
-            capH = capH ? capH * 2 : 65536;
-            H = realloc(H, capH * sizeof *H);
-            if (!H)
+            size_t cap = capH ? capH * 2 : 65536;
+            hop *nh = realloc(H, cap * sizeof *H);
+            if (!nh) {
+                fprintf(stderr, "lincheck: %s: out of memory\n", path);
+                fclose(f);
                 return -1;
+            }
+            H = nh;
+            capH = cap;
         }
         H[nH++] = h;
     }

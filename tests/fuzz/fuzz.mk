@@ -8,6 +8,10 @@
 #       Crashes go to $(FUZZ_BUILD)/artifacts/. Ends "N passed, M failed".
 #   make fuzz-regress   runs every target once over its seed corpus and the
 #       regression inputs in tests/fuzz/regress/NAME (past findings).
+#   make fuzz-smoke [FUZZ_SMOKE_SECONDS=10]   builds every target (one that
+#       does not build is a failure, not a stop) and runs each for
+#       FUZZ_SMOKE_SECONDS on its seed corpus, 2 at a time; part of make
+#       test (tests/run-all.sh fuzz). Ends "fuzz-smoke: N passed, M failed".
 #   make fuzz-corpus    rewrites tests/fuzz/corpus from the encoders.
 #   make fuzz-deps      installs clang and its fuzzer runtime (Debian).
 #   make certs [CERTS_DIR=build/certs] [CERTS_NODES="node0 node1 node2"]
@@ -61,3 +65,8 @@ fuzz-deps:
 
 certs: $(BUILD)/bin/kv-certs
 	$(BUILD)/bin/kv-certs $(CERTS_DIR) $(CERTS_NODES)
+
+FUZZ_SMOKE_SECONDS ?= 10
+.PHONY: fuzz-smoke
+fuzz-smoke:
+	@FUZZ_BUILD=$(FUZZ_BUILD) MAKE="$(MAKE)" sh tests/fuzz/smoke.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_ALL)

@@ -1,15 +1,17 @@
 #!/bin/sh
 # Runs libFuzzer targets: tests/fuzz/run.sh [-j N] SECONDS TARGET...
 # Each target runs SECONDS under nice -n 19 on its working corpus
-# $FUZZ_BUILD/corpus/TARGET (seeded from tests/fuzz/corpus/TARGET), at most
-# N (default 2) at a time. Crashes land in $FUZZ_BUILD/artifacts/; the log
-# of each run in $FUZZ_BUILD/log/TARGET.log. Prints one line per target:
+# $FUZZ_BUILD/corpus/TARGET (seeded from tests/fuzz/corpus/TARGET; FUZZ_WORK
+# names another folder for the working corpora), at most N (default 2) at a
+# time. Crashes land in $FUZZ_BUILD/artifacts/; the log of each run in
+# $FUZZ_BUILD/log/TARGET.log. Prints one line per target:
 #   ok fuzz_TARGET: SECONDS s, RUNS runs, EXECS/s
 # or FAIL fuzz_TARGET: crash (artifact ...), and "N passed, M failed".
 #    tests/fuzz/run.sh -regress TARGET...
 # runs each target once over its seed corpus and tests/fuzz/regress/TARGET
 # (inputs that once crashed it) instead.
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
+FUZZ_WORK=${FUZZ_WORK:-$FUZZ_BUILD/corpus}
 if [ "$1" = -regress ]; then
     shift
     pass=0 fail=0
@@ -39,11 +41,11 @@ trap 'for p in $pids; do kill "$p" 2>/dev/null; done' INT TERM EXIT
 
 run_one() {
     t=$1
-    mkdir -p "$FUZZ_BUILD/corpus/$t"
+    mkdir -p "$FUZZ_WORK/$t"
     nice -n 19 "$FUZZ_BUILD/fuzz_$t" -max_total_time="$secs" -timeout=10 \
         -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$FUZZ_BUILD/artifacts/$t-" \
-        "$FUZZ_BUILD/corpus/$t" "tests/fuzz/corpus/$t" \
+        "$FUZZ_WORK/$t" "tests/fuzz/corpus/$t" \
         >"$FUZZ_BUILD/log/$t.log" 2>&1
 }
 
