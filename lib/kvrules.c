@@ -32,17 +32,20 @@ int kv_key_check(const char *k, size_t n, const char **why)
     return 0;
 }
 
+int kv_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
 int kv_name_ok(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > KV_NAME_MAX)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+    for (size_t i = 0; i < n; i++)
+        if (!kv_name_char(s[i]))
             return 0;
-    }
     return 1;
 }
 

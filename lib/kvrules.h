@@ -27,8 +27,9 @@ int kv_key_ok(const char *k, size_t n);
  * *why set to the reason. */
 int kv_key_check(const char *k, size_t n, const char **why);
 
-/* A node name: 1..KV_NAME_MAX of [A-Za-z0-9._-]. */
+/* A node name: 1..KV_NAME_MAX of [A-Za-z0-9._-] (kv_name_char). */
 int kv_name_ok(const char *s);
+int kv_name_char(char c);
 
 /* An address HOST:PORT: 3..KV_ADDR_MAX printable bytes without spaces,
  * ending in ':' and a port of 1..65535. */
