@@ -14,7 +14,7 @@
 
 /* Append n bytes (and a newline when nl) to c's output; 0 or -1 (c is
  * dead). Nothing is written yet: client_flush does that. */
-int client_queue(client *c, const char *s, size_t n, int nl)
+static int client_queue(client *c, const char *s, size_t n, int nl)
 {
     if (c->dead)
         return -1;
@@ -43,7 +43,7 @@ int client_queue(client *c, const char *s, size_t n, int nl)
 }
 
 /* Write what c has queued, as far as the socket takes it. */
-void client_flush(client *c)
+static void client_flush(client *c)
 {
     if (c->dead)
         return;
@@ -65,7 +65,7 @@ void client_flush(client *c)
     }
 }
 
-void client_write(client *c, const char *s, size_t n)
+static void client_write(client *c, const char *s, size_t n)
 {
     if (client_queue(c, s, n, 0) == 0)
         client_flush(c);
@@ -94,7 +94,7 @@ void client_send_json(client *c, json_t *reply)
 
 /* Answer c with an error, drop what it sent and close it once the answer
  * is out: for input raftd will not hold. */
-void client_refuse(client *c, int code, const char *why)
+static void client_refuse(client *c, int code, const char *why)
 {
     json_t *r = err_reply(code, why);
     client_send_json(c, r);
@@ -259,7 +259,7 @@ static void client_event(loop *l, int fd, void *data, int events)
 }
 
 /* New connections on raftd.sock (the loop's callback for its listener). */
-void accept_clients(struct raftd *d)
+static void accept_clients(struct raftd *d)
 {
     for (int k = 0; k < 64; k++) {
         int fd = accept4(d->client_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

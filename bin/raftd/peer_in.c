@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void inconn_close(struct raftd *d, inconn *c, const char *why)
+static void inconn_close(struct raftd *d, inconn *c, const char *why)
 {
     if (why && !c->hello) {
         /* Strangers: one line per 10 s at most, whatever the flood. */
@@ -258,7 +258,7 @@ static void inconn_event(loop *l, int fd, void *data, int events)
 }
 
 /* New connections on peer.sock (the loop's callback for its listener). */
-void accept_peers(struct raftd *d)
+static void accept_peers(struct raftd *d)
 {
     for (int k = 0; k < 16; k++) {
         int fd = accept4(d->peer_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

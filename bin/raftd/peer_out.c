@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-peer *peer_find(struct raftd *d, uint64_t id)
+static peer *peer_find(struct raftd *d, uint64_t id)
 {
     for (int i = 0; i < MAX_PEERS; i++)
         if (d->peers[i].used && d->peers[i].id == id)
@@ -23,7 +23,7 @@ peer *peer_find(struct raftd *d, uint64_t id)
     return NULL;
 }
 
-void peer_close_pipe(struct raftd *d, peer *p)
+static void peer_close_pipe(struct raftd *d, peer *p)
 {
     if (p->wfd >= 0) {
         loop_del(&d->loop, p->wfd);
@@ -34,14 +34,14 @@ void peer_close_pipe(struct raftd *d, peer *p)
     p->off = 0;
 }
 
-void peer_kill(struct raftd *d, peer *p)
+static void peer_kill(struct raftd *d, peer *p)
 {
     if (p->pid > 0)
         kill(p->pid, SIGTERM);
     peer_close_pipe(d, p);
 }
 
-void peer_free(struct raftd *d, peer *p)
+static void peer_free(struct raftd *d, peer *p)
 {
     peer_kill(d, p);
     wbuf_free(&p->out);
@@ -49,7 +49,7 @@ void peer_free(struct raftd *d, peer *p)
     p->wfd = -1;
 }
 
-peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
+static peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
 {
     peer *p = NULL;
     for (int i = 0; i < MAX_PEERS && !p; i++)
@@ -68,14 +68,17 @@ peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
     return p;
 }
 
-/* Start the link child for p. */
-void peer_spawn(struct raftd *d, peer *p, uint64_t now)
+#define LINK_ARGS_MAX 32
+#define LINK_WORD_MAX 512
+
+/* The -peer-connect template split on spaces, %a replaced by raddr, as
+ * argv (words holds the text). Returns argc. */
+static int link_argv(const char *tmpl, const char *raddr, size_t raddr_cap,
+                     char *argv[LINK_ARGS_MAX + 1], char words[][LINK_WORD_MAX])
 {
-    char *argv[33];
-    char words[33][512];
     int argc = 0;
-    const char *s = d->connect;
-    while (*s && argc < 32) {
+    const char *s = tmpl;
+    while (*s && argc < LINK_ARGS_MAX) {
         while (*s == ' ')
             s++;
         if (!*s)
@@ -86,13 +89,13 @@ void peer_spawn(struct raftd *d, peer *p, uint64_t now)
             const char *src = s;
             size_t sl = 1;
             if (s[0] == '%' && s[1] == 'a') {
-                src = p->raddr;
-                sl = strnlen(p->raddr, sizeof p->raddr - 1);
+                src = raddr;
+                sl = strnlen(raddr, raddr_cap - 1);
                 s += 2;
             } else {
                 s++;
             }
-            for (size_t k = 0; k < sl && o + 1 < sizeof words[0]; k++)
+            for (size_t k = 0; k < sl && o + 1 < LINK_WORD_MAX; k++)
                 w[o++] = src[k];
         }
         words[argc][o] = 0;
@@ -100,6 +103,15 @@ void peer_spawn(struct raftd *d, peer *p, uint64_t now)
         argc++;
     }
     argv[argc] = NULL;
+    return argc;
+}
+
+/* Start the link child for p. */
+static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
+{
+    char *argv[LINK_ARGS_MAX + 1];
+    char words[LINK_ARGS_MAX + 1][LINK_WORD_MAX];
+    int argc = link_argv(d->connect, p->raddr, sizeof p->raddr, argv, words);
     p->restart_at = now + p->backoff;
     if (argc == 0 || !p->raddr[0])
         return;
@@ -148,7 +160,7 @@ void peer_spawn(struct raftd *d, peer *p, uint64_t now)
     vlog(d, "peer link to %s: started pid %d", p->name, (int)pid);
 }
 
-void peer_flush(struct raftd *d, peer *p)
+static void peer_flush(struct raftd *d, peer *p)
 {
     while (p->wfd >= 0 && p->off < p->out.len) {
         ssize_t n = write(p->wfd, p->out.p + p->off, p->out.len - p->off);
@@ -184,7 +196,7 @@ int peer_ready(peer *p)
     return p->out.len - p->off < PEER_OUT_MAX;
 }
 
-const char *known_meta(struct raftd *d, uint64_t id)
+static const char *known_meta(struct raftd *d, uint64_t id)
 {
     for (int i = 0; i < MAX_KNOWN; i++)
         if (d->known[i].id == id && id)
@@ -210,7 +222,7 @@ void known_set(struct raftd *d, uint64_t id, const char *meta)
 }
 
 /* Is there an open, greeted inbound connection from id? */
-int inbound_from(struct raftd *d, uint64_t id)
+static int inbound_from(struct raftd *d, uint64_t id)
 {
     for (size_t i = 0; i < d->n_inconns; i++)
         if (d->inconns[i]->hello && !d->inconns[i]->dead && d->inconns[i]->from == id)

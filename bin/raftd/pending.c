@@ -67,7 +67,7 @@ void pending_detach_client(struct raftd *d, client *c)
 }
 
 /* Answer p with the reply text s (n bytes, no newline) and free p. */
-void finish_text(struct raftd *d, pending *p, const char *s, size_t n)
+static void finish_text(struct raftd *d, pending *p, const char *s, size_t n)
 {
     if (p->cl) {
         client_send_text(p->cl, s, n);

@@ -51,7 +51,7 @@
 #define SNAP_KEYS_DIV 2
 #define SNAP_TRAIL_SHARE(b) ((b) / 4 ? (b) / 4 : 1) /* 0 would mean no limit */
 
-extern const char *prog;
+extern const char *const prog;
 
 /* ------------------------------------------------------------------ types */
 
@@ -257,17 +257,8 @@ void run_signals(void);
 void run(struct raftd *d);
 
 /* peer_out.c */
-peer *peer_find(struct raftd *d, uint64_t id);
-void peer_close_pipe(struct raftd *d, peer *p);
-void peer_kill(struct raftd *d, peer *p);
-void peer_free(struct raftd *d, peer *p);
-peer *peer_add(struct raftd *d, uint64_t id, const char *meta);
-void peer_spawn(struct raftd *d, peer *p, uint64_t now);
-void peer_flush(struct raftd *d, peer *p);
 int peer_ready(peer *p);
-const char *known_meta(struct raftd *d, uint64_t id);
 void known_set(struct raftd *d, uint64_t id, const char *meta);
-int inbound_from(struct raftd *d, uint64_t id);
 void peers_reconcile(struct raftd *d);
 void peers_reap(struct raftd *d, uint64_t now);
 void peers_timers(struct raftd *d, uint64_t now);
@@ -278,25 +269,18 @@ void peers_watch(struct raftd *d);
 void peers_stop(struct raftd *d);
 
 /* peer_in.c */
-void inconn_close(struct raftd *d, inconn *c, const char *why);
 void inconn_read(struct raftd *d, inconn *c);
-void accept_peers(struct raftd *d);
 void peer_listen_event(loop *l, int fd, void *data, int events);
 void inconns_timers(struct raftd *d, uint64_t now);
 void inconn_free(struct raftd *d, inconn *c);
 void inconns_sweep(struct raftd *d);
 
 /* client.c */
-int client_queue(client *c, const char *s, size_t n, int nl);
-void client_flush(client *c);
-void client_write(client *c, const char *s, size_t n);
 void client_send_text(client *c, const char *s, size_t n);
 void client_send_json(client *c, json_t *reply);
-void client_refuse(client *c, int code, const char *why);
 void client_pump(struct raftd *d, client *c);
 void client_read(struct raftd *d, client *c);
 void client_free(struct raftd *d, client *c);
-void accept_clients(struct raftd *d);
 void client_listen_event(loop *l, int fd, void *data, int events);
 void clients_pump(struct raftd *d);
 void clients_sweep(struct raftd *d);
@@ -311,7 +295,6 @@ int is_write(int op);
 /* pending.c */
 pending *pending_find(struct raftd *d, uint64_t id);
 void pending_detach_client(struct raftd *d, client *c);
-void finish_text(struct raftd *d, pending *p, const char *s, size_t n);
 void finish(struct raftd *d, pending *p, json_t *reply);
 void finish_ok_index(struct raftd *d, pending *p, uint64_t index);
 void dispatch(struct raftd *d, pending *p);
@@ -332,7 +315,6 @@ void write_chunk(struct raftd *d, const raft_chunk *ch);
 void remove_old_snaps(struct raftd *d, uint64_t keep);
 void snapshot_abort(struct raftd *d);
 uint64_t snapshot_every(struct raftd *d);
-int snapshot_due(struct raftd *d, uint64_t applied);
 void maybe_snapshot(struct raftd *d);
 int snapshot_chunk_read(struct raftd *d, raft_msg *m);
 

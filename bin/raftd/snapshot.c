@@ -115,7 +115,7 @@ uint64_t snapshot_every(struct raftd *d)
     return every;
 }
 
-int snapshot_due(struct raftd *d, uint64_t applied)
+static int snapshot_due(struct raftd *d, uint64_t applied)
 {
     if (d->force_snapshot)
         return 1;

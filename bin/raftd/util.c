@@ -21,7 +21,7 @@ typedef struct dumpbuf {
     size_t len, cap;
 } dumpbuf;
 
-const char *prog = "raftd";
+const char *const prog = "raftd";
 
 void logf_(struct raftd *d, const char *fmt, ...)
 {
