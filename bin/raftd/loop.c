@@ -16,15 +16,13 @@ int loop_init(loop *l, int size, void *owner)
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->size = size;
     l->owner = owner;
-    l->files = calloc((size_t)size, sizeof *l->files);
+    l->files = calloc((size_t)size, sizeof *l->files); /* fn NULL: not registered */
     l->fired = calloc(LOOP_BATCH, sizeof *l->fired);
     if (l->epfd < 0 || !l->files || !l->fired) {
         loop_free(l);
         errno = ENOMEM;
         return -1;
     }
-    for (int i = 0; i < size; i++)
-        l->files[i].mask = -1;
     return 0;
 }
 
@@ -59,7 +57,7 @@ int loop_add(loop *l, int fd, int mask, loop_fn *fn, void *data)
 
 int loop_set_mask(loop *l, int fd, int mask)
 {
-    if (fd < 0 || fd >= l->size || l->files[fd].mask < 0)
+    if (fd < 0 || fd >= l->size || !l->files[fd].fn)
         return -1;
     if (l->files[fd].mask == mask)
         return 0;
@@ -72,10 +70,15 @@ int loop_set_mask(loop *l, int fd, int mask)
 
 void loop_del(loop *l, int fd)
 {
-    if (fd < 0 || fd >= l->size || l->files[fd].mask < 0)
+    if (fd < 0 || fd >= l->size || !l->files[fd].fn)
         return;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-    l->files[fd] = (loop_file){-1, NULL, NULL};
+    l->files[fd] = (loop_file){0, NULL, NULL};
+}
+
+int loop_has(const loop *l, int fd)
+{
+    return fd >= 0 && fd < l->size && l->files[fd].fn != NULL;
 }
 
 int loop_wait(loop *l, int timeout_ms)
@@ -92,7 +95,7 @@ void loop_dispatch(loop *l, int n)
         int fd = l->fired[i].data.fd;
         uint32_t e = l->fired[i].events;
         /* A callback earlier in this batch may have deleted fd. */
-        if (fd < 0 || fd >= l->size || l->files[fd].mask < 0)
+        if (fd < 0 || fd >= l->size || !l->files[fd].fn)
             continue;
         loop_file *f = &l->files[fd];
         int events = (e & EPOLLIN && f->mask & LOOP_READ ? LOOP_READ : 0) |

@@ -17,8 +17,8 @@ struct epoll_event;
 typedef void loop_fn(struct loop *l, int fd, void *data, int events);
 
 typedef struct loop_file {
-    int mask;        /* -1: not registered */
-    loop_fn *fn;
+    int mask;
+    loop_fn *fn;     /* NULL: fd not registered */
     void *data;
 } loop_file;
 
@@ -39,6 +39,8 @@ int loop_add(loop *l, int fd, int mask, loop_fn *fn, void *data);
 int loop_set_mask(loop *l, int fd, int mask);
 /* Forget fd; call before closing it. */
 void loop_del(loop *l, int fd);
+/* Nonzero when fd is registered. */
+int loop_has(const loop *l, int fd);
 /* Wait at most timeout_ms (0: do not wait). Returns the number of
  * events, 0 on timeout or EINTR, -1 on error. */
 int loop_wait(loop *l, int timeout_ms);

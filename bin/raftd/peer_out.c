@@ -408,7 +408,7 @@ void peers_watch(struct raftd *d)
         if (!p->used || p->wfd < 0)
             continue;
         int queued = p->off < p->out.len;
-        int watched = d->loop.files[p->wfd].mask >= 0;
+        int watched = loop_has(&d->loop, p->wfd);
         if (queued && !watched) {
             if (loop_add(&d->loop, p->wfd, LOOP_WRITE, peer_event, p) < 0)
                 fatal(d, "epoll: %s", strerror(errno));
