@@ -88,13 +88,6 @@ void snapshot_abort(struct raftd *d)
     }
 }
 
-/* When to snapshot. A snapshot costs O(table); to keep that O(1) per write
- * it waits for a number of applied entries that grows with the table:
- * max(-snapshot-entries, keys in the last snapshot / SNAP_KEYS_DIV). So that
- * memory stays bounded whatever the entry size, it also starts when the
- * log held in memory has grown by 3/4 of -snapshot-bytes since the last
- * one (and the core keeps at most 1/4 of it as trail behind a snapshot).
- * See docs/design.md, "Snapshot policy". */
 /* Applied entries between snapshots under the entry rule: max(-snapshot-
  * entries, keys in the last snapshot / SNAP_KEYS_DIV); 0 when the rule is
  * off. Shown in status as snapshot_every (kv-health reads it). */
@@ -115,6 +108,13 @@ uint64_t snapshot_every(struct raftd *d)
     return every;
 }
 
+/* When to snapshot. A snapshot costs O(table); to keep that O(1) per write
+ * it waits for a number of applied entries that grows with the table:
+ * max(-snapshot-entries, keys in the last snapshot / SNAP_KEYS_DIV). So that
+ * memory stays bounded whatever the entry size, it also starts when the
+ * log held in memory has grown by 3/4 of -snapshot-bytes since the last
+ * one (and the core keeps at most 1/4 of it as trail behind a snapshot).
+ * See docs/design.md, "Snapshot policy". */
 static int snapshot_due(struct raftd *d, uint64_t applied)
 {
     if (d->force_snapshot)
