@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvrules.h"
 #include "nodeid.h"
 #include "storage.h"
 
@@ -41,23 +42,6 @@ static void usage(FILE *f)
 "                     for recovery when a majority is lost for good\n"
 "Exit status: 0 restored, 1 failed (nothing is left in DATADIR),\n"
 "2 usage error or refused.\n");
-}
-
-static int id_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
-}
-
-static int id_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!id_char(s[i]))
-            return 0;
-    return 1;
 }
 
 /* HOST:PORT with a port of 1-65535 and a host without spaces. */
@@ -188,10 +172,10 @@ int main(int argc, char **argv)
     if (!id) {
         size_t k = 0;
         for (const char *c = raddr; *c && k < sizeof default_id - 1; c++)
-            default_id[k++] = id_char(*c) ? *c : '-';
+            default_id[k++] = kv_name_char(*c) ? *c : '-';
         id = default_id;
     }
-    if (!id_valid(id)) {
+    if (!kv_name_ok(id)) {
         fprintf(stderr, PROG ": bad -id %s: must be 1-63 characters of [A-Za-z0-9._-]\n", id);
         return 2;
     }
@@ -331,7 +315,7 @@ int main(int argc, char **argv)
     }
     m.conf.nodes[0].id = nodeid_derive(id, inc);
     m.conf.nodes[0].voter = 1;
-    snprintf(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, "%s %s %s", id, raddr, haddr);
+    kv_meta_format(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, id, raddr, haddr);
     raft_hard_state hs = {.term = 1, .vote = 0};
 
     char cluster[33];

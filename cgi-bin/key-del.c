@@ -15,7 +15,7 @@ static int handle(void)
 {
     cgi_target t;
     const char *why;
-    char key[CGI_KEY_MAX + 2];
+    char key[KV_KEY_MAX + 2];
     size_t klen;
 
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)

@@ -16,7 +16,7 @@ static int handle(void)
 {
     cgi_target t;
     const char *why;
-    char key[CGI_KEY_MAX + 2];
+    char key[KV_KEY_MAX + 2];
     char level[32];
     size_t klen;
 

@@ -16,7 +16,7 @@ static int handle(void)
 {
     cgi_target t;
     const char *why;
-    char prefix[CGI_KEY_MAX + 2], after[CGI_KEY_MAX + 2], num[32], level[32];
+    char prefix[KV_KEY_MAX + 2], after[KV_KEY_MAX + 2], num[32], level[32];
 
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
         return cgi_error(stdout, 400, why), 0;

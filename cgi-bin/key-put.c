@@ -18,7 +18,7 @@ static int handle(void)
 {
     cgi_target t;
     const char *why;
-    char key[CGI_KEY_MAX + 2];
+    char key[KV_KEY_MAX + 2];
     size_t klen;
     char *body;
     size_t blen;

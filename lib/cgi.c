@@ -101,16 +101,10 @@ int cgi_utf8_valid(const char *str, size_t len)
 
 int cgi_key_valid(const char *key, size_t len, const char **why)
 {
-    if (len == 0) {
-        *why = "key is empty";
-        return -1;
-    }
-    if (len > CGI_KEY_MAX) {
-        *why = "key is longer than 1024 bytes";
-        return -1;
-    }
-    if (memchr(key, '\0', len)) {
-        *why = "key contains a NUL byte";
+    if (!kv_key_ok(key, len)) { /* the rule is lib/kvrules'; the words are HTTP's */
+        *why = len == 0 ? "key is empty"
+               : len > KV_KEY_MAX ? "key is longer than 1024 bytes"
+               : "key contains a NUL byte";
         return -1;
     }
     if (!cgi_utf8_valid(key, len)) {
@@ -176,9 +170,9 @@ int cgi_match_key_path(const char *path, size_t path_len,
     if (path_len < pl || memcmp(path, prefix, pl) != 0)
         return 0;
     size_t kl = 0;
-    /* Decode into key; anything longer than CGI_KEY_MAX fails here or
+    /* Decode into key; anything longer than KV_KEY_MAX fails here or
      * in cgi_key_valid. */
-    size_t cap = keycap < CGI_KEY_MAX + 2 ? keycap : CGI_KEY_MAX + 2;
+    size_t cap = keycap < KV_KEY_MAX + 2 ? keycap : KV_KEY_MAX + 2;
     if (cgi_pct_decode(path + pl, path_len - pl, 0, key, cap, &kl, why) < 0) {
         if (strcmp(*why, "too long") == 0)
             *why = "key is longer than 1024 bytes";

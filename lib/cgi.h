@@ -15,8 +15,11 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include "kvrules.h"
 
-#define CGI_KEY_MAX 1024                     /* bytes, after decoding */
+/* The old name of KV_KEY_MAX, still used by tests/test_cgi.c and
+ * tests/fuzz/fuzz_cgi.c; new code says KV_KEY_MAX. */
+#define CGI_KEY_MAX KV_KEY_MAX
 #define CGI_BODY_MAX (4u * 1024u * 1024u)    /* request body limit */
 #define CGI_URI_MAX 8192                     /* whole REQUEST_URI */
 
@@ -28,7 +31,7 @@ int cgi_pct_decode(const char *in, size_t inlen, int plus_is_space,
                    char *out, size_t outcap, size_t *outlen,
                    const char **why);
 
-/* Checks a decoded key: 1..CGI_KEY_MAX bytes, no NUL, valid UTF-8.
+/* Checks a decoded key: 1..KV_KEY_MAX bytes, no NUL, valid UTF-8.
  * Returns 0 or -1 with *why. */
 int cgi_key_valid(const char *key, size_t len, const char **why);
 
@@ -49,7 +52,7 @@ typedef struct cgi_target {
 int cgi_split_target(const char *uri, cgi_target *t, const char **why);
 
 /* Matches a raw path against "/key/<escaped key>". Returns 1 and the decoded
- * key in key (capacity keycap >= CGI_KEY_MAX+1) when it matches and the key
+ * key in key (capacity keycap >= KV_KEY_MAX+1) when it matches and the key
  * is valid; 0 when the path is not of that form; -1 with *why when it is but
  * the key is bad (bad escape, empty, too long, not UTF-8). */
 int cgi_match_key_path(const char *path, size_t path_len,

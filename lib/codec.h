@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "raft.h"
+#include "fastset.h" /* codec_fast_set, once declared here */
 
 #define PEER_VERSION 1
 #define PEER_FRAME_MAX (16u * 1024u * 1024u)
@@ -70,6 +71,11 @@ int codec_reader_feed(frame_reader *fr, const uint8_t *data, size_t n);
 int codec_reader_next(frame_reader *fr, int *kind, const uint8_t **payload,
                       size_t *len);
 void codec_reader_free(frame_reader *fr);
+/* The length field of the next frame (1 + payload bytes) as soon as its
+ * four bytes are in, before the frame is whole: 1 and *flen, else 0. Lets
+ * a reader refuse a frame too large for what it expects (raftd: a first
+ * frame larger than a HELLO) before buffering it. */
+int codec_reader_peek_len(const frame_reader *fr, uint32_t *flen);
 
 /* Payload decoders. 0 ok, -1 malformed. Decoded messages point into the
  * payload for entry data and snapshot bytes; codec_msg_free releases the
@@ -79,23 +85,5 @@ int codec_msg_decode(raft_msg *m, const uint8_t *p, size_t len);
 void codec_msg_free(raft_msg *m);
 int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid,
                      uint64_t *from, const char **json, size_t *json_len);
-
-/* The write fast path: recognize the common "set" JSON without building a
- * jansson tree. request 1 matches a client request {"op":"set","kv":{...}}
- * (members in either order), request 0 a log command {"set":{...}}. The
- * object must hold 1..max members whose keys (1..key_max bytes, no two
- * alike) and values (at most value_max bytes) are plain strings: only
- * bytes 0x20-0x7E, no backslash, so the text between the quotes is the
- * string itself. JSON whitespace is allowed between tokens. Returns 1 and
- * fills kv[0..*count) (pointing into s) and the span of the inner object
- * (s + *obj_off, *obj_len bytes); 0 for anything else, which the caller
- * hands to its full JSON parser (which also gives the error, if any). */
-typedef struct codec_kv {
-    const char *k, *v;
-    size_t kl, vl;
-} codec_kv;
-int codec_fast_set(const char *s, size_t n, int request, codec_kv *kv, size_t max,
-                   size_t key_max, size_t value_max, size_t *count, size_t *obj_off,
-                   size_t *obj_len);
 
 #endif

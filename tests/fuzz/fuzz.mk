@@ -41,9 +41,18 @@ $(FUZZ_LIB_A): $(FUZZ_LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-# The peer and client targets compile bin/raftd.c itself (raftd_harness.h).
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/raftd_harness.h bin/raftd.c $(FUZZ_LIB_A) $(HDRS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_A) $(HDRS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_A) $(LDLIBS)
+
+# The peer and client targets link raftd's own modules (all of bin/raftd/
+# but main.c) and reach them through its private header (raftd_harness.h).
+FUZZ_RAFTD_OBJ := $(patsubst bin/raftd/%.c,$(FUZZ_BUILD)/raftd/%.o,$(filter-out bin/raftd/main.c,$(wildcard bin/raftd/*.c)))
+$(FUZZ_BUILD)/raftd/%.o: bin/raftd/%.c $(HDRS) $(wildcard bin/raftd/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ibin/raftd -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_peer $(FUZZ_BUILD)/fuzz_client: $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/raftd_harness.h $(FUZZ_RAFTD_OBJ) $(FUZZ_LIB_A) $(HDRS) $(wildcard bin/raftd/*.h)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ibin/raftd -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_RAFTD_OBJ) $(FUZZ_LIB_A) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
 

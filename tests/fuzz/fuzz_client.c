@@ -7,6 +7,9 @@
  * Input: byte 0 picks the read size (as if the socket delivered the stream
  * in pieces of that size), the rest is the stream; it ends with EOF.
  */
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "raftd_harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -34,18 +37,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 char *p = realloc(c->in, nc);
                 if (!p)
                     break;
+                hd->client_bufs += nc - c->in_cap;
                 c->in = p;
                 c->in_cap = nc;
             }
         }
         size_t room = c->in_cap - c->in_len;
         if (room == 0) {
-            client_pump(c);
+            client_pump(hd, c);
         } else if (off == size) {
             c->eof = 1;
             if (c->in_len && c->in[c->in_len - 1] != '\n' && c->in_len < c->in_cap)
                 c->in[c->in_len++] = '\n';
-            client_pump(c);
+            client_pump(hd, c);
         } else {
             size_t n = size - off < chunk ? size - off : chunk;
             if (n > room)
@@ -53,17 +57,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(c->in + c->in_len, data + off, n);
             off += n;
             c->in_len += n;
-            client_pump(c);
+            client_pump(hd, c);
         }
         /* answer what waits, then let the client go on */
         while (c->busy) {
             harness_free_pending();
-            client_pump(c);
+            client_pump(hd, c);
         }
         if (c->in_len > c->in_cap)
             abort();
     }
     harness_free_pending();
-    client_free(c);
+    client_free(hd, c);
     return 0;
 }

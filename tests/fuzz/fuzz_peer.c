@@ -9,6 +9,7 @@
  * until EOF. Seeds start with a valid HELLO from node1 of the cluster.
  */
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "raftd_harness.h"
 
@@ -27,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->fd = fd;
     c->since = now_ms();
     for (int i = 0; i < 1000 && !c->dead; i++)
-        inconn_read(c);
+        inconn_read(hd, c);
     if (!c->dead)
         abort(); /* EOF must end the connection */
     harness_free_pending();
@@ -35,6 +36,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     codec_reader_free(&c->fr);
     free(c);
     /* a HELLO may have taught us a peer; forget it so state stays bounded */
-    memset(g_known, 0, sizeof g_known);
+    memset(hd->known, 0, sizeof hd->known);
     return 0;
 }

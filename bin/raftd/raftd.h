@@ -1,0 +1,327 @@
+/*
+ * raftd.h - raftd's private header: its limits, the state of one daemon
+ * (struct raftd, passed to every module) and the modules' functions.
+ *
+ * Modules (one job each): main.c (parse, boot, run, clean up), options.c,
+ * boot.c (store, node id, bootstrap/restore, pidfile, sockets; shutdown),
+ * loop.c (epoll; knows no handler), run.c (one loop turn: timers, ready,
+ * sweep), peer_out.c (outbound links: socat children), peer_in.c
+ * (inbound peer connections), client.c (raftd.sock clients), request.c
+ * (parsing and validation, one function per op), pending.c (the pending
+ * request life cycle), ready.c (one Ready: persist, send, apply, answer),
+ * snapshot.c, status.c (status and metrics), util.c (log, clock, paths,
+ * JSON text, member names).
+ */
+#ifndef RAFTD_RAFTD_H
+#define RAFTD_RAFTD_H
+
+#include "codec.h"
+#include "kvrules.h"
+#include "loop.h"
+#include "nodeid.h"
+#include "raft.h"
+#include "storage.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define REQ_TIMEOUT_MS 5000
+#define LINE_MAX_BYTES (16u * 1024u * 1024u)
+/* All raftd.sock clients' request buffers together: a client whose line
+ * would need more is answered 503 and closed; nothing of it was started. */
+#define CLIENT_BUFS_MAX (128u * 1024u * 1024u)
+#define CLIENT_BUF_MIN 65536u
+#define LIST_REPLY_BYTES (16u * 1024u * 1024u)
+#define PEER_OUT_MAX (32u * 1024u * 1024u)
+#define MAX_CLIENTS 1024
+#define MAX_INBOUND 64
+#define MAX_PEERS 16
+#define MAX_KNOWN 32
+#define HELLO_TIMEOUT_MS 10000
+#define HELLO_FRAME_MAX 4096   /* a HELLO is < 400 bytes; a larger first frame is refused */
+#define INBOUND_READ_BYTES (256u * 1024u)
+/* Snapshots are written a slice per loop turn (SNAP_STEP_BYTES of records)
+ * from a read transaction that pins the table, so a big table never
+ * stalls the loop. */
+#define SNAP_STEP_BYTES (4u << 20)
+#define SNAP_KEYS_DIV 2
+#define SNAP_TRAIL_SHARE(b) ((b) / 4 ? (b) / 4 : 1) /* 0 would mean no limit */
+
+extern const char *const prog;
+
+/* ------------------------------------------------------------------ types */
+
+typedef struct peer {   /* an outbound link: a child running -peer-connect */
+    int used;
+    uint64_t id;
+    char meta[RAFT_META_MAX];
+    char name[KV_NAME_MAX + 1];
+    char raddr[KV_ADDR_MAX + 1];
+    pid_t pid;          /* link child, 0 none */
+    int wfd;            /* its stdin, -1 none */
+    wbuf out;
+    size_t off;
+    uint64_t started, restart_at, backoff;
+    int announced_up, failing;
+} peer;
+
+typedef struct known {  /* id -> meta learned from a HELLO */
+    uint64_t id;
+    char meta[RAFT_META_MAX];
+} known;
+
+typedef struct inconn { /* an inbound peer connection on peer.sock */
+    int fd;
+    frame_reader fr;
+    int hello;
+    uint64_t from;
+    uint64_t since;
+    int dead;
+} inconn;
+
+struct pending;
+
+typedef struct client { /* a connection on raftd.sock */
+    int fd;
+    char *in;
+    size_t in_len, in_cap;
+    size_t scanned;       /* in[0..scanned) holds no newline */
+    char *out;
+    size_t out_len, out_off, out_cap;
+    struct pending *busy; /* its request in progress; see pending_detach */
+    int eof, dead;
+    int refused;          /* told 403: input discarded until it goes */
+    uint64_t since;
+    uint64_t last;        /* last byte received */
+} client;
+
+enum op {
+    OP_GET, OP_LIST, OP_SET, OP_DEL, OP_TXN, OP_JOIN, OP_REMOVE, OP_TRANSFER, OP_STATUS,
+    OP_METRICS
+};
+
+/* The life cycle of a pending request (pending.c has the table). */
+enum pstate {
+    PS_NEW,          /* parsed, not yet dispatched */
+    PS_RETRY,        /* waits for a leader: dispatched again every tick */
+    PS_WAIT_READ,    /* read: asked the core for a read index */
+    PS_WAIT_READIDX, /* read: has its index, waits until applied that far */
+    PS_WAIT_APPLY,   /* write proposed here (leader): waits for its entry to apply */
+    PS_WAIT_FWD      /* write forwarded to the leader: waits for its answer */
+};
+
+typedef struct pending {
+    uint64_t id;
+    int state;
+    int op;
+    int stale;
+    json_t *req;
+    char *cmd;            /* command JSON for set/del/txn */
+    size_t cmd_len;
+    uint64_t node;        /* join/remove/transfer target */
+    char meta[RAFT_META_MAX];
+    uint64_t index, term;
+    uint64_t deadline;
+    int proposed;         /* its fate may be decided without us knowing */
+    uint64_t proposed_us; /* when this node (as leader) proposed it */
+    client *cl;           /* local origin (NULL when gone or remote) */
+    int remote;
+    uint64_t from, rreqid;/* remote origin */
+    struct pending *next, *prev;
+} pending;
+
+/* Metrics histograms keep per-bucket counts; the bounds are upper limits
+ * (le), +Inf is the total count. */
+#define HIST_MAX_BUCKETS 16
+typedef struct hist {
+    const double *le;
+    size_t n;
+    uint64_t b[HIST_MAX_BUCKETS];
+    uint64_t count;
+    double sum;
+} hist;
+
+/* Rate limits of log lines about floods (one line per window). */
+typedef struct log_limit {
+    uint64_t last;
+    unsigned n, dropped;
+} log_limit;
+
+/* ------------------------------------------------- the state of the daemon */
+
+struct raftd {
+    /* options (options.c) */
+    char name[KV_NAME_MAX + 1];
+    char raddr[KV_ADDR_MAX + 1], haddr[KV_ADDR_MAX + 1];
+    char meta[RAFT_META_MAX];  /* "NAME RADDR HADDR", ours */
+    char dir[PATH_MAX];
+    const char *connect;       /* -peer-connect template */
+    unsigned tick_ms, election_ticks;
+    uint64_t snap_entries, snap_bytes, snap_trail;
+    int verbose, bootstrap;
+#ifdef KEYVAL_FAULT_MODES
+    /* Test-only deliberate bugs for tests/fault/teeth.sh, never in a
+     * normal build (make fault-modes): env KEYVAL_FAULT_MODE = ack-early
+     * (answer a write when proposed), local-read (default reads without
+     * ReadIndex), apply-uncommitted (apply entries as soon as they are
+     * appended). */
+    int fault_ack_early, fault_local_read, fault_apply_uncommitted;
+#endif
+
+    /* the node (boot.c) */
+    char cluster[PEER_CLUSTER_ID_MAX + 1];
+    uint64_t id;
+    store *st;
+    raft_t *r;
+    size_t max_entry;          /* the core's max_entry_bytes */
+    raft_config applied_conf;
+    int client_lfd, peer_lfd, pid_fd;
+    char client_path[PATH_MAX], peer_path[PATH_MAX], pid_path[PATH_MAX];
+    char notify_path[108];     /* $NOTIFY_SOCKET, "" none */
+    int cleaned;
+    loop loop;
+
+    /* snapshots (snapshot.c) */
+    uint64_t snap_index, snap_term;
+    uint64_t snap_keys, snap_keys_at; /* records in the snapshot at snap_keys_at */
+    size_t snap_log_base;             /* least log_bytes since the last snapshot */
+    int force_snapshot;
+    store_snap_writer *snapw;         /* snapshot being written, or NULL */
+    uint64_t snapw_index, snapw_term;
+    uint8_t chunk_buf[RAFT_SNAP_CHUNK];
+
+    /* peers (peer_out.c, peer_in.c) */
+    peer peers[MAX_PEERS];
+    known known[MAX_KNOWN];
+    inconn *inconns[MAX_INBOUND + 16]; /* + room for the dead of one turn */
+    size_t n_inconns;
+    uint8_t *inbound_buf;              /* INBOUND_READ_BYTES, for reads */
+
+    /* clients and requests (client.c, pending.c) */
+    client *clients[MAX_CLIENTS + 64]; /* + room for the dead of one turn */
+    size_t n_clients;
+    size_t max_clients;                /* lowered to fit RLIMIT_NOFILE */
+    size_t client_bufs;                /* sum of the clients' in_cap */
+    pending *pending;
+    uint64_t next_id;
+
+    /* the loop turn (run.c) */
+    uint64_t next_tick;
+    uint64_t last_meta_fix, last_slow_log;
+    int last_role;
+    uint64_t last_leader, counted_leader, counted_term;
+    log_limit lim_stranger, lim_hello, lim_refusal, lim_inbound_full;
+
+    /* counters, in status and metrics (status.c) */
+    uint64_t fsyncs, entries_persisted, lazy_commits;
+    hist h_commit, h_fsync, h_batch;
+    uint64_t m_proposals, m_forwarded, m_leader_changes, m_snaps_taken, m_snaps_installed,
+        m_clients_accepted, m_outcome_unknown;
+};
+
+/* ------------------------------------------------------------- modules */
+
+/* util.c */
+/* "raftd: NAME: text" on stderr; vlog only with -v. */
+void logf_(struct raftd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define vlog(d, ...) do { if ((d)->verbose) logf_(d, __VA_ARGS__); } while (0)
+/* "raftd: text", cleanup, exit 1. */
+void fatal(struct raftd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+void store_fatal(struct raftd *d, const char *what);
+uint64_t now_ms(void);
+uint64_t now_us(void);
+int set_nonblock(int fd);
+const char *dump_json(json_t *v, char *buf, size_t cap, size_t *len, char **heap);
+json_t *err_reply(int code, const char *msg);
+void path_in_dir(struct raftd *d, char *buf, size_t cap, const char *name);
+void node_name(struct raftd *d, uint64_t id, char *buf, size_t cap);
+const raft_node *member_by_name(const raft_config *c, const char *name);
+int socket_peer_allowed(int fd, const char *sockpath, uid_t *uid, gid_t *gid);
+void log_refusal(struct raftd *d, const char *sockname, uid_t uid, gid_t gid);
+
+/* options.c */
+void options_defaults(struct raftd *d);
+void options_parse(struct raftd *d, int argc, char **argv);
+
+/* boot.c */
+void notify(struct raftd *d, const char *state);
+void boot(struct raftd *d);
+void cleanup(struct raftd *d);
+
+/* run.c */
+void run_signals(void);
+void run(struct raftd *d);
+
+/* peer_out.c */
+int peer_ready(peer *p);
+void known_set(struct raftd *d, uint64_t id, const char *meta);
+void peers_reconcile(struct raftd *d);
+void peers_reap(struct raftd *d, uint64_t now);
+void peers_timers(struct raftd *d, uint64_t now);
+void send_msg(struct raftd *d, raft_msg *m);
+int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char *json, size_t len);
+void peers_flush(struct raftd *d);
+void peers_watch(struct raftd *d);
+void peers_stop(struct raftd *d);
+
+/* peer_in.c */
+void inconn_read(struct raftd *d, inconn *c);
+void peer_listen_event(loop *l, int fd, void *data, int events);
+void inconns_timers(struct raftd *d, uint64_t now);
+void inconn_free(struct raftd *d, inconn *c);
+void inconns_sweep(struct raftd *d);
+
+/* client.c */
+void client_send_text(client *c, const char *s, size_t n);
+void client_send_json(client *c, json_t *reply);
+void client_pump(struct raftd *d, client *c);
+void client_read(struct raftd *d, client *c);
+void client_free(struct raftd *d, client *c);
+void client_listen_event(loop *l, int fd, void *data, int events);
+void clients_pump(struct raftd *d);
+void clients_sweep(struct raftd *d);
+
+/* request.c */
+json_t *prepare(struct raftd *d, pending *p);
+void start_request(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid);
+int start_fast_set(struct raftd *d, client *cl, const char *line, size_t len);
+json_t *pending_req(pending *p);
+int is_write(int op);
+
+/* pending.c */
+pending *pending_find(struct raftd *d, uint64_t id);
+void pending_detach_client(struct raftd *d, client *c);
+void finish(struct raftd *d, pending *p, json_t *reply);
+void finish_ok_index(struct raftd *d, pending *p, uint64_t index);
+void dispatch(struct raftd *d, pending *p);
+pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid);
+void pending_timers(struct raftd *d, uint64_t now);
+void check_reads(struct raftd *d);
+void pending_read_index(struct raftd *d, uint64_t ctx, uint64_t index);
+void pending_read_failed(struct raftd *d, uint64_t ctx);
+void pending_shutdown(struct raftd *d);
+
+/* ready.c */
+void process_ready(struct raftd *d);
+
+/* snapshot.c */
+void snap_path(struct raftd *d, char *buf, size_t cap, uint64_t index);
+void fsync_dir(struct raftd *d);
+void write_chunk(struct raftd *d, const raft_chunk *ch);
+void remove_old_snaps(struct raftd *d, uint64_t keep);
+void snapshot_abort(struct raftd *d);
+uint64_t snapshot_every(struct raftd *d);
+void maybe_snapshot(struct raftd *d);
+int snapshot_chunk_read(struct raftd *d, raft_msg *m);
+
+/* status.c */
+void status_init(struct raftd *d);
+void hist_observe(hist *h, double v);
+json_t *status_json(struct raftd *d);
+json_t *metrics_json(struct raftd *d);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * status.c - what raftd tells about itself: {"op":"status"} (the node,
+ * its role, indexes, members; read by kv-health and GET /status) and
+ * {"op":"metrics"} (counters and histograms, rendered by the status CGI
+ * program as Prometheus text on GET /metrics).
+ */
+#include "raftd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const double lat_le[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static const double batch_le[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
+
+/* The histograms' bounds. */
+void status_init(struct raftd *d)
+{
+    d->h_commit = (hist){lat_le, sizeof lat_le / sizeof lat_le[0], {0}, 0, 0};
+    d->h_fsync = (hist){lat_le, sizeof lat_le / sizeof lat_le[0], {0}, 0, 0};
+    d->h_batch = (hist){batch_le, sizeof batch_le / sizeof batch_le[0], {0}, 0, 0};
+}
+
+/* Count v in h. */
+void hist_observe(hist *h, double v)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (v <= h->le[i]) {
+            h->b[i]++;
+            break;
+        }
+    h->count++;
+    h->sum += v;
+}
+
+/* {"op":"status"}: the node, its role, indexes and members. */
+json_t *status_json(struct raftd *d)
+{
+    raft_status_info st;
+    raft_status(d->r, &st);
+    const raft_config *c = raft_config_get(d->r);
+    char lname[KV_NAME_MAX + 1] = "", lr[KV_ADDR_MAX + 1] = "", lh[KV_ADDR_MAX + 1] = "";
+    if (st.leader) {
+        const raft_node *ln = c ? raft_config_find(c, st.leader) : NULL;
+        if (ln)
+            kv_meta_split(ln->meta, lname, sizeof lname, lr, sizeof lr, lh, sizeof lh);
+        else
+            node_name(d, st.leader, lname, sizeof lname);
+    }
+    static const char *const roles[] = {"follower", "precandidate", "candidate", "leader"};
+    const char *role = st.role >= 0 && st.role <= 3 ? roles[st.role] : "unknown";
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; c && i < c->n; i++) {
+        char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
+        kv_meta_split(c->nodes[i].meta, n, sizeof n, r, sizeof r, h, sizeof h);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:b}", "id", n, "addr", r, "haddr", h, "voter",
+                              c->nodes[i].voter != 0, "self", c->nodes[i].id == d->id);
+        if (!o)
+            continue;
+        char nid[NODEID_HEX_LEN + 1];
+        nodeid_format(c->nodes[i].id, nid, sizeof nid);
+        json_object_set_new(o, "node_id", json_string(nid));
+        if (st.role == RAFT_LEADER) {
+            for (size_t k = 0; k < st.n_progress; k++) {
+                if (st.progress[k].id != c->nodes[i].id)
+                    continue;
+                json_object_set_new(o, "match", json_integer((json_int_t)st.progress[k].match));
+                json_object_set_new(o, "next", json_integer((json_int_t)st.progress[k].next));
+                json_object_set_new(o, "active", json_boolean(st.progress[k].recent_active ||
+                                                              st.progress[k].id == d->id));
+            }
+        }
+        json_array_append_new(nodes, o);
+    }
+    /* How long ago this node heard from its leader (0 on the leader;
+     * -1 when no leader is known), and the election timeout, for
+     * GET /health. */
+    json_int_t contact = st.role == RAFT_LEADER ? 0
+                         : st.leader ? (json_int_t)(st.ticks_since_leader * d->tick_ms) : -1;
+    json_t *out = json_pack("{s:i,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+                     "code", 200, "fsyncs", (json_int_t)d->fsyncs, "entries_persisted",
+                     (json_int_t)d->entries_persisted, "lazy_commits", (json_int_t)d->lazy_commits,
+                     "id",
+                     d->name, "cluster", d->cluster, "state", role, "leader", lname, "leader_haddr",
+                     lh, "term", (json_int_t)st.term, "commit_index", (json_int_t)st.commit,
+                     "applied_index", (json_int_t)store_applied(d->st), "last_log_index",
+                     (json_int_t)st.last_index, "snapshot_index", (json_int_t)d->snap_index,
+                     "first_log_index", (json_int_t)st.first_index, "nodes", nodes);
+    if (out) {
+        char nid[NODEID_HEX_LEN + 1];
+        nodeid_format(d->id, nid, sizeof nid);
+        json_object_set_new(out, "node_id", json_string(nid));
+        json_object_set_new(out, "last_contact_ms", json_integer(contact));
+        json_object_set_new(out, "snapshot_every", json_integer((json_int_t)snapshot_every(d)));
+        json_object_set_new(out, "election_timeout_ms",
+                            json_integer((json_int_t)d->tick_ms * d->election_ticks));
+    }
+    return out;
+}
+
+static void metric_add(json_t *arr, const char *name, const char *type, const char *help,
+                       double value)
+{
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f}", "name", name, "type", type,
+                                         "help", help, "value", value));
+}
+
+static void metric_hist(json_t *arr, const char *name, const char *help, const hist *h)
+{
+    json_t *b = json_array();
+    uint64_t cum = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        cum += h->b[i];
+        json_array_append_new(b, json_pack("[f,I]", h->le[i], (json_int_t)cum));
+    }
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:o,s:f,s:I}", "name", name, "type",
+                                         "histogram", "help", help, "buckets", b, "sum", h->sum,
+                                         "count", (json_int_t)h->count));
+}
+
+/* {"op":"metrics"}: every counter as {"name","type","help","value"} or,
+ * for histograms, "buckets" ([le, cumulative count]...), "sum", "count";
+ * labelled gauges have "series": [{"labels":{..},"value":V}]. */
+json_t *metrics_json(struct raftd *d)
+{
+    raft_status_info st;
+    raft_status(d->r, &st);
+    json_t *m = json_array();
+    if (!m)
+        return NULL;
+    metric_add(m, "keyval_term", "gauge", "Current Raft term.", (double)st.term);
+    metric_add(m, "keyval_commit_index", "gauge", "Highest log index known committed.",
+               (double)st.commit);
+    metric_add(m, "keyval_applied_index", "gauge", "Highest log index applied to the table.",
+               (double)store_applied(d->st));
+    metric_add(m, "keyval_last_log_index", "gauge", "Last index in this node's log.",
+               (double)st.last_index);
+    metric_add(m, "keyval_snapshot_index", "gauge", "Index of the latest snapshot.",
+               (double)d->snap_index);
+    metric_add(m, "keyval_is_leader", "gauge", "1 when this node is the leader.",
+               st.role == RAFT_LEADER ? 1 : 0);
+    metric_add(m, "keyval_has_leader", "gauge", "1 when this node knows a leader.",
+               st.leader ? 1 : 0);
+    metric_add(m, "keyval_last_contact_seconds", "gauge",
+               "Time since the leader was last heard (0 on the leader).",
+               st.role == RAFT_LEADER ? 0 : (double)(st.ticks_since_leader * d->tick_ms) / 1e3);
+    metric_add(m, "keyval_leader_changes_total", "counter",
+               "Times this node saw a new leader (or the same in a new term).",
+               (double)d->m_leader_changes);
+    metric_add(m, "keyval_proposals_total", "counter",
+               "Entries proposed by this node as leader (writes, membership).",
+               (double)d->m_proposals);
+    metric_add(m, "keyval_forwarded_writes_total", "counter",
+               "Writes this node forwarded to the leader.", (double)d->m_forwarded);
+    metric_add(m, "keyval_outcome_unknown_total", "counter",
+               "Writes answered 503 with outcome unknown.", (double)d->m_outcome_unknown);
+    metric_hist(m, "keyval_commit_latency_seconds",
+                "Leader: time from proposal to applied, per write.", &d->h_commit);
+    metric_hist(m, "keyval_fsync_duration_seconds",
+                "Duration of each durable store commit (one WAL sync).", &d->h_fsync);
+    metric_hist(m, "keyval_batch_entries",
+                "Log entries written per durable commit (group commit batch).", &d->h_batch);
+    metric_add(m, "keyval_fsyncs_total", "counter", "Durable store commits (WAL syncs).",
+               (double)d->fsyncs);
+    metric_add(m, "keyval_entries_persisted_total", "counter",
+               "Log entries written by durable commits.", (double)d->entries_persisted);
+    metric_add(m, "keyval_lazy_commits_total", "counter",
+               "Commits that only applied entries and did not wait for the disk.",
+               (double)d->lazy_commits);
+    metric_add(m, "keyval_snapshots_taken_total", "counter", "Snapshots written by this node.",
+               (double)d->m_snaps_taken);
+    metric_add(m, "keyval_snapshots_installed_total", "counter",
+               "Snapshots received from the leader and installed.",
+               (double)d->m_snaps_installed);
+    metric_add(m, "keyval_log_bytes", "gauge",
+               "Bytes of log entry data held in memory (since the snapshot, plus its trail).",
+               (double)st.log_bytes);
+    metric_add(m, "keyval_sqlite_memory_bytes", "gauge",
+               "Heap bytes held by SQLite (page caches, schema, statements).",
+               (double)store_memory_used());
+    size_t live = 0;
+    for (size_t i = 0; i < d->n_clients; i++)
+        if (!d->clients[i]->dead)
+            live++;
+    metric_add(m, "keyval_client_connections", "gauge", "Open connections on raftd.sock.",
+               (double)live);
+    metric_add(m, "keyval_client_connections_accepted_total", "counter",
+               "Connections accepted on raftd.sock.", (double)d->m_clients_accepted);
+    json_t *series = json_array();
+    for (int i = 0; i < MAX_PEERS; i++) {
+        peer *p = &d->peers[i];
+        if (!p->used)
+            continue;
+        json_array_append_new(series, json_pack("{s:{s:s},s:i}", "labels", "peer", p->name,
+                                                "value", peer_ready(p) ? 1 : 0));
+    }
+    json_array_append_new(m, json_pack("{s:s,s:s,s:s,s:o}", "name", "keyval_peer_up", "type",
+                                       "gauge", "help",
+                                       "1 when the outbound link to the peer is running.",
+                                       "series", series));
+    return json_pack("{s:i,s:s,s:o}", "code", 200, "id", d->name, "metrics", m);
+}
