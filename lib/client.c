@@ -84,27 +84,11 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms,
                                errlen);
 }
 
-int client_request_keep(int *keep, const char *sockpath, json_t *req,
-                        int timeout_ms, json_t **reply, char *err,
+/* A non-blocking UNIX stream connection to sockpath within deadline.
+ * Returns the descriptor, or -1 with err set. */
+static int connect_unix(const char *sockpath, long long deadline, int timeout_ms, char *err,
                         size_t errlen)
 {
-    int fd = -1;
-    if (keep && *keep >= 0) {
-        if (conn_idle_ok(*keep))
-            fd = *keep;
-        else
-            close(*keep);
-        *keep = -1;
-    }
-    char *line = NULL, *buf = NULL;
-    size_t len = 0, cap = 0;
-    int ret = -1, sent = 0;
-
-    *reply = NULL;
-    if (timeout_ms <= 0)
-        timeout_ms = CLIENT_TIMEOUT_MS;
-    long long deadline = now_ms() + timeout_ms;
-
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
@@ -118,135 +102,169 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req,
         return -1;
     }
     memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
-
-    line = json_dumps(req, JSON_COMPACT);
-    if (!line) {
-        snprintf(err, errlen, "cannot encode request as JSON");
-        return -1;
-    }
-    size_t linelen = strlen(line);
-    if (linelen + 1 > CLIENT_REQUEST_MAX) {
-        snprintf(err, errlen, "request too large (%zu bytes, max %u)",
-                 linelen + 1, CLIENT_REQUEST_MAX);
-        ret = -2;
-        goto out;
-    }
-
-    if (fd < 0)
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    else
-        goto connected;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
-        goto out;
+        return -1;
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        if (errno != EINPROGRESS && errno != EAGAIN) {
-            snprintf(err, errlen, "connect %s: %s", sockpath, strerror(errno));
-            goto out;
-        }
-        int w = wait_fd(fd, POLLOUT, deadline);
-        int soerr = 0;
-        socklen_t sl = sizeof soerr;
-        if (w == 0) {
-            snprintf(err, errlen, "connect %s: timed out after %d ms",
-                     sockpath, timeout_ms);
-            goto out;
-        }
-        if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
-            soerr) {
-            snprintf(err, errlen, "connect %s: %s", sockpath,
-                     strerror(w < 0 ? errno : soerr ? soerr : EIO));
-            goto out;
-        }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+        return fd;
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+        snprintf(err, errlen, "connect %s: %s", sockpath, strerror(errno));
+        close(fd);
+        return -1;
     }
+    int w = wait_fd(fd, POLLOUT, deadline);
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (w == 0) {
+        snprintf(err, errlen, "connect %s: timed out after %d ms", sockpath, timeout_ms);
+    } else if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+        snprintf(err, errlen, "connect %s: %s", sockpath,
+                 strerror(w < 0 ? errno : soerr ? soerr : EIO));
+    } else {
+        return fd;
+    }
+    close(fd);
+    return -1;
+}
 
-connected:
-    /* Send the request line (with its newline). */
-    line[linelen] = '\n'; /* json_dumps' NUL is replaced; length known */
-    size_t off = 0, total = linelen + 1;
+/* Sends buf[0..total) within deadline. Returns 0, or -1 with err set and
+ * *partly set when some of it had been sent. */
+static int send_all(int fd, const char *buf, size_t total, long long deadline, int timeout_ms,
+                    const char *sockpath, int *partly, char *err, size_t errlen)
+{
+    size_t off = 0;
     while (off < total) {
-        ssize_t n = send(fd, line + off, total - off, MSG_NOSIGNAL);
+        ssize_t n = send(fd, buf + off, total - off, MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
-        sent = off > 0;
+        *partly = off > 0;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             int w = wait_fd(fd, POLLOUT, deadline);
             if (w == 0) {
-                sent = off > 0;
-                snprintf(err, errlen, "send to %s: timed out after %d ms",
-                         sockpath, timeout_ms);
-                goto out;
+                snprintf(err, errlen, "send to %s: timed out after %d ms", sockpath, timeout_ms);
+                return -1;
             }
             if (w < 0) {
                 snprintf(err, errlen, "poll: %s", strerror(errno));
-                goto out;
+                return -1;
             }
             continue;
         }
         snprintf(err, errlen, "send to %s: %s", sockpath,
                  n < 0 ? strerror(errno) : "connection closed");
-        goto out;
+        return -1;
     }
-    /* From here on raftd may have read the request and acted on it. */
-    sent = 1;
+    return 0;
+}
 
-    /* Read one reply line. */
+/* Reads one line (without its newline) into *buf (grown, at most
+ * CLIENT_REPLY_MAX bytes) within deadline; *len is its length. Returns 0,
+ * or -1 with err set. */
+static int read_line(int fd, char **buf, size_t *len, long long deadline, int timeout_ms,
+                     const char *sockpath, char *err, size_t errlen)
+{
+    size_t cap = 0;
+    *len = 0;
     for (;;) {
-        if (cap - len < 65536) {
+        if (cap - *len < 65536) {
             size_t ncap = cap ? cap * 2 : 65536;
             if (ncap > CLIENT_REPLY_MAX + 1)
                 ncap = CLIENT_REPLY_MAX + 1;
-            if (ncap <= len) {
-                snprintf(err, errlen, "reply from %s too large (max %u bytes)",
-                         sockpath, CLIENT_REPLY_MAX);
-                goto out;
+            if (ncap <= *len) {
+                snprintf(err, errlen, "reply from %s too large (max %u bytes)", sockpath,
+                         CLIENT_REPLY_MAX);
+                return -1;
             }
-            char *nb = realloc(buf, ncap);
+            char *nb = realloc(*buf, ncap);
             if (!nb) {
                 snprintf(err, errlen, "out of memory");
-                goto out;
+                return -1;
             }
-            buf = nb;
+            *buf = nb;
             cap = ncap;
         }
-        ssize_t n = recv(fd, buf + len, cap - len, 0);
+        ssize_t n = recv(fd, *buf + *len, cap - *len, 0);
         if (n > 0) {
-            char *nl = memchr(buf + len, '\n', (size_t)n);
-            len += (size_t)n;
+            char *nl = memchr(*buf + *len, '\n', (size_t)n);
+            *len += (size_t)n;
             if (nl) {
-                len = (size_t)(nl - buf);
-                break;
+                *len = (size_t)(nl - *buf);
+                return 0;
             }
             continue;
         }
         if (n == 0) {
-            snprintf(err, errlen, "%s closed the connection without a reply",
-                     sockpath);
-            goto out;
+            snprintf(err, errlen, "%s closed the connection without a reply", sockpath);
+            return -1;
         }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             int w = wait_fd(fd, POLLIN, deadline);
             if (w == 0) {
-                snprintf(err, errlen, "no reply from %s within %d ms",
-                         sockpath, timeout_ms);
-                goto out;
+                snprintf(err, errlen, "no reply from %s within %d ms", sockpath, timeout_ms);
+                return -1;
             }
             if (w < 0) {
                 snprintf(err, errlen, "poll: %s", strerror(errno));
-                goto out;
+                return -1;
             }
             continue;
         }
         snprintf(err, errlen, "read from %s: %s", sockpath, strerror(errno));
+        return -1;
+    }
+}
+
+int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeout_ms,
+                        json_t **reply, char *err, size_t errlen)
+{
+    int fd = -1;
+    if (keep && *keep >= 0) {
+        if (conn_idle_ok(*keep))
+            fd = *keep;
+        else
+            close(*keep);
+        *keep = -1;
+    }
+    char *line = NULL, *buf = NULL;
+    size_t len = 0;
+    int ret = -1, sent = 0;
+
+    *reply = NULL;
+    if (timeout_ms <= 0)
+        timeout_ms = CLIENT_TIMEOUT_MS;
+    long long deadline = now_ms() + timeout_ms;
+
+    line = json_dumps(req, JSON_COMPACT);
+    if (!line) {
+        snprintf(err, errlen, "cannot encode request as JSON");
         goto out;
     }
+    size_t linelen = strlen(line);
+    if (linelen + 1 > CLIENT_REQUEST_MAX) {
+        snprintf(err, errlen, "request too large (%zu bytes, max %u)", linelen + 1,
+                 CLIENT_REQUEST_MAX);
+        ret = -2;
+        goto out;
+    }
+    if (fd < 0 && (fd = connect_unix(sockpath, deadline, timeout_ms, err, errlen)) < 0)
+        goto out;
+
+    /* Send the request line (with its newline). */
+    line[linelen] = '\n'; /* json_dumps' NUL is replaced; length known */
+    if (send_all(fd, line, linelen + 1, deadline, timeout_ms, sockpath, &sent, err, errlen) < 0)
+        goto out;
+    /* From here on raftd may have read the request and acted on it. */
+    sent = 1;
+    if (read_line(fd, &buf, &len, deadline, timeout_ms, sockpath, err, errlen) < 0)
+        goto out;
 
     json_error_t jerr;
     json_t *r = json_loadb(buf, len, 0, &jerr);
