@@ -28,7 +28,7 @@ typedef struct options {
     const char *id, *haddr_s, *raddr_s, *join_s, *datadir_s, *restore_s;
     const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s,
         *join_auth_s;
-    int fastcgi;
+    int fastcgi, auth_health;
     addr haddr, raddr, join;
     char default_id[64];
 } options;
