@@ -245,6 +245,10 @@ int options_parse(int argc, char **argv, options *o)
                 "combined with -join\n");
         return 2;
     }
+    if (o->auth_health && !o->auth_file_s) {
+        fprintf(stderr, PROG ": -auth-health needs -auth-file\n");
+        return 2;
+    }
     char err[512];
     if (parse_addr(o->haddr_s, &o->haddr, err, sizeof err) < 0 ||
         parse_addr(o->raddr_s, &o->raddr, err, sizeof err) < 0 ||
