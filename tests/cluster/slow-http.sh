@@ -5,8 +5,8 @@
 # the header (slowloris, under lighttpd's 10 s read timeout). While they
 # hold their connections, a normal GET and GET /health must each be
 # answered within 3 s: the generated lighttpd.conf leaves room for more
-# connections than such a flood (server.max-connections, keyval(1) "HTTP
-# limits"). Loopback only; the flood ends by itself after 15 s and is
+# connections than such a flood (server.max-connections, keyval(1) HTTP
+# LIMITS). Loopback only; the flood ends by itself after 15 s and is
 # stopped by PID. About 25 s.
 # Prints ok/FAIL lines and "N passed, M failed".
 cd "$(dirname "$0")/../.." || exit 1
