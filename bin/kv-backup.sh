@@ -23,6 +23,8 @@ Restore it with kv-restore(8).
 Exit status: 0 written, 1 failed (FILE unchanged), 2 usage error.
 USAGE
 }
+# The usage lines alone, for a usage error (-h prints the rest).
+short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
 die() { echo "$PROG: $*" >&2; [ -n "$tmp" ] && rm -f "$tmp"; exit 1; }
 
@@ -30,13 +32,14 @@ datadir=${KEYVAL_DATADIR:-$HOME/node0}
 quiet=
 stale=
 tmp=
-while getopts d:Sqh opt; do
+while getopts :d:Sqh opt; do
     case $opt in
     d) datadir=$OPTARG ;;
     S) stale=1 ;;
     q) quiet=1 ;;
     h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    :) echo "$PROG: option -$OPTARG needs a value" >&2; short_usage >&2; exit 2 ;;
+    *) echo "$PROG: unknown option -$OPTARG" >&2; short_usage >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))

@@ -176,6 +176,16 @@ int main(int argc, char **argv)
             g_quiet = 1;
             continue;
         }
+        static const char *const valued[] = { "-s", "-d", "-c", "-t", "-n", "-op",
+                                              "-keys", "-batch", "-vsize", "-prefix" };
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known |= !strcmp(a, valued[k]);
+        if (!known) {
+            fprintf(stderr, PROG ": unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
         if (!v) {
             fprintf(stderr, PROG ": %s needs a value\n", a);
             usage(stderr);

@@ -37,6 +37,8 @@ Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, curl or
 jq missing, an answer that cannot be read).
 USAGE
 }
+# The usage lines alone, for a usage error (-h prints the rest).
+short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
 haddr=${KEYVAL_HADDR:-localhost:11000}
 datadir=${KEYVAL_DATADIR:-}
@@ -57,7 +59,7 @@ unknown() { echo "KEYVAL UNKNOWN - $*"; exit 3; }
 usage_error() {
     echo "KEYVAL UNKNOWN - $*"
     echo "$PROG: $*" >&2
-    usage | sed '/^Checks/,$d' >&2
+    short_usage >&2
     exit 3
 }
 
