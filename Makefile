@@ -132,8 +132,8 @@ clean:
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: user commands (section 1)
 # in bin, raftd, kv-admin, kv-health and kv-restore (section 8) in sbin,
-# the CGI programs in libexec/keyval, templates (lighttpd.conf.in, keyval@.service, keyval.cron)
-# in share/keyval, man pages in share/man/manN. Nothing outside
+# the CGI programs in libexec/keyval, templates (lighttpd.conf.in,
+# keyval@.service, keyval.cron) in share/keyval, man pages in share/man/manN. Nothing outside
 # $(DESTDIR)$(PREFIX). make uninstall removes exactly those files and
 # keyval's own two directories.
 BINDIR = $(PREFIX)/bin
