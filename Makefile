@@ -133,10 +133,10 @@ deps:
 clean:
 	rm -rf build build-asan build-mut-*
 
-# make install [PREFIX=/usr/local] [DESTDIR=]: user commands in bin,
-# raftd, kv-health and kv-restore in sbin, the CGI programs in
-# libexec/keyval, templates (lighttpd.conf.in, keyval@.service, keyval.cron)
-# in share/keyval, man pages in share/man/manN. Nothing outside
+# make install [PREFIX=/usr/local] [DESTDIR=]: user commands (section 1)
+# in bin, raftd, kv-admin, kv-health and kv-restore (section 8) in sbin,
+# the CGI programs in libexec/keyval, templates (lighttpd.conf.in,
+# keyval@.service, keyval.cron) in share/keyval, man pages in share/man/manN. Nothing outside
 # $(DESTDIR)$(PREFIX). make uninstall removes exactly those files and
 # keyval's own two directories.
 BINDIR = $(PREFIX)/bin
@@ -144,7 +144,7 @@ SBINDIR = $(PREFIX)/sbin
 LIBEXECDIR = $(PREFIX)/libexec/keyval
 SHAREDIR = $(PREFIX)/share/keyval
 MANDIR = $(PREFIX)/share/man
-SBIN_NAMES := raftd kv-health kv-restore
+SBIN_NAMES := raftd kv-admin kv-health kv-restore
 BIN_NAMES := $(filter-out $(SBIN_NAMES),$(notdir $(BINS)))
 CGI_NAMES := $(notdir $(CGIS))
 MAN_PAGES := $(wildcard man/*.[1-8])

@@ -14,7 +14,7 @@ acknowledged before kv-backup started, so those are all in the copy;
 when that fails (no leader, raftd stopped) kv-backup says so and copies
 what the node has applied. The copy is written to FILE.tmp.PID, checked
 (PRAGMA quick_check), fsynced and renamed to FILE, so FILE is either the
-old file or a whole new backup.
+old file or a whole new backup, mode 0600 (it holds every key and value).
 Restore it with kv-restore(8).
   -d DATADIR  the node's data directory
               (default: $KEYVAL_DATADIR, else $HOME/node0)
@@ -23,6 +23,8 @@ Restore it with kv-restore(8).
 Exit status: 0 written, 1 failed (FILE unchanged), 2 usage error.
 USAGE
 }
+# The usage lines alone, for a usage error (-h prints the rest).
+short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
 die() { echo "$PROG: $*" >&2; [ -n "$tmp" ] && rm -f "$tmp"; exit 1; }
 
@@ -30,13 +32,14 @@ datadir=${KEYVAL_DATADIR:-$HOME/node0}
 quiet=
 stale=
 tmp=
-while getopts d:Sqh opt; do
+while getopts :d:Sqh opt; do
     case $opt in
     d) datadir=$OPTARG ;;
     S) stale=1 ;;
     q) quiet=1 ;;
     h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    :) echo "$PROG: option -$OPTARG needs a value" >&2; short_usage >&2; exit 2 ;;
+    *) echo "$PROG: unknown option -$OPTARG" >&2; short_usage >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -69,11 +72,15 @@ fi
 
 tmp=$out.tmp.$$
 rm -f "$tmp"
+# The copy holds every key and value: only its owner may read it, as
+# only the owner may enter DATADIR (0700).
+umask 077
 # SQL string literal: double every single quote.
 q=$(printf '%s' "$tmp" | sed "s/'/''/g")
 err=$(sqlite3 -bail -cmd '.timeout 10000' "$db" "VACUUM INTO '$q';" 2>&1) ||
     die "copy $db: $err"
 [ -f "$tmp" ] || die "copy $db: sqlite3 wrote no file"
+chmod 600 "$tmp" || die "chmod 600 $tmp failed"
 # Mark it as a backup (kv-restore accepts it without -force-new-cluster)
 # and check it.
 now=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -71,16 +71,23 @@ static void usage(FILE *f)
 "                [-op set|get|stale|fill] [-keys N] [-batch K] [-vsize BYTES]\n"
 "                [-prefix P] [-q]\n"
 "\n"
-"Sends requests to raftd.sock over CONNS connections (default 8), one\n"
-"outstanding request per connection, for SECONDS (default 5) or OPS\n"
-"requests, and prints ops/s and latency percentiles.\n"
-"  -op set    unique keys P<conn>-<seq>, K keys per request (default)\n"
-"  -op get    linearizable reads of P0..P(N-1)     -op stale  stale reads\n"
-"  -op fill   writes P0..P(N-1) once, K per request, then stops\n"
-"  -keys N    key space of get/stale/fill (default 1000)\n"
-"  -vsize B   value size in bytes (default 16)\n"
-"Socket: -s, else -d DATADIR/raftd.sock, else $KEYVAL_SOCKET, else\n"
-"$KEYVAL_DATADIR/raftd.sock, else $HOME/node0/raftd.sock.\n");
+"Sends requests to raftd.sock, one outstanding request per connection, and\n"
+"prints ops/s and latency percentiles.\n"
+"  -s SOCK      the raftd socket\n"
+"  -d DATADIR   use DATADIR/raftd.sock (without -s or -d: $KEYVAL_SOCKET,\n"
+"               else $KEYVAL_DATADIR/raftd.sock, else $HOME/node0/raftd.sock)\n"
+"  -c CONNS     connections (default 8)\n"
+"  -t SECONDS   run this long (default 5)\n"
+"  -n OPS       stop after this many requests instead\n"
+"  -op set      unique keys P<conn>-<seq>, K keys per request (default)\n"
+"  -op get      linearizable reads of P0..P(N-1)\n"
+"  -op stale    stale reads of P0..P(N-1)\n"
+"  -op fill     writes P0..P(N-1) once, K per request, then stops\n"
+"  -keys N      key space of get/stale/fill (default 1000)\n"
+"  -batch K     keys per write request (default 1)\n"
+"  -vsize B     value size in bytes (default 16)\n"
+"  -prefix P    key prefix (default kb)\n"
+"  -q           quiet: only the summary line, no errors of single requests\n");
 }
 
 static int conn_open(const char *path)
@@ -168,6 +175,16 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-q")) {
             g_quiet = 1;
             continue;
+        }
+        static const char *const valued[] = { "-s", "-d", "-c", "-t", "-n", "-op",
+                                              "-keys", "-batch", "-vsize", "-prefix" };
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known |= !strcmp(a, valued[k]);
+        if (!known) {
+            fprintf(stderr, PROG ": unknown option %s\n", a);
+            usage(stderr);
+            return 2;
         }
         if (!v) {
             fprintf(stderr, PROG ": %s needs a value\n", a);

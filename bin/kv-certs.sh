@@ -23,17 +23,20 @@ Keys are written with umask 077. Exit status 0 ok, 1 openssl failed,
 2 usage.
 USAGE
 }
+# The usage lines alone, for a usage error (-h prints the rest).
+short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
 days=30
 hosts=localhost,127.0.0.1,::1
 bits=2048
-while getopts d:H:b:h opt; do
+while getopts :d:H:b:h opt; do
     case $opt in
     d) days=$OPTARG ;;
     H) hosts=$OPTARG ;;
     b) bits=$OPTARG ;;
     h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    :) echo "$PROG: option -$OPTARG needs a value" >&2; short_usage >&2; exit 2 ;;
+    *) echo "$PROG: unknown option -$OPTARG" >&2; short_usage >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))

@@ -1,5 +1,8 @@
 /*
- * kv-del - delete one or more keys, all in one atomic write.
+ * kv-del - delete one or more keys, all in one atomic write. Deleting a
+ * key that does not exist succeeds (exit 0), as DELETE /key/K answers 200:
+ * a script that wants a key gone gets "gone" either way, like rm -f. To
+ * ask whether a key exists, use kv-get (exit 1 when it does not).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +22,8 @@ static void usage(FILE *f)
 CLIENT_SOCKOPT_USAGE
 "  -v          print the index of the write\n"
 "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
-"Exit status: 0 deleted, 1 key not found (when raftd says so), 2 usage\n"
-"error, 3 raftd answered with an error, 4 raftd could not be reached,\n"
+"Exit status: 0 deleted (also when a key did not exist), 2 usage error,\n"
+"3 raftd answered with an error, 4 raftd could not be reached,\n"
 "5 outcome unknown (sent, but no definite answer: it may have been applied).\n",
             CLIENT_TIMEOUT_MS);
 }
@@ -78,10 +81,7 @@ int main(int argc, char **argv)
     }
     int code = client_reply_code(reply), ret = 0;
     const char *e = json_string_value(json_object_get(reply, "error"));
-    if (code == 404) {
-        fprintf(stderr, PROG ": %s\n", e ? e : "key not found");
-        ret = 1;
-    } else if (code != 200 && json_is_string(json_object_get(reply, "outcome")) &&
+    if (code != 200 && json_is_string(json_object_get(reply, "outcome")) &&
                !strcmp(json_string_value(json_object_get(reply, "outcome")), "unknown")) {
         fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n",
                 e ? e : "bad reply from raftd", code);

@@ -17,19 +17,22 @@ from a backup file. This is the node's local copy (a stale read).
 Exit status: 0 printed, 1 failed, 2 usage error.
 USAGE
 }
+# The usage lines alone, for a usage error (-h prints the rest).
+short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 
 datadir=${KEYVAL_DATADIR:-$HOME/node0}
 file=
 prefix=
-while getopts d:f:p:h opt; do
+while getopts :d:f:p:h opt; do
     case $opt in
     d) datadir=$OPTARG ;;
     f) file=$OPTARG ;;
     p) prefix=$OPTARG ;;
     h) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    :) echo "$PROG: option -$OPTARG needs a value" >&2; short_usage >&2; exit 2 ;;
+    *) echo "$PROG: unknown option -$OPTARG" >&2; short_usage >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))

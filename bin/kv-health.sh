@@ -37,6 +37,8 @@ Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad usage, curl or
 jq missing, an answer that cannot be read).
 USAGE
 }
+# The usage lines alone, for a usage error (-h prints the rest).
+short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
 haddr=${KEYVAL_HADDR:-localhost:11000}
 datadir=${KEYVAL_DATADIR:-}
@@ -52,8 +54,14 @@ cafile=${KEYVAL_CACERT:-}
 authfile=${KEYVAL_AUTH_FILE:-}
 
 unknown() { echo "KEYVAL UNKNOWN - $*"; exit 3; }
-# A usage error is UNKNOWN too: one line on stdout, the usage on stderr.
-usage_error() { echo "KEYVAL UNKNOWN - $*"; echo "$PROG: $*" >&2; usage >&2; exit 3; }
+# A usage error is UNKNOWN too: one line on stdout; on stderr the error
+# and the usage lines only (kv-health -h has the rest).
+usage_error() {
+    echo "KEYVAL UNKNOWN - $*"
+    echo "$PROG: $*" >&2
+    short_usage >&2
+    exit 3
+}
 
 number() { # NAME VALUE: a non-negative integer
     case $2 in
@@ -61,7 +69,8 @@ number() { # NAME VALUE: a non-negative integer
     esac
 }
 
-while getopts H:d:C:a:t:l:L:s:w:c:qh opt; do
+# The leading ':' keeps getopts quiet; the errors below say it once.
+while getopts :H:d:C:a:t:l:L:s:w:c:qh opt; do
     case $opt in
     H) haddr=$OPTARG ;;
     C) cafile=$OPTARG ;;
@@ -75,7 +84,8 @@ while getopts H:d:C:a:t:l:L:s:w:c:qh opt; do
     c) number -c "$OPTARG"; disk_crit=$OPTARG ;;
     q) quiet=1 ;;
     h) usage; exit 0 ;;
-    *) usage_error "bad option (see kv-health -h)" ;;
+    :) usage_error "option -$OPTARG needs a value" ;;
+    *) usage_error "unknown option -$OPTARG" ;;
     esac
 done
 shift $((OPTIND - 1))

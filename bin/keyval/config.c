@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* Characters that may go into a double-quoted lighttpd config string. */
 int config_safe(const char *s)
@@ -82,13 +83,36 @@ static int write_error_pages(const paths *p)
     for (size_t i = 0; i < sizeof errpages / sizeof errpages[0]; i++) {
         char f[PATH_MAX + 64], text[128];
         snprintf(f, sizeof f, "%s/error-%d.html", p->www, errpages[i].code);
-        snprintf(text, sizeof text, "{\"error\":\"%s\"}\n", errpages[i].msg);
+        /* No newline after the JSON: the docs promise bodies without one,
+         * like the CGI programs' replies. */
+        snprintf(text, sizeof text, "{\"error\":\"%s\"}", errpages[i].msg);
         if (write_file(f, text, 0644) < 0) {
             die_msg("write %s: %s", f, strerror(errno));
             return -1;
         }
     }
     return 0;
+}
+
+/* lighttpd's descriptor budget and connection limit. Slow clients (a
+ * header line every few seconds) hold a connection each, and lighttpd
+ * 1.4.69 has neither a per-IP limit (mod_evasive is not in Debian's
+ * package) nor a deadline for a whole request header; what keeps a slow
+ * flood from locking everyone else out is room: up to 16384 descriptors
+ * (as many as the hard RLIMIT_NOFILE allows; lighttpd raises its soft
+ * limit itself) and a third of them for connections, lighttpd's own
+ * ratio (a CGI request also holds two pipes). */
+static void http_limits(char *maxfds, char *maxconns, size_t cap)
+{
+    rlim_t fds = 16384;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+        rl.rlim_max < fds)
+        fds = rl.rlim_max;
+    if (fds < 256)
+        fds = 256;
+    snprintf(maxfds, cap, "%llu", (unsigned long long)fds);
+    snprintf(maxconns, cap, "%llu", (unsigned long long)(fds / 3));
 }
 
 /* Writes the error pages and DATADIR/lighttpd.conf. 0, or -1 (printed). */
@@ -103,13 +127,15 @@ int config_write(const options *o, const install *in, const paths *p)
         die_msg("read %s: %s", tpath, strerror(errno));
         return -1;
     }
-    char port[16];
+    char port[16], maxfds[24], maxconns[24];
     snprintf(port, sizeof port, "%d", o->haddr.port);
+    http_limits(maxfds, maxconns, sizeof maxfds);
     const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET",
-                            "ETCDIR", "MODE", "SECURITY" };
+                            "ETCDIR", "MODE", "SECURITY", "MAXFDS", "MAXCONNS" };
     const char *values[] = { o->haddr.host, port, p->datadir, in->cgidir, p->sock,
-                             in->etcdir, o->fastcgi ? "fastcgi" : "cgi", p->secpath };
-    char *text = render(tmpl, names, values, 8);
+                             in->etcdir, o->fastcgi ? "fastcgi" : "cgi", p->secpath,
+                             maxfds, maxconns };
+    char *text = render(tmpl, names, values, 10);
     free(tmpl);
     if (!text || write_file(p->conf, text, 0600) < 0) {
         die_msg("write %s: %s", p->conf, text ? strerror(errno) : "out of memory");

@@ -28,7 +28,7 @@ typedef struct options {
     const char *id, *haddr_s, *raddr_s, *join_s, *datadir_s, *restore_s;
     const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s,
         *join_auth_s;
-    int fastcgi;
+    int fastcgi, auth_health;
     addr haddr, raddr, join;
     char default_id[64];
 } options;
@@ -46,7 +46,8 @@ typedef struct paths {
     char sock[PATH_MAX + 32], peersock[PATH_MAX + 32], conf[PATH_MAX + 32],
         dbpath[PATH_MAX + 32], marker[PATH_MAX + 32], www[PATH_MAX + 32],
         tmpdir[PATH_MAX + 32], lighttpd_log[PATH_MAX + 32], secpath[PATH_MAX + 32],
-        htpasswd[PATH_MAX + 32], curlrc[PATH_MAX + 32];
+        htpasswd[PATH_MAX + 32], curlrc[PATH_MAX + 32], lock[PATH_MAX + 32],
+        raftd_pid[PATH_MAX + 32];
 } paths;
 
 /* Peer TLS files and how -join reaches the member (security.c). */

@@ -17,8 +17,10 @@
 #include "keyval.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -98,7 +100,64 @@ static int restore_datadir(const options *o, const install *in)
     return -1;
 }
 
-/* Creates DATADIR (mode 0700) and names its files; *fresh when it holds
+/* The pid written in a lock file, or 0. */
+static int pid_in(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return atoi(buf);
+}
+
+/* DATADIR belongs to one node at a time. keyval holds an flock(2) on
+ * DATADIR/keyval.pid (with its pid in it) for as long as it runs; raftd
+ * holds DATADIR/raftd.pid the same way (a raftd started by hand counts
+ * too). Both are checked before anything in DATADIR is written or any
+ * child started, so a second keyval changes nothing of a live node.
+ * The lock file is never unlinked: the lock, not the file, decides.
+ * 0, or -1 (printed). */
+static int lock_datadir(paths *p)
+{
+    int fd = open(p->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        die_msg("%s: %s", p->lock, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno, pid = pid_in(fd);
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            die_msg("lock %s: %s", p->lock, strerror(e));
+            return -1;
+        }
+        die_msg("%s is in use by keyval (pid %d); not starting", p->datadir, pid);
+        return -1;
+    }
+    /* raftd takes its own lock; only look whether someone holds it. */
+    int rfd = open(p->raftd_pid, O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0) {
+        if (flock(rfd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+            die_msg("%s is in use by raftd (pid %d); not starting", p->datadir,
+                    pid_in(rfd));
+            close(rfd);
+            close(fd);
+            return -1;
+        }
+        close(rfd); /* drops the shared lock at once */
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        die_msg("write %s: %s", p->lock, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return 0; /* fd stays open: the lock lasts until keyval exits */
+}
+
+/* Creates DATADIR (mode 0700), names its files and takes its lock; *fresh when it holds
  * no raft.db yet. 0, or -1 (printed). */
 static int prepare_datadir(const options *o, paths *p, int *fresh)
 {
@@ -127,6 +186,8 @@ static int prepare_datadir(const options *o, paths *p, int *fresh)
     snprintf(p->secpath, sizeof p->secpath, "%s/lighttpd-security.conf", p->datadir);
     snprintf(p->htpasswd, sizeof p->htpasswd, "%s/htpasswd", p->datadir);
     snprintf(p->curlrc, sizeof p->curlrc, "%s/join.curlrc", p->datadir);
+    snprintf(p->lock, sizeof p->lock, "%s/keyval.pid", p->datadir);
+    snprintf(p->raftd_pid, sizeof p->raftd_pid, "%s/raftd.pid", p->datadir);
     if (strlen(p->sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         die_msg("DATADIR path %s is too long for a UNIX socket path "
                 "(DATADIR/raftd.sock must be under 108 bytes)", p->datadir);
@@ -139,6 +200,8 @@ static int prepare_datadir(const options *o, paths *p, int *fresh)
                 "paths must be under 108 bytes)", p->datadir);
         return -1;
     }
+    if (lock_datadir(p) < 0)
+        return -1;
     *fresh = !file_exists(p->dbpath);
     say("data directory %s (%s)", p->datadir, *fresh ? "new" : "existing state");
     /* DATADIR holds raft.db, the sockets and the htpasswd file: nobody

@@ -44,7 +44,10 @@ void usage(FILE *f)
 "                     (default: DIR/ca.crt of -peer-tls, else the system's)\n"
 "  -auth-file FILE    HTTP basic authentication; lines USER:HASH:ro or\n"
 "                     USER:HASH:rw (HASH from openssl passwd -6); ro users\n"
-"                     may GET/HEAD, rw users may also write and join\n"
+"                     may GET/HEAD, rw users may also write and join;\n"
+"                     no or bad credentials get 401, a user without the\n"
+"                     right 403; GET /health needs none (for load balancers)\n"
+"  -auth-health       with -auth-file: GET /health needs credentials too\n"
 "  -join-auth FILE    USER:PASSWORD (one line) that -join sends\n"
 "  -restore FILE      start a NEW one-node cluster in an empty DATADIR from\n"
 "                     FILE, a kv-backup file (runs kv-restore; see there for\n"
@@ -166,6 +169,16 @@ static const char **value_flag(options *o, const char *name, size_t nl)
     return NULL;
 }
 
+/* Flags without a value. */
+static int *bool_flag(options *o, const char *name, size_t nl)
+{
+    if (nl == 7 && strncmp(name, "fastcgi", 7) == 0)
+        return &o->fastcgi;
+    if (nl == 11 && strncmp(name, "auth-health", 11) == 0)
+        return &o->auth_health;
+    return NULL;
+}
+
 /* The flags and DATADIR into o: -1 to go on, else the exit status. */
 static int parse_flags(int argc, char **argv, options *o)
 {
@@ -180,8 +193,9 @@ static int parse_flags(int argc, char **argv, options *o)
             const char *name = a + 1 + (a[1] == '-');
             const char *eq = strchr(name, '=');
             size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-            if (nl == 7 && strncmp(name, "fastcgi", 7) == 0 && !eq) {
-                o->fastcgi = 1;
+            int *on = eq ? NULL : bool_flag(o, name, nl);
+            if (on) {
+                *on = 1;
                 continue;
             }
             const char **dst = value_flag(o, name, nl);
@@ -229,6 +243,10 @@ int options_parse(int argc, char **argv, options *o)
     if (o->restore_s && o->join_s) {
         fprintf(stderr, PROG ": -restore starts a new cluster; it cannot be "
                 "combined with -join\n");
+        return 2;
+    }
+    if (o->auth_health && !o->auth_file_s) {
+        fprintf(stderr, PROG ": -auth-health needs -auth-file\n");
         return 2;
     }
     char err[512];

@@ -56,11 +56,57 @@ static int auth_user_ok(const char *u, size_t n)
     return 1;
 }
 
+/* Appends to re (cap bytes) a regex matching the start of a base64 token
+ * whose decoded text starts with "USER:": the whole 3-byte groups give
+ * fixed characters, a last group of 1 or 2 bytes a fixed character and a
+ * class of those whose high bits match. User names are [A-Za-z0-9._@-],
+ * so only '+' of the base64 alphabet needs a bracket. 0, or -1 when full. */
+static int base64_prefix_re(const char *user, size_t ul, char *re, size_t cap)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char in[72];
+    size_t n = ul + 1, len = strlen(re);
+    if (n > sizeof in)
+        return -1;
+    memcpy(in, user, ul);
+    in[ul] = ':';
+    char out[320];
+    size_t o = 0;
+#define PUT(c) (o += (size_t)snprintf(out + o, sizeof out - o, "%s%c%s", \
+                                      (c) == '+' ? "[" : "", (c), (c) == '+' ? "]" : ""))
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        for (int k = 3; k >= 0; k--)
+            PUT(b64[(v >> (6 * k)) & 63]);
+    }
+    size_t rest = n - i; /* 0, 1 or 2 bytes; their last character is a class */
+    if (rest) {
+        unsigned v = (unsigned)in[i] << 16 | (rest == 2 ? (unsigned)in[i + 1] << 8 : 0);
+        PUT(b64[v >> 18]);
+        if (rest == 2)
+            PUT(b64[(v >> 12) & 63]);
+        unsigned fixed = rest == 1 ? (v >> 12) & 0x30 : (v >> 6) & 0x3c;
+        unsigned span = rest == 1 ? 16 : 4;
+        out[o++] = '[';
+        for (unsigned c = fixed; c < fixed + span; c++)
+            out[o++] = b64[c]; /* '+' and '/' are plain in a class */
+        out[o++] = ']';
+        out[o] = '\0';
+    }
+#undef PUT
+    if (o >= sizeof out || len + o + 2 >= cap)
+        return -1;
+    snprintf(re + len, cap - len, "%s%s", len ? "|" : "", out);
+    return 0;
+}
 
 /* Reads -auth-file (USER:HASH:ro|rw lines, # comments), writes the
  * htpasswd file lighttpd reads (USER:HASH, mode 0600) and appends the
  * mod_auth configuration to conf. Returns 0, or -1 with a message. */
-static int setup_auth(const char *file, const char *htpasswd, char *conf, size_t confcap)
+static int setup_auth(const char *file, const char *htpasswd, int auth_health, char *conf,
+                      size_t confcap)
 {
     char *text = read_small(file, 256 * 1024);
     if (!text) {
@@ -69,8 +115,8 @@ static int setup_auth(const char *file, const char *htpasswd, char *conf, size_t
     }
     size_t cap = strlen(text) + 1;
     char *out = malloc(cap);
-    char readers[AUTH_USERS_MAX * 72] = "", writers[AUTH_USERS_MAX * 72] = "";
-    size_t olen = 0, rlen = 0, wlen = 0;
+    char readers[AUTH_USERS_MAX * 72] = "", writers[AUTH_USERS_MAX * 320] = "";
+    size_t olen = 0, rlen = 0;
     int users = 0, lineno = 0, ret = -1;
     if (!out) {
         die_msg("-auth-file %s: out of memory", file);
@@ -121,9 +167,10 @@ static int setup_auth(const char *file, const char *htpasswd, char *conf, size_t
         olen += (size_t)snprintf(out + olen, cap - olen, "%.*s\n", (int)(c2 - line), line);
         rlen += (size_t)snprintf(readers + rlen, sizeof readers - rlen, "%suser=%.*s",
                                  rlen ? "|" : "", (int)ul, line);
-        if (rw)
-            wlen += (size_t)snprintf(writers + wlen, sizeof writers - wlen, "%suser=%.*s",
-                                     wlen ? "|" : "", (int)ul, line);
+        if (rw && base64_prefix_re(line, ul, writers, sizeof writers) < 0) {
+            die_msg("-auth-file %s: too many rw users", file);
+            goto done;
+        }
     }
     if (users == 0) {
         die_msg("-auth-file %s: no users", file);
@@ -133,24 +180,43 @@ static int setup_auth(const char *file, const char *htpasswd, char *conf, size_t
         die_msg("write %s: %s", htpasswd, strerror(errno));
         goto done;
     }
-    /* A method that is not GET/HEAD writes (or is refused by routing):
-     * only rw users. With no rw user nobody may write. */
+    /* Every user may read; a method that is not GET/HEAD writes (or is
+     * refused by routing): only rw users. No or bad credentials get 401
+     * from mod_auth. A valid user without the right gets 403 from
+     * mod_access, which runs after mod_auth (its place in server.modules)
+     * and so only sees authenticated requests. lighttpd 1.4 has no
+     * condition on the authenticated user, so the write rule matches the
+     * user name in the Authorization header: the base64 of "USER:" of an
+     * rw user (mod_auth has checked that user's password by then). */
     size_t cl = strlen(conf);
     int n = snprintf(conf + cl, confcap - cl,
         "# HTTP basic authentication (keyval -auth-file): ro users may\n"
-        "# GET/HEAD, rw users may also write.\n"
-        "server.modules += ( \"mod_auth\", \"mod_authn_file\" )\n"
+        "# GET/HEAD, rw users may also write. 401 without valid credentials,\n"
+        "# 403 for a valid user without the right.\n"
+        "server.modules += ( \"mod_auth\", \"mod_authn_file\", \"mod_access\" )\n"
         "auth.backend = \"htpasswd\"\n"
         "auth.backend.htpasswd.userfile = \"%s\"\n"
-        "$HTTP[\"request-method\"] =~ \"^(GET|HEAD)$\" {\n"
-        "    auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"keyval\",\n"
-        "                               \"require\" => \"%s\" ) )\n"
-        "}\n"
+        "auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"keyval\",\n"
+        "                           \"require\" => \"%s\" ) )\n"
         "$HTTP[\"request-method\"] !~ \"^(GET|HEAD)$\" {\n"
-        "    auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"keyval\",\n"
-        "                               \"require\" => \"%s\" ) )\n"
-        "}\n",
-        htpasswd, readers, wlen ? writers : "user=-no-writer-");
+        "%s%s%s"
+        "        url.access-deny = ( \"\" )\n"
+        "%s"
+        "}\n"
+        "%s",
+        htpasswd, readers,
+        writers[0] ? "    # not an rw user (the base64 of \"USER:\" of each)\n"
+                     "    $REQUEST_HEADER[\"Authorization\"] !~ \"^[Bb][Aa][Ss][Ii][Cc] +(" : "",
+        writers, writers[0] ? ")\" {\n" : "",
+        writers[0] ? "    }\n" : "",
+        auth_health ? "# GET /health needs credentials too (keyval -auth-health).\n"
+                    : "# GET /health (routed to /.kv-cgi/status/health) needs no credentials:\n"
+                      "# a load balancer probes it without a password. /status and\n"
+                      "# /metrics stay behind authentication. keyval -auth-health\n"
+                      "# turns this off.\n"
+                      "$HTTP[\"url\"] == \"/.kv-cgi/status/health\" {\n"
+                      "    auth.require = ( )\n"
+                      "}\n");
     if (n < 0 || (size_t)n >= confcap - cl) {
         die_msg("-auth-file %s: configuration too long", file);
         goto done;
@@ -203,7 +269,7 @@ int security_setup(const options *o, const install *in, const paths *p, security
     memset(sec, 0, sizeof *sec);
     sec->join_scheme = "http";
     char https_crt[PATH_MAX] = "", https_key[PATH_MAX] = "";
-    char secconf[AUTH_USERS_MAX * 160 + 4096] =
+    char secconf[AUTH_USERS_MAX * 400 + 4096] =
         "# Written by keyval: HTTPS and authentication of this node (none).\n";
     unlink(p->curlrc); /* left over from a killed start */
     if (o->peer_tls_s) {
@@ -257,7 +323,8 @@ int security_setup(const options *o, const install *in, const paths *p, security
         snprintf(sec->join_cacert, sizeof sec->join_cacert, "%s", sec->tls_ca);
     }
     if (o->auth_file_s) {
-        if (setup_auth(o->auth_file_s, p->htpasswd, secconf, sizeof secconf) < 0)
+        if (setup_auth(o->auth_file_s, p->htpasswd, o->auth_health, secconf,
+                       sizeof secconf) < 0)
             return -1;
     } else {
         unlink(p->htpasswd);

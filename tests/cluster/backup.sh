@@ -64,6 +64,8 @@ touch "$T/stop"
 wait "$writer"
 check writes_went_on_during_backup [ "$(wc -l < "$T/acked")" -gt "$(wc -l < "$T/acked.before")" ]
 check no_tmp_file_left [ -z "$(ls "$T" | grep 'backup.db.tmp')" ]
+# The copy holds every key and value: as private as DATADIR (0700).
+check backup_mode_0600 [ "$(stat -c %a "$T/backup.db")" = 600 ]
 
 "$DUMP" -f "$T/backup.db" > "$T/backup.jsonl"
 jq -r .key "$T/backup.jsonl" | sort > "$T/backup.keys"

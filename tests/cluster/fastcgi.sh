@@ -50,6 +50,13 @@ for p in 19060 19061 19062; do
     fi
 done
 
+# /health reaches the resident status program under its own path
+# (/.kv-cgi/status/health, so that -auth-file can leave it open).
+http_get 19060 /health
+check health_under_fastcgi sh -c '[ "$1" = 200 ] && [ "$(printf %s "$2" | jq -r .status)" = ok ]' - "$HTTP_CODE" "$BODY"
+http_get 19060 /status
+check status_under_fastcgi [ "$HTTP_CODE" = 200 ]
+
 # Resident: the key-get processes under f0's lighttpd stay the same across
 # requests, and each holds at most one connection to raftd.sock.
 lpid=$(ps -o pid=,comm= --ppid "$pid_f0" | awk '$2 == "lighttpd" { print $1 }')

@@ -112,7 +112,12 @@ else
     bad no_leader "exit $RC: $OUT"
 fi
 
-expect_health bad_option 3 '^KEYVAL UNKNOWN - bad option' -Z
+expect_health bad_option 3 '^KEYVAL UNKNOWN - unknown option -Z$' -Z
+# stderr: one error line and the short usage (3 lines), no shell message.
+check bad_option_stderr_short sh -c '[ "$(wc -l <"$1")" = 4 ] &&
+    [ "$(head -n 1 "$1")" = "kv-health: unknown option -Z" ] &&
+    sed -n 2p "$1" | grep -q "^usage: kv-health "' - "$T/health.err"
+expect_health missing_value 3 '^KEYVAL UNKNOWN - option -t needs a value$' -t
 expect_health bad_number 3 "^KEYVAL UNKNOWN - -l: expected a number, got 'many'" -l many
 expect_health extra_argument 3 '^KEYVAL UNKNOWN - unexpected argument: extra' extra
 

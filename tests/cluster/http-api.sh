@@ -107,6 +107,10 @@ check kv_get_unreachable_exit_4 test $? = 4
 "$BUILD/bin/kv-del" -d "$T/a" tool
 check kv_del test $? = 0
 check kv_del_gone test "$("$KVGET" -d "$T/a" tool 2>/dev/null; echo $?)" = 1
+# Deleting a missing key succeeds, silently, as -h and kv-del(1) say.
+out=$("$BUILD/bin/kv-del" -d "$T/a" tool 2>&1)
+check kv_del_missing_exit_0 test $? = 0 -a -z "$out"
+check kv_del_help_exit_0_for_missing sh -c '"$1" -h | grep -q "0 deleted (also when a key did not exist)"' - "$BUILD/bin/kv-del"
 printf 'from stdin' | "$KVSET" -d "$T/a" piped
 check kv_set_stdin test "$("$KVGET" -d "$T/a" piped)" = "from stdin"
 check kv_get_stale test "$("$KVGET" -S -d "$T/a" piped)" = "from stdin"

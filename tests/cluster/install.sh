@@ -33,6 +33,14 @@ for f in bin/keyval bin/kv-get bin/kv-set bin/kv-del bin/kv-backup bin/kv-dump \
     share/man/man8/keyval-cgi.8; do
     cond "installed_$f" 'grep -qx "usr/local/$f" "$T/files1"'
 done
+# Each program sits where its man page's section says: man1 -> bin,
+# man8 -> sbin.
+for m in man/*.[18]; do
+    name=$(basename "$m"); sec=${name##*.}; name=${name%.*}
+    [ -x "$BUILD/bin/$name" ] || continue
+    dir=bin; [ "$sec" = 8 ] && dir=sbin
+    cond "section${sec}_${name}_in_$dir" "grep -qx 'usr/local/$dir/$name' '$T/files1'"
+done
 cond no_test_programs_installed '! grep -E "test_|raft-sim" "$T/files1"'
 cond programs_executable '[ -x "$D1/usr/local/bin/keyval" ] && [ -x "$D1/usr/local/sbin/raftd" ] &&
     [ -x "$D1/usr/local/libexec/keyval/key-get" ]'

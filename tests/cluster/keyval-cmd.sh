@@ -1,9 +1,10 @@
 #!/bin/sh
 # The keyval command itself (HTTP 127.0.0.1:11040-11041, Raft 12040-12041):
-# usage errors, DATADIR creation, taken ports, supervision (a dying child
-# stops the node with a message and exit 1; SIGINT stops everything with
-# exit 0; children do not outlive a killed keyval), and a join that gets no
-# answer.
+# usage errors, DATADIR creation, taken ports, a second keyval (or a
+# raftd) on a live DATADIR refused before it touches anything, supervision
+# (a dying child stops the node with a message and exit 1; SIGINT stops
+# everything with exit 0; children do not outlive a killed keyval), and a
+# join that gets no answer.
 # Prints ok/FAIL lines and "N passed, M failed".
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cluster/helpers.inc
@@ -42,6 +43,28 @@ check datadir_mode_0700 test "$(stat -c %a "$T/deep/a")" = 700
 check config_rendered grep -q 'server.port = 11040' "$T/deep/a/lighttpd.conf"
 check default_id_from_raddr test "$(status_field 11040 .id)" = localhost-12040
 check step_lines_printed grep -q "keyval: started lighttpd (pid" "$T/a.log"
+
+# A second keyval on the live node's DATADIR is refused before it writes
+# or starts anything: the node keeps its config, its lighttpd and serving.
+conf_sum=$(cksum <"$T/deep/a/lighttpd.conf")
+lighttpd_pid=$(cat "$T/deep/a/lighttpd.pid")
+expect_exit second_keyval_refused 1 "$T/deep/a is in use by keyval (pid $pid_a)" \
+    -id other -haddr localhost:11041 -raddr localhost:12041 "$T/deep/a"
+check second_keyval_kept_config test "$(cksum <"$T/deep/a/lighttpd.conf")" = "$conf_sum"
+check second_keyval_kept_lighttpd_pid test "$(cat "$T/deep/a/lighttpd.pid" 2>/dev/null)" = "$lighttpd_pid"
+check second_keyval_started_nothing sh -c '! ss -ltnH "sport = :11041 or sport = :12041" | grep -q .'
+expect_post first_node_still_writes 11040 /key '{"second":"refused"}'
+check first_node_still_listens_on_11040 grep -q 'server.port = 11040' "$T/deep/a/lighttpd.conf"
+# A raftd holding DATADIR/raftd.pid (here flock(1) in its place) counts too.
+mkdir -p "$T/held" && echo 4242 >"$T/held/raftd.pid"
+flock "$T/held/raftd.pid" sleep 30 9>&- &
+holder=$!
+all_pids="$all_pids $holder"
+wait_until 5 sh -c "! flock -n '$T/held/raftd.pid' true"
+expect_exit raftd_lock_refused 1 "is in use by raftd (pid 4242)" \
+    -haddr localhost:11041 -raddr localhost:12041 "$T/held"
+check raftd_lock_wrote_nothing test ! -e "$T/held/lighttpd.conf"
+kill "$holder" 2>/dev/null
 
 # Taken ports are refused up front.
 expect_exit http_port_taken 1 "port 11040 is already in use" \

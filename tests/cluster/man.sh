@@ -1,7 +1,9 @@
 #!/bin/sh
 # The man pages: every page is clean under mandoc -Tlint, every program has
 # a page, and each program's -h and its page name the same options (in the
-# page's SYNOPSIS and in its list of options). The CGI programs are named
+# page's SYNOPSIS and in its list of options), and -h describes (on a line
+# of its own, not only in its usage) every option the page describes, and
+# the page every option -h describes. The CGI programs are named
 # in keyval-cgi(8). Prints "ok NAME" / "FAIL NAME: why", then a summary.
 BUILD=${BUILD:-build}
 MAN=man
@@ -60,6 +62,14 @@ help_opts() {
          { u = 0 }
          /^[ \t]+-[A-Za-z]/ { print }' | opts
 }
+# The options a -h text describes: those that start an indented line
+# outside its usage lines (so an option only in the usage is not enough).
+help_items() {
+    awk '/^usage:/ { u = 1; next }
+         u && /^[ \t]/ { next }
+         { u = 0 }
+         /^[ \t]+-[A-Za-z]/ { print }' | opts
+}
 render() { mandoc -Tascii "$1" 2>/dev/null | sed 's/.\x08//g'; }
 # section NAME: the lines of one section of rendered text on stdin.
 section() { awk -v s="$1" '/^[A-Z]/ { on = ($0 == s) ; next } on'; }
@@ -86,6 +96,7 @@ for src in $progs; do
     ok "page $name"
     help=$("$prog" -h 2>&1)
     printf '%s\n' "$help" | help_opts > "$T/h"
+    printf '%s\n' "$help" | help_items > "$T/hitems"
     if [ ! -s "$T/h" ] && [ "$name" != keyval ]; then
         # Every program here has options; an empty list means -h broke.
         bad "options $name" "-h named no options: $(printf '%s' "$help" | head -n 2)"
@@ -106,6 +117,18 @@ for src in $progs; do
     [ -n "$miss_items" ] && why="$why; in -h, not described: $miss_items"
     [ -n "$extra_syn" ] && why="$why; in the SYNOPSIS, not in -h: $extra_syn"
     [ -n "$extra_items" ] && why="$why; described, not in -h: $extra_items"
+    # Each option the page describes, -h describes too, and the reverse.
+    undescribed=$(comm -23 "$T/items" "$T/hitems" | tr '\n' ' ')
+    help_only=$(comm -13 "$T/items" "$T/hitems" | tr '\n' ' ')
+    # EXCEPTION, temporary (issue 16 item 8): raftd's -h is being rewritten
+    # with bin/raftd/ by another engineer; the lead removes this exception
+    # when raftd -h describes its options.
+    if [ "$name" = raftd ] && [ -n "$undescribed$help_only" ]; then
+        echo "# raftd: -h does not describe $undescribed$help_only(exception, see man.sh)"
+        undescribed="" help_only=""
+    fi
+    [ -n "$undescribed" ] && why="$why; described in the page, not in -h: $undescribed"
+    [ -n "$help_only" ] && why="$why; described in -h, not in the page: $help_only"
     if [ -z "$why" ]; then
         ok "options $name ($(tr '\n' ' ' < "$T/h"| sed 's/ $//'))"
     else
@@ -126,6 +149,15 @@ if [ "$(comm -23 "$T/h" "$T/syn")" = "-zap" ]; then
     ok "option check notices a missing option"
 else
     bad "option check notices a missing option" "got '$(comm -23 "$T/h" "$T/syn")'"
+fi
+
+# Negative control: an option only in the usage lines is not described.
+printf 'usage: x [-a] [-zap N]\n\n  -a   all\n' | help_items > "$T/hitems"
+printf 'OPTIONS\n     -a   all\n     -zap N\n' | section OPTIONS | grep -E '^ {1,8}-' | opts > "$T/items"
+if [ "$(comm -23 "$T/items" "$T/hitems")" = "-zap" ]; then
+    ok "option check notices an option -h does not describe"
+else
+    bad "option check notices an option -h does not describe" "got '$(comm -23 "$T/items" "$T/hitems")'"
 fi
 
 # 3. CGI programs and keyval-cgi(8).

@@ -2,8 +2,8 @@
 # A 3-node cluster with peer mutual TLS (keyval -peer-tls), HTTPS
 # (-https-cert/-https-key) and HTTP basic authentication (-auth-file) on
 # 127.0.0.1 ports 21200-21202 (HTTPS) and 21210-21212 (Raft, TLS):
-# unauthenticated requests get 401, a read-only user cannot write, a
-# writer can; nodes join over HTTPS with -join-auth; set/get/replication
+# unauthenticated requests get 401, a read-only user's write gets 403, a
+# writer can write; /health needs no credentials (unless -auth-health); nodes join over HTTPS with -join-auth; set/get/replication
 # work over TLS; a peer with a certificate from another CA, or none, or
 # plain TCP is refused before raftd sees a byte; a peer with a good
 # certificate but another cluster id is refused by raftd's handshake and
@@ -67,10 +67,20 @@ fi
 expect unauthenticated_write_401 401 - POST 21200 /key '{"a":"1"}'
 expect unauthenticated_read_401 401 - GET 21200 /key/a
 expect wrong_password_401 401 "reader:guess" GET 21200 /key/a
-expect reader_cannot_write 401 "$R" POST 21200 /key '{"a":"1"}'
-expect reader_cannot_put 401 "$R" PUT 21200 /key/a 'x'
-expect reader_cannot_delete 401 "$R" DELETE 21200 /key/a
-expect reader_cannot_join 401 "$R" POST 21200 /join '{"id":"x","addr":"127.0.0.1:21299"}'
+expect reader_cannot_write_403 403 "$R" POST 21200 /key '{"a":"1"}'
+expect reader_cannot_put_403 403 "$R" PUT 21200 /key/a 'x'
+expect reader_cannot_delete_403 403 "$R" DELETE 21200 /key/a
+expect reader_cannot_join_403 403 "$R" POST 21200 /join '{"id":"x","addr":"127.0.0.1:21299"}'
+check forbidden_body_without_newline [ "$BODY" = '{"error":"forbidden"}' ] && [ "$(tail -c 1 "$T/body")" = "}" ]
+expect unknown_user_write_401 401 "nobody:x" POST 21200 /key '{"a":"1"}'
+expect writer_wrong_password_401 401 "writer:guess" POST 21200 /key '{"a":"1"}'
+# A load balancer probes /health without a password; /status and
+# /metrics stay behind authentication.
+expect health_without_credentials 200 - GET 21200 /health
+expect status_needs_credentials 401 - GET 21200 /status
+check unauthorized_body_without_newline [ "$(tail -c 1 "$T/body")" = "}" ]
+expect metrics_needs_credentials 401 - GET 21200 /metrics
+expect health_post_needs_credentials 401 - POST 21200 /health x
 expect writer_writes 200 "$W" POST 21200 /key '{"user1":"batman"}'
 expect reader_reads 200 "$R" GET 21200 /key/user1
 check reader_reads_value [ "$BODY" = '{"user1":"batman"}' ]
@@ -89,7 +99,7 @@ start_node n1 -id n1 -haddr localhost:21201 -raddr localhost:21211 $(node_args 1
     -join localhost:21200 -join-auth "$T/join-auth" "$T/n1"
 # shellcheck disable=SC2046
 start_node n2 -id n2 -haddr localhost:21202 -raddr localhost:21212 $(node_args 2) \
-    -join localhost:21200 -join-auth "$T/join-auth" "$T/n2"
+    -auth-health -join localhost:21200 -join-auth "$T/join-auth" "$T/n2"
 three_voters() { [ "$(sstatus 21200 '[.nodes[] | select(.voter)] | length')" = 3 ]; }
 if wait_until 40 three_voters; then
     ok two_nodes_join_over_tls
@@ -128,8 +138,11 @@ for p in 21200 21201 21202; do
         bad "get_user1_on_$p" "$HTTP_CODE $BODY"
     fi
 done
+# n2 runs with -auth-health: its /health needs credentials too.
+expect auth_health_401 401 - GET 21202 /health
+expect auth_health_reader_200 200 "$R" GET 21202 /health
 expect write_via_follower 200 "$W" POST 21201 /key '{"user2":"robin"}'
-expect reader_cannot_write_on_follower 401 "$R" POST 21202 /key '{"user3":"joker"}'
+expect reader_cannot_write_on_follower_403 403 "$R" POST 21202 /key '{"user3":"joker"}'
 for p in 21200 21201 21202; do
     if wait_until 10 s_body_is $p '/key/user2?level=stale' '{"user2":"robin"}'; then
         ok "replicated_user2_to_$p"

@@ -14,6 +14,9 @@
  *   truncated each sends the first half of a valid HELLO frame
  *   trickle   slowloris: each sends one byte of a JSON request every
  *             200 ms and never finishes
+ *   headers   HTTP slowloris (-tcp to the HTTP port): each sends a request
+ *             line, then one header line every 3 s, and never ends the
+ *             header
  * Holds everything for SECONDS (default 10), then prints
  *   kvflood: MODE: N opened, F failed to open, C closed by the server
  * and exits 0. Connections beyond the process's descriptor limit, TCP
@@ -107,7 +110,7 @@ static ssize_t send_some(int fd, const void *p, size_t n)
 static void usage(void)
 {
     fprintf(stderr, "usage: kvflood (-tcp HOST:PORT | -unix PATH) -mode "
-                    "idle|garbage|huge|bigframe|truncated|trickle [-n N] [-t SECONDS]\n");
+                    "idle|garbage|huge|bigframe|truncated|trickle|headers [-n N] [-t SECONDS]\n");
     exit(2);
 }
 
@@ -129,8 +132,11 @@ int main(int argc, char **argv)
         usage();
     int m_idle = !strcmp(mode, "idle"), m_garbage = !strcmp(mode, "garbage"),
         m_huge = !strcmp(mode, "huge"), m_trunc = !strcmp(mode, "truncated"),
-        m_trickle = !strcmp(mode, "trickle"), m_big = !strcmp(mode, "bigframe");
-    if (!(m_idle || m_garbage || m_huge || m_trunc || m_trickle || m_big))
+        m_trickle = !strcmp(mode, "trickle"), m_big = !strcmp(mode, "bigframe"),
+        m_headers = !strcmp(mode, "headers");
+    if (!(m_idle || m_garbage || m_huge || m_trunc || m_trickle || m_big || m_headers))
+        usage();
+    if (m_headers && !tcp_addr)
         usage();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 64) {
@@ -174,6 +180,10 @@ int main(int argc, char **argv)
             memcpy(payload, h, sizeof h);
             plen = sizeof h;
         }
+    } else if (m_headers) { /* sent at once; the header lines come later */
+        const char *s = "GET /key/slow HTTP/1.1\r\nHost: localhost\r\n";
+        plen = strlen(s);
+        memcpy(payload, s, plen);
     } else if (m_trickle) {
         const char *s = unix_path ? "{\"op\":\"get\",\"key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
                                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -194,13 +204,16 @@ int main(int argc, char **argv)
         else if (!connecting[i])
             opened++;
     }
-    long long end = now_ms() + (long long)secs * 1000, next_trickle = 0;
+    long long end = now_ms() + (long long)secs * 1000, next_trickle = 0, next_header = 0;
     static struct pollfd pf[MAX_CONN];
     while (now_ms() < end) {
         long long t = now_ms();
         int trickle_now = m_trickle && t >= next_trickle;
         if (trickle_now)
             next_trickle = t + 200;
+        int header_now = m_headers && t >= next_header;
+        if (header_now)
+            next_header = t + 3000;
         for (int i = 0; i < n; i++) {
             pf[i].fd = fds[i];
             pf[i].events = POLLIN;
@@ -222,6 +235,15 @@ int main(int argc, char **argv)
                 sent[i] += (size_t)w;
                 if (sent[i] < plen)
                     pf[i].events |= POLLOUT;
+            }
+            if (header_now && sent[i] >= plen) {
+                static const char line[] = "X-Slow: 1\r\n";
+                if (send_some(fds[i], line, sizeof line - 1) < 0) {
+                    close(fds[i]);
+                    fds[i] = pf[i].fd = -1;
+                    closed++;
+                    continue;
+                }
             }
             if (trickle_now && sent[i] < plen) {
                 ssize_t w = send_some(fds[i], payload + sent[i], 1);
