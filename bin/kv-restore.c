@@ -115,29 +115,36 @@ static void meta_text(sqlite3 *db, const char *name, char *out, size_t cap)
     sqlite3_finalize(q);
 }
 
-int main(int argc, char **argv)
+struct restore_args {
+    const char *id, *haddr, *raddr, *backup;
+    int force;
+};
+
+/* Flags and the two operands. Returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct restore_args *a)
 {
-    const char *id = NULL, *haddr = "localhost:11000", *raddr = "localhost:12000";
-    int force = 0;
+    static char default_id[64];
     const char *pos[2];
     int npos = 0;
+    a->haddr = "localhost:11000";
+    a->raddr = "localhost:12000";
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *o = argv[i];
         const char **slot = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "-id")) {
-            slot = &id;
-        } else if (!strcmp(a, "-haddr")) {
-            slot = &haddr;
-        } else if (!strcmp(a, "-raddr")) {
-            slot = &raddr;
-        } else if (!strcmp(a, "-force-new-cluster")) {
-            force = 1;
+        } else if (!strcmp(o, "-id")) {
+            slot = &a->id;
+        } else if (!strcmp(o, "-haddr")) {
+            slot = &a->haddr;
+        } else if (!strcmp(o, "-raddr")) {
+            slot = &a->raddr;
+        } else if (!strcmp(o, "-force-new-cluster")) {
+            a->force = 1;
             continue;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, PROG ": unknown option %s\n", a);
+        } else if (o[0] == '-' && o[1]) {
+            fprintf(stderr, PROG ": unknown option %s\n", o);
             usage(stderr);
             return 2;
         } else {
@@ -146,11 +153,11 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
             }
-            pos[npos++] = a;
+            pos[npos++] = o;
             continue;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, PROG ": %s needs an argument\n", a);
+            fprintf(stderr, PROG ": %s needs an argument\n", o);
             usage(stderr);
             return 2;
         }
@@ -161,22 +168,21 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    const char *backup = pos[0];
+    a->backup = pos[0];
     g_dir = pos[1];
-    if (!addr_valid(haddr) || !addr_valid(raddr)) {
+    if (!addr_valid(a->haddr) || !addr_valid(a->raddr)) {
         fprintf(stderr, PROG ": bad address %s: expected HOST:PORT\n",
-                addr_valid(haddr) ? raddr : haddr);
+                addr_valid(a->haddr) ? a->raddr : a->haddr);
         return 2;
     }
-    static char default_id[64];
-    if (!id) {
+    if (!a->id) {
         size_t k = 0;
-        for (const char *c = raddr; *c && k < sizeof default_id - 1; c++)
+        for (const char *c = a->raddr; *c && k < sizeof default_id - 1; c++)
             default_id[k++] = kv_name_char(*c) ? *c : '-';
-        id = default_id;
+        a->id = default_id;
     }
-    if (!kv_name_ok(id)) {
-        fprintf(stderr, PROG ": bad -id %s: must be 1-63 characters of [A-Za-z0-9._-]\n", id);
+    if (!kv_name_ok(a->id)) {
+        fprintf(stderr, PROG ": bad -id %s: must be 1-63 characters of [A-Za-z0-9._-]\n", a->id);
         return 2;
     }
     if (strlen(g_dir) > 80) {
@@ -184,20 +190,32 @@ int main(int argc, char **argv)
                 g_dir);
         return 2;
     }
+    return -1;
+}
 
-    /* Look at the backup before touching DATADIR. */
+/* What the backup says of itself, read before DATADIR is touched. */
+struct backup_info {
+    sqlite3 *db;
+    int64_t nkeys;
+    uint64_t applied;
+    char old_cluster[80];
+};
+
+/* Opens and checks the backup. Returns -1 to go on, else the exit status. */
+static int open_backup(const struct restore_args *a, struct backup_info *bi)
+{
     struct stat st;
-    if (stat(backup, &st) < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", backup, strerror(errno));
+    if (stat(a->backup, &st) < 0) {
+        fprintf(stderr, PROG ": %s: %s\n", a->backup, strerror(errno));
         return 1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, PROG ": %s: not a regular file\n", backup);
+        fprintf(stderr, PROG ": %s: not a regular file\n", a->backup);
         return 1;
     }
     sqlite3 *src = NULL;
-    if (sqlite3_open_v2(backup, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, PROG ": %s: %s\n", backup, sqlite3_errmsg(src));
+    if (sqlite3_open_v2(a->backup, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, PROG ": %s: %s\n", a->backup, sqlite3_errmsg(src));
         sqlite3_close(src);
         return 1;
     }
@@ -208,19 +226,19 @@ int main(int argc, char **argv)
         sqlite3_step(q) == SQLITE_ROW)
         nkeys = sqlite3_column_int64(q, 0);
     if (nkeys < 0) {
-        fprintf(stderr, PROG ": %s is not a keyval database or backup: %s\n", backup,
+        fprintf(stderr, PROG ": %s is not a keyval database or backup: %s\n", a->backup,
                 sqlite3_errmsg(src));
         sqlite3_finalize(q);
         sqlite3_close(src);
         return 1;
     }
     sqlite3_finalize(q);
-    char applied_s[32], marker[200], old_cluster[80];
+    char applied_s[32], marker[200];
     meta_text(src, "applied", applied_s, sizeof applied_s);
     meta_text(src, "backup_of", marker, sizeof marker);
-    meta_text(src, "cluster", old_cluster, sizeof old_cluster);
+    meta_text(src, "cluster", bi->old_cluster, sizeof bi->old_cluster);
     uint64_t applied = strtoull(applied_s, NULL, 10);
-    if (!marker[0] && !force) {
+    if (!marker[0] && !a->force) {
         fprintf(stderr,
                 PROG ": REFUSED: %s is not a kv-backup file (it looks like a node's own\n"
                 PROG ": raft.db). Restoring it starts a NEW cluster from this one node's\n"
@@ -228,46 +246,49 @@ int main(int argc, char **argv)
                 PROG ": not applied. Do that only when the old cluster's majority is lost\n"
                 PROG ": for good and its nodes will never run again; then repeat with\n"
                 PROG ": -force-new-cluster. Otherwise restore a kv-backup file.\n",
-                backup);
+                a->backup);
         sqlite3_close(src);
         return 2;
     }
     if (applied == 0) {
         fprintf(stderr, PROG ": %s has no applied entries: nothing to restore "
-                "(start a new node with keyval instead)\n", backup);
+                "(start a new node with keyval instead)\n", a->backup);
         sqlite3_close(src);
         return 1;
     }
+    bi->db = src;
+    bi->nkeys = nkeys;
+    bi->applied = applied;
+    return -1;
+}
 
-    /* DATADIR: missing or empty. */
+/* DATADIR: made, or an existing empty directory. Returns -1 to go on,
+ * else the exit status. */
+static int prepare_datadir(void)
+{
     if (mkdir(g_dir, 0700) == 0) {
         g_made_dir = 1;
-    } else if (errno != EEXIST) {
-        fprintf(stderr, PROG ": mkdir %s: %s\n", g_dir, strerror(errno));
-        sqlite3_close(src);
-        return 1;
-    } else {
-        int e = dir_empty(g_dir);
-        if (e != 1) {
-            fprintf(stderr, PROG ": REFUSED: %s %s; restore only into a new, empty "
-                    "directory\n", g_dir, e < 0 ? "is not a readable directory" : "is not empty");
-            sqlite3_close(src);
-            return 2;
-        }
+        return -1;
     }
+    if (errno != EEXIST) {
+        fprintf(stderr, PROG ": mkdir %s: %s\n", g_dir, strerror(errno));
+        return 1;
+    }
+    int e = dir_empty(g_dir);
+    if (e != 1) {
+        fprintf(stderr, PROG ": REFUSED: %s %s; restore only into a new, empty "
+                "directory\n", g_dir, e < 0 ? "is not a readable directory" : "is not empty");
+        return 2;
+    }
+    return -1;
+}
 
-    char dbpath[160], snap[160];
-    snprintf(dbpath, sizeof dbpath, "%s/raft.db", g_dir);
-    snprintf(snap, sizeof snap, "%s/snap-%" PRIu64 ".snap", g_dir, applied);
-    track(dbpath);
-    char side[200];
-    snprintf(side, sizeof side, "%s-wal", dbpath);
-    track(side);
-    snprintf(side, sizeof side, "%s-shm", dbpath);
-    track(side);
-    track(snap);
-
-    /* A consistent copy with SQLite's online backup (works on a live db). */
+/* A consistent copy of src into dbpath with SQLite's online backup (works
+ * on a live db), keeping the table and the applied index and forgetting
+ * the old log and state. Closes src. Returns -1 to go on, else the exit
+ * status. */
+static int copy_table(sqlite3 *src, const char *backup, const char *dbpath)
+{
     sqlite3 *dst = NULL;
     if (sqlite3_open_v2(dbpath, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
@@ -287,7 +308,6 @@ int main(int argc, char **argv)
         return r;
     }
     sqlite3_close(src);
-    /* Keep the table and the applied index; forget the old log and state. */
     char *err = NULL;
     if (sqlite3_exec(dst, "DELETE FROM log; DELETE FROM meta WHERE name <> 'applied';", NULL,
                      NULL, &err) != SQLITE_OK) {
@@ -297,13 +317,21 @@ int main(int argc, char **argv)
         return r;
     }
     sqlite3_close(dst);
+    return -1;
+}
 
+/* The copied table becomes a one-node cluster: a snapshot at the applied
+ * index, a new incarnation of node ID and a new cluster id (written to
+ * cluster, 33 bytes). Returns -1 to go on, else the exit status. */
+static int make_cluster(const struct restore_args *a, const struct backup_info *bi,
+                        const char *dbpath, const char *snap, char *cluster)
+{
     store *s = store_open(dbpath);
     if (!s)
         return fail("%s%s", store_open_error(), "");
     raft_snap_meta m;
     memset(&m, 0, sizeof m);
-    m.index = applied;
+    m.index = bi->applied;
     m.term = 1;
     m.conf.n = 1;
     /* A new incarnation of node ID: its Raft id (lib/nodeid.h), stored
@@ -313,12 +341,12 @@ int main(int argc, char **argv)
         store_close(s);
         return fail("/dev/urandom: %s%s", strerror(errno ? errno : EIO), "");
     }
-    m.conf.nodes[0].id = nodeid_derive(id, inc);
+    m.conf.nodes[0].id = nodeid_derive(a->id, inc);
     m.conf.nodes[0].voter = 1;
-    kv_meta_format(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, id, raddr, haddr);
+    kv_meta_format(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, a->id, a->raddr,
+                   a->haddr);
     raft_hard_state hs = {.term = 1, .vote = 0};
 
-    char cluster[33];
     unsigned char rnd[16];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd < 0 || read(fd, rnd, sizeof rnd) != (ssize_t)sizeof rnd) {
@@ -331,12 +359,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < 16; i++)
         sprintf(cluster + 2 * i, "%02x", rnd[i]);
     char from[300];
-    snprintf(from, sizeof from, "%s@%" PRIu64, old_cluster[0] ? old_cluster : "unknown",
-             applied);
+    snprintf(from, sizeof from, "%s@%" PRIu64, bi->old_cluster[0] ? bi->old_cluster : "unknown",
+             bi->applied);
 
-    if (store_applied(s) != applied || store_begin(s) < 0 ||
+    if (store_applied(s) != bi->applied || store_begin(s) < 0 ||
         store_snapshot_write(s, snap, &m) < 0 || store_save_hs(s, &hs) < 0 ||
-        store_meta_set(s, "incarnation", inc) < 0 || store_meta_set(s, "name", id) < 0 ||
+        store_meta_set(s, "incarnation", inc) < 0 || store_meta_set(s, "name", a->id) < 0 ||
         store_meta_set(s, "cluster", cluster) < 0 ||
         store_meta_set(s, "restored_from", from) < 0 || store_commit(s) < 0) {
         char msg[600];
@@ -345,9 +373,40 @@ int main(int argc, char **argv)
         return fail("%s: %s", dbpath, msg);
     }
     store_close(s);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct restore_args a = {0};
+    struct backup_info bi = {0};
+    int r;
+    if ((r = parse_args(argc, argv, &a)) >= 0)
+        return r;
+    if ((r = open_backup(&a, &bi)) >= 0)
+        return r;
+    if ((r = prepare_datadir()) >= 0) {
+        sqlite3_close(bi.db);
+        return r;
+    }
+    char dbpath[160], snap[160], side[200];
+    snprintf(dbpath, sizeof dbpath, "%s/raft.db", g_dir);
+    snprintf(snap, sizeof snap, "%s/snap-%" PRIu64 ".snap", g_dir, bi.applied);
+    track(dbpath);
+    snprintf(side, sizeof side, "%s-wal", dbpath);
+    track(side);
+    snprintf(side, sizeof side, "%s-shm", dbpath);
+    track(side);
+    track(snap);
+    char cluster[33];
+    if ((r = copy_table(bi.db, a.backup, dbpath)) >= 0 ||
+        (r = make_cluster(&a, &bi, dbpath, snap, cluster)) >= 0)
+        return r;
     printf("%s: new cluster %s (node %s), %" PRId64 " keys at index %" PRIu64
            " from %s (cluster %s)\n",
-           g_dir, cluster, id, nkeys, applied, backup, old_cluster[0] ? old_cluster : "unknown");
-    printf("start it with: keyval -id %s -haddr %s -raddr %s %s\n", id, haddr, raddr, g_dir);
+           g_dir, cluster, a.id, bi.nkeys, bi.applied, a.backup,
+           bi.old_cluster[0] ? bi.old_cluster : "unknown");
+    printf("start it with: keyval -id %s -haddr %s -raddr %s %s\n", a.id, a.haddr, a.raddr,
+           g_dir);
     return 0;
 }

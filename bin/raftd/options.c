@@ -9,13 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void)
+/* -h: the text on stdout, exit 0; a usage error: on stderr, exit 2. */
+static void usage_to(FILE *out, int status)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]\n"
             "             [-peer-connect TEMPLATE] [-tick-ms MS] [-election-ticks N]\n"
             "             [-snapshot-entries N] [-snapshot-bytes BYTES]\n"
-            "             [-snapshot-trail N] [-v] DATADIR\n"
+            "             [-snapshot-trail N] [-v] DATADIR\n\n"
             "  -id NAME               node name, 1-63 of [A-Za-z0-9._-]\n"
             "  -raddr HOST:PORT       address peers reach this node at (its socat listener)\n"
             "  -haddr HOST:PORT       the node's HTTP address, told to clients\n"
@@ -32,7 +33,12 @@ static void usage(void)
             "(0: not by count), and when the log held in memory has grown by 3/4 of\n"
             "-snapshot-bytes since the last one (0: no byte limit); at most\n"
             "-snapshot-trail entries and 1/4 of -snapshot-bytes stay behind a snapshot.\n");
-    exit(2);
+    exit(status);
+}
+
+static void usage(void)
+{
+    usage_to(stderr, 2);
 }
 
 static unsigned long long parse_num(const char *opt, const char *s, unsigned long long lo,
@@ -125,7 +131,7 @@ void options_parse(struct raftd *d, int argc, char **argv)
         } else if (!strcmp(a, "-v")) {
             d->verbose = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
+            usage_to(stdout, 0);
         } else if (a[0] == '-') {
             fprintf(stderr, "%s: unknown option %s\n", prog, a);
             usage();

@@ -120,13 +120,6 @@ for src in $progs; do
     # Each option the page describes, -h describes too, and the reverse.
     undescribed=$(comm -23 "$T/items" "$T/hitems" | tr '\n' ' ')
     help_only=$(comm -13 "$T/items" "$T/hitems" | tr '\n' ' ')
-    # EXCEPTION, temporary (issue 16 item 8): raftd's -h is being rewritten
-    # with bin/raftd/ by another engineer; the lead removes this exception
-    # when raftd -h describes its options.
-    if [ "$name" = raftd ] && [ -n "$undescribed$help_only" ]; then
-        echo "# raftd: -h does not describe $undescribed$help_only(exception, see man.sh)"
-        undescribed="" help_only=""
-    fi
     [ -n "$undescribed" ] && why="$why; described in the page, not in -h: $undescribed"
     [ -n "$help_only" ] && why="$why; described in -h, not in the page: $help_only"
     if [ -z "$why" ]; then
