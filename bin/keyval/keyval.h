@@ -63,7 +63,6 @@ void usage(FILE *f);
 /* Parses and checks argv into o. Returns -1 to go on, else the exit status
  * (0 after -h, 2 on a usage error, the message printed). */
 int options_parse(int argc, char **argv, options *o);
-int id_char(char c);
 
 /* util.c: messages (stdout "keyval: ..." and stderr), clock, files. */
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -4,6 +4,7 @@
  * checks. Touches no file and starts nothing.
  */
 #include "keyval.h"
+#include "kvrules.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -120,25 +121,6 @@ static int parse_addr(const char *s, addr *a, char *err, size_t errlen)
     }
     a->port = (int)p;
     return 0;
-}
-
-/* ---- node IDs ---- */
-
-int id_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-static int id_valid(const char *id)
-{
-    size_t n = strlen(id);
-    if (n < 1 || n > 63)
-        return 0;
-    for (; *id; id++)
-        if (!id_char(*id))
-            return 0;
-    return 1;
 }
 
 /* ---- flags ---- */
@@ -262,11 +244,11 @@ int options_parse(int argc, char **argv, options *o)
     if (!o->id) {
         size_t k = 0;
         for (const char *c = o->raddr.text; *c && k < sizeof o->default_id - 1; c++)
-            o->default_id[k++] = id_char(*c) ? *c : '-';
+            o->default_id[k++] = kv_name_char(*c) ? *c : '-';
         o->default_id[k] = '\0';
         o->id = o->default_id;
     }
-    if (!id_valid(o->id)) {
+    if (!kv_name_ok(o->id)) {
         fprintf(stderr, PROG ": bad -id %s: must be 1-63 characters of "
                 "[A-Za-z0-9._-]\n", o->id);
         return 2;

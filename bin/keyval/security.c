@@ -6,6 +6,7 @@
  * starts; the result is DATADIR/lighttpd-security.conf.
  */
 #include "keyval.h"
+#include "kvrules.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -51,7 +52,7 @@ static int auth_user_ok(const char *u, size_t n)
     if (n < 1 || n > 64)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!id_char(u[i]) && u[i] != '@')
+        if (!kv_name_char(u[i]) && u[i] != '@')
             return 0;
     return 1;
 }
