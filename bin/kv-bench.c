@@ -159,20 +159,25 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
+struct bench_args {
+    struct client_sockopt so;
+    int nconns;
+    double seconds;
+    long long max_ops;
+};
+
+/* The flags into a and the g_ settings. Returns -1 to go on, else the
+ * exit status. */
+static int parse_args(int argc, char **argv, struct bench_args *a)
 {
-    struct client_sockopt so = {0};
-    int nconns = 8;
-    double seconds = 5;
-    long long max_ops = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "-q")) {
+        if (!strcmp(o, "-q")) {
             g_quiet = 1;
             continue;
         }
@@ -180,63 +185,190 @@ int main(int argc, char **argv)
                                               "-keys", "-batch", "-vsize", "-prefix" };
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-            known |= !strcmp(a, valued[k]);
+            known |= !strcmp(o, valued[k]);
         if (!known) {
-            fprintf(stderr, PROG ": unknown option %s\n", a);
+            fprintf(stderr, PROG ": unknown option %s\n", o);
             usage(stderr);
             return 2;
         }
         if (!v) {
-            fprintf(stderr, PROG ": %s needs a value\n", a);
+            fprintf(stderr, PROG ": %s needs a value\n", o);
             usage(stderr);
             return 2;
         }
         i++;
-        if ((!strcmp(a, "-s") || !strcmp(a, "-d")) && client_sockopt_take(&so, a[1], v))
+        if ((!strcmp(o, "-s") || !strcmp(o, "-d")) && client_sockopt_take(&a->so, o[1], v))
             continue;
-        if (!strcmp(a, "-c"))
-            nconns = atoi(v);
-        else if (!strcmp(a, "-t"))
-            seconds = atof(v);
-        else if (!strcmp(a, "-n"))
-            max_ops = atoll(v);
-        else if (!strcmp(a, "-keys"))
+        if (!strcmp(o, "-c"))
+            a->nconns = atoi(v);
+        else if (!strcmp(o, "-t"))
+            a->seconds = atof(v);
+        else if (!strcmp(o, "-n"))
+            a->max_ops = atoll(v);
+        else if (!strcmp(o, "-keys"))
             g_keys = atoll(v);
-        else if (!strcmp(a, "-batch"))
+        else if (!strcmp(o, "-batch"))
             g_batch = atoi(v);
-        else if (!strcmp(a, "-vsize"))
+        else if (!strcmp(o, "-vsize"))
             g_vsize = atoi(v);
-        else if (!strcmp(a, "-prefix"))
+        else if (!strcmp(o, "-prefix"))
             g_prefix = v;
-        else if (!strcmp(a, "-op")) {
-            if (!strcmp(v, "set"))
-                g_op = OP_SET;
-            else if (!strcmp(v, "get"))
-                g_op = OP_GET;
-            else if (!strcmp(v, "stale"))
-                g_op = OP_STALE;
-            else if (!strcmp(v, "fill"))
-                g_op = OP_FILL;
-            else {
+        else if (!strcmp(o, "-op")) {
+            static const char *const ops[] = { [OP_SET] = "set", [OP_GET] = "get",
+                                               [OP_STALE] = "stale", [OP_FILL] = "fill" };
+            int found = -1;
+            for (int k = 0; k < (int)(sizeof ops / sizeof ops[0]); k++)
+                if (!strcmp(v, ops[k]))
+                    found = k;
+            if (found < 0) {
                 fprintf(stderr, PROG ": bad -op %s\n", v);
                 return 2;
             }
-        } else {
-            fprintf(stderr, PROG ": unknown option %s\n", a);
-            usage(stderr);
-            return 2;
+            g_op = found;
         }
     }
-    if (nconns < 1 || nconns > MAX_CONNS || seconds <= 0 || seconds > 3600 || g_keys < 1 ||
-        g_batch < 1 || g_batch > 10000 || g_vsize < 0 || g_vsize > 65536 || max_ops < 0 ||
-        strlen(g_prefix) > 64 || strpbrk(g_prefix, "\"\\")) {
+    if (a->nconns < 1 || a->nconns > MAX_CONNS || a->seconds <= 0 || a->seconds > 3600 ||
+        g_keys < 1 || g_batch < 1 || g_batch > 10000 || g_vsize < 0 || g_vsize > 65536 ||
+        a->max_ops < 0 || strlen(g_prefix) > 64 || strpbrk(g_prefix, "\"\\")) {
         fprintf(stderr, PROG ": option out of range (-c 1..%d, -t 0..3600, -batch 1..10000, "
                         "-vsize 0..65536, -prefix up to 64 bytes without quotes)\n",
                 MAX_CONNS);
         return 2;
     }
+    return -1;
+}
+
+/* What a run counts. */
+struct bench_run {
+    long long ops, errors, started, max_ops;
+    char first_err[256];
+    uint64_t *lat;
+    size_t n_lat, lat_cap;
+    uint64_t end; /* no new request after this (ns) */
+    int active;   /* connections with a request outstanding */
+};
+
+/* Starts the next request on c unless the run is over; else c retires. */
+static void start_next(struct bench_run *r, conn *c, int i, uint64_t now)
+{
+    c->busy = 0;
+    if (now < r->end && !(r->max_ops && r->started >= r->max_ops) && next_request(c, i) == 0) {
+        c->busy = 1;
+        c->sent_ns = now_ns();
+        r->started++;
+    } else {
+        r->active--;
+    }
+}
+
+/* c's reply line is in c->in[0..nl): count it and its latency. Returns 0,
+ * -1 when out of memory. */
+static int take_reply(struct bench_run *r, conn *c, char *nl, uint64_t t)
+{
+    /* "code":2xx is success ("code" is the first member of raftd's
+     * replies, but look for it anywhere). */
+    *nl = '\0';
+    char *code = strstr(c->in, "\"code\":");
+    if (!(code && code[7] == '2')) {
+        r->errors++;
+        if (!r->first_err[0])
+            snprintf(r->first_err, sizeof r->first_err, "%.200s", c->in);
+    }
+    c->skip = 0;
+    c->in_len = 0;
+    if (r->n_lat == r->lat_cap) {
+        uint64_t *nlat = realloc(r->lat, 2 * r->lat_cap * sizeof *r->lat);
+        if (!nlat)
+            return -1;
+        r->lat = nlat;
+        r->lat_cap *= 2;
+    }
+    r->lat[r->n_lat++] = t - c->sent_ns;
+    r->ops++;
+    return 0;
+}
+
+/* One ready connection: send more of its request, or read its reply.
+ * Returns 0, or -1 after printing why the run cannot go on. */
+static int conn_io(struct bench_run *r, conn *c, int i)
+{
+    if (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            return 0;
+        if (w <= 0) {
+            fprintf(stderr, PROG ": send: %s\n", strerror(errno));
+            return -1;
+        }
+        c->out_off += (size_t)w;
+        return 0;
+    }
+    ssize_t n = read(c->fd, c->in + c->in_len, sizeof c->in - c->in_len);
+    if (n < 0 && errno == EINTR)
+        return 0;
+    if (n <= 0) {
+        fprintf(stderr, PROG ": raftd closed a connection: %s\n", n < 0 ? strerror(errno) : "EOF");
+        return -1;
+    }
+    c->in_len += (size_t)n;
+    char *nl = memchr(c->in, '\n', c->in_len);
+    if (!nl) {
+        if (c->in_len == sizeof c->in) { /* long reply: keep the head only */
+            c->skip = 1;
+            memmove(c->in, c->in + sizeof c->in - 64, 64);
+            c->in_len = 64;
+        }
+        return 0;
+    }
+    uint64_t t = now_ns();
+    if (take_reply(r, c, nl, t) < 0)
+        return -1;
+    start_next(r, c, i, t);
+    return 0;
+}
+
+/* Drives nconns connections until the run ends. Returns 0, or 1 on a
+ * failure that stops it. */
+static int run_conns(struct bench_run *r, conn *cs, struct pollfd *pf, int nconns)
+{
+    r->active = nconns;
+    for (int i = 0; i < nconns; i++)
+        start_next(r, &cs[i], i, 0);
+    while (r->active > 0) {
+        for (int i = 0; i < nconns; i++) {
+            conn *c = &cs[i];
+            pf[i].fd = c->busy ? c->fd : -1;
+            pf[i].events = c->out_off < c->out_len ? POLLOUT : POLLIN;
+            pf[i].revents = 0;
+        }
+        uint64_t now = now_ns();
+        int to = now >= r->end + 10000000000ull ? 0 : 1000;
+        int pr = poll(pf, (nfds_t)nconns, to);
+        if (pr < 0 && errno != EINTR) {
+            perror(PROG ": poll");
+            return 1;
+        }
+        if (pr == 0 && now_ns() > r->end + 10000000000ull) {
+            fprintf(stderr, PROG ": %d requests got no reply within 10 s of the end\n",
+                    r->active);
+            r->errors += r->active;
+            return 0;
+        }
+        for (int i = 0; i < nconns; i++)
+            if (cs[i].busy && pf[i].revents && conn_io(r, &cs[i], i) < 0)
+                return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_args a = { .nconns = 8, .seconds = 5 };
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
     char sock[4096];
-    if (client_sockopt_path(&so, PROG, sock, sizeof sock) < 0)
+    if (client_sockopt_path(&a.so, PROG, sock, sizeof sock) < 0)
         return 2;
     g_value = malloc((size_t)g_vsize + 1);
     if (!g_value)
@@ -245,11 +377,12 @@ int main(int argc, char **argv)
         g_value[i] = (char)('a' + i % 26);
     g_value[g_vsize] = '\0';
 
+    int nconns = a.nconns;
     conn *cs = calloc((size_t)nconns, sizeof *cs);
     struct pollfd *pf = calloc((size_t)nconns, sizeof *pf);
-    size_t lat_cap = 1u << 16, n_lat = 0;
-    uint64_t *lat = malloc(lat_cap * sizeof *lat);
-    if (!cs || !pf || !lat)
+    struct bench_run r = { .max_ops = a.max_ops, .lat_cap = 1u << 16 };
+    r.lat = malloc(r.lat_cap * sizeof *r.lat);
+    if (!cs || !pf || !r.lat)
         return 1;
     for (int i = 0; i < nconns; i++) {
         cs[i].fd = conn_open(sock);
@@ -258,121 +391,28 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    long long ops = 0, errors = 0, started = 0;
-    char first_err[256] = "";
     uint64_t t0 = now_ns();
-    uint64_t end = t0 + (uint64_t)(seconds * 1e9);
-    int active = nconns;
-    for (int i = 0; i < nconns; i++) {
-        if ((max_ops && started >= max_ops) || next_request(&cs[i], i) < 0) {
-            active--;
-            continue;
-        }
-        cs[i].busy = 1;
-        cs[i].sent_ns = now_ns();
-        started++;
-    }
-    while (active > 0) {
-        for (int i = 0; i < nconns; i++) {
-            conn *c = &cs[i];
-            pf[i].fd = c->busy ? c->fd : -1;
-            pf[i].events = c->out_off < c->out_len ? POLLOUT : POLLIN;
-            pf[i].revents = 0;
-        }
-        uint64_t now = now_ns();
-        int to = now >= end + 10000000000ull ? 0 : 1000;
-        int pr = poll(pf, (nfds_t)nconns, to);
-        if (pr < 0 && errno != EINTR) {
-            perror(PROG ": poll");
-            return 1;
-        }
-        if (pr == 0 && now_ns() > end + 10000000000ull) {
-            fprintf(stderr, PROG ": %d requests got no reply within 10 s of the end\n", active);
-            errors += active;
-            break;
-        }
-        for (int i = 0; i < nconns; i++) {
-            conn *c = &cs[i];
-            if (!c->busy || !pf[i].revents)
-                continue;
-            if (c->out_off < c->out_len) {
-                ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                                 MSG_NOSIGNAL);
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w <= 0) {
-                    fprintf(stderr, PROG ": send: %s\n", strerror(errno));
-                    return 1;
-                }
-                c->out_off += (size_t)w;
-                continue;
-            }
-            ssize_t r = read(c->fd, c->in + c->in_len, sizeof c->in - c->in_len);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                fprintf(stderr, PROG ": raftd closed a connection: %s\n",
-                        r < 0 ? strerror(errno) : "EOF");
-                return 1;
-            }
-            c->in_len += (size_t)r;
-            char *nl = memchr(c->in, '\n', c->in_len);
-            if (!nl) {
-                if (c->in_len == sizeof c->in) { /* long reply: keep the head only */
-                    c->skip = 1;
-                    memmove(c->in, c->in + sizeof c->in - 64, 64);
-                    c->in_len = 64;
-                }
-                continue;
-            }
-            uint64_t t = now_ns();
-            /* One reply: "code":2xx is success ("code" is the first member
-             * of raftd's replies, but look for it anywhere). */
-            *nl = '\0';
-            char *code = strstr(c->in, "\"code\":");
-            int ok = code && code[7] == '2';
-            if (!ok) {
-                errors++;
-                if (!first_err[0])
-                    snprintf(first_err, sizeof first_err, "%.200s", c->in);
-            }
-            c->skip = 0;
-            c->in_len = 0;
-            if (n_lat == lat_cap) {
-                uint64_t *nlat = realloc(lat, 2 * lat_cap * sizeof *lat);
-                if (!nlat)
-                    return 1;
-                lat = nlat;
-                lat_cap *= 2;
-            }
-            lat[n_lat++] = t - c->sent_ns;
-            ops++;
-            c->busy = 0;
-            if (t < end && !(max_ops && started >= max_ops) && next_request(c, i) == 0) {
-                c->busy = 1;
-                c->sent_ns = now_ns();
-                started++;
-            } else {
-                active--;
-            }
-        }
-    }
+    r.end = t0 + (uint64_t)(a.seconds * 1e9);
+    if (run_conns(&r, cs, pf, nconns))
+        return 1;
     double secs = (double)(now_ns() - t0) / 1e9;
-    qsort(lat, n_lat, sizeof *lat, cmp_u64);
-    uint64_t p50 = n_lat ? lat[n_lat / 2] : 0, p99 = n_lat ? lat[(n_lat * 99) / 100] : 0,
-             mx = n_lat ? lat[n_lat - 1] : 0;
+    qsort(r.lat, r.n_lat, sizeof *r.lat, cmp_u64);
+    size_t n = r.n_lat;
+    uint64_t p50 = n ? r.lat[n / 2] : 0, p99 = n ? r.lat[(n * 99) / 100] : 0,
+             mx = n ? r.lat[n - 1] : 0;
     static const char *names[] = {"set", "get", "stale", "fill"};
     printf("op=%s conns=%d batch=%d ops=%lld errors=%lld seconds=%.2f ops_per_s=%.1f "
            "keys_per_s=%.1f p50_us=%llu p99_us=%llu max_us=%llu\n",
-           names[g_op], nconns, g_batch, ops, errors, secs, ops / secs,
-           (g_op == OP_SET || g_op == OP_FILL ? g_batch : 1) * ops / secs,
+           names[g_op], nconns, g_batch, r.ops, r.errors, secs, r.ops / secs,
+           (g_op == OP_SET || g_op == OP_FILL ? g_batch : 1) * r.ops / secs,
            (unsigned long long)(p50 / 1000), (unsigned long long)(p99 / 1000),
            (unsigned long long)(mx / 1000));
-    if (errors && !g_quiet)
-        fprintf(stderr, PROG ": %lld requests failed; first reply: %s\n", errors, first_err);
+    if (r.errors && !g_quiet)
+        fprintf(stderr, PROG ": %lld requests failed; first reply: %s\n", r.errors,
+                r.first_err);
     for (int i = 0; i < nconns; i++) {
         close(cs[i].fd);
         free(cs[i].buf);
     }
-    return errors ? 1 : 0;
+    return r.errors ? 1 : 0;
 }
