@@ -223,8 +223,11 @@ int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char 
 {
     key_range r;
     uint64_t start;
-    if (!key)
-        key = "", klen = 0, prefix = 1;
+    if (!key) {
+        key = "";
+        klen = 0;
+        prefix = 1;
+    }
     if (make_range(&r, key, klen, prefix) < 0) {
         storage_set_err(s, "read history: key too long");
         return -1;
@@ -270,6 +273,11 @@ int store_changed_after(store *s, const char *key, size_t klen, int prefix, uint
 {
     if (m >= s->applied)
         return 0;
+    if (!key) {
+        key = "";
+        klen = 0;
+        prefix = 1;
+    }
     if (!prefix) {
         uint64_t mod, lease;
         int found = storage_kv_lookup(s, key, klen, &mod, &lease);
@@ -287,7 +295,7 @@ int store_changed_after(store *s, const char *key, size_t klen, int prefix, uint
         return 1;
     key_range r;
     uint64_t start;
-    if (make_range(&r, key ? key : "", key ? klen : 0, prefix) < 0) {
+    if (make_range(&r, key, klen, prefix) < 0) {
         storage_set_err(s, "read history: key too long");
         return -1;
     }

@@ -127,15 +127,20 @@ int storage_set_applied(store *s, uint64_t idx)
     return 0;
 }
 
-/* {"set":{...}} of plain strings (codec_fast_set): applied without
- * jansson. 1 done, 0 not that shape, -1 error. */
+/* {"set":{...}} or {"op":"set","kv":{...}} of plain strings
+ * (codec_fast_set): applied without jansson. 1 done, 0 not that shape, -1
+ * error. */
 #define FAST_SET_MAX 64
 static int apply_fast_set(store *s, const raft_entry *e, store_result *res)
 {
     codec_kv kv[FAST_SET_MAX];
     size_t n = 0, off, len;
-    if (!e->len || !codec_fast_set((const char *)e->data, e->len, 0, kv, FAST_SET_MAX, KEY_MAX,
-                                   SIZE_MAX, &n, &off, &len))
+    const char *d = (const char *)e->data;
+    /* The old form {"set":{..}}, or {"op":"set","kv":{..}} without a lease. */
+    if (!e->len || (!codec_fast_set(d, e->len, 0, kv, FAST_SET_MAX, KEY_MAX, SIZE_MAX, &n, &off,
+                                    &len) &&
+                    !codec_fast_set(d, e->len, 1, kv, FAST_SET_MAX, KEY_MAX, SIZE_MAX, &n, &off,
+                                    &len)))
         return 0;
     for (size_t i = 0; i < n; i++)
         if (storage_kv_put(s, kv[i].k, kv[i].kl, kv[i].v, kv[i].vl, e->index, 0) < 0)
@@ -158,7 +163,8 @@ int storage_apply_plain(store *s, const raft_entry *e, json_t *cmd, store_result
     }
     res->op = cond || (set && del) || json_object_get(cmd, "op") ? STORE_OP_TXN
               : del                                              ? STORE_OP_DEL
-                                                                 : STORE_OP_SET;
+              : set                                              ? STORE_OP_SET
+                                                                 : STORE_OP_NONE;
     json_array_foreach(cond, i, v) {
         json_t *k = json_object_get(v, "key");
         const char *key = json_string_value(k);
