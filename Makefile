@@ -238,6 +238,11 @@ $(BUILD)/bench/spawn-time: bench/spawn-time.c
 $(BUILD)/bench/triv-fcgi: bench/triv-fcgi.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lfcgi
+# The storage layer's apply rate (bench/store-apply.c; not run by bench.sh).
+BENCH_TOOLS += $(BUILD)/bench/store-apply
+$(BUILD)/bench/store-apply: bench/store-apply.c $(LIB_A) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 $(BUILD)/bench/disk-probe: bench/disk-probe.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lsqlite3

@@ -10,7 +10,16 @@
  *        as a blob), and the application's small strings ("cluster",
  *        "name", ...).
  *   log(idx INTEGER PRIMARY KEY, term INTEGER, type INTEGER, data BLOB)
- *   kv(key BLOB PRIMARY KEY, value BLOB, mod_index INTEGER)
+ *   kv(key BLOB PRIMARY KEY, value BLOB, mod_index INTEGER, lease INTEGER)
+ *        lease 0 = none; index kv_lease(lease, key) WHERE lease != 0, so
+ *        a revoke finds its keys and a set without a lease pays nothing.
+ *   leases(id INTEGER PRIMARY KEY, ttl_ms INTEGER)   id = the grant's index
+ *   changes(seq INTEGER PRIMARY KEY, idx, op 'set'|'del', key, value,
+ *        expired)   the change history (storage_history.c); meta
+ *        "history_floor" and "history_seq" go with it.
+ * A database of the previous version (kv without lease, no leases or
+ * changes table) is migrated at open: ALTER TABLE kv ADD COLUMN lease, the
+ * new tables created, history_floor = its applied index.
  */
 #include "storage_impl.h"
 
@@ -26,15 +35,35 @@ static const char *const stmt_sql[ST_N] = {
     [ST_LOG_TRUNCATE] = "DELETE FROM log WHERE idx >= ?1",
     [ST_LOG_COMPACT] = "DELETE FROM log WHERE idx <= ?1",
     [ST_LOG_LOAD] = "SELECT idx, term, type, data FROM log WHERE idx > ?1 ORDER BY idx",
-    [ST_KV_GET] = "SELECT value, mod_index FROM kv WHERE key = ?1",
-    [ST_KV_SET] = "INSERT OR REPLACE INTO kv(key, value, mod_index) VALUES(?1, ?2, ?3)",
+    [ST_KV_GET] = "SELECT value, mod_index, lease FROM kv WHERE key = ?1",
+    [ST_KV_SET] = "INSERT OR REPLACE INTO kv(key, value, mod_index, lease) VALUES(?1, ?2, ?3, ?4)",
     [ST_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
     [ST_KV_SCAN] = "SELECT key, value, mod_index FROM kv WHERE key >= ?1 ORDER BY key LIMIT ?2",
     [ST_KV_SCAN_AFTER] = "SELECT key, value, mod_index FROM kv WHERE key >= ?1 AND key > ?3 ORDER BY key LIMIT ?2",
     [ST_KV_COUNT] = "SELECT count(*) FROM kv",
-    [ST_KV_ALL] = "SELECT key, value, mod_index FROM kv ORDER BY key",
+    [ST_KV_ALL] = "SELECT key, value, mod_index, lease FROM kv ORDER BY key",
     [ST_KV_CLEAR] = "DELETE FROM kv",
     [ST_LOG_CLEAR] = "DELETE FROM log",
+    /* "lease != 0" lets the planner use the partial index kv_lease. */
+    [ST_KV_BY_LEASE] = "SELECT key FROM kv WHERE lease = ?1 AND lease != 0 AND key > ?2"
+                       " ORDER BY lease, key LIMIT ?3",
+    [ST_LEASE_GET] = "SELECT ttl_ms FROM leases WHERE id = ?1",
+    [ST_LEASE_PUT] = "INSERT OR REPLACE INTO leases(id, ttl_ms) VALUES(?1, ?2)",
+    [ST_LEASE_DEL] = "DELETE FROM leases WHERE id = ?1",
+    [ST_LEASE_SCAN] = "SELECT id, ttl_ms FROM leases WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [ST_LEASE_COUNT] = "SELECT count(*) FROM leases",
+    [ST_LEASE_ALL] = "SELECT id, ttl_ms FROM leases ORDER BY id",
+    [ST_LEASE_CLEAR] = "DELETE FROM leases",
+    [ST_CH_INSERT] = "INSERT INTO changes(seq, idx, op, key, value, expired)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_CH_TRIM] = "DELETE FROM changes WHERE seq < ?1",
+    [ST_CH_IDX_BEFORE] = "SELECT idx FROM changes WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+    [ST_CH_BOUNDS] = "SELECT min(seq), max(seq) FROM changes",
+    [ST_CH_SEEK] = "SELECT seq, idx FROM changes WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+    [ST_CH_READ] = "SELECT seq, idx, op, key, value, expired FROM changes"
+                   " WHERE seq >= ?1 AND key >= ?2 AND key < ?3 ORDER BY seq LIMIT ?4",
+    [ST_CH_ANY] = "SELECT 1 FROM changes WHERE seq >= ?1 AND key >= ?2 AND key < ?3 LIMIT 1",
+    [ST_CH_CLEAR] = "DELETE FROM changes",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -124,6 +153,51 @@ int storage_meta_set_blob(store *s, const char *name, const void *p, size_t n)
 }
 /* ---- open / close ---- */
 
+/* 1 when table has column col, 0 not, -1 error. */
+static int has_column(store *s, const char *table, const char *col)
+{
+    char sql[128];
+    sqlite3_stmt *q = NULL;
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return storage_db_fail(s, "table_info");
+    int rc, found = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        if (!strcmp((const char *)sqlite3_column_text(q, 1), col))
+            found = 1;
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE)
+        return storage_db_fail(s, "table_info");
+    return found;
+}
+
+/* The tables, created or migrated from the previous version in one
+ * transaction. */
+static int create_schema(store *s)
+{
+    if (storage_exec(s, "BEGIN IMMEDIATE;"
+                        "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);"
+                        "CREATE TABLE IF NOT EXISTS log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
+                        " type INTEGER NOT NULL, data BLOB);"
+                        "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL,"
+                        " mod_index INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0);"
+                        "CREATE TABLE IF NOT EXISTS leases(id INTEGER PRIMARY KEY,"
+                        " ttl_ms INTEGER NOT NULL);"
+                        "CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY,"
+                        " idx INTEGER NOT NULL, op TEXT NOT NULL, key BLOB NOT NULL, value BLOB,"
+                        " expired INTEGER NOT NULL DEFAULT 0);") < 0)
+        return -1;
+    int has = has_column(s, "kv", "lease");
+    if (has < 0 ||
+        (!has && storage_exec(s, "ALTER TABLE kv ADD COLUMN lease INTEGER NOT NULL DEFAULT 0") < 0) ||
+        storage_exec(s, "CREATE INDEX IF NOT EXISTS kv_lease ON kv(lease, key) WHERE lease != 0;"
+                        "COMMIT") < 0) {
+        storage_exec(s, "ROLLBACK");
+        return -1;
+    }
+    return 0;
+}
+
 store *store_open(const char *path)
 {
     store *s = calloc(1, sizeof *s);
@@ -144,11 +218,7 @@ store *store_open(const char *path)
     sqlite3_busy_timeout(s->db, 5000);
     if (storage_exec(s, "PRAGMA journal_mode=WAL") < 0 ||
         storage_exec(s, "PRAGMA synchronous=FULL") < 0 ||
-        storage_exec(s, "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);"
-                        "CREATE TABLE IF NOT EXISTS log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
-                        " type INTEGER NOT NULL, data BLOB);"
-                        "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL,"
-                        " mod_index INTEGER NOT NULL);") < 0) {
+        create_schema(s) < 0) {
         snprintf(open_err, sizeof open_err, "%s: %s", path, s->err);
         goto fail;
     }
@@ -161,7 +231,8 @@ store *store_open(const char *path)
             goto fail;
         }
     }
-    if (storage_meta_get_int(s, "applied", &s->applied) < 0) {
+    if (storage_meta_get_int(s, "applied", &s->applied) < 0 ||
+        storage_history_open(s) < 0) {
         snprintf(open_err, sizeof open_err, "%s: %s", path, s->err);
         goto fail;
     }

@@ -83,6 +83,7 @@ void store_rollback(store *s)
     uint64_t a;
     if (storage_meta_get_int(s, "applied", &a) >= 0)
         s->applied = a;
+    storage_history_reload(s); /* the seq bounds and floor, likewise */
 }
 
 /* Functions that must be atomic open their own transaction when the caller

@@ -1,16 +1,20 @@
 /*
  * storage_snap.c - the snapshot file: its format, writing it from the kv
- * table (at once or incrementally from a second read-only connection),
- * and verifying and installing one; plus the snapshot meta in the database.
+ * and leases tables at once, verifying and installing one; the pieces of
+ * the format the incremental writer (storage_snap_writer.c) shares; the
+ * snapshot meta in the database.
  *
- * File format (all integers big-endian):
- *   magic    "KVSNAP01"                       8 bytes
+ * File format (all integers big-endian), version 2:
+ *   magic    "KVSNAP02"                       8 bytes
  *   index    u64, term u64
  *   conf_len u32, conf bytes                  (see conf_encode below)
  *   count    u64                              number of records
- *   records  klen u32, key, vlen u32, value, mod_index u64
+ *   records  klen u32, key, vlen u32, value, mod_index u64, lease u64
+ *   nleases  u64, then per lease id u64, ttl_ms u64
  *   trailer  "KVSNEND!" 8 bytes, checksum u64 = FNV-1a 64 of every byte
  *            before the checksum (magic .. trailer)
+ * Version 1 ("KVSNAP01", written before leases) has records without the
+ * lease and no lease section; it still reads, as no leases.
  * A file is written to PATH.tmp, fsynced, renamed to PATH and the directory
  * fsynced. Install verifies the whole file (lengths and checksum) before it
  * touches the database.
@@ -99,16 +103,7 @@ static int conf_decode(raft_config *c, const uint8_t *p, size_t len)
     c->n = n;
     return 0;
 }
-/* ---- snapshots ---- */
-
-#define FNV_OFF 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-typedef struct snap_out {
-    FILE *f;
-    uint64_t sum;
-    int err;
-} snap_out;
+/* ---- writing the file ---- */
 
 static void sw(snap_out *o, const void *p, size_t n)
 {
@@ -121,7 +116,69 @@ static void sw(snap_out *o, const void *p, size_t n)
 static void sw32(snap_out *o, uint32_t v) { uint8_t b[4]; put32(b, v); sw(o, b, 4); }
 static void sw64(snap_out *o, uint64_t v) { uint8_t b[8]; put64(b, v); sw(o, b, 8); }
 
-static int fsync_dir_of(const char *path)
+void storage_snap_header(snap_out *o, const raft_snap_meta *meta, uint64_t count)
+{
+    uint8_t cbuf[CONF_MAX];
+    size_t cl = conf_encode(&meta->conf, cbuf);
+    sw(o, SNAP_MAGIC_V2, 8);
+    sw64(o, meta->index);
+    sw64(o, meta->term);
+    sw32(o, (uint32_t)cl);
+    sw(o, cbuf, cl);
+    sw64(o, count);
+}
+
+size_t storage_snap_record(snap_out *o, sqlite3_stmt *q)
+{
+    size_t kl = (size_t)sqlite3_column_bytes(q, 0);
+    const void *k = sqlite3_column_blob(q, 0);
+    size_t vl = (size_t)sqlite3_column_bytes(q, 1);
+    const void *v = sqlite3_column_blob(q, 1);
+    sw32(o, (uint32_t)kl);
+    sw(o, k, kl);
+    sw32(o, (uint32_t)vl);
+    sw(o, v, vl);
+    sw64(o, (uint64_t)sqlite3_column_int64(q, 2));
+    sw64(o, (uint64_t)sqlite3_column_int64(q, 3));
+    return kl + vl + 24;
+}
+
+int storage_snap_leases(snap_out *o, sqlite3 *db, char *err, size_t errcap)
+{
+    sqlite3_stmt *c = NULL, *q = NULL;
+    int rc = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM leases", -1, &c, NULL) == SQLITE_OK &&
+        sqlite3_step(c) == SQLITE_ROW &&
+        sqlite3_prepare_v2(db, "SELECT id, ttl_ms FROM leases ORDER BY id", -1, &q, NULL) ==
+            SQLITE_OK) {
+        int64_t n = sqlite3_column_int64(c, 0), seen = 0;
+        sw64(o, (uint64_t)n);
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+            sw64(o, (uint64_t)sqlite3_column_int64(q, 0));
+            sw64(o, (uint64_t)sqlite3_column_int64(q, 1));
+            seen++;
+        }
+        if (rc == SQLITE_DONE && seen != n)
+            rc = SQLITE_MISUSE;
+    }
+    if (rc != SQLITE_DONE)
+        snprintf(err, errcap, "snapshot read leases: %s",
+                 rc == SQLITE_MISUSE ? "table changed while writing" : sqlite3_errmsg(db));
+    sqlite3_finalize(c);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void storage_snap_trailer(snap_out *o)
+{
+    sw(o, "KVSNEND!", 8);
+    uint8_t sb[8];
+    put64(sb, o->sum);
+    if (fwrite(sb, 1, 8, o->f) != 8)
+        o->err = 1;
+}
+
+int storage_snap_fsync_dir(const char *path)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -168,7 +225,7 @@ int storage_snap_meta_load(store *s, int *has, raft_snap_meta *m)
     return 0;
 }
 
-static int save_snap_meta(store *s, const raft_snap_meta *meta)
+int storage_snap_meta_save(store *s, const raft_snap_meta *meta)
 {
     uint8_t cbuf[CONF_MAX];
     size_t cl = conf_encode(&meta->conf, cbuf);
@@ -199,30 +256,15 @@ int store_snapshot_write(store *s, const char *path, const raft_snap_meta *meta)
         storage_set_err(s, "snapshot %s: %s", tmp, strerror(errno));
         return storage_auto_end(s, own, -1);
     }
-    uint8_t cbuf[CONF_MAX];
-    size_t cl = conf_encode(&meta->conf, cbuf);
     int64_t count = store_count(s);
     if (count < 0)
         goto fail;
-    sw(&o, "KVSNAP01", 8);
-    sw64(&o, meta->index);
-    sw64(&o, meta->term);
-    sw32(&o, (uint32_t)cl);
-    sw(&o, cbuf, cl);
-    sw64(&o, (uint64_t)count);
+    storage_snap_header(&o, meta, (uint64_t)count);
     sqlite3_stmt *q = storage_stmt(s, ST_KV_ALL);
     int rc;
     int64_t seen = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW && !o.err) {
-        size_t kl = (size_t)sqlite3_column_bytes(q, 0);
-        const void *k = sqlite3_column_blob(q, 0);
-        sw32(&o, (uint32_t)kl);
-        sw(&o, k, kl);
-        size_t vl = (size_t)sqlite3_column_bytes(q, 1);
-        const void *v = sqlite3_column_blob(q, 1);
-        sw32(&o, (uint32_t)vl);
-        sw(&o, v, vl);
-        sw64(&o, (uint64_t)sqlite3_column_int64(q, 2));
+        storage_snap_record(&o, q);
         seen++;
     }
     sqlite3_reset(q);
@@ -234,11 +276,9 @@ int store_snapshot_write(store *s, const char *path, const raft_snap_meta *meta)
         storage_set_err(s, "snapshot: kv table changed while writing");
         goto fail;
     }
-    sw(&o, "KVSNEND!", 8);
-    uint8_t sb[8];
-    put64(sb, o.sum);
-    if (fwrite(sb, 1, 8, o.f) != 8)
-        o.err = 1;
+    if (storage_snap_leases(&o, s->db, s->err, sizeof s->err) < 0)
+        goto fail;
+    storage_snap_trailer(&o);
     if (o.err || fflush(o.f) != 0 || fsync(fileno(o.f)) != 0) {
         storage_set_err(s, "snapshot %s: write: %s", tmp, strerror(errno));
         goto fail;
@@ -253,8 +293,8 @@ int store_snapshot_write(store *s, const char *path, const raft_snap_meta *meta)
         storage_set_err(s, "snapshot rename %s: %s", path, strerror(errno));
         goto fail;
     }
-    fsync_dir_of(path);
-    if (save_snap_meta(s, meta) < 0)
+    storage_snap_fsync_dir(path);
+    if (storage_snap_meta_save(s, meta) < 0)
         return storage_auto_end(s, own, -1);
     return storage_auto_end(s, own, 0);
 fail:
@@ -315,6 +355,34 @@ static int sr_buf(snap_in *in, size_t n)
 
 #define SNAP_VALUE_MAX (64u * 1024 * 1024)
 
+/* The lease section of a version 2 file. 0 ok, -1 error (message set). */
+static int snap_pass_leases(store *s, snap_in *in, const char *path, int insert)
+{
+    uint64_t n, id, ttl;
+    if (sr64(in, &n) < 0) {
+        storage_set_err(s, "snapshot %s: truncated", path);
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (sr64(in, &id) < 0 || sr64(in, &ttl) < 0) {
+            storage_set_err(s, "snapshot %s: truncated", path);
+            return -1;
+        }
+        if (id == 0 || id > INT64_MAX || ttl > INT64_MAX) {
+            storage_set_err(s, "snapshot %s: bad lease", path);
+            return -1;
+        }
+        if (insert) {
+            sqlite3_stmt *q = storage_stmt(s, ST_LEASE_PUT);
+            sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+            sqlite3_bind_int64(q, 2, (sqlite3_int64)ttl);
+            if (storage_step_done(s, q, "snapshot insert lease") < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* Read and check a snapshot file. With insert set, insert every record into
  * kv. Returns 0 ok, -1 error (message set). */
 static int snap_pass(store *s, const char *path, const raft_snap_meta *meta, int insert)
@@ -328,10 +396,12 @@ static int snap_pass(store *s, const char *path, const raft_snap_meta *meta, int
     uint8_t magic[8];
     uint64_t idx, term, count;
     uint32_t cl;
-    if (sr(&in, magic, 8) < 0 || memcmp(magic, "KVSNAP01", 8) != 0) {
+    if (sr(&in, magic, 8) < 0 ||
+        (memcmp(magic, SNAP_MAGIC_V1, 8) != 0 && memcmp(magic, SNAP_MAGIC_V2, 8) != 0)) {
         storage_set_err(s, "snapshot %s: not a keyval snapshot", path);
         goto out;
     }
+    int v2 = memcmp(magic, SNAP_MAGIC_V2, 8) == 0;
     if (sr64(&in, &idx) < 0 || sr64(&in, &term) < 0 || sr32(&in, &cl) < 0)
         goto short_read;
     if (idx != meta->index || term != meta->term) {
@@ -370,17 +440,25 @@ static int snap_pass(store *s, const char *path, const raft_snap_meta *meta, int
                 storage_set_err(s, "snapshot %s: truncated", path);
             goto out;
         }
-        if (sr64(&in, &mi) < 0)
+        uint64_t lease = 0;
+        if (sr64(&in, &mi) < 0 || (v2 && sr64(&in, &lease) < 0))
             goto short_read;
+        if (mi > INT64_MAX || lease > INT64_MAX) {
+            storage_set_err(s, "snapshot %s: bad index", path);
+            goto out;
+        }
         if (insert) {
             sqlite3_stmt *q = storage_stmt(s, ST_KV_SET);
             sqlite3_bind_blob(q, 1, key, (int)kl, SQLITE_STATIC);
             sqlite3_bind_blob(q, 2, vl ? (void *)in.buf : (void *)"", (int)vl, SQLITE_STATIC);
             sqlite3_bind_int64(q, 3, (sqlite3_int64)mi);
+            sqlite3_bind_int64(q, 4, (sqlite3_int64)lease);
             if (storage_step_done(s, q, "snapshot insert") < 0)
                 goto out;
         }
     }
+    if (v2 && snap_pass_leases(s, &in, path, insert) < 0)
+        goto out;
     if (sr(&in, magic, 8) < 0)
         goto short_read;
     if (memcmp(magic, "KVSNEND!", 8) != 0) {
@@ -424,221 +502,22 @@ int store_snapshot_install(store *s, const char *path, const raft_snap_meta *met
     if (ok == 0)
         ok = storage_step_done(s, storage_stmt(s, ST_LOG_CLEAR), "snapshot clear log");
     if (ok == 0)
+        ok = storage_step_done(s, storage_stmt(s, ST_LEASE_CLEAR), "snapshot clear leases");
+    /* What came before the snapshot is unknown here: the history starts
+     * at it. */
+    if (ok == 0)
+        ok = storage_history_reset(s, meta->index);
+    if (ok == 0)
         ok = snap_pass(s, path, meta, 1);
     if (ok == 0)
-        ok = save_snap_meta(s, meta);
+        ok = storage_snap_meta_save(s, meta);
     if (ok == 0)
         ok = storage_set_applied(s, meta->index);
     ok = storage_auto_end(s, own, ok);
-    if (ok < 0)
+    if (ok < 0) {
         s->applied = old;
+        storage_history_reload(s);
+    }
     return ok;
 }
 
-/* ---- incremental snapshots ---- */
-
-struct store_snap_writer {
-    store *s;
-    sqlite3 *db;          /* read-only connection holding the read txn */
-    sqlite3_stmt *q;
-    raft_snap_meta meta;
-    char path[4096], tmp[4200];
-    snap_out o;
-    int64_t count, seen;
-    int done;
-};
-
-static void writer_free(store_snap_writer *w, int unlink_tmp)
-{
-    if (w->q)
-        sqlite3_finalize(w->q);
-    if (w->db) {
-        sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL);
-        sqlite3_close(w->db);
-    }
-    if (w->o.f)
-        fclose(w->o.f);
-    if (unlink_tmp)
-        unlink(w->tmp);
-    free(w);
-}
-
-store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_snap_meta *meta)
-{
-    if (s->in_txn) {
-        storage_set_err(s, "snapshot begin: a transaction is open");
-        return NULL;
-    }
-    if (meta->index != s->applied || meta->index == 0) {
-        storage_set_err(s, "snapshot: meta index %llu is not the applied index %llu",
-                        (unsigned long long)meta->index, (unsigned long long)s->applied);
-        return NULL;
-    }
-    store_snap_writer *w = calloc(1, sizeof *w);
-    if (!w) {
-        storage_set_err(s, "snapshot: out of memory");
-        return NULL;
-    }
-    w->s = s;
-    w->meta = *meta;
-    if (snprintf(w->path, sizeof w->path, "%s", path) >= (int)sizeof w->path) {
-        storage_set_err(s, "snapshot %s: path too long", path);
-        free(w);
-        return NULL;
-    }
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", w->path);
-    sqlite3_stmt *m = NULL;
-    if (sqlite3_open_v2(s->path, &w->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK ||
-        sqlite3_busy_timeout(w->db, 5000) != SQLITE_OK ||
-        sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(w->db,
-                           "SELECT (SELECT value FROM meta WHERE name = 'applied'),"
-                           " (SELECT count(*) FROM kv)",
-                           -1, &m, NULL) != SQLITE_OK ||
-        sqlite3_step(m) != SQLITE_ROW) {
-        storage_set_err(s, "snapshot read connection: %s",
-                        w->db ? sqlite3_errmsg(w->db) : "cannot open");
-        sqlite3_finalize(m);
-        writer_free(w, 0);
-        return NULL;
-    }
-    /* The read transaction starts at the first read: check it saw the state
-     * the caller meant. */
-    uint64_t applied = (uint64_t)sqlite3_column_int64(m, 0);
-    w->count = sqlite3_column_int64(m, 1);
-    sqlite3_finalize(m);
-    if (applied != meta->index) {
-        storage_set_err(s, "snapshot: database is at %llu, not %llu (uncommitted changes?)",
-                        (unsigned long long)applied, (unsigned long long)meta->index);
-        writer_free(w, 0);
-        return NULL;
-    }
-    if (sqlite3_prepare_v2(w->db, "SELECT key, value, mod_index FROM kv ORDER BY key", -1, &w->q,
-                           NULL) != SQLITE_OK) {
-        storage_set_err(s, "snapshot read: %s", sqlite3_errmsg(w->db));
-        writer_free(w, 0);
-        return NULL;
-    }
-    w->o.f = fopen(w->tmp, "wb");
-    w->o.sum = FNV_OFF;
-    if (!w->o.f) {
-        storage_set_err(s, "snapshot %s: %s", w->tmp, strerror(errno));
-        writer_free(w, 0);
-        return NULL;
-    }
-    uint8_t cbuf[CONF_MAX];
-    size_t cl = conf_encode(&meta->conf, cbuf);
-    sw(&w->o, "KVSNAP01", 8);
-    sw64(&w->o, meta->index);
-    sw64(&w->o, meta->term);
-    sw32(&w->o, (uint32_t)cl);
-    sw(&w->o, cbuf, cl);
-    sw64(&w->o, (uint64_t)w->count);
-    return w;
-}
-
-int store_snapshot_step(store_snap_writer *w, size_t budget)
-{
-    store *s = w->s;
-    if (w->done)
-        return 1;
-    size_t written = 0;
-    int rc = SQLITE_ROW;
-    while (written < budget && !w->o.err && (rc = sqlite3_step(w->q)) == SQLITE_ROW) {
-        size_t kl = (size_t)sqlite3_column_bytes(w->q, 0);
-        const void *k = sqlite3_column_blob(w->q, 0);
-        size_t vl = (size_t)sqlite3_column_bytes(w->q, 1);
-        const void *v = sqlite3_column_blob(w->q, 1);
-        sw32(&w->o, (uint32_t)kl);
-        sw(&w->o, k, kl);
-        sw32(&w->o, (uint32_t)vl);
-        sw(&w->o, v, vl);
-        sw64(&w->o, (uint64_t)sqlite3_column_int64(w->q, 2));
-        written += kl + vl + 16;
-        w->seen++;
-    }
-    if (w->o.err) {
-        storage_set_err(s, "snapshot %s: write: %s", w->tmp, strerror(errno));
-        return -1;
-    }
-    if (rc == SQLITE_ROW) {
-        /* Start write-back now so that the final fsync has little left. */
-        if (fflush(w->o.f) == 0)
-            sync_file_range(fileno(w->o.f), 0, 0, SYNC_FILE_RANGE_WRITE);
-        return 0;
-    }
-    if (rc != SQLITE_DONE) {
-        storage_set_err(s, "snapshot read kv: %s", sqlite3_errmsg(w->db));
-        return -1;
-    }
-    if (w->seen != w->count) {
-        storage_set_err(s, "snapshot: read %lld records, expected %lld", (long long)w->seen,
-                        (long long)w->count);
-        return -1;
-    }
-    sw(&w->o, "KVSNEND!", 8);
-    uint8_t sb[8];
-    put64(sb, w->o.sum);
-    if (fwrite(sb, 1, 8, w->o.f) != 8 || fflush(w->o.f) != 0 || fsync(fileno(w->o.f)) != 0) {
-        storage_set_err(s, "snapshot %s: write: %s", w->tmp, strerror(errno));
-        return -1;
-    }
-    int cr = fclose(w->o.f);
-    w->o.f = NULL;
-    if (cr != 0) {
-        storage_set_err(s, "snapshot %s: close: %s", w->tmp, strerror(errno));
-        return -1;
-    }
-    if (rename(w->tmp, w->path) != 0) {
-        storage_set_err(s, "snapshot rename %s: %s", w->path, strerror(errno));
-        return -1;
-    }
-    fsync_dir_of(w->path);
-    w->done = 1;
-    return 1;
-}
-
-int store_snapshot_finish(store_snap_writer *w)
-{
-    store *s = w->s;
-    if (!w->done) {
-        storage_set_err(s, "snapshot finish: file not complete");
-        store_snapshot_abort(w);
-        return -1;
-    }
-    raft_snap_meta meta = w->meta;
-    writer_free(w, 0);
-    int own;
-    if (storage_auto_begin(s, &own) < 0)
-        return -1;
-    return storage_auto_end(s, own, save_snap_meta(s, &meta));
-}
-
-void store_snapshot_abort(store_snap_writer *w)
-{
-    if (w)
-        writer_free(w, !w->done);
-}
-
-int64_t store_snapshot_records(const store_snap_writer *w)
-{
-    return w->count;
-}
-
-int64_t store_snapshot_file_records(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    uint8_t h[28], c[8];
-    int64_t n = -1;
-    if (fread(h, 1, sizeof h, f) == sizeof h && memcmp(h, "KVSNAP01", 8) == 0) {
-        uint32_t cl = get32(h + 24);
-        if (cl <= CONF_MAX && fseek(f, (long)cl, SEEK_CUR) == 0 && fread(c, 1, 8, f) == 8 &&
-            get64(c) <= INT64_MAX)
-            n = (int64_t)get64(c);
-    }
-    fclose(f);
-    return n;
-}

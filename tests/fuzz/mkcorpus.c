@@ -170,6 +170,24 @@ int main(int argc, char **argv)
         "{\"set\":{\"k\\u0000x\":\"v\"}}",
         "{}",
         "[1,2]",
+        /* the "op" forms; fuzz_store presets leases 1 and 2, keys a b
+         * (lease 1, index 3) and c (index 4); one entry per line */
+        "{\"op\":\"set\",\"kv\":{\"d\":\"4\"},\"lease\":2}\n"
+        "{\"op\":\"lease_revoke\",\"lease\":\"2\"}",
+        "{\"op\":\"set\",\"kv\":{\"a\":\"x\"},\"lease\":99}",
+        "{\"op\":\"del\",\"key\":\"c\"}\n{\"op\":\"del\",\"key\":\"c\"}",
+        "{\"op\":\"lease_grant\",\"ttl_ms\":1000}\n"
+        "{\"op\":\"set\",\"kv\":{\"e\":\"5\"},\"lease\":5}\n"
+        "{\"op\":\"lease_expire\",\"lease\":5}",
+        "{\"op\":\"lease_expire\",\"lease\":1}\n{\"op\":\"lease_expire\",\"lease\":1}",
+        "{\"op\":\"lease_grant\",\"ttl_ms\":999}",
+        "{\"op\":\"txn\",\"if\":[{\"key\":\"a\",\"index\":3},{\"key\":\"z\",\"absent\":true},"
+        "{\"key\":\"c\",\"value\":\"3\"}],\"then\":[{\"del\":\"a\"},{\"set\":{\"z\":\"1\"},"
+        "\"lease\":1}],\"else\":[{\"set\":{\"f\":\"6\"}}]}",
+        "{\"op\":\"txn\",\"if\":[{\"key\":\"c\",\"value\":\"no\"}],\"then\":[],"
+        "\"else\":[{\"set\":{\"g\":\"7\"},\"lease\":3}]}",
+        "{\"op\":\"txn\",\"set\":{\"c\":\"8\"},\"if\":[{\"key\":\"c\",\"index\":4}]}",
+        "{\"op\":\"txn\",\"then\":[{\"set\":{\"k\":\"v\"},\"del\":\"k\"}]}",
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char name[32];
@@ -177,24 +195,30 @@ int main(int argc, char **argv)
         put("store", name, cmds[i], strlen(cmds[i]));
     }
 
-    /* snapshot: a real file of a small table */
+    /* snapshot: a real file of a small table, with a lease (the format's
+     * version 2; snap-4-v1 in the corpus is the version 1 file) */
     store *s = store_open(":memory:");
     if (!s) {
         fprintf(stderr, "mkcorpus: %s\n", store_open_error());
         return 1;
     }
-    for (size_t i = 0; i < 4; i++) {
+    static const char *snap_cmds[] = {
+        "{\"op\":\"lease_grant\",\"ttl_ms\":3000}",
+        "{\"op\":\"set\",\"kv\":{\"l\":\"on lease 5\"},\"lease\":5}",
+    };
+    for (size_t i = 0; i < 6; i++) {
+        const char *c = i < 4 ? cmds[i] : snap_cmds[i - 4];
         raft_entry e = {.term = 1, .index = i + 1, .type = RAFT_ENTRY_NORMAL,
-                        .len = (uint32_t)strlen(cmds[i]), .data = (uint8_t *)cmds[i]};
+                        .len = (uint32_t)strlen(c), .data = (uint8_t *)c};
         store_result r;
         if (store_apply(s, &e, &r) < 0) {
             fprintf(stderr, "mkcorpus: %s\n", store_error(s));
             return 1;
         }
     }
-    raft_snap_meta meta = {.index = 4, .term = 1, .conf = conf};
+    raft_snap_meta meta = {.index = 6, .term = 1, .conf = conf};
     char sp[512];
-    snprintf(sp, sizeof sp, "%s/snapshot/snap-4", dir);
+    snprintf(sp, sizeof sp, "%s/snapshot/snap-6", dir);
     char sd[512];
     snprintf(sd, sizeof sd, "%s/snapshot", dir);
     mkdir(sd, 0755);
