@@ -55,11 +55,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "kvrules.h"
 #include "raft.h"
 
 typedef struct store store;
 
-#define STORE_TXN_MAX 1000               /* keys over a new txn's ops; compares */
+#define STORE_TXN_MAX KV_BATCH_MAX /* keys over a new txn's ops; compares */
 #define STORE_LEASE_TTL_MIN_MS 1000
 #define STORE_LEASE_TTL_MAX_MS 86400000
 

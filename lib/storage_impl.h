@@ -16,13 +16,14 @@
 #define KEYVAL_STORAGE_IMPL_H
 
 #include "storage.h"
+#include "kvrules.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 
 struct json_t; /* jansson's, for the command appliers */
 
-#define KEY_MAX 1024
+#define KEY_MAX KV_KEY_MAX /* lib/kvrules.h */
 
 /* One prepared statement per entry of the SQL table in storage.c. */
 enum {

@@ -21,7 +21,7 @@ uint64_t store_applied(const store *s) { return s->applied; }
 
 int storage_valid_key(const char *k, size_t n)
 {
-    return n >= 1 && n <= KEY_MAX && memchr(k, 0, n) == NULL;
+    return kv_key_ok(k, n);
 }
 
 int storage_kv_lookup(store *s, const char *k, size_t n, uint64_t *mod_index,
