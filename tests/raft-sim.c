@@ -816,9 +816,9 @@ static int sm_lease_find(const store *st, uint64_t id)
     return -1;
 }
 
-/* Leadership as raftd sees it after a ready: won (or won again in a new
- * term) -> load every lease of the applied state and start; lost ->
- * stop. */
+/* Leadership as raftd sees it at each ready, before applying: won (or
+ * won again in a new term) -> load every lease of the applied state and
+ * start; lost -> stop. */
 static void lease_sync(sim *s, int ni)
 {
     node *nd = &s->nodes[ni];
@@ -1142,7 +1142,9 @@ static void process(sim *s, int ni)
         }
         raft_ready rd;
         raft_ready_get(nd->core, &rd);
-        lease_sync(s, ni);
+        /* a node that won comes with its no-op entry in this ready */
+        if (lease_leading(nd->lt) || rd.n_entries || rd.hs_changed)
+            lease_sync(s, ni);
         int crash_at = -1;
         if (s->faults && chance(s->p_ready_crash))
             crash_at = (int)rnd_below(4);
@@ -1169,8 +1171,6 @@ static void process(sim *s, int ni)
             return;
         }
     }
-    if (nd->up)
-        lease_sync(s, ni);
     /* take a snapshot now and then */
     store *st = &nd->st;
     if (nd->up && st->applied >= st->snap.index + nd->snap_every &&
@@ -1451,6 +1451,7 @@ static void lease_leader_events(sim *s)
         node *nd = &s->nodes[i];
         if (!node_usable(s, i) || lease_next_expiry(nd->lt) > now)
             continue;
+        lease_sync(s, i); /* a check-quorum step-down comes without a ready */
         size_t n = lease_due(nd->lt, now, due, sizeof due / sizeof due[0]);
         for (size_t k = 0; k < n; k++) {
             uint64_t idx = 0, term;
