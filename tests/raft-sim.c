@@ -37,6 +37,7 @@
  * failed. Speed and totals go to stderr.
  */
 #include "raft.h"
+#include "lease.h"
 #include "check.h"
 
 #include <stdarg.h>
@@ -49,6 +50,8 @@
 #define NKEYS 4
 #define TRACE_RING 24
 #define TRACE_LEN 160
+#define SIM_LEASES 8     /* leases one state machine holds at most */
+#define TICK_MS 100      /* the simulated clock: a tick is 100 ms */
 
 /* ------------------------------------------------------------------ */
 /* random numbers                                                      */
@@ -87,6 +90,8 @@ typedef struct store {
     /* state machine, persisted together with its applied index */
     uint64_t applied, applied_term;
     uint64_t kv_val[NKEYS], kv_idx[NKEYS];
+    uint64_t lease_id[SIM_LEASES], lease_ttl[SIM_LEASES]; /* by id */
+    uint64_t n_leases;
     raft_config conf;           /* configuration as of the applied index */
     /* snapshot staging area */
     uint64_t stg_index, stg_term;
@@ -106,6 +111,9 @@ typedef struct node {
     unsigned snap_every;
     uint64_t *rq;            /* released reads waiting for applied >= index */
     size_t n_rq, cap_rq;
+    lease_table *lt;         /* lib/lease.c: deadlines while leading */
+    uint64_t lt_term;        /* the term lt leads in */
+    uint64_t lt_start;       /* ms: when lt began to lead */
 } node;
 
 typedef struct netmsg {
@@ -119,6 +127,8 @@ typedef struct oent {
     uint8_t type;
     uint64_t val;
     uint64_t cterm;   /* the entry was committed in a term <= cterm */
+    int lset;         /* lhash: the lease table after applying it */
+    uint64_t lhash;
 } oent;
 
 typedef struct proposal {
@@ -137,7 +147,30 @@ typedef struct readreq {
     uint64_t need_key;       /* index of the last acked write to key then */
     uint64_t index;          /* read index the core released it with */
     int done;
+    int renew;               /* a lease_renew: its ReadIndex round */
+    uint64_t lease, submitted, term; /* lease id, ms, leader's term */
 } readreq;
+
+/* A lease as its client knows it (created when the grant is answered). */
+enum { LS_ACTIVE, LS_ABANDONED, LS_REVOKED };
+typedef struct simlease {
+    uint64_t id, ttl;
+    uint64_t last_ack;       /* ms: grant submitted / renewal answered 200 */
+    int state;
+    uint64_t quiet_from;     /* ms: abandoned or revoked since */
+    uint64_t next_renew;     /* ms */
+    int ended, by_expire;    /* revoke or expire applied (first node) */
+    uint64_t end_ms, end_p;  /* when, and the expire's proposal time */
+    uint64_t proposed_ms;    /* the first expire proposed by the leader
+                                of the highest term since
+                                lease_counted_from() */
+} simlease;
+
+typedef struct grantreq {
+    int node;
+    unsigned incarnation;
+    uint64_t index, term, submitted;
+} grantreq;
 
 typedef struct sim {
     uint64_t seed;
@@ -150,7 +183,8 @@ typedef struct sim {
 
     /* per-seed knobs */
     unsigned tick_period, p_drop, p_dup, p_long, p_crash, p_ready_crash,
-        p_part, p_freeze, p_propose, p_read, p_member, p_transfer, max_delay;
+        p_part, p_freeze, p_propose, p_read, p_member, p_transfer, max_delay,
+        p_grant;
     unsigned chunk;            /* snapshot bytes per message */
     unsigned burst;            /* most proposals a client sends at once */
     raft_options opts;
@@ -170,6 +204,13 @@ typedef struct sim {
     size_t n_reads, cap_reads;
     uint64_t acked_max;        /* highest acknowledged write index */
     uint64_t acked_key[NKEYS]; /* the same per key */
+    simlease *leases;
+    size_t n_leases, cap_leases;
+    grantreq *grants;
+    size_t n_grants, cap_grants;
+    uint64_t heal_ms;          /* when the faults ended */
+    uint64_t stat_grants, stat_renew_ok, stat_renew_refused, stat_expired,
+        stat_revoked, stat_late_ms, stat_late_n, stat_late_elect_ms;
     uint64_t stat_wipes, stat_transfers_done, transfer_to;
     uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders,
         stat_crashes, stat_confs, stat_transfers;
@@ -234,12 +275,27 @@ static void *xrealloc(void *p, size_t n)
         }                                                                  \
     } while (0)
 
+static int leader_index(sim *s);
+
 static int idx_of(const sim *s, uint64_t id)
 {
     for (int i = 0; i < s->n; i++)
         if (s->nodes[i].id == id)
             return i;
     return -1;
+}
+
+/* The simulated clock that raftd's CLOCK_MONOTONIC stands for: one for
+ * the whole cluster, running on while a node is frozen (as SIGSTOP). */
+static uint64_t now_ms(const sim *s)
+{
+    return s->step * TICK_MS / s->tick_period;
+}
+
+/* The guard: the minimum election timeout, in ms. */
+static uint64_t guard_ms(const sim *s)
+{
+    return (uint64_t)s->opts.election_ticks * TICK_MS;
 }
 
 /* ------------------------------------------------------------------ */
@@ -360,8 +416,10 @@ static void store_free(store *st)
 }
 
 /* A snapshot's bytes: applied index, term, then every key's value and
- * the index that wrote it. */
-#define SNAP_BYTES (16 + NKEYS * 16)
+ * the index that wrote it, then the lease table: its size and SIM_LEASES
+ * slots of (id, ttl_ms). */
+#define SNAP_LEASES (16 + NKEYS * 16)
+#define SNAP_BYTES (SNAP_LEASES + 8 + SIM_LEASES * 16)
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -385,6 +443,23 @@ static void state_serialize(const store *st, uint8_t *out)
         put64(out + 16 + 16 * k, st->kv_val[k]);
         put64(out + 24 + 16 * k, st->kv_idx[k]);
     }
+    uint8_t *l = out + SNAP_LEASES;
+    put64(l, st->n_leases);
+    for (int k = 0; k < SIM_LEASES; k++) {
+        put64(l + 8 + 16 * k, st->lease_id[k]);
+        put64(l + 16 + 16 * k, st->lease_ttl[k]);
+    }
+}
+
+/* The state machine's lease table in one number, to compare nodes. */
+static uint64_t lease_hash(const store *st)
+{
+    uint64_t h = st->n_leases;
+    for (uint64_t k = 0; k < st->n_leases; k++) {
+        h = h * 1000003ULL ^ st->lease_id[k];
+        h = h * 1000003ULL ^ st->lease_ttl[k];
+    }
+    return h;
 }
 
 /* ------------------------------------------------------------------ */
@@ -403,6 +478,9 @@ static void check_apply(sim *s, int ni, const raft_entry *e)
     uint64_t val = 0;
     if (e->type == RAFT_ENTRY_NORMAL && e->len == 9)
         val = get64(e->data + 1);
+    else if (e->type == RAFT_ENTRY_NORMAL && e->len == 17) /* a lease command */
+        val = ((uint64_t)e->data[0] << 56) ^ get64(e->data + 1) ^
+              get64(e->data + 9) * 0x9e3779b97f4a7c15ULL;
     oent *o = oracle_at(s, e->index);
     if (!o->set) {
         o->set = 1;
@@ -530,6 +608,8 @@ static void node_crash(sim *s, int ni, const char *where)
         return;
     raft_free(nd->core);
     nd->core = NULL;
+    lease_table_free(nd->lt); /* deadlines are memory only */
+    nd->lt = NULL;
     nd->up = 0;
     nd->frozen_until = 0;
     nd->n_rq = 0; /* its clients lost their connections */
@@ -601,6 +681,23 @@ static void persist(sim *s, int ni, const raft_ready *rd)
                  (unsigned long long)st->applied);
         st->applied = rd->snap.index;
         st->applied_term = rd->snap.term;
+        const uint8_t *l = p + SNAP_LEASES;
+        st->n_leases = get64(l);
+        if (st->n_leases > SIM_LEASES) {
+            fail(s, "n%llu: snapshot holds %llu leases",
+                 (unsigned long long)nd->id, (unsigned long long)st->n_leases);
+            return;
+        }
+        for (int k = 0; k < SIM_LEASES; k++) {
+            st->lease_id[k] = get64(l + 8 + 16 * k);
+            st->lease_ttl[k] = get64(l + 16 + 16 * k);
+        }
+        oent *lo = oracle_at(s, st->applied);
+        if (lo->lset && lo->lhash != lease_hash(st))
+            fail(s, "n%llu: snapshot at %llu holds another lease table than "
+                    "the nodes that applied %llu",
+                 (unsigned long long)nd->id, (unsigned long long)st->applied,
+                 (unsigned long long)st->applied);
         for (int k = 0; k < NKEYS; k++) {
             st->kv_val[k] = get64(p + 16 + 16 * k);
             st->kv_idx[k] = get64(p + 24 + 16 * k);
@@ -677,6 +774,234 @@ static void send_all(sim *s, int ni, const raft_ready *rd)
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* leases: log commands, the state machine's table, the leader's glue  */
+
+/* Lease commands are LEASE_CMD bytes: kind, then two numbers:
+ * grant (ttl_ms, the client's request number), revoke (id, 0),
+ * expire (id, the leader's clock when it proposed it: only the checks
+ * read it, never the state machine). */
+#define LEASE_CMD 17
+enum { CMD_GRANT = 0xA1, CMD_REVOKE = 0xA2, CMD_EXPIRE = 0xA3 };
+
+static int is_lease_cmd(const raft_entry *e)
+{
+    return e->type == RAFT_ENTRY_NORMAL && e->len == LEASE_CMD &&
+           e->data[0] >= CMD_GRANT && e->data[0] <= CMD_EXPIRE;
+}
+
+static int propose_lease_cmd(sim *s, int ni, int kind, uint64_t a, uint64_t b,
+                             uint64_t *index, uint64_t *term)
+{
+    uint8_t cmd[LEASE_CMD];
+    cmd[0] = (uint8_t)kind;
+    put64(cmd + 1, a);
+    put64(cmd + 9, b);
+    return raft_propose(s->nodes[ni].core, cmd, sizeof cmd, index, term);
+}
+
+static simlease *lease_rec(sim *s, uint64_t id)
+{
+    for (size_t i = 0; i < s->n_leases; i++)
+        if (s->leases[i].id == id)
+            return &s->leases[i];
+    return NULL;
+}
+
+static int sm_lease_find(const store *st, uint64_t id)
+{
+    for (uint64_t k = 0; k < st->n_leases; k++)
+        if (st->lease_id[k] == id)
+            return (int)k;
+    return -1;
+}
+
+/* Leadership as raftd sees it at each ready, before applying: won (or
+ * won again in a new term) -> load every lease of the applied state and
+ * start; lost -> stop. */
+static void lease_sync(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    raft_status_info st;
+    raft_status(nd->core, &st);
+    int lead = st.role == RAFT_LEADER;
+    if (lease_leading(nd->lt) && (!lead || nd->lt_term != st.term))
+        lease_leader_stop(nd->lt);
+    if (!lead || lease_leading(nd->lt))
+        return;
+    for (uint64_t k = 0; k < nd->st.n_leases; k++) {
+        int rc = lease_load(nd->lt, nd->st.lease_id[k], nd->st.lease_ttl[k]);
+        if (rc != LEASE_OK)
+            fail(s, "n%llu: lease_load(%llu): %s", (unsigned long long)nd->id,
+                 (unsigned long long)nd->st.lease_id[k], lease_strerror(rc));
+    }
+    lease_leader_start(nd->lt, now_ms(s));
+    nd->lt_term = st.term;
+    nd->lt_start = now_ms(s);
+}
+
+/* When an abandoned lease may expire at the earliest: ttl after its last
+ * renewal, after it was abandoned (or revoked), and after the heal (the
+ * faults may keep every leader away before). */
+static uint64_t lease_quiet_since(const sim *s, const simlease *l)
+{
+    uint64_t b = l->last_ack > l->quiet_from ? l->last_ack : l->quiet_from;
+    return b > s->heal_ms ? b : s->heal_ms;
+}
+
+/* ... and leader li counts its ttl from its election at the earliest. */
+static uint64_t lease_counted_from(const sim *s, const simlease *l, int li)
+{
+    uint64_t b = lease_quiet_since(s, l);
+    return b > s->nodes[li].lt_start ? b : s->nodes[li].lt_start;
+}
+
+/* A lease ends (revoke or expire applied on node ni). Safety: an expire
+ * was proposed at least ttl after the last renewal answered 200 (and
+ * after the grant was submitted). */
+static void lease_ended(sim *s, int ni, uint64_t id, int by_expire,
+                        uint64_t proposed_at)
+{
+    simlease *l = lease_rec(s, id);
+    if (!l)
+        return; /* no client ever heard of it */
+    if (by_expire && l->last_ack + l->ttl > proposed_at)
+        fail(s, "lease ended early: n%llu applies the expire of lease %llu "
+                "proposed at %llu ms, but a renewal was answered at %llu ms "
+                "(ttl %llu ms)",
+             (unsigned long long)s->nodes[ni].id, (unsigned long long)id,
+             (unsigned long long)proposed_at, (unsigned long long)l->last_ack,
+             (unsigned long long)l->ttl);
+    if (l->ended)
+        return;
+    l->ended = 1;
+    l->by_expire = by_expire;
+    l->end_ms = now_ms(s);
+    l->end_p = proposed_at;
+    if (by_expire) {
+        s->stat_expired++;
+        if (!s->faults) {
+            /* accuracy after the heal: how long past ttl it lived */
+            uint64_t base = lease_quiet_since(s, l);
+            uint64_t late = l->end_ms > base + l->ttl ? l->end_ms - base - l->ttl
+                                                      : 0;
+            if (late > s->stat_late_ms)
+                s->stat_late_ms = late;
+            int li = leader_index(s);
+            base = li >= 0 ? lease_counted_from(s, l, li) : UINT64_MAX;
+            late = l->proposed_ms > base + l->ttl ? l->proposed_ms - base - l->ttl
+                                                  : 0;
+            if (l->proposed_ms >= base && late > s->stat_late_elect_ms)
+                s->stat_late_elect_ms = late;
+            s->stat_late_n++;
+        }
+    } else {
+        s->stat_revoked++;
+    }
+}
+
+/* A grant applied at the node that proposed it: its client has the
+ * answer, and counts ttl from when it asked. */
+static void grant_answered(sim *s, int ni, const raft_entry *e, uint64_t ttl,
+                           uint64_t req)
+{
+    node *nd = &s->nodes[ni];
+    if (req < 1 || req > s->n_grants)
+        return;
+    grantreq *g = &s->grants[req - 1];
+    if (g->node != ni || g->incarnation != nd->incarnation ||
+        g->index != e->index || g->term != e->term)
+        return;
+    g->node = -1; /* answered once */
+    GROW(s->leases, s->cap_leases, s->n_leases + 1);
+    simlease *l = &s->leases[s->n_leases++];
+    memset(l, 0, sizeof *l);
+    l->id = e->index;
+    l->ttl = ttl;
+    l->last_ack = g->submitted;
+    uint64_t now = now_ms(s);
+    l->next_renew = now + ttl * (25 + rnd_below(85)) / 100;
+    l->state = s->faults ? LS_ACTIVE : LS_ABANDONED;
+    l->quiet_from = now;
+    s->stat_grants++;
+}
+
+/* Apply a lease command to node ni's state machine (the same on every
+ * node: nothing here reads the clock or the node's role), then tell the
+ * leader's table. */
+static void lease_apply(sim *s, int ni, const raft_entry *e)
+{
+    node *nd = &s->nodes[ni];
+    store *st = &nd->st;
+    uint64_t a = get64(e->data + 1), b = get64(e->data + 9);
+    if (e->data[0] == CMD_GRANT) {
+        if (st->n_leases == SIM_LEASES || !lease_ttl_valid(a))
+            return; /* answered "too many leases" / 400 */
+        st->lease_id[st->n_leases] = e->index;
+        st->lease_ttl[st->n_leases] = a;
+        st->n_leases++;
+        if (lease_leading(nd->lt)) {
+            int rc = lease_granted(nd->lt, e->index, a, now_ms(s));
+            if (rc != LEASE_OK)
+                fail(s, "n%llu: lease_granted(%llu): %s",
+                     (unsigned long long)nd->id, (unsigned long long)e->index,
+                     lease_strerror(rc));
+        }
+        grant_answered(s, ni, e, a, b);
+        return;
+    }
+    int k = sm_lease_find(st, a);
+    if (k < 0)
+        return; /* unknown: revoke is a 404, expire a no-op */
+    for (uint64_t j = (uint64_t)k; j + 1 < st->n_leases; j++) {
+        st->lease_id[j] = st->lease_id[j + 1];
+        st->lease_ttl[j] = st->lease_ttl[j + 1];
+    }
+    st->n_leases--;
+    st->lease_id[st->n_leases] = st->lease_ttl[st->n_leases] = 0;
+    lease_removed(nd->lt, a);
+    lease_ended(s, ni, a, e->data[0] == CMD_EXPIRE, b);
+}
+
+/* A renewal's ReadIndex round is confirmed and applied at node ni (or,
+ * in a mutant, no round at all): the leader's answer. */
+static void renew_answer(sim *s, int ni, uint64_t id, uint64_t submitted,
+                         uint64_t term)
+{
+    node *nd = &s->nodes[ni];
+    uint64_t now = now_ms(s);
+    int rc = LEASE_ENOTLEADER;
+    if (lease_leading(nd->lt) && nd->lt_term == term)
+        rc = lease_renew_check(nd->lt, id, submitted, now);
+    simlease *l = lease_rec(s, id);
+    if (rc != LEASE_OK) {
+        s->stat_renew_refused++;
+        if (l && (rc == LEASE_EUNKNOWN || rc == LEASE_EEXPIRING) &&
+            l->state == LS_ACTIVE) {
+            l->state = LS_ABANDONED; /* the client learns it is gone */
+            l->quiet_from = now;
+        }
+        return;
+    }
+    s->stat_renew_ok++;
+    if (!l)
+        return;
+    if (l->ended && l->end_ms < submitted)
+        fail(s, "renewal of lease %llu submitted at %llu ms answered 200 by "
+                "n%llu, but the lease ended at %llu ms",
+             (unsigned long long)id, (unsigned long long)submitted,
+             (unsigned long long)nd->id, (unsigned long long)l->end_ms);
+    else if (l->ended && l->by_expire && l->end_p < now + l->ttl)
+        fail(s, "lease ended early: n%llu answers a renewal of lease %llu at "
+                "%llu ms, but its expire (proposed at %llu ms, ttl %llu ms) "
+                "is applied",
+             (unsigned long long)nd->id, (unsigned long long)id,
+             (unsigned long long)now, (unsigned long long)l->end_p,
+             (unsigned long long)l->ttl);
+    if (now > l->last_ack)
+        l->last_ack = now;
+}
+
 static void apply_all(sim *s, int ni, const raft_ready *rd)
 {
     node *nd = &s->nodes[ni];
@@ -717,8 +1042,23 @@ static void apply_all(sim *s, int ni, const raft_ready *rd)
             raft_config_decode(&st->conf, e->data, e->len) != RAFT_OK)
             fail(s, "n%llu: applied a CONFIG entry that does not decode",
                  (unsigned long long)nd->id);
+        if (is_lease_cmd(e))
+            lease_apply(s, ni, e);
         st->applied = e->index;
         st->applied_term = e->term;
+        /* determinism: the same lease table after the same index */
+        oent *o = oracle_at(s, e->index);
+        uint64_t h = lease_hash(st);
+        if (!o->lset) {
+            o->lset = 1;
+            o->lhash = h;
+        } else if (o->lhash != h) {
+            fail(s, "state machine safety: n%llu holds another lease table "
+                    "(%llu leases) after applying %llu than the node that "
+                    "applied it first",
+                 (unsigned long long)nd->id, (unsigned long long)st->n_leases,
+                 (unsigned long long)e->index);
+        }
     }
 }
 
@@ -772,6 +1112,10 @@ static void serve_reads(sim *s, int ni)
             nd->rq[keep++] = nd->rq[i];
             continue;
         }
+        if (q->renew) {
+            renew_answer(s, ni, q->lease, q->submitted, q->term);
+            continue;
+        }
         uint64_t got = nd->st.kv_idx[q->key];
         if (got < q->need_key)
             fail(s, "linearizability: read %llu of key %d at n%llu sees the "
@@ -798,6 +1142,9 @@ static void process(sim *s, int ni)
         }
         raft_ready rd;
         raft_ready_get(nd->core, &rd);
+        /* a node that won comes with its no-op entry in this ready */
+        if (lease_leading(nd->lt) || rd.n_entries || rd.hs_changed)
+            lease_sync(s, ni);
         int crash_at = -1;
         if (s->faults && chance(s->p_ready_crash))
             crash_at = (int)rnd_below(4);
@@ -887,6 +1234,15 @@ static void node_start(sim *s, int ni)
         nd->core = NULL;
         return;
     }
+    /* room beyond the state machine's limit: a mutant's stale entries */
+    nd->lt = lease_table_new(4 * SIM_LEASES, guard_ms(s));
+    nd->lt_term = 0;
+    if (!nd->lt) {
+        fail(s, "lease_table_new failed");
+        raft_free(nd->core);
+        nd->core = NULL;
+        return;
+    }
     nd->up = 1;
     nd->incarnation++;
 }
@@ -968,8 +1324,150 @@ static void do_read(sim *s, int ni)
     q->need_key = s->acked_key[q->key];
     q->index = 0;
     q->done = 0;
+    q->renew = 0;
     ev(s, "n%llu read %llu (needs %llu)", (unsigned long long)nd->id,
        (unsigned long long)ctx, (unsigned long long)q->need);
+}
+
+/* ------------------------------------------------------------------ */
+/* lease clients and the leader's expiry                               */
+
+/* The node a lease request reaches: the one the client picked if it
+ * thinks it leads, else the leader it would forward to (raftd forwards
+ * lease requests to the leader it knows); -1 when none is reachable.
+ * A stale leader that still thinks it leads is picked too. */
+static int lease_target(sim *s)
+{
+    int i = (int)rnd_below((uint64_t)s->n);
+    if (node_usable(s, i)) {
+        raft_status_info st;
+        raft_status(s->nodes[i].core, &st);
+        if (st.role == RAFT_LEADER)
+            return i;
+    }
+    i = leader_index(s);
+    return i >= 0 && node_usable(s, i) ? i : -1;
+}
+
+static void do_grant(sim *s)
+{
+    int ni = lease_target(s);
+    if (ni < 0)
+        return;
+    uint64_t ttl = KV_LEASE_TTL_MIN_MS + rnd_below(3001);
+    GROW(s->grants, s->cap_grants, s->n_grants + 1);
+    grantreq *g = &s->grants[s->n_grants];
+    if (propose_lease_cmd(s, ni, CMD_GRANT, ttl, s->n_grants + 1, &g->index,
+                          &g->term) != RAFT_OK)
+        return;
+    g->node = ni;
+    g->incarnation = s->nodes[ni].incarnation;
+    g->submitted = now_ms(s);
+    s->n_grants++;
+    ev(s, "n%llu lease_grant ttl %llu at %llu", (unsigned long long)s->nodes[ni].id,
+       (unsigned long long)ttl, (unsigned long long)g->index);
+    process(s, ni);
+}
+
+/* A renewal: a ReadIndex read on the leader; its release renews
+ * (renew_answer). */
+static void do_renew(sim *s, simlease *l)
+{
+    int ni = lease_target(s);
+    if (ni < 0)
+        return;
+    node *nd = &s->nodes[ni];
+    raft_status_info st;
+    raft_status(nd->core, &st);
+    if (st.role != RAFT_LEADER)
+        return;
+#ifdef MUTANT_LEASE_RENEW_NO_ROUND
+    /* answered from the leader's table at once, without a round */
+    renew_answer(s, ni, l->id, now_ms(s), st.term);
+    return;
+#endif
+    GROW(s->reads, s->cap_reads, s->n_reads + 1);
+    uint64_t ctx = s->n_reads + 1;
+    if (raft_read_index(nd->core, ctx) != RAFT_OK)
+        return;
+    readreq *q = &s->reads[s->n_reads++];
+    memset(q, 0, sizeof *q);
+    q->node = ni;
+    q->incarnation = nd->incarnation;
+    q->need = s->acked_max;
+    q->renew = 1;
+    q->lease = l->id;
+    q->submitted = now_ms(s);
+    q->term = st.term;
+    process(s, ni);
+}
+
+static void do_revoke(sim *s, simlease *l)
+{
+    int ni = lease_target(s);
+    uint64_t idx, term;
+    if (ni < 0 ||
+        propose_lease_cmd(s, ni, CMD_REVOKE, l->id, 0, &idx, &term) != RAFT_OK)
+        return;
+    l->state = LS_REVOKED;
+    l->quiet_from = now_ms(s);
+    ev(s, "n%llu lease_revoke %llu at %llu", (unsigned long long)s->nodes[ni].id,
+       (unsigned long long)l->id, (unsigned long long)idx);
+    process(s, ni);
+}
+
+/* Clients grant leases, renew them (some late, near the deadline), and
+ * abandon or revoke them. Once a tick, while the faults last. */
+static void lease_client_events(sim *s)
+{
+    if (!s->p_grant || s->step % s->tick_period)
+        return;
+    if (chance(s->p_grant))
+        do_grant(s);
+    uint64_t now = now_ms(s);
+    for (size_t i = 0; i < s->n_leases && !s->failed; i++) {
+        simlease *l = &s->leases[i];
+        if (l->state != LS_ACTIVE || l->ended || l->next_renew > now)
+            continue;
+        l->next_renew = now + l->ttl * (25 + rnd_below(85)) / 100;
+        if (chance(40)) {
+            l->state = LS_ABANDONED;
+            l->quiet_from = now;
+            ev(s, "lease %llu abandoned", (unsigned long long)l->id);
+        } else if (chance(25)) {
+            do_revoke(s, l);
+        } else {
+            do_renew(s, l);
+        }
+    }
+}
+
+/* Every leader proposes lease_expire for each lease lease_due() hands
+ * out (a frozen one does nothing until it thaws). */
+static void lease_leader_events(sim *s)
+{
+    uint64_t now = now_ms(s), due[4 * SIM_LEASES];
+    for (int i = 0; i < s->n && !s->failed; i++) {
+        node *nd = &s->nodes[i];
+        if (!node_usable(s, i) || lease_next_expiry(nd->lt) > now)
+            continue;
+        lease_sync(s, i); /* a check-quorum step-down comes without a ready */
+        size_t n = lease_due(nd->lt, now, due, sizeof due / sizeof due[0]);
+        for (size_t k = 0; k < n; k++) {
+            uint64_t idx = 0, term;
+            int rc = propose_lease_cmd(s, i, CMD_EXPIRE, due[k], now, &idx, &term);
+            simlease *l = lease_rec(s, due[k]);
+            /* the first proposal since lease_counted_from() */
+            if (rc == RAFT_OK && l && i == leader_index(s) &&
+                l->proposed_ms < lease_counted_from(s, l, i))
+                l->proposed_ms = now;
+            ev(s, "n%llu lease_expire %llu: %s at %llu", (unsigned long long)nd->id,
+               (unsigned long long)due[k], rc == RAFT_OK ? "proposed" : "refused",
+               (unsigned long long)idx);
+        }
+        if (n)
+            process(s, i);
+    }
 }
 
 /* A removed node loses its disk and comes back as a brand-new, empty
@@ -981,6 +1479,8 @@ static void node_wipe(sim *s, int ni)
     if (nd->up)
         raft_free(nd->core);
     nd->core = NULL;
+    lease_table_free(nd->lt);
+    nd->lt = NULL;
     nd->up = 0;
     nd->frozen_until = 0;
     store_free(&nd->st);
@@ -1225,6 +1725,8 @@ static void client_events(sim *s)
         do_transfer(s, li);
         process(s, li);
     }
+    if (s->faults)
+        lease_client_events(s);
 }
 
 static void tick_all(sim *s)
@@ -1248,6 +1750,7 @@ static void one_step(sim *s)
     tick_all(s);
     deliver(s);
     client_events(s);
+    lease_leader_events(s);
     check_leaders(s);
     if (s->step % 32 == 0)
         check_log_matching(s);
@@ -1284,11 +1787,51 @@ static int all_decided(sim *s, uint64_t *first_open)
     return 1;
 }
 
+/* Liveness of leases after the heal: the leader proposes the expire of
+ * every lease its client stopped renewing (all of them, from the heal
+ * on) within ttl + guard + LEASE_SLACK_ET maximum election timeouts
+ * (2e ticks each: a transfer in progress refuses proposals) of
+ * lease_counted_from(): the later of its last renewal, abandon, the heal
+ * and the leader's election. The expire's commit then waits for the log
+ * (a follower catching up hundreds of entries one at a time, say): the
+ * phase ends only when no lease is left, within the phase's budget. */
+#define LEASE_SLACK_ET 1
+static void check_leases_late(sim *s)
+{
+    uint64_t now = now_ms(s);
+    uint64_t bound = guard_ms(s) + LEASE_SLACK_ET * 2 * guard_ms(s);
+    int li = leader_index(s);
+    if (li < 0)
+        return;
+    for (size_t i = 0; i < s->n_leases; i++) {
+        simlease *l = &s->leases[i];
+        uint64_t base = lease_counted_from(s, l, li);
+        if (l->ended || (l->proposed_ms && l->proposed_ms >= base))
+            continue;
+        if (now > base + l->ttl + bound) {
+            fail(s, "liveness: the expire of lease %llu (ttl %llu ms) not "
+                    "proposed by the leader %llu ms after its last renewal, "
+                    "abandon, the heal or the leader's election (bound ttl + "
+                    "%llu ms)",
+                 (unsigned long long)l->id, (unsigned long long)l->ttl,
+                 (unsigned long long)(now - base), (unsigned long long)bound);
+            return;
+        }
+    }
+}
+
 static void liveness(sim *s)
 {
     s->faults = 0;
     heal(s);
     ev(s, "faults end: network healed, every node resumes");
+    /* every lease client stops renewing */
+    s->heal_ms = now_ms(s);
+    for (size_t i = 0; i < s->n_leases; i++)
+        if (s->leases[i].state == LS_ACTIVE) {
+            s->leases[i].state = LS_ABANDONED;
+            s->leases[i].quiet_from = s->heal_ms;
+        }
     for (int i = 0; i < s->n; i++) {
         node *nd = &s->nodes[i];
         nd->frozen_until = 0;
@@ -1364,6 +1907,8 @@ static void liveness(sim *s)
             break;
         }
         one_step(s);
+        if (s->step % s->tick_period == 0)
+            check_leases_late(s);
         int li = leader_index(s);
         if (li < 0)
             continue;
@@ -1384,9 +1929,9 @@ static void liveness(sim *s)
         uint64_t open;
         if (!all_decided(s, &open))
             continue;
-        /* every member caught up */
+        /* every member caught up, every lease gone */
         const raft_config *c = raft_config_get(s->nodes[li].core);
-        int ok = 1;
+        int ok = s->nodes[li].st.n_leases == 0;
         for (uint32_t k = 0; k < c->n; k++) {
             int ni = idx_of(s, c->nodes[k].id);
             if (ni >= 0 && s->nodes[ni].st.applied < st.commit)
@@ -1404,7 +1949,8 @@ static void liveness(sim *s)
             if (x->applied != y->applied)
                 continue;
             if (memcmp(x->kv_val, y->kv_val, sizeof x->kv_val) ||
-                memcmp(x->kv_idx, y->kv_idx, sizeof x->kv_idx)) {
+                memcmp(x->kv_idx, y->kv_idx, sizeof x->kv_idx) ||
+                lease_hash(x) != lease_hash(y)) {
                 fail(s, "state machine safety: n%llu and n%llu both applied "
                         "%llu but hold different values",
                      (unsigned long long)s->nodes[a].id,
@@ -1422,6 +1968,7 @@ static void sim_free(sim *s)
 {
     for (int i = 0; i < s->n; i++) {
         raft_free(s->nodes[i].core);
+        lease_table_free(s->nodes[i].lt);
         store_free(&s->nodes[i].st);
         free(s->nodes[i].rq);
     }
@@ -1432,12 +1979,17 @@ static void sim_free(sim *s)
     free(s->leader_of);
     free(s->props);
     free(s->reads);
+    free(s->leases);
+    free(s->grants);
 }
 
 /* totals over all seeds, for the closing summary */
 static struct {
     uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers,
         wipes, transfers_done;
+    uint64_t grants, renew_ok, renew_refused, expired, revoked, late_n,
+        late_max_ms, late_max_et10, /* in tenths of an election timeout */
+        late_elect_ms, late_elect_et10;
 } tot;
 
 static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
@@ -1469,6 +2021,8 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     s->p_read = 10 + (unsigned)rnd_below(60);
     s->p_member = (unsigned)rnd_below(6);
     s->p_transfer = (unsigned)rnd_below(4);
+    /* lease grants per tick (permille); one seed in eight has none */
+    s->p_grant = chance(125) ? 0 : 5 + (unsigned)rnd_below(60);
     /* small chunks exercise chunking; one in four seeds sends a whole
      * snapshot in one message, as raftd mostly does */
     s->chunk = chance(250) ? SNAP_BYTES : 3 + (unsigned)rnd_below(40);
@@ -1556,6 +2110,20 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
     tot.transfers += s->stat_transfers;
     tot.wipes += s->stat_wipes;
     tot.transfers_done += s->stat_transfers_done;
+    tot.grants += s->stat_grants;
+    tot.renew_ok += s->stat_renew_ok;
+    tot.renew_refused += s->stat_renew_refused;
+    tot.expired += s->stat_expired;
+    tot.revoked += s->stat_revoked;
+    tot.late_n += s->stat_late_n;
+    if (s->stat_late_ms > tot.late_max_ms)
+        tot.late_max_ms = s->stat_late_ms;
+    if (s->stat_late_ms * 10 / guard_ms(s) > tot.late_max_et10)
+        tot.late_max_et10 = s->stat_late_ms * 10 / guard_ms(s);
+    if (s->stat_late_elect_ms > tot.late_elect_ms)
+        tot.late_elect_ms = s->stat_late_elect_ms;
+    if (s->stat_late_elect_ms * 10 / guard_ms(s) > tot.late_elect_et10)
+        tot.late_elect_et10 = s->stat_late_elect_ms * 10 / guard_ms(s);
     sim_free(s);
     free(s);
     return ok;
@@ -1632,5 +2200,20 @@ int main(int argc, char **argv)
             (unsigned long long)tot.installs, (unsigned long long)tot.crashes,
             (unsigned long long)tot.confs, (unsigned long long)tot.transfers,
             (unsigned long long)tot.transfers_done, (unsigned long long)tot.wipes);
+    fprintf(stderr, "raft-sim: leases: %llu granted, %llu renewals answered "
+                    "200, %llu refused, %llu expired, %llu revoked; after the "
+                    "heal %llu expired, applied at most %llu ms (%llu.%llu "
+                    "minimum election timeouts) past ttl + its last renewal, "
+                    "abandon or the heal; proposed at most %llu ms "
+                    "(%llu.%llu) past ttl + that or its leader's election\n",
+            (unsigned long long)tot.grants, (unsigned long long)tot.renew_ok,
+            (unsigned long long)tot.renew_refused,
+            (unsigned long long)tot.expired, (unsigned long long)tot.revoked,
+            (unsigned long long)tot.late_n, (unsigned long long)tot.late_max_ms,
+            (unsigned long long)(tot.late_max_et10 / 10),
+            (unsigned long long)(tot.late_max_et10 % 10),
+            (unsigned long long)tot.late_elect_ms,
+            (unsigned long long)(tot.late_elect_et10 / 10),
+            (unsigned long long)(tot.late_elect_et10 % 10));
     return check_summary();
 }

@@ -1,16 +1,32 @@
 #!/bin/sh
 # Mutation test of the Raft simulator: build the core with each deliberate
-# bug (-DMUTANT_xxx in lib/raft*.c) into build-mut-NAME/, run raft-sim on a
-# seed budget and report whether the bug was caught and after how many
-# seeds. A mutant that survives is a hole in the simulator.
+# bug (-DMUTANT_xxx in lib/raft*.c, lib/lease.c or raft-sim's lease glue)
+# into build-mut-NAME/, run raft-sim on a seed budget and report whether
+# the bug was caught and after how many seeds. A mutant that survives is a
+# hole in the simulator.
+#
+# The lease mutants (docs/coordination.md, lib/lease.h's rules):
+#   LEASE_FRESH_NO_GUARD      a new leader gives leases now + ttl, without
+#                             the guard (the contract's first rule): an old
+#                             leader's renewal answered after a transfer
+#                             elected the new one outlives it
+#   LEASE_NO_FRESH_TERM       a leader keeps the deadlines of its previous
+#                             term instead of a fresh one
+#   LEASE_RENEW_NO_GUARD      a renewal is answered however long it waited
+#   LEASE_RENEW_WHILE_EXPIRING a renewal is answered 200 while the lease's
+#                             expire is proposed and not yet applied
+#   LEASE_RENEW_NO_ROUND      (raft-sim.c) a renewal is answered from the
+#                             leader's table at once, without ReadIndex
 # Usage: tests/sim-mutants.sh [SEED_BUDGET]   (default 5000 per cluster size)
 # Ends with "N passed, M failed" where passed = caught.
 BUDGET=${1:-${MUTANT_SEEDS:-5000}}
 CC=${CC:-cc}
 CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -Ilib"
-# the core: lib/raft.c (public API) and its parts lib/raft_*.c
-CORE="lib/raft.c lib/raft_*.c"
+# the core: lib/raft.c (public API) and its parts lib/raft_*.c; the
+# leader's lease deadlines: lib/lease.c
+CORE="lib/raft.c lib/raft_*.c lib/lease.c"
 MUTANTS="COMMIT_OLD_TERM VOTE_NO_LOG_CHECK ACK_BEFORE_PERSIST READ_NO_ROUND READ_NO_TERM_COMMIT READ_BATCH_REOPEN SNAP_NO_IGNORE"
+MUTANTS="$MUTANTS LEASE_FRESH_NO_GUARD LEASE_NO_FRESH_TERM LEASE_RENEW_NO_GUARD LEASE_RENEW_WHILE_EXPIRING LEASE_RENEW_NO_ROUND"
 cd "$(dirname "$0")/.." || exit 2
 pass=0
 fail=0
