@@ -18,6 +18,8 @@
 #define KV_LIST_MAX 1000               /* the largest "limit" of a listing */
 #define KV_NAME_MAX 63                 /* bytes in a node name */
 #define KV_ADDR_MAX 95                 /* bytes in a HOST:PORT address */
+#define KV_LEASE_TTL_MIN_MS 1000       /* the shortest lease a grant may ask for */
+#define KV_LEASE_TTL_MAX_MS 86400000   /* the longest: one day */
 
 /* A key as storage holds it: 1..KV_KEY_MAX bytes, no NUL. */
 int kv_key_ok(const char *k, size_t n);

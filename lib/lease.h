@@ -58,13 +58,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* TTL bounds of a lease_grant (the same numbers in every program). */
-#ifndef KV_LEASE_TTL_MIN_MS
-#define KV_LEASE_TTL_MIN_MS 1000
-#endif
-#ifndef KV_LEASE_TTL_MAX_MS
-#define KV_LEASE_TTL_MAX_MS 86400000
-#endif
+#include "kvrules.h" /* KV_LEASE_TTL_MIN_MS, KV_LEASE_TTL_MAX_MS */
 
 enum lease_result {
     LEASE_OK = 0,

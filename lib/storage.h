@@ -34,7 +34,7 @@
  *        branch taken that does not exist: 404, nothing written. At most
  *        STORE_TXN_MAX keys over all ops and STORE_TXN_MAX compares.
  *   {"op":"lease_grant","ttl_ms":T}  lease ID = this entry's index;
- *        T in STORE_LEASE_TTL_MIN_MS..STORE_LEASE_TTL_MAX_MS
+ *        T in KV_LEASE_TTL_MIN_MS..KV_LEASE_TTL_MAX_MS (lib/kvrules.h)
  *   {"op":"lease_revoke","lease":ID} deletes the lease's keys and the
  *        lease in this entry; unknown ID: 404
  *   {"op":"lease_expire","lease":ID} the same, change rows marked
@@ -61,8 +61,6 @@
 typedef struct store store;
 
 #define STORE_TXN_MAX KV_BATCH_MAX /* keys over a new txn's ops; compares */
-#define STORE_LEASE_TTL_MIN_MS 1000
-#define STORE_LEASE_TTL_MAX_MS 86400000
 
 /* What an applied entry was (store_result.op). */
 enum {

@@ -259,8 +259,8 @@ static int apply_lease_grant(store *s, const raft_entry *e, json_t *cmd, store_r
     json_t *t = json_object_get(cmd, "ttl_ms");
     res->op = STORE_OP_LEASE_GRANT;
     if (!only_members(cmd, m) || !json_is_integer(t) ||
-        json_integer_value(t) < STORE_LEASE_TTL_MIN_MS ||
-        json_integer_value(t) > STORE_LEASE_TTL_MAX_MS)
+        json_integer_value(t) < KV_LEASE_TTL_MIN_MS ||
+        json_integer_value(t) > KV_LEASE_TTL_MAX_MS)
         return res->code = 400, 0;
     sqlite3_stmt *q = storage_stmt(s, ST_LEASE_PUT);
     sqlite3_bind_int64(q, 1, (sqlite3_int64)e->index);
