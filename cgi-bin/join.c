@@ -33,10 +33,9 @@ static const char *member(json_t *obj, const char *name, int required, int *ok)
         return NULL;
     }
     size_t n = json_string_length(v);
-    if (!json_is_string(v) || n == 0 || n > FIELD_MAX ||
-        strlen(json_string_value(v)) != n) {
-        snprintf(msg, sizeof msg, "\"%s\" must be a non-empty string of at most %d bytes",
-                 name, FIELD_MAX);
+    if (!json_is_string(v) || n == 0 || n > FIELD_MAX || strlen(json_string_value(v)) != n) {
+        snprintf(msg, sizeof msg, "\"%s\" must be a non-empty string of at most %d bytes", name,
+                 FIELD_MAX);
         cgi_error(stdout, 400, msg);
         *ok = 0;
         return NULL;
@@ -55,8 +54,8 @@ static int addr_ok(const char *addr)
     if (colon[1] == '\0' || *end || p < 1 || p > 65535)
         return 0;
     for (const char *s = addr; s < colon; s++)
-        if (*s <= ' ' || *s == '/' || *s == '"' || *s == '\'' || *s == '\\' ||
-            *s == ',' || (unsigned char)*s >= 0x7f)
+        if (*s <= ' ' || *s == '/' || *s == '"' || *s == '\'' || *s == '\\' || *s == ',' ||
+            (unsigned char)*s >= 0x7f)
             return 0;
     return 1;
 }
@@ -97,8 +96,8 @@ static int transfer(json_t *req, const char *want)
         }
         usleep(50 * 1000);
     }
-    json_t *b = json_pack("{s:s,s:s}", "error",
-                          "leadership transfer did not complete in time", "leader", seen);
+    json_t *b = json_pack("{s:s,s:s}", "error", "leadership transfer did not complete in time",
+                          "leader", seen);
     cgi_respond(stdout, 503, NULL, b);
     json_decref(b);
     return 0;
@@ -150,8 +149,7 @@ static int handle(void)
         remove = leader = 1;
     else
         return cgi_error(stdout, 404, "not found"), 0;
-    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), 64 * 1024,
-                           &body, &blen, &why);
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), 64 * 1024, &body, &blen, &why);
     if (st)
         return cgi_error(stdout, st, why), 0;
     json_error_t jerr;
@@ -180,10 +178,8 @@ static int handle(void)
         json_decref(obj);
         return cgi_error(stdout, 400, "\"haddr\" must be HOST:PORT"), 0;
     }
-    json_t *req = remove ? json_pack("{s:s,s:s}", "op", leader ? "transfer" : "remove",
-                                     "id", id)
-                         : json_pack("{s:s,s:s,s:s}", "op", "join", "id", id,
-                                     "addr", addr);
+    json_t *req = remove ? json_pack("{s:s,s:s}", "op", leader ? "transfer" : "remove", "id", id)
+                         : json_pack("{s:s,s:s,s:s}", "op", "join", "id", id, "addr", addr);
     if (haddr)
         json_object_set_new(req, "haddr", json_string(haddr));
     if (node_id)
@@ -200,4 +196,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -30,12 +30,14 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     json_t *req;
     if (conds)
-        req = json_pack("{s:s,s:[s%],s:o}", "op", "txn", "del", key, klen,
-                        "if", conds);
+        req = json_pack("{s:s,s:[s%],s:o}", "op", "txn", "del", key, klen, "if", conds);
     else
         req = json_pack("{s:s,s:s%}", "op", "del", "key", key, klen);
     cgi_relay_write(PROG, req);
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -32,8 +32,7 @@ static int handle(void)
         return cgi_errorf2(stdout, 400, "bad level parameter", why), 0;
     if (lv > 0 && strcmp(level, "stale") != 0 && strcmp(level, "linearizable") != 0 &&
         strcmp(level, "") != 0)
-        return cgi_error(stdout, 400,
-                         "bad level parameter: expected stale or linearizable"), 0;
+        return cgi_error(stdout, 400, "bad level parameter: expected stale or linearizable"), 0;
 
     json_t *req = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen);
     if (lv > 0 && strcmp(level, "stale") == 0)
@@ -62,15 +61,13 @@ static int handle(void)
     int nh = 0;
     if (json_is_integer(idx)) {
         snprintf(etag, sizeof etag, "ETag: \"%lld\"", (long long)json_integer_value(idx));
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
-                 (long long)json_integer_value(idx));
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
         hdrs[nh++] = etag;
         hdrs[nh++] = xidx;
     }
     json_t *app = json_object_get(reply, "applied");
     if (json_is_integer(app)) {
-        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld",
-                 (long long)json_integer_value(app));
+        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld", (long long)json_integer_value(app));
         hdrs[nh++] = xapp;
     }
     hdrs[nh] = NULL;
@@ -82,4 +79,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -33,8 +33,8 @@ static int handle(void)
     json_t *conds;
     if (cgi_conditions(key, klen, &conds, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
-    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX,
-                           &body, &blen, &why);
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX, &body, &blen,
+                           &why);
     if (st) {
         json_decref(conds);
         return cgi_error(stdout, st, why), 0;
@@ -56,4 +56,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -133,9 +133,8 @@ static void client_line(struct raftd *d, client *c, const char *line, size_t l)
 void client_pump(struct raftd *d, client *c)
 {
     while (!c->dead && !c->busy && c->out_off == c->out_len) {
-        char *nl = c->in_len > c->scanned
-                       ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
-                       : NULL;
+        char *nl = c->in_len > c->scanned ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
+                                          : NULL;
         if (!nl) {
             c->scanned = c->in_len;
             if (c->in_len > LINE_MAX_BYTES)
@@ -177,8 +176,9 @@ void client_read(struct raftd *d, client *c)
             nc = LINE_MAX_BYTES + 131072;
         if (nc > c->in_cap && nc > CLIENT_BUF_MIN &&
             d->client_bufs - c->in_cap + nc > CLIENT_BUFS_MAX) {
-            client_refuse(c, 503, "raftd is holding too many large requests from other "
-                                  "clients; retry later");
+            client_refuse(c, 503,
+                          "raftd is holding too many large requests from other "
+                          "clients; retry later");
             return;
         }
         if (nc > c->in_cap) {

@@ -31,7 +31,8 @@ static int check_set_obj(json_t *set, size_t *count, const char **why)
     const char *k;
     json_t *v;
     int code;
-    json_object_foreach(set, k, v) {
+    json_object_foreach(set, k, v)
+    {
         if ((code = kv_key_check(k, strlen(k), why)))
             return code;
         if (!json_is_string(v)) {
@@ -123,7 +124,8 @@ static json_t *txn_del(json_t *del, size_t *n)
     int code;
     if (!json_is_array(del))
         return err_reply(400, "\"del\" must be an array of keys");
-    json_array_foreach(del, i, v) {
+    json_array_foreach(del, i, v)
+    {
         if ((code = check_key(v, &why)))
             return err_reply(code, why);
         (*n)++;
@@ -142,7 +144,8 @@ static json_t *txn_if(json_t *cond, json_t **clean, size_t *n)
     if (!json_is_array(cond))
         return err_reply(400, "\"if\" must be an array of {\"key\",\"index\"}");
     *clean = json_array();
-    json_array_foreach(cond, i, v) {
+    json_array_foreach(cond, i, v)
+    {
         json_t *ix = json_object_get(v, "index");
         if (!json_is_object(v) || (code = check_key(json_object_get(v, "key"), &why)) ||
             !json_is_integer(ix) || json_integer_value(ix) < 0) {
@@ -249,16 +252,11 @@ static const struct op_def {
     int op;
     parse_fn *parse;
 } ops[] = {
-    {"get", OP_GET, parse_get},
-    {"list", OP_LIST, parse_list},
-    {"set", OP_SET, parse_set},
-    {"del", OP_DEL, parse_del},
-    {"txn", OP_TXN, parse_txn},
-    {"join", OP_JOIN, parse_join},
-    {"remove", OP_REMOVE, parse_member},
-    {"transfer", OP_TRANSFER, parse_member},
-    {"status", OP_STATUS, parse_nothing},
-    {"metrics", OP_METRICS, parse_nothing},
+    {"get", OP_GET, parse_get},           {"list", OP_LIST, parse_list},
+    {"set", OP_SET, parse_set},           {"del", OP_DEL, parse_del},
+    {"txn", OP_TXN, parse_txn},           {"join", OP_JOIN, parse_join},
+    {"remove", OP_REMOVE, parse_member},  {"transfer", OP_TRANSFER, parse_member},
+    {"status", OP_STATUS, parse_nothing}, {"metrics", OP_METRICS, parse_nothing},
 };
 
 /* The command's text in p->cmd: encoded on the stack and copied once, not
