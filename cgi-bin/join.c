@@ -18,6 +18,19 @@
 #define PROG "join"
 #define FIELD_MAX 255
 
+/* The query parameters of these routes (none) and the fields of each body:
+ * a new one is one line. */
+static const char *const known_params[] = {
+    NULL,
+};
+static const char *const join_fields[] = {
+    "id", "addr", "haddr", "node_id", NULL,
+};
+static const char *const id_fields[] = {
+    "id",
+    NULL,
+};
+
 /* Checks an optional/required string member; returns its value or NULL
  * after writing a 400. *ok is cleared on error. */
 static const char *member(json_t *obj, const char *name, int required, int *ok)
@@ -136,6 +149,8 @@ static int handle(void)
 
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     if (method && !strcmp(method, "DELETE")) {
         if (t.path_len > 6 && !memcmp(t.path, "/node/", 6))
             return delete_node(&t);
@@ -152,14 +167,17 @@ static int handle(void)
     int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), 64 * 1024, &body, &blen, &why);
     if (st)
         return cgi_error(stdout, st, why), 0;
-    json_error_t jerr;
-    json_t *obj = json_loadb(body, blen, 0, &jerr);
+    json_t *obj = cgi_json_body(body, blen, JSON_REJECT_DUPLICATES);
     free(body);
     if (!obj)
-        return cgi_errorf2(stdout, 400, "malformed JSON", jerr.text), 0;
+        return 0;
     if (!json_is_object(obj)) {
         json_decref(obj);
         return cgi_error(stdout, 400, "body must be a JSON object"), 0;
+    }
+    if (cgi_fields_known(obj, remove ? id_fields : join_fields) < 0) {
+        json_decref(obj);
+        return 0;
     }
     int ok = 1;
     const char *id = member(obj, "id", 1, &ok);

@@ -16,6 +16,15 @@
  * in applying is unhealthy (?max_lag=N overrides, 0..1000000000). */
 #define HEALTH_MAX_LAG 100
 
+/* The query parameters of each route: one line each. */
+static const char *const health_params[] = {
+    "max_lag",
+    NULL,
+};
+static const char *const no_params[] = {
+    NULL,
+};
+
 static json_int_t int_of(const json_t *o, const char *name, json_int_t dflt)
 {
     json_t *v = json_object_get(o, name);
@@ -219,7 +228,10 @@ static int handle(void)
     const char *why;
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
-    if (cgi_path_is(t.path, t.path_len, "/health"))
+    int is_health = cgi_path_is(t.path, t.path_len, "/health");
+    if (cgi_query_known(&t, is_health ? health_params : no_params) < 0)
+        return 0;
+    if (is_health)
         return health(&t);
     if (cgi_path_is(t.path, t.path_len, "/metrics"))
         return metrics();

@@ -418,58 +418,265 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
     return code;
 }
 
-int cgi_conditions(const char *key, size_t klen, json_t **conds, const char **why)
+/* Skips spaces and tabs. */
+static const char *skip_ows(const char *s)
 {
-    const char *im = getenv("HTTP_IF_MATCH");
-    const char *inm = getenv("HTTP_IF_NONE_MATCH");
-    long long idx;
-    *conds = NULL;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
+}
+
+int cgi_cond_parse(const char *im, const char *inm, cgi_cond *c, const char **why)
+{
+    c->kind = CGI_IF_NONE;
+    c->index = 0;
     if (im && *im && inm && *inm) {
         *why = "give If-Match or If-None-Match, not both";
         return -1;
     }
     if (im && *im) {
-        if (cgi_parse_etag(im, &idx) < 0 || idx <= 0) {
-            *why = "If-Match must be one entity tag \"N\" with N > 0 "
-                   "(as sent in ETag)";
+        const char *s = skip_ows(im);
+        if (s[0] == '*' && *skip_ows(s + 1) == '\0') {
+            c->kind = CGI_IF_EXISTS;
+            return 0;
+        }
+        if (cgi_parse_etag(im, &c->index) < 0 || c->index <= 0) {
+            *why = "If-Match must be * (the key exists) or one entity tag \"N\" with "
+                   "N > 0 (as sent in ETag)";
             return -1;
         }
+        c->kind = CGI_IF_INDEX;
     } else if (inm && *inm) {
-        const char *s = inm;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (s[0] != '*' || s[1 + strspn(s + 1, " \t")] != '\0') {
-            *why = "If-None-Match supports only \"*\" (the key must not exist)";
+        const char *s = skip_ows(inm);
+        if (s[0] != '*' || *skip_ows(s + 1) != '\0') {
+            *why = "If-None-Match on a write supports only \"*\" (the key must not exist)";
             return -1;
         }
-        idx = 0;
-    } else {
-        return 0;
+        c->kind = CGI_IF_INDEX; /* index 0: absent */
     }
-    json_t *c = json_pack("[{s:s%,s:I}]", "key", key, klen, "index", (json_int_t)idx);
-    if (!c) {
-        *why = "out of memory";
-        return -1;
-    }
-    *conds = c;
     return 0;
+}
+
+int cgi_cond_from_env(cgi_cond *c, const char **why)
+{
+    return cgi_cond_parse(getenv("HTTP_IF_MATCH"), getenv("HTTP_IF_NONE_MATCH"), c, why);
+}
+
+int cgi_etag_matches(const char *inm, long long index)
+{
+    if (!inm)
+        return 0;
+    const char *s = skip_ows(inm);
+    if (s[0] == '*' && *skip_ows(s + 1) == '\0')
+        return 1;
+    while (*s) { /* a list: tag, tag, ... */
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        char tag[64];
+        long long v;
+        if (n < sizeof tag) {
+            memcpy(tag, s, n);
+            tag[n] = '\0';
+            if (cgi_parse_etag(tag, &v) == 0 && v == index)
+                return 1;
+        }
+        if (!comma)
+            break;
+        s = skip_ows(comma + 1);
+    }
+    return 0;
+}
+
+int cgi_query_unknown(const char *query, size_t len, const char *const *known, char *bad,
+                      size_t badcap)
+{
+    size_t i = 0;
+    while (i < len) {
+        const char *p = query + i;
+        const char *amp = memchr(p, '&', len - i);
+        size_t plen = amp ? (size_t)(amp - p) : len - i;
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen;
+        char name[256];
+        size_t nl = 0;
+        const char *w;
+        int found = plen == 0; /* "a&&b": nothing between */
+        if (!found && cgi_pct_decode(p, klen, 1, name, sizeof name, &nl, &w) == 0)
+            for (size_t k = 0; known && known[k] && !found; k++)
+                found = strcmp(name, known[k]) == 0;
+        else if (!found)
+            snprintf(name, sizeof name, "%.*s", (int)(klen < 64 ? klen : 64), p);
+        if (!found) {
+            snprintf(bad, badcap, "%s", name);
+            return -1;
+        }
+        i += plen + 1;
+    }
+    return 0;
+}
+
+/* "level, prefix" from a table, for an error message. */
+static void known_list(const char *const *known, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; known && known[k] && o < cap; k++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", k ? ", " : "", known[k]);
+}
+
+int cgi_query_known(const cgi_target *t, const char *const *known)
+{
+    char bad[256], list[256], msg[600];
+    if (cgi_query_unknown(t->query, t->query_len, known, bad, sizeof bad) == 0)
+        return 0;
+    known_list(known, list, sizeof list);
+    snprintf(msg, sizeof msg, "unknown query parameter \"%s\" (%s%s)", bad,
+             list[0] ? "this route takes: " : "this route takes none", list);
+    cgi_error(stdout, 400, msg);
+    return -1;
+}
+
+int cgi_fields_known(const json_t *obj, const char *const *known)
+{
+    const char *name;
+    json_t *v;
+    char list[256], msg[600];
+    json_object_foreach((json_t *)obj, name, v)
+    {
+        int found = 0;
+        for (size_t k = 0; known[k] && !found; k++)
+            found = strcmp(name, known[k]) == 0;
+        if (!found) {
+            known_list(known, list, sizeof list);
+            snprintf(msg, sizeof msg, "unknown field \"%.200s\" (this body takes: %s)", name, list);
+            cgi_error(stdout, 400, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+json_t *cgi_json_body(const char *body, size_t len, size_t flags)
+{
+    json_error_t jerr;
+    char why[240];
+    json_t *obj = json_loadb(body, len, flags, &jerr);
+    if (!obj) {
+        enum json_error_code e = json_error_code(&jerr);
+        int plain = e == json_error_null_character || e == json_error_null_byte_in_key ||
+                    e == json_error_duplicate_key || e == json_error_invalid_utf8;
+        client_json_why(&jerr, why, sizeof why);
+        if (plain)
+            cgi_error(stdout, 400, why);
+        else
+            cgi_errorf2(stdout, 400, "malformed JSON", why);
+    }
+    return obj;
+}
+
+/* The request for a write of set or delkey (not consumed) under an index
+ * condition on each of its keys (none when c is NULL). */
+static json_t *write_req(json_t *set, json_t *delkey, const cgi_cond *c)
+{
+    if (!c || c->kind == CGI_IF_NONE)
+        return set ? json_pack("{s:s,s:O}", "op", "set", "kv", set)
+                   : json_pack("{s:s,s:O}", "op", "del", "key", delkey);
+    json_t *conds = json_array();
+    if (set) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(set, k, v)
+            json_array_append_new(conds,
+                                  json_pack("{s:s,s:I}", "key", k, "index", (json_int_t)c->index));
+        return json_pack("{s:s,s:O,s:o}", "op", "txn", "set", set, "if", conds);
+    }
+    json_array_append_new(conds,
+                          json_pack("{s:O,s:I}", "key", delkey, "index", (json_int_t)c->index));
+    return json_pack("{s:s,s:[O],s:o}", "op", "txn", "del", delkey, "if", conds);
+}
+
+/* Answers the client with raftd's reply to a write (consumed). */
+static void relay_reply(int code, json_t *reply, int sets)
+{
+    char xidx[64], etag[64];
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    json_t *idx = json_object_get(reply, "index");
+    if (code == 200 && json_is_integer(idx)) {
+        long long n = (long long)json_integer_value(idx);
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", n);
+        snprintf(etag, sizeof etag, "ETag: \"%lld\"", n);
+        hdrs[0] = xidx;
+        hdrs[1] = sets ? etag : NULL;
+    }
+    json_object_del(reply, "code");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
+}
+
+#define EXISTS_TRIES 8
+/* If-Match: * on one key: read its index, write on that index. */
+static void write_if_exists(const char *prog, json_t *set, json_t *delkey)
+{
+    const char *key = delkey ? json_string_value(delkey) : NULL;
+    size_t klen = delkey ? json_string_length(delkey) : 0;
+    if (set) {
+        void *it = json_object_iter(set);
+        key = json_object_iter_key(it);
+        klen = strlen(key);
+    }
+    for (int n = 0; n < EXISTS_TRIES; n++) {
+        json_t *get = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen), *rep;
+        int code = cgi_call_raftd(prog, get, &rep);
+        json_decref(get);
+        if (!rep)
+            return; /* 503 written */
+        json_t *ix = json_object_get(rep, "index");
+        if (code == 404 || (code == 200 && !json_is_integer(ix))) {
+            json_decref(rep);
+            json_t *b = json_pack("{s:s,s:s%,s:i}", "error", "condition failed", "key", key, klen,
+                                  "index", 0);
+            cgi_respond(stdout, 412, NULL, b);
+            json_decref(b);
+            return;
+        }
+        if (code != 200)
+            return relay_reply(code, rep, 0);
+        cgi_cond c = {CGI_IF_INDEX, (long long)json_integer_value(ix)};
+        json_decref(rep);
+        json_t *req = write_req(set, delkey, &c);
+        code = cgi_call_raftd(prog, req, &rep);
+        json_decref(req);
+        if (!rep)
+            return;
+        ix = json_object_get(rep, "index");
+        if (code != 412 || !json_is_integer(ix) || json_integer_value(ix) == 0)
+            return relay_reply(code, rep, set != NULL);
+        json_decref(rep); /* changed in between, still there: again */
+    }
+    json_t *b = json_pack("{s:s,s:s}", "error",
+                          "the key changed between each read and write; try again", "outcome",
+                          "failed");
+    cgi_respond(stdout, 503, NULL, b);
+    json_decref(b);
+}
+
+void cgi_write_if(const char *prog, json_t *set, json_t *delkey, const cgi_cond *c)
+{
+    if (c && c->kind == CGI_IF_EXISTS)
+        write_if_exists(prog, set, delkey);
+    else
+        cgi_relay_write(prog, write_req(set, delkey, c));
+    json_decref(set);
+    json_decref(delkey);
 }
 
 void cgi_relay_write(const char *prog, json_t *req)
 {
     json_t *reply;
+    const char *op = json_string_value(json_object_get(req, "op"));
+    int sets = op && (!strcmp(op, "set") || (!strcmp(op, "txn") && json_object_get(req, "set")));
     int code = cgi_call_raftd(prog, req, &reply);
     json_decref(req);
-    if (!reply)
-        return;
-    char xidx[64];
-    const char *hdrs[2] = {NULL, NULL};
-    json_t *idx = json_object_get(reply, "index");
-    if (code == 200 && json_is_integer(idx)) {
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
-        hdrs[0] = xidx;
-    }
-    json_object_del(reply, "code");
-    cgi_respond(stdout, code, hdrs, reply);
-    json_decref(reply);
+    if (reply)
+        relay_reply(code, reply, sets);
 }

@@ -203,6 +203,60 @@ static void test_etag(void)
     check(cgi_parse_etag("99999999999999999999999", &v) < 0, "etag_overflow", "accepted");
 }
 
+/* cgi_cond_parse(im, inm): want_kind (-1: refused) and want_index. */
+static void t_cond(const char *name, const char *im, const char *inm, int want_kind,
+                   long long want_index)
+{
+    cgi_cond c = {-1, -1};
+    const char *why = "";
+    int rc = cgi_cond_parse(im, inm, &c, &why);
+    if (want_kind < 0)
+        check(rc < 0, name, "accepted: kind %d", c.kind);
+    else
+        check(rc == 0 && c.kind == want_kind && c.index == want_index, name,
+              "rc %d kind %d index %lld (%s)", rc, c.kind, c.index, rc ? why : "");
+}
+
+static void test_conditions(void)
+{
+    t_cond("cond_none", NULL, NULL, CGI_IF_NONE, 0);
+    t_cond("cond_if_match", "\"4\"", "", CGI_IF_INDEX, 4);
+    t_cond("cond_if_match_star", " * ", NULL, CGI_IF_EXISTS, 0);
+    t_cond("cond_if_none_match_star", NULL, "*", CGI_IF_INDEX, 0);
+    t_cond("cond_both_refused", "\"1\"", "*", -1, 0);
+    t_cond("cond_list_refused", "\"1\", \"2\"", NULL, -1, 0);
+    t_cond("cond_inm_tag_refused", NULL, "\"2\"", -1, 0);
+    check(cgi_etag_matches("\"7\"", 7), "inm_match", "no");
+    check(!cgi_etag_matches("\"8\"", 7), "inm_other", "matched");
+    check(cgi_etag_matches("\"1\", W/\"7\"", 7), "inm_list_weak", "no");
+    check(cgi_etag_matches("*", 7), "inm_star", "no");
+    check(!cgi_etag_matches(NULL, 7) && !cgi_etag_matches("", 7), "inm_absent", "matched");
+
+    static const char *const known[] = {"level", "limit", NULL};
+    static const char *const none[] = {NULL};
+    char bad[32] = "";
+    const char *q = "level=stale&limit=3";
+    check(cgi_query_unknown(q, strlen(q), known, bad, sizeof bad) == 0, "query_known", "bad %s",
+          bad);
+    q = "level=stale&wa%69t=true";
+    check(cgi_query_unknown(q, strlen(q), known, bad, sizeof bad) < 0 && !strcmp(bad, "wait"),
+          "query_unknown_decoded", "bad %s", bad);
+    q = "recursive";
+    check(cgi_query_unknown(q, strlen(q), none, bad, sizeof bad) < 0 && !strcmp(bad, "recursive"),
+          "query_unknown_flag", "bad %s", bad);
+    check(cgi_query_unknown("", 0, none, bad, sizeof bad) == 0, "query_empty_known", "bad %s", bad);
+    q = "level=stale&&limit=1&";
+    check(cgi_query_unknown(q, strlen(q), known, bad, sizeof bad) == 0, "query_empty_parts",
+          "bad %s", bad);
+
+    json_error_t je;
+    char jw[200];
+    json_t *j = json_loads("{\"a\":\"x\\u0000\"}", 0, &je);
+    check(!j && strstr(client_json_why(&je, jw, sizeof jw), "NUL bytes") && !strstr(jw, "JSON_"),
+          "json_why_nul_plain", "[%s]", jw);
+    json_decref(j);
+}
+
 /* ---- body reading ---- */
 
 static int body_case(const char *data, size_t dlen, const char *cl, size_t max, char **body,
@@ -622,9 +676,10 @@ static void test_programs(void)
     check(req_is(r, "{\"op\":\"set\",\"kv\":{\"k1\":\"hello\"}}"), "key_put_plain_request",
           "sent [%s]", r->req);
     const char *put_env4[] = {"REQUEST_URI=/key/k1", "CONTENT_LENGTH=1", "HTTP_IF_MATCH=*", NULL};
-    run_cgi(r, "key-put", put_env4, "x", NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "If-Match"), "key_put_if_match_star_400",
-          "out [%s]", r->out);
+    run_cgi(r, "key-put", put_env4, "x", "{\"code\":404,\"error\":\"key not found\"}");
+    check(starts(r->out, "Status: 412 ") && strstr(r->out, "\"index\":0") &&
+              req_is(r, "{\"op\":\"get\",\"key\":\"k1\"}"),
+          "key_put_if_match_star_reads_then_412", "sent [%s] out [%s]", r->req, r->out);
 
     /* 4 MiB of control bytes is a valid raw value but 24 MiB as JSON:
      * too large for raftd's 16 MiB request line; 413, nothing sent. */
@@ -650,6 +705,15 @@ static void test_programs(void)
     run_cgi(r, "key-list", list_env2, NULL, NULL);
     check(starts(r->out, "Status: 400 ") && strstr(r->out, "limit"), "key_list_bad_limit_400",
           "out [%s]", r->out);
+
+    const char *list_env3[] = {"REQUEST_URI=/key?limit=5000", NULL};
+    run_cgi(r, "key-list", list_env3, NULL, "{\"code\":200,\"items\":[],\"more\":false}");
+    check(req_is(r, "{\"op\":\"list\",\"prefix\":\"\",\"limit\":1000}"), "key_list_limit_clamped",
+          "sent [%s]", r->req);
+    const char *list_env4[] = {"REQUEST_URI=/key?wait=true", NULL};
+    run_cgi(r, "key-list", list_env4, NULL, NULL);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "\\\"wait\\\""),
+          "key_list_unknown_param_400", "out [%s]", r->out);
 
     const char *join_env[] = {"REQUEST_URI=/join", NULL};
     run_cgi(r, "join", join_env, "{\"id\":\"node1\",\"addr\":\"localhost:12001\"}",
@@ -716,6 +780,7 @@ int main(int argc, char **argv)
     test_targets();
     test_query();
     test_etag();
+    test_conditions();
     test_body();
     test_respond();
     test_client();

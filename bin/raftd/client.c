@@ -4,6 +4,7 @@
  * budget, write answers, refuse what raftd will not hold.
  */
 #include "raftd.h"
+#include "client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,8 +118,9 @@ static void client_line(struct raftd *d, client *c, const char *line, size_t l)
     json_error_t je;
     json_t *req = json_loadb(line, l, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(req)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "malformed request: %s", req ? "not a JSON object" : je.text);
+        char msg[300], jw[240];
+        snprintf(msg, sizeof msg, "malformed request: %s",
+                 req ? "not a JSON object" : client_json_why(&je, jw, sizeof jw));
         json_decref(req);
         json_t *r = err_reply(400, msg);
         client_send_json(c, r);

@@ -147,8 +147,9 @@ static json_t *do_read(struct raftd *d, pending *p)
         const char *pre = json_string_value(json_object_get(p->req, "prefix"));
         const char *after = json_string_value(json_object_get(p->req, "after"));
         json_t *lim = json_object_get(p->req, "limit");
+        json_int_t want = lim ? json_integer_value(lim) : KV_LIST_DEFAULT;
         list_ctx lc = {.items = json_array(),
-                       .limit = lim ? (size_t)json_integer_value(lim) : KV_LIST_DEFAULT};
+                       .limit = want > KV_LIST_MAX ? KV_LIST_MAX : (size_t)want};
         if (store_scan(d->st, pre ? pre : "", after, lc.limit + 1, list_cb, &lc) < 0)
             store_fatal(d, "list");
         reply = json_pack("{s:i,s:o,s:b}", "code", 200, "items", lc.items, "more", lc.more);
