@@ -23,7 +23,7 @@ int tcp_listening(const char *host, int port)
 {
     struct in_addr want;
     int v4 = inet_pton(AF_INET, host, &want) == 1;
-    const char *files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
     for (int i = 0; i < 2; i++) {
         FILE *f = fopen(files[i], "r");
         if (!f)
@@ -70,8 +70,7 @@ void wait_raftd(const char *sock, char *node_id, size_t cap)
             json_t *req = json_pack("{s:s}", "op", "status"), *reply = NULL;
             int rc = client_request(sock, req, 2000, &reply, err, sizeof err);
             json_decref(req);
-            const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id"))
-                                      : NULL;
+            const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id")) : NULL;
             if (nid)
                 snprintf(node_id, cap, "%s", nid);
             json_decref(reply);
@@ -96,8 +95,8 @@ void wait_tcp(const char *what, const char *host, int port)
         if (tcp_listening(host, port))
             return;
         if (now_ms() > deadline) {
-            die_msg("%s not accepting connections on %s:%d after %d s", what,
-                    host, port, HTTP_READY_MS / 1000);
+            die_msg("%s not accepting connections on %s:%d after %d s", what, host, port,
+                    HTTP_READY_MS / 1000);
             finish(1);
         }
         wait_event(100);

@@ -302,7 +302,8 @@ void peers_reap(struct raftd *d, uint64_t now)
             if (WIFEXITED(st))
                 snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
             else
-                snprintf(why, sizeof why, "killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+                snprintf(why, sizeof why, "killed by signal %d",
+                         WIFSIGNALED(st) ? WTERMSIG(st) : 0);
             if (p->announced_up || WIFSIGNALED(st)) {
                 logf_(d, "peer link to %s down (%s)", p->name, why);
             } else if (!p->failing) {
