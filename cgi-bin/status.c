@@ -64,8 +64,15 @@ static int health(const cgi_target *t)
     json_int_t commit = int_of(st, "commit_index", 0);
     json_int_t applied = int_of(st, "applied_index", 0);
     json_int_t lag = commit > applied ? commit - applied : 0;
-    char reason[160] = "";
-    if (!leader || !*leader)
+    char reason[400] = "";
+    if (json_is_true(json_object_get(st, "removed")))
+        snprintf(reason, sizeof reason,
+                 "removed from the cluster (%s): restart it with its keyval -join command "
+                 "line, or POST /join with its node_id to a member",
+                 json_string_value(json_object_get(st, "removed_reason"))
+                     ? json_string_value(json_object_get(st, "removed_reason"))
+                     : "");
+    else if (!leader || !*leader)
         snprintf(reason, sizeof reason, "no leader known");
     else if (contact < 0 || contact > eto)
         snprintf(reason, sizeof reason,

@@ -496,11 +496,28 @@ int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid, uint64_t *fr
     return 0;
 }
 
+int codec_removed_frame(wbuf *b, uint64_t node, uint64_t term)
+{
+    if (!b || frame_begin(b, PEER_REMOVED, 16) < 0)
+        return -1;
+    put_u64(b, node);
+    put_u64(b, term);
+    return 0;
+}
+
+int codec_removed_decode(const uint8_t *p, size_t len, uint64_t *node, uint64_t *term)
+{
+    if (!p || !node || !term || len != 16)
+        return -1;
+    cursor c = {p, len, 0};
+    return get_u64(&c, node) < 0 || get_u64(&c, term) < 0 ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- reader */
 
 static int kind_known(int kind)
 {
-    return kind >= PEER_HELLO && kind <= PEER_FWD_RESP;
+    return kind >= PEER_HELLO && kind <= PEER_REMOVED;
 }
 
 /* Check the header of the frame at fr->off if it is all in: -1 bad. */

@@ -866,6 +866,28 @@ static void fwd_round_trip(void)
     wbuf_free(&w);
 }
 
+/* PEER_REMOVED: node and term, exactly 16 bytes. */
+static void removed_round_trip(void)
+{
+    wbuf w = {0};
+    CHECK(codec_removed_frame(&w, 0x0123456789abcdefull, 42) == 0, "encode removed failed");
+    CHECK(w.len == 5 + 16, "removed frame is %zu bytes", w.len);
+    size_t n;
+    uint8_t *p = frame_payload(&w, PEER_REMOVED, &n);
+    wbuf_free(&w);
+    CHECK(p, "bad removed frame");
+    uint64_t node = 0, term = 0;
+    int rc = p ? codec_removed_decode(p, n, &node, &term) : -1;
+    CHECK(rc == 0 && node == 0x0123456789abcdefull && term == 42, "removed differs: %d %llx %llu",
+          rc, (unsigned long long)node, (unsigned long long)term);
+    for (size_t k = 0; p && k < 16; k++) {
+        uint8_t *q = dup_exact(p, k);
+        CHECK(codec_removed_decode(q, k, &node, &term) < 0, "removed of %zu bytes accepted", k);
+        free(q);
+    }
+    free(p);
+}
+
 static void fwd_truncated_rejected(void)
 {
     uint8_t b[16] = {0};
@@ -1016,8 +1038,8 @@ static void reader_rejects_bad_lengths(void)
     CHECK(reader_try(b, 5) == 1, "empty-payload frame not returned");
     b[4] = 0;
     CHECK(reader_try(b, 5) < 0, "kind 0 accepted");
-    b[4] = 5;
-    CHECK(reader_try(b, 5) < 0, "kind 5 accepted");
+    b[4] = PEER_REMOVED + 1;
+    CHECK(reader_try(b, 5) < 0, "kind %d accepted", PEER_REMOVED + 1);
     b[4] = 0xff;
     CHECK(reader_try(b, 5) < 0, "kind 255 accepted");
     /* a bad header after a good frame is still found */
@@ -1342,6 +1364,7 @@ int main(void)
     RUN(msg_huge_counts_rejected);
     RUN(msg_garbage_and_mutations);
     RUN(fwd_round_trip);
+    RUN(removed_round_trip);
     RUN(fwd_truncated_rejected);
     RUN(reader_split_at_every_position);
     RUN(reader_rejects_bad_lengths);

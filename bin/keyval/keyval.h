@@ -95,7 +95,7 @@ void start_lighttpd(const install *in, const paths *p);
 
 /* ready.c: waiting until the children serve. */
 int tcp_listening(const char *host, int port);
-void wait_raftd(const char *sock, char *node_id, size_t cap);
+void wait_raftd(const char *sock, char *node_id, size_t cap, int *removed);
 void wait_tcp(const char *what, const char *host, int port);
 
 /* join.c: asking a member (-join) to add this node. */

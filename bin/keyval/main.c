@@ -259,8 +259,9 @@ int main(int argc, char **argv)
     }
 
     char node_id[32] = "";
+    int removed = 0;
     start_raftd(&o, &in, &p, &sec, fresh && !o.join_s);
-    wait_raftd(p.sock, node_id, sizeof node_id);
+    wait_raftd(p.sock, node_id, sizeof node_id, &removed);
     say("raftd is ready on %s", p.sock);
     start_socat(&o, &in, &p, &sec);
     start_lighttpd(&in, &p);
@@ -270,10 +271,15 @@ int main(int argc, char **argv)
         o.raddr.text);
 
     if (o.join_s) {
-        if (!fresh && file_exists(p.marker))
+        if (removed)
+            say("this node was removed from the cluster; joining %s again", o.join.text);
+        if (!removed && !fresh && file_exists(p.marker))
             say("already joined; not joining %s again", o.join.text);
         else
             join_cluster(&o, &in, &sec, node_id, p.marker);
+    } else if (removed) {
+        say("this node was removed from the cluster: start it with -join ADDR of a member "
+            "to join again");
     }
     if (sec.join_curlrc[0])
         unlink(sec.join_curlrc); /* the password is needed no longer */

@@ -57,10 +57,11 @@ int tcp_listening(const char *host, int port)
     return 0;
 }
 
-/* Waits until raftd answers a status request on its socket; node_id gets
+/* Waits until raftd answers a status request on its socket; *removed is
+ * set when raftd says this node was removed from the cluster; node_id gets
  * this node's Raft id as raftd reports it (16 hex digits; unique per
  * incarnation of DATADIR), sent with -join. */
-void wait_raftd(const char *sock, char *node_id, size_t cap)
+void wait_raftd(const char *sock, char *node_id, size_t cap, int *removed)
 {
     long long deadline = now_ms() + RAFTD_READY_MS;
     char err[512] = "";
@@ -73,6 +74,7 @@ void wait_raftd(const char *sock, char *node_id, size_t cap)
             const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id")) : NULL;
             if (nid)
                 snprintf(node_id, cap, "%s", nid);
+            *removed = rc == 0 && json_is_true(json_object_get(reply, "removed"));
             json_decref(reply);
             if (rc == 0)
                 return;

@@ -283,9 +283,12 @@ void boot(struct raftd *d)
     store_loaded ld;
     int fresh = boot_store(d, &ld);
     boot_core(d);
-    if (!fresh)
+    if (!fresh) {
         boot_restore(d, &ld);
-    else if (d->bootstrap)
+        removal_boot(d);
+        if (!d->removed)
+            removal_check_conf(d, ld.applied);
+    } else if (d->bootstrap)
         boot_bootstrap(d);
     else
         logf_(d, "new node: waiting to be added to a cluster");

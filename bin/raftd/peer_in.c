@@ -183,6 +183,8 @@ static int handle_raft(struct raftd *d, inconn *c, const uint8_t *pl, size_t len
             return 0;
         }
     }
+    removal_tell(d, c, &m);
+    removal_heard_leader(d, &m);
     int src = raft_step(d->r, &m);
     if (src == RAFT_EINVAL)
         vlog(d, "raft_step rejected a message of type %d", m.type);
@@ -238,6 +240,15 @@ void inconn_read(struct raftd *d, inconn *c)
             break;
         case PEER_FWD_REQ: handle_fwd_req(d, c, pl, len); break;
         case PEER_FWD_RESP: handle_fwd_resp(d, c, pl, len); break;
+        case PEER_REMOVED: {
+            uint64_t node, term;
+            if (codec_removed_decode(pl, len, &node, &term) < 0) {
+                inconn_close(d, c, "bad removed notice");
+                return;
+            }
+            removal_notice(d, c->from, node, term);
+            break;
+        }
         default: inconn_close(d, c, "unexpected frame"); return;
         }
     }

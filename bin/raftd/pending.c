@@ -205,6 +205,21 @@ static int join_conflict(struct raftd *d, pending *p)
     return 1;
 }
 
+/* A repeat join without "haddr" keeps the member's HTTP address. */
+static void join_keep_haddr(struct raftd *d, pending *p)
+{
+    json_t *hj = json_object_get(p->req, "haddr");
+    const raft_config *c = raft_config_get(d->r);
+    const raft_node *m = c ? raft_config_find(c, p->node) : NULL;
+    if ((hj && !json_is_null(hj)) || !m)
+        return;
+    char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
+    char mn[KV_NAME_MAX + 1], mr[KV_ADDR_MAX + 1], mh[KV_ADDR_MAX + 1];
+    kv_meta_split(p->meta, n, sizeof n, r, sizeof r, h, sizeof h);
+    kv_meta_split(m->meta, mn, sizeof mn, mr, sizeof mr, mh, sizeof mh);
+    kv_meta_format(p->meta, sizeof p->meta, n, r, mh);
+}
+
 /* What the core said to a proposal (or membership change) of p. */
 static void proposal_result(struct raftd *d, pending *p, int rc, uint64_t idx, uint64_t term)
 {
@@ -248,6 +263,14 @@ static void leader_write(struct raftd *d, pending *p)
     int rc;
     switch (p->op) {
     case OP_JOIN:
+        if (!p->node) {
+            finish(d, p,
+                   err_reply(400, "join needs \"node_id\": the joining node's Raft id, "
+                                  "16 hex digits from its GET /status (keyval -join "
+                                  "sends it)"));
+            return;
+        }
+        join_keep_haddr(d, p);
         if (join_conflict(d, p))
             return;
         rc = raft_add_node(d->r, p->node, p->meta, &idx);
@@ -290,6 +313,13 @@ void dispatch(struct raftd *d, pending *p)
     }
     if (p->op == OP_METRICS) {
         finish(d, p, metrics_json(d));
+        return;
+    }
+    if (d->removed && !p->stale) { /* removal.c: it would wait for nothing */
+        char msg[400];
+        snprintf(msg, sizeof msg, "this node was removed from the cluster (%s); ask a member",
+                 d->removed_why);
+        finish(d, p, json_pack("{s:i,s:s,s:b}", "code", 503, "error", msg, "removed", 1));
         return;
     }
     if (p->op == OP_GET || p->op == OP_LIST) {

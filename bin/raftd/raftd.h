@@ -81,6 +81,7 @@ typedef struct inconn { /* an inbound peer connection on peer.sock */
     uint64_t from;
     uint64_t since;
     int dead;
+    uint64_t removed_told; /* when we last told it it was removed (removal.c) */
 } inconn;
 
 struct pending;
@@ -224,6 +225,10 @@ struct raftd {
     uint64_t last_leader, counted_leader, counted_term;
     log_limit lim_stranger, lim_hello, lim_refusal, lim_inbound_full;
 
+    /* removal (removal.c): this node is not in the cluster any more */
+    int removed;
+    char removed_why[256];
+
     /* counters, in status and metrics (status.c) */
     uint64_t fsyncs, entries_persisted, lazy_commits;
     hist h_commit, h_fsync, h_batch;
@@ -255,6 +260,14 @@ const raft_node *member_by_name(const raft_config *c, const char *name);
 int socket_peer_allowed(int fd, const char *sockpath, uid_t *uid, gid_t *gid);
 void log_refusal(struct raftd *d, const char *sockname, uid_t uid, gid_t gid);
 
+/* removal.c */
+void removal_boot(struct raftd *d);
+void removal_set(struct raftd *d, const char *why);
+void removal_heard_leader(struct raftd *d, const raft_msg *m);
+void removal_notice(struct raftd *d, uint64_t from, uint64_t node, uint64_t term);
+void removal_tell(struct raftd *d, inconn *c, const raft_msg *m);
+void removal_check_conf(struct raftd *d, uint64_t index);
+
 /* options.c */
 void options_defaults(struct raftd *d);
 void options_parse(struct raftd *d, int argc, char **argv);
@@ -276,6 +289,10 @@ void peers_reap(struct raftd *d, uint64_t now);
 void peers_timers(struct raftd *d, uint64_t now);
 void send_msg(struct raftd *d, raft_msg *m);
 int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char *json, size_t len);
+/* The id of a node named name that is connected to us now, else 0. */
+uint64_t known_live_by_name(struct raftd *d, const char *name);
+/* A PEER_REMOVED notice to `to` (removal.c). 0 queued, -1 no link. */
+int send_removed(struct raftd *d, uint64_t to, uint64_t term);
 void peers_flush(struct raftd *d);
 void peers_watch(struct raftd *d);
 void peers_stop(struct raftd *d);

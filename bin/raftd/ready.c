@@ -148,6 +148,7 @@ static void ready_apply(struct raftd *d, ready_step *s)
             if (raft_config_decode(&c, e->data, e->len) == RAFT_OK) {
                 d->applied_conf = c;
                 log_config(d, &c, e->index);
+                removal_check_conf(d, e->index);
             } else
                 logf_(d, "config entry %llu does not decode", (unsigned long long)e->index);
         }

@@ -199,7 +199,6 @@ static json_t *parse_join(struct raftd *d, pending *p, json_t **cmd)
     const char *addr = json_string_value(json_object_get(req, "addr"));
     json_t *hj = json_object_get(req, "haddr");
     const char *haddr = json_string_value(hj);
-    (void)d;
     (void)cmd;
     if (!id || !kv_name_ok(id))
         return err_reply(400, "join needs \"id\": 1-63 of [A-Za-z0-9._-]");
@@ -209,15 +208,23 @@ static json_t *parse_join(struct raftd *d, pending *p, json_t **cmd)
         return err_reply(400, "\"haddr\" must be HOST:PORT");
     kv_meta_format(p->meta, sizeof p->meta, id, addr, haddr);
     /* The joining node's Raft id ("node_id" in its status): unique per
-     * incarnation of its data directory. Without it, the id a node of a
-     * version before incarnations has: the hash of its name. */
+     * incarnation of its data directory. Without it (a join by hand), the
+     * id of the node of that name that talks to us now, else of the member
+     * of that name (a repeat join); else 0, and the leader answers 400
+     * (leader_write): the hash of the name, which older versions took,
+     * is no id a node of this version has, and a learner under it would
+     * never catch up. */
     json_t *nj = json_object_get(req, "node_id");
     if (nj && !json_is_null(nj)) {
         if (!nodeid_parse(json_string_value(nj), &p->node))
             return err_reply(400, "\"node_id\" must be 16 hex digits (the joining "
                                   "node's node_id from its status)");
     } else {
-        p->node = nodeid_legacy(id);
+        const raft_config *c = raft_config_get(d->r);
+        const raft_node *m = member_by_name(c, id);
+        p->node = known_live_by_name(d, id);
+        if (!p->node && m)
+            p->node = m->id;
     }
     return NULL;
 }

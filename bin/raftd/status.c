@@ -49,6 +49,8 @@ json_t *status_json(struct raftd *d)
     }
     static const char *const roles[] = {"follower", "precandidate", "candidate", "leader"};
     const char *role = st.role >= 0 && st.role <= 3 ? roles[st.role] : "unknown";
+    if (d->removed) /* removal.c: not ticking, not campaigning */
+        role = "removed";
     json_t *nodes = json_array();
     for (uint32_t i = 0; c && i < c->n; i++) {
         char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
@@ -96,6 +98,10 @@ json_t *status_json(struct raftd *d)
         json_object_set_new(out, "snapshot_every", json_integer((json_int_t)snapshot_every(d)));
         json_object_set_new(out, "election_timeout_ms",
                             json_integer((json_int_t)d->tick_ms * d->election_ticks));
+        /* removal.c: this node is not in the cluster any more */
+        json_object_set_new(out, "removed", json_boolean(d->removed));
+        if (d->removed)
+            json_object_set_new(out, "removed_reason", json_string(d->removed_why));
     }
     return out;
 }
