@@ -92,10 +92,12 @@ void removal_notice(struct raftd *d, uint64_t from, uint64_t node, uint64_t term
 /* The leader's side: m came from a node outside our configuration. */
 void removal_tell(struct raftd *d, inconn *c, const raft_msg *m)
 {
+    const raft_config *cf = raft_config_get(d->r);
+    if (!cf || raft_config_find(cf, m->from)) /* every message: the cheap test first */
+        return;
     raft_status_info st;
     raft_status(d->r, &st);
-    const raft_config *cf = raft_config_get(d->r);
-    if (st.role != RAFT_LEADER || !cf || raft_config_find(cf, m->from))
+    if (st.role != RAFT_LEADER)
         return;
     uint64_t now = now_ms();
     if (c->removed_told && now - c->removed_told < NOTICE_EVERY_MS)
