@@ -2,6 +2,7 @@
  * key-get - CGI: GET /key/K[?level=stale]
  * Replies {"K":"V"} with ETag: "N" and X-Keyval-Index: N (N = the index of
  * the entry that last modified K); 404 {"error":"key not found"}.
+ * If-None-Match with that ETag (or *, or a list holding it): 304, no body.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,22 @@
 #include "cgi_main.h"
 
 #define PROG "key-get"
+
+/* The query parameters of GET /key/K: one line each. */
+static const char *const known_params[] = {
+    "level",
+    NULL,
+};
+
+/* 304 for If-None-Match with the key's current entity tag: no body. */
+static void not_modified(const char *const *hdrs)
+{
+    fputs("Status: 304 Not Modified\r\n", stdout);
+    for (size_t i = 0; hdrs[i]; i++)
+        fprintf(stdout, "%s\r\n", hdrs[i]);
+    fputs("\r\n", stdout);
+    fflush(stdout);
+}
 
 static int handle(void)
 {
@@ -27,13 +44,14 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (m == 0)
         return cgi_error(stdout, 404, "not found"), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     int lv = cgi_query_get(t.query, t.query_len, "level", level, sizeof level, &why);
     if (lv < 0)
         return cgi_errorf2(stdout, 400, "bad level parameter", why), 0;
     if (lv > 0 && strcmp(level, "stale") != 0 && strcmp(level, "linearizable") != 0 &&
         strcmp(level, "") != 0)
-        return cgi_error(stdout, 400,
-                         "bad level parameter: expected stale or linearizable"), 0;
+        return cgi_error(stdout, 400, "bad level parameter: expected stale or linearizable"), 0;
 
     json_t *req = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen);
     if (lv > 0 && strcmp(level, "stale") == 0)
@@ -62,18 +80,22 @@ static int handle(void)
     int nh = 0;
     if (json_is_integer(idx)) {
         snprintf(etag, sizeof etag, "ETag: \"%lld\"", (long long)json_integer_value(idx));
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
-                 (long long)json_integer_value(idx));
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
         hdrs[nh++] = etag;
         hdrs[nh++] = xidx;
     }
     json_t *app = json_object_get(reply, "applied");
     if (json_is_integer(app)) {
-        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld",
-                 (long long)json_integer_value(app));
+        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld", (long long)json_integer_value(app));
         hdrs[nh++] = xapp;
     }
     hdrs[nh] = NULL;
+    if (json_is_integer(idx) &&
+        cgi_etag_matches(getenv("HTTP_IF_NONE_MATCH"), (long long)json_integer_value(idx))) {
+        not_modified(hdrs);
+        json_decref(reply);
+        return 0;
+    }
     json_t *body = json_object();
     json_object_setn(body, key, klen, val);
     cgi_respond(stdout, 200, hdrs, body);
@@ -82,4 +104,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -1,8 +1,8 @@
 /*
  * key-put - CGI: PUT /key/K with the raw request body as the value.
  * If-Match: "N" sets only when K was last modified at index N;
- * If-None-Match: * sets only when K does not exist (412 otherwise).
- * Replies {"index":N}.
+ * If-Match: * only when K exists; If-None-Match: * only when K does not
+ * exist (412 otherwise). Replies {"index":N} with ETag: "N".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,11 @@
 #include "cgi_main.h"
 
 #define PROG "key-put"
+
+/* PUT /key/K takes no query parameters; a new one is one line here. */
+static const char *const known_params[] = {
+    NULL,
+};
 
 static int handle(void)
 {
@@ -30,30 +35,27 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (m == 0)
         return cgi_error(stdout, 404, "not found"), 0;
-    json_t *conds;
-    if (cgi_conditions(key, klen, &conds, &why) < 0)
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
+    cgi_cond cond;
+    if (cgi_cond_from_env(&cond, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
-    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX,
-                           &body, &blen, &why);
-    if (st) {
-        json_decref(conds);
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX, &body, &blen,
+                           &why);
+    if (st)
         return cgi_error(stdout, st, why), 0;
-    }
     if (memchr(body, '\0', blen) || !cgi_utf8_valid(body, blen)) {
         free(body);
-        json_decref(conds);
         return cgi_error(stdout, 400, "value must be valid UTF-8 without NUL bytes"), 0;
     }
     json_t *kv = json_object();
     json_object_setn_new(kv, key, klen, json_stringn(body, blen));
     free(body);
-    json_t *req;
-    if (conds)
-        req = json_pack("{s:s,s:o,s:o}", "op", "txn", "set", kv, "if", conds);
-    else
-        req = json_pack("{s:s,s:o}", "op", "set", "kv", kv);
-    cgi_relay_write(PROG, req);
+    cgi_write_if(PROG, kv, NULL, &cond);
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

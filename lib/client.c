@@ -30,7 +30,7 @@ static int wait_fd(int fd, short events, long long deadline)
         long long left = deadline - now_ms();
         if (left <= 0)
             return 0;
-        struct pollfd p = { .fd = fd, .events = events };
+        struct pollfd p = {.fd = fd, .events = events};
         int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (r < 0 && errno == EINTR)
             continue;
@@ -72,16 +72,15 @@ int client_reply_code(const json_t *reply)
  * request is ever sent twice. */
 static int conn_idle_ok(int fd)
 {
-    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct pollfd p = {.fd = fd, .events = POLLIN};
     int r = poll(&p, 1, 0);
     return r == 0;
 }
 
-int client_request(const char *sockpath, json_t *req, int timeout_ms,
-                   json_t **reply, char *err, size_t errlen)
+int client_request(const char *sockpath, json_t *req, int timeout_ms, json_t **reply, char *err,
+                   size_t errlen)
 {
-    return client_request_keep(NULL, sockpath, req, timeout_ms, reply, err,
-                               errlen);
+    return client_request_keep(NULL, sockpath, req, timeout_ms, reply, err, errlen);
 }
 
 /* A non-blocking UNIX stream connection to sockpath within deadline.
@@ -97,8 +96,8 @@ static int connect_unix(const char *sockpath, long long deadline, int timeout_ms
         return -1;
     }
     if (strlen(sockpath) >= sizeof sa.sun_path) {
-        snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
-                 sizeof sa.sun_path - 1, sockpath);
+        snprintf(err, errlen, "socket path too long (max %zu bytes): %s", sizeof sa.sun_path - 1,
+                 sockpath);
         return -1;
     }
     memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
@@ -121,7 +120,9 @@ static int connect_unix(const char *sockpath, long long deadline, int timeout_ms
         snprintf(err, errlen, "connect %s: timed out after %d ms", sockpath, timeout_ms);
     } else if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
         snprintf(err, errlen, "connect %s: %s", sockpath,
-                 strerror(w < 0 ? errno : soerr ? soerr : EIO));
+                 strerror(w < 0   ? errno
+                          : soerr ? soerr
+                                  : EIO));
     } else {
         return fd;
     }
@@ -270,8 +271,9 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeou
     json_t *r = json_loadb(buf, len, 0, &jerr);
     if (!r || !json_is_object(r)) {
         json_decref(r);
+        char jw[200];
         snprintf(err, errlen, "malformed reply from %s: %s", sockpath,
-                 r ? "not an object" : jerr.text);
+                 r ? "not an object" : client_json_why(&jerr, jw, sizeof jw));
         goto out;
     }
     *reply = r;
@@ -290,8 +292,7 @@ out:
     return ret;
 }
 
-int client_socket_path(const char *sock, const char *datadir, char *out,
-                       size_t outlen)
+int client_socket_path(const char *sock, const char *datadir, char *out, size_t outlen)
 {
     const char *e;
     int n;
@@ -304,8 +305,7 @@ int client_socket_path(const char *sock, const char *datadir, char *out,
     else if ((e = getenv("KEYVAL_DATADIR")) && *e)
         n = snprintf(out, outlen, "%s/raftd.sock", e);
     else
-        n = snprintf(out, outlen, "%s/node0/raftd.sock",
-                     (e = getenv("HOME")) && *e ? e : ".");
+        n = snprintf(out, outlen, "%s/node0/raftd.sock", (e = getenv("HOME")) && *e ? e : ".");
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
@@ -320,12 +320,29 @@ int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg)
     return 1;
 }
 
-int client_sockopt_path(const struct client_sockopt *o, const char *prog,
-                        char *out, size_t outlen)
+int client_sockopt_path(const struct client_sockopt *o, const char *prog, char *out, size_t outlen)
 {
     if (client_socket_path(o->sock, o->datadir, out, outlen) < 0) {
         fprintf(stderr, "%s: socket path too long\n", prog);
         return -1;
     }
     return 0;
+}
+
+const char *client_json_why(const json_error_t *e, char *buf, size_t cap)
+{
+    switch (json_error_code(e)) {
+    case json_error_null_character:
+        snprintf(buf, cap, "strings may not contain NUL bytes (\\u0000)");
+        break;
+    case json_error_null_byte_in_key:
+        snprintf(buf, cap, "keys may not contain NUL bytes (\\u0000)");
+        break;
+    case json_error_duplicate_key:
+        snprintf(buf, cap, "a key appears twice in one object (line %d)", e->line);
+        break;
+    case json_error_invalid_utf8: snprintf(buf, cap, "not valid UTF-8"); break;
+    default: snprintf(buf, cap, "%s (line %d, column %d)", e->text, e->line, e->column);
+    }
+    return buf;
 }
