@@ -319,6 +319,8 @@ json_t *prepare(struct raftd *d, pending *p)
     json_t *cmd = NULL, *err = def->parse(d, p, &cmd);
     if (err) {
         json_decref(cmd);
+        /* err is a reply the parse function made, never cmd's address */
+        /* cppcheck-suppress returnDanglingLifetime */
         return err;
     }
     if (p->op != OP_SET && p->op != OP_DEL && p->op != OP_TXN)
