@@ -40,8 +40,8 @@ static void report(const char *name, double *lat, size_t n, double secs)
         return;
     }
     qsort(lat, n, sizeof *lat, cmp_double);
-    printf("probe=%s ops=%zu seconds=%.2f ops_per_s=%.0f p50_us=%.0f p99_us=%.0f\n", name, n,
-           secs, (double)n / secs, lat[n / 2], lat[(size_t)((double)n * 0.99)]);
+    printf("probe=%s ops=%zu seconds=%.2f ops_per_s=%.0f p50_us=%.0f p99_us=%.0f\n", name, n, secs,
+           (double)n / secs, lat[n / 2], lat[(size_t)((double)n * 0.99)]);
 }
 
 static int probe_fdatasync(const char *dir, double secs, double *lat)
@@ -86,8 +86,8 @@ static int probe_sqlite(const char *dir, double secs, double *lat)
     int ok = sqlite3_open(path, &db) == SQLITE_OK &&
              sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) == SQLITE_OK &&
              sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) == SQLITE_OK &&
-             sqlite3_exec(db, "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)", NULL, NULL,
-                          NULL) == SQLITE_OK &&
+             sqlite3_exec(db, "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)", NULL, NULL, NULL) ==
+                 SQLITE_OK &&
              sqlite3_prepare_v2(db, "INSERT INTO t (k, v) VALUES (?, ?)", -1, &ins, NULL) ==
                  SQLITE_OK;
     char val[100];

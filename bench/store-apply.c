@@ -68,8 +68,11 @@ int main(int argc, char **argv)
             goto fail;
         for (long j = i; j < i + b && j < n; j++) {
             int len = snprintf(cmd, sizeof cmd, "{\"set\":{\"k%06ld\":\"%s\"}}", j % keys, value);
-            raft_entry e = {.term = 1, .index = (uint64_t)j + 1, .type = RAFT_ENTRY_NORMAL,
-                            .len = (uint32_t)len, .data = (uint8_t *)cmd};
+            raft_entry e = {.term = 1,
+                            .index = (uint64_t)j + 1,
+                            .type = RAFT_ENTRY_NORMAL,
+                            .len = (uint32_t)len,
+                            .data = (uint8_t *)cmd};
             store_result r;
             if (store_apply(s, &e, &r) < 0 || r.code != 200)
                 goto fail;

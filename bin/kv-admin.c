@@ -17,19 +17,18 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: kv-admin [-s SOCKET | -d DATADIR] remove ID\n"
-"       kv-admin [-s SOCKET | -d DATADIR] leader ID\n"
-"       kv-admin [-s SOCKET | -d DATADIR] metrics\n"
-"remove ID: removes node ID from the cluster (prints the index).\n"
-"leader ID: hands leadership to node ID and waits up to %d ms until this\n"
-"node follows it.\n"
-"metrics: prints raftd's counters as one JSON object (GET /metrics has\n"
-"them in Prometheus text format).\n"
-CLIENT_SOCKOPT_USAGE
-"Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
-"Exit status: 0 done, 1 no such node, 2 usage error, 3 raftd answered with\n"
-"an error (or the transfer did not finish in time), 4 raftd could not be\n"
-"reached, 5 outcome unknown (sent, but no definite answer).\n",
+            "usage: kv-admin [-s SOCKET | -d DATADIR] remove ID\n"
+            "       kv-admin [-s SOCKET | -d DATADIR] leader ID\n"
+            "       kv-admin [-s SOCKET | -d DATADIR] metrics\n"
+            "remove ID: removes node ID from the cluster (prints the index).\n"
+            "leader ID: hands leadership to node ID and waits up to %d ms until this\n"
+            "node follows it.\n"
+            "metrics: prints raftd's counters as one JSON object (GET /metrics has\n"
+            "them in Prometheus text format).\n" CLIENT_SOCKOPT_USAGE
+            "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
+            "Exit status: 0 done, 1 no such node, 2 usage error, 3 raftd answered with\n"
+            "an error (or the transfer did not finish in time), 4 raftd could not be\n"
+            "reached, 5 outcome unknown (sent, but no definite answer).\n",
             LEADER_WAIT_MS, CLIENT_TIMEOUT_MS);
 }
 
@@ -39,8 +38,10 @@ static int call(const char *sock, json_t *req, json_t **reply)
     char err[512];
     int rc = client_request(sock, req, client_timeout_from_env(), reply, err, sizeof err);
     if (rc == CLIENT_SENT) {
-        fprintf(stderr, PROG ": outcome unknown (it may or may not have been done): "
-                "raftd at %s: %s\n", sock, err);
+        fprintf(stderr,
+                PROG ": outcome unknown (it may or may not have been done): "
+                     "raftd at %s: %s\n",
+                sock, err);
         return 5;
     }
     if (rc < 0) {
@@ -52,8 +53,9 @@ static int call(const char *sock, json_t *req, json_t **reply)
         return 0;
     const char *e = json_string_value(json_object_get(*reply, "error"));
     const char *oc = json_string_value(json_object_get(*reply, "outcome"));
-    fprintf(stderr, PROG ": %s%s (HTTP %d)\n", oc && !strcmp(oc, "unknown") ?
-            "outcome unknown: " : "", e ? e : "bad reply from raftd", code);
+    fprintf(stderr, PROG ": %s%s (HTTP %d)\n",
+            oc && !strcmp(oc, "unknown") ? "outcome unknown: " : "", e ? e : "bad reply from raftd",
+            code);
     json_decref(*reply);
     *reply = NULL;
     return oc && !strcmp(oc, "unknown") ? 5 : code == 404 ? 1 : 3;
@@ -130,10 +132,12 @@ int main(int argc, char **argv)
         json_decref(reply);
         if (!strcmp(seen, id))
             return 0;
-        struct timespec ts = { 0, 50 * 1000000L };
+        struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    fprintf(stderr, PROG ": leadership transfer to %s did not complete in %d ms "
-            "(leader now: %s)\n", id, LEADER_WAIT_MS, *seen ? seen : "none");
+    fprintf(stderr,
+            PROG ": leadership transfer to %s did not complete in %d ms "
+                 "(leader now: %s)\n",
+            id, LEADER_WAIT_MS, *seen ? seen : "none");
     return 3;
 }

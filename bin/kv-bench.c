@@ -45,7 +45,7 @@ typedef struct conn {
     size_t out_len, out_off;
     char in[4096];
     size_t in_len;
-    size_t skip;          /* bytes of an over-long reply still to drop */
+    size_t skip; /* bytes of an over-long reply still to drop */
     uint64_t sent_ns;
     uint64_t seq;
     int busy;
@@ -66,28 +66,27 @@ static uint64_t now_ns(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"usage: kv-bench [-s SOCK | -d DATADIR] [-c CONNS] [-t SECONDS | -n OPS]\n"
-"                [-op set|get|stale|fill] [-keys N] [-batch K] [-vsize BYTES]\n"
-"                [-prefix P] [-q]\n"
-"\n"
-"Sends requests to raftd.sock, one outstanding request per connection, and\n"
-"prints ops/s and latency percentiles.\n"
-"  -s SOCK      the raftd socket\n"
-"  -d DATADIR   use DATADIR/raftd.sock (without -s or -d: $KEYVAL_SOCKET,\n"
-"               else $KEYVAL_DATADIR/raftd.sock, else $HOME/node0/raftd.sock)\n"
-"  -c CONNS     connections (default 8)\n"
-"  -t SECONDS   run this long (default 5)\n"
-"  -n OPS       stop after this many requests instead\n"
-"  -op set      unique keys P<conn>-<seq>, K keys per request (default)\n"
-"  -op get      linearizable reads of P0..P(N-1)\n"
-"  -op stale    stale reads of P0..P(N-1)\n"
-"  -op fill     writes P0..P(N-1) once, K per request, then stops\n"
-"  -keys N      key space of get/stale/fill (default 1000)\n"
-"  -batch K     keys per write request (default 1)\n"
-"  -vsize B     value size in bytes (default 16)\n"
-"  -prefix P    key prefix (default kb)\n"
-"  -q           quiet: only the summary line, no errors of single requests\n");
+    fprintf(f, "usage: kv-bench [-s SOCK | -d DATADIR] [-c CONNS] [-t SECONDS | -n OPS]\n"
+               "                [-op set|get|stale|fill] [-keys N] [-batch K] [-vsize BYTES]\n"
+               "                [-prefix P] [-q]\n"
+               "\n"
+               "Sends requests to raftd.sock, one outstanding request per connection, and\n"
+               "prints ops/s and latency percentiles.\n"
+               "  -s SOCK      the raftd socket\n"
+               "  -d DATADIR   use DATADIR/raftd.sock (without -s or -d: $KEYVAL_SOCKET,\n"
+               "               else $KEYVAL_DATADIR/raftd.sock, else $HOME/node0/raftd.sock)\n"
+               "  -c CONNS     connections (default 8)\n"
+               "  -t SECONDS   run this long (default 5)\n"
+               "  -n OPS       stop after this many requests instead\n"
+               "  -op set      unique keys P<conn>-<seq>, K keys per request (default)\n"
+               "  -op get      linearizable reads of P0..P(N-1)\n"
+               "  -op stale    stale reads of P0..P(N-1)\n"
+               "  -op fill     writes P0..P(N-1) once, K per request, then stops\n"
+               "  -keys N      key space of get/stale/fill (default 1000)\n"
+               "  -batch K     keys per write request (default 1)\n"
+               "  -vsize B     value size in bytes (default 16)\n"
+               "  -prefix P    key prefix (default kb)\n"
+               "  -q           quiet: only the summary line, no errors of single requests\n");
 }
 
 static int conn_open(const char *path)
@@ -139,9 +138,8 @@ static int next_request(conn *c, int idx)
                 o += (size_t)snprintf(buf + o, cap - o, "%s\"%s%lld\":\"%s\"", i ? "," : "",
                                       g_prefix, g_fill_next++, g_value);
             } else {
-                o += (size_t)snprintf(buf + o, cap - o, "%s\"%s%d-%llu-%d\":\"%s\"",
-                                      i ? "," : "", g_prefix, idx,
-                                      (unsigned long long)c->seq, i, g_value);
+                o += (size_t)snprintf(buf + o, cap - o, "%s\"%s%d-%llu-%d\":\"%s\"", i ? "," : "",
+                                      g_prefix, idx, (unsigned long long)c->seq, i, g_value);
             }
         }
         o += (size_t)snprintf(buf + o, cap - o, "}}\n");
@@ -181,8 +179,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
             g_quiet = 1;
             continue;
         }
-        static const char *const valued[] = { "-s", "-d", "-c", "-t", "-n", "-op",
-                                              "-keys", "-batch", "-vsize", "-prefix" };
+        static const char *const valued[] = {"-s",  "-d",    "-c",     "-t",     "-n",
+                                             "-op", "-keys", "-batch", "-vsize", "-prefix"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known |= !strcmp(o, valued[k]);
@@ -214,8 +212,8 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
         else if (!strcmp(o, "-prefix"))
             g_prefix = v;
         else if (!strcmp(o, "-op")) {
-            static const char *const ops[] = { [OP_SET] = "set", [OP_GET] = "get",
-                                               [OP_STALE] = "stale", [OP_FILL] = "fill" };
+            static const char *const ops[] = {
+                [OP_SET] = "set", [OP_GET] = "get", [OP_STALE] = "stale", [OP_FILL] = "fill"};
             int found = -1;
             for (int k = 0; k < (int)(sizeof ops / sizeof ops[0]); k++)
                 if (!strcmp(v, ops[k]))
@@ -230,8 +228,9 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
     if (a->nconns < 1 || a->nconns > MAX_CONNS || a->seconds <= 0 || a->seconds > 3600 ||
         g_keys < 1 || g_batch < 1 || g_batch > 10000 || g_vsize < 0 || g_vsize > 65536 ||
         a->max_ops < 0 || strlen(g_prefix) > 64 || strpbrk(g_prefix, "\"\\")) {
-        fprintf(stderr, PROG ": option out of range (-c 1..%d, -t 0..3600, -batch 1..10000, "
-                        "-vsize 0..65536, -prefix up to 64 bytes without quotes)\n",
+        fprintf(stderr,
+                PROG ": option out of range (-c 1..%d, -t 0..3600, -batch 1..10000, "
+                     "-vsize 0..65536, -prefix up to 64 bytes without quotes)\n",
                 MAX_CONNS);
         return 2;
     }
@@ -349,8 +348,7 @@ static int run_conns(struct bench_run *r, conn *cs, struct pollfd *pf, int nconn
             return 1;
         }
         if (pr == 0 && now_ns() > r->end + 10000000000ull) {
-            fprintf(stderr, PROG ": %d requests got no reply within 10 s of the end\n",
-                    r->active);
+            fprintf(stderr, PROG ": %d requests got no reply within 10 s of the end\n", r->active);
             r->errors += r->active;
             return 0;
         }
@@ -363,7 +361,7 @@ static int run_conns(struct bench_run *r, conn *cs, struct pollfd *pf, int nconn
 
 int main(int argc, char **argv)
 {
-    struct bench_args a = { .nconns = 8, .seconds = 5 };
+    struct bench_args a = {.nconns = 8, .seconds = 5};
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0)
         return rc;
@@ -380,7 +378,7 @@ int main(int argc, char **argv)
     int nconns = a.nconns;
     conn *cs = calloc((size_t)nconns, sizeof *cs);
     struct pollfd *pf = calloc((size_t)nconns, sizeof *pf);
-    struct bench_run r = { .max_ops = a.max_ops, .lat_cap = 1u << 16 };
+    struct bench_run r = {.max_ops = a.max_ops, .lat_cap = 1u << 16};
     r.lat = malloc(r.lat_cap * sizeof *r.lat);
     int ok = cs && pf && r.lat;
     for (int i = 0; ok && i < nconns; i++) {
@@ -413,8 +411,7 @@ int main(int argc, char **argv)
            (unsigned long long)(p50 / 1000), (unsigned long long)(p99 / 1000),
            (unsigned long long)(mx / 1000));
     if (r.errors && !g_quiet)
-        fprintf(stderr, PROG ": %lld requests failed; first reply: %s\n", r.errors,
-                r.first_err);
+        fprintf(stderr, PROG ": %lld requests failed; first reply: %s\n", r.errors, r.first_err);
     for (int i = 0; i < nconns; i++) {
         close(cs[i].fd);
         free(cs[i].buf);

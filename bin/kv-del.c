@@ -17,14 +17,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: kv-del [-s SOCKET | -d DATADIR] [-v] KEY [KEY ...]\n"
-"Deletes the keys in one atomic write.\n"
-CLIENT_SOCKOPT_USAGE
-"  -v          print the index of the write\n"
-"Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
-"Exit status: 0 deleted (also when a key did not exist), 2 usage error,\n"
-"3 raftd answered with an error, 4 raftd could not be reached,\n"
-"5 outcome unknown (sent, but no definite answer: it may have been applied).\n",
+            "usage: kv-del [-s SOCKET | -d DATADIR] [-v] KEY [KEY ...]\n"
+            "Deletes the keys in one atomic write.\n" CLIENT_SOCKOPT_USAGE
+            "  -v          print the index of the write\n"
+            "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
+            "Exit status: 0 deleted (also when a key did not exist), 2 usage error,\n"
+            "3 raftd answered with an error, 4 raftd could not be reached,\n"
+            "5 outcome unknown (sent, but no definite answer: it may have been applied).\n",
             CLIENT_TIMEOUT_MS);
 }
 
@@ -67,12 +66,13 @@ int main(int argc, char **argv)
         return 2;
     }
     json_t *reply;
-    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
-                            sizeof err);
+    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err, sizeof err);
     json_decref(req);
     if (rc == CLIENT_SENT) {
-        fprintf(stderr, PROG ": outcome unknown (the write may or may not "
-                "have been applied): raftd at %s: %s\n", sock, err);
+        fprintf(stderr,
+                PROG ": outcome unknown (the write may or may not "
+                     "have been applied): raftd at %s: %s\n",
+                sock, err);
         return 5;
     }
     if (rc < 0) {
@@ -82,9 +82,9 @@ int main(int argc, char **argv)
     int code = client_reply_code(reply), ret = 0;
     const char *e = json_string_value(json_object_get(reply, "error"));
     if (code != 200 && json_is_string(json_object_get(reply, "outcome")) &&
-               !strcmp(json_string_value(json_object_get(reply, "outcome")), "unknown")) {
-        fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n",
-                e ? e : "bad reply from raftd", code);
+        !strcmp(json_string_value(json_object_get(reply, "outcome")), "unknown")) {
+        fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n", e ? e : "bad reply from raftd",
+                code);
         ret = 5;
     } else if (code != 200) {
         fprintf(stderr, PROG ": %s (HTTP %d)\n", e ? e : "bad reply from raftd", code);

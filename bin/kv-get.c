@@ -14,16 +14,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: kv-get [-s SOCKET | -d DATADIR] [-S] [-n] [-i] KEY\n"
-"Prints the value of KEY followed by a newline.\n"
-CLIENT_SOCKOPT_USAGE
-"  -S          stale read: answer from the local copy at once\n"
-"              (default: linearizable, confirmed with the leader)\n"
-"  -n          no newline after the value\n"
-"  -i          print the index of the key's last change instead\n"
-"Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
-"Exit status: 0 found, 1 key not found, 2 usage error,\n"
-"3 raftd answered with an error, 4 raftd could not be reached.\n",
+            "usage: kv-get [-s SOCKET | -d DATADIR] [-S] [-n] [-i] KEY\n"
+            "Prints the value of KEY followed by a newline.\n" CLIENT_SOCKOPT_USAGE
+            "  -S          stale read: answer from the local copy at once\n"
+            "              (default: linearizable, confirmed with the leader)\n"
+            "  -n          no newline after the value\n"
+            "  -i          print the index of the key's last change instead\n"
+            "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
+            "Exit status: 0 found, 1 key not found, 2 usage error,\n"
+            "3 raftd answered with an error, 4 raftd could not be reached.\n",
             CLIENT_TIMEOUT_MS);
 }
 
@@ -58,8 +57,7 @@ int main(int argc, char **argv)
     json_t *req = json_pack("{s:s,s:s}", "op", "get", "key", key), *reply;
     if (stale)
         json_object_set_new(req, "level", json_string("stale"));
-    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
-                            sizeof err);
+    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err, sizeof err);
     json_decref(req);
     if (rc < 0) {
         fprintf(stderr, PROG ": raftd at %s: %s\n", sock, err);
@@ -73,8 +71,7 @@ int main(int argc, char **argv)
         ret = 1;
     } else if (code != 200 || !json_is_string(val)) {
         const char *e = json_string_value(json_object_get(reply, "error"));
-        fprintf(stderr, PROG ": %s: %s (HTTP %d)\n", key,
-                e ? e : "bad reply from raftd", code);
+        fprintf(stderr, PROG ": %s: %s (HTTP %d)\n", key, e ? e : "bad reply from raftd", code);
         ret = 3;
     } else if (want_index) {
         printf("%lld\n", (long long)json_integer_value(json_object_get(reply, "index")));

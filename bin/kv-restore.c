@@ -27,21 +27,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"usage: kv-restore [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT]\n"
-"                  [-force-new-cluster] BACKUP DATADIR\n"
-"Creates DATADIR (which must be missing or empty) holding a NEW one-node\n"
-"cluster with a new cluster id, the key-value table and the applied index\n"
-"of BACKUP (a file written by kv-backup). Start the node afterwards with\n"
-"keyval and the same -id, -haddr and -raddr; other nodes join it.\n"
-"  -id ID             node ID, 1-63 of [A-Za-z0-9._-] (default: the Raft\n"
-"                     address with ':' replaced by '-', localhost-12000)\n"
-"  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
-"  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
-"  -force-new-cluster accept a node's own raft.db (not a kv-backup file):\n"
-"                     for recovery when a majority is lost for good\n"
-"Exit status: 0 restored, 1 failed (nothing is left in DATADIR),\n"
-"2 usage error or refused.\n");
+    fprintf(f, "usage: kv-restore [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT]\n"
+               "                  [-force-new-cluster] BACKUP DATADIR\n"
+               "Creates DATADIR (which must be missing or empty) holding a NEW one-node\n"
+               "cluster with a new cluster id, the key-value table and the applied index\n"
+               "of BACKUP (a file written by kv-backup). Start the node afterwards with\n"
+               "keyval and the same -id, -haddr and -raddr; other nodes join it.\n"
+               "  -id ID             node ID, 1-63 of [A-Za-z0-9._-] (default: the Raft\n"
+               "                     address with ':' replaced by '-', localhost-12000)\n"
+               "  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
+               "  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
+               "  -force-new-cluster accept a node's own raft.db (not a kv-backup file):\n"
+               "                     for recovery when a majority is lost for good\n"
+               "Exit status: 0 restored, 1 failed (nothing is left in DATADIR),\n"
+               "2 usage error or refused.\n");
 }
 
 /* HOST:PORT with a port of 1-65535 and a host without spaces. */
@@ -186,8 +185,7 @@ static int parse_args(int argc, char **argv, struct restore_args *a)
         return 2;
     }
     if (strlen(g_dir) > 80) {
-        fprintf(stderr, PROG ": DATADIR %s is too long (raftd takes at most 80 bytes)\n",
-                g_dir);
+        fprintf(stderr, PROG ": DATADIR %s is too long (raftd takes at most 80 bytes)\n", g_dir);
         return 2;
     }
     return -1;
@@ -240,19 +238,21 @@ static int open_backup(const struct restore_args *a, struct backup_info *bi)
     uint64_t applied = strtoull(applied_s, NULL, 10);
     if (!marker[0] && !a->force) {
         fprintf(stderr,
-                PROG ": REFUSED: %s is not a kv-backup file (it looks like a node's own\n"
-                PROG ": raft.db). Restoring it starts a NEW cluster from this one node's\n"
-                PROG ": data, forgetting every other member and any write this node had\n"
-                PROG ": not applied. Do that only when the old cluster's majority is lost\n"
-                PROG ": for good and its nodes will never run again; then repeat with\n"
-                PROG ": -force-new-cluster. Otherwise restore a kv-backup file.\n",
+                PROG ": REFUSED: %s is not a kv-backup file (it looks like a node's own\n" PROG
+                     ": raft.db). Restoring it starts a NEW cluster from this one node's\n" PROG
+                     ": data, forgetting every other member and any write this node had\n" PROG
+                     ": not applied. Do that only when the old cluster's majority is lost\n" PROG
+                     ": for good and its nodes will never run again; then repeat with\n" PROG
+                     ": -force-new-cluster. Otherwise restore a kv-backup file.\n",
                 a->backup);
         sqlite3_close(src);
         return 2;
     }
     if (applied == 0) {
-        fprintf(stderr, PROG ": %s has no applied entries: nothing to restore "
-                "(start a new node with keyval instead)\n", a->backup);
+        fprintf(stderr,
+                PROG ": %s has no applied entries: nothing to restore "
+                     "(start a new node with keyval instead)\n",
+                a->backup);
         sqlite3_close(src);
         return 1;
     }
@@ -276,8 +276,10 @@ static int prepare_datadir(void)
     }
     int e = dir_empty(g_dir);
     if (e != 1) {
-        fprintf(stderr, PROG ": REFUSED: %s %s; restore only into a new, empty "
-                "directory\n", g_dir, e < 0 ? "is not a readable directory" : "is not empty");
+        fprintf(stderr,
+                PROG ": REFUSED: %s %s; restore only into a new, empty "
+                     "directory\n",
+                g_dir, e < 0 ? "is not a readable directory" : "is not empty");
         return 2;
     }
     return -1;
@@ -309,8 +311,8 @@ static int copy_table(sqlite3 *src, const char *backup, const char *dbpath)
     }
     sqlite3_close(src);
     char *err = NULL;
-    if (sqlite3_exec(dst, "DELETE FROM log; DELETE FROM meta WHERE name <> 'applied';", NULL,
-                     NULL, &err) != SQLITE_OK) {
+    if (sqlite3_exec(dst, "DELETE FROM log; DELETE FROM meta WHERE name <> 'applied';", NULL, NULL,
+                     &err) != SQLITE_OK) {
         int r = fail("%s: %s", dbpath, err ? err : "error");
         sqlite3_free(err);
         sqlite3_close(dst);
@@ -343,8 +345,7 @@ static int make_cluster(const struct restore_args *a, const struct backup_info *
     }
     m.conf.nodes[0].id = nodeid_derive(a->id, inc);
     m.conf.nodes[0].voter = 1;
-    kv_meta_format(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, a->id, a->raddr,
-                   a->haddr);
+    kv_meta_format(m.conf.nodes[0].meta, sizeof m.conf.nodes[0].meta, a->id, a->raddr, a->haddr);
     raft_hard_state hs = {.term = 1, .vote = 0};
 
     unsigned char rnd[16];
@@ -365,8 +366,8 @@ static int make_cluster(const struct restore_args *a, const struct backup_info *
     if (store_applied(s) != bi->applied || store_begin(s) < 0 ||
         store_snapshot_write(s, snap, &m) < 0 || store_save_hs(s, &hs) < 0 ||
         store_meta_set(s, "incarnation", inc) < 0 || store_meta_set(s, "name", a->id) < 0 ||
-        store_meta_set(s, "cluster", cluster) < 0 ||
-        store_meta_set(s, "restored_from", from) < 0 || store_commit(s) < 0) {
+        store_meta_set(s, "cluster", cluster) < 0 || store_meta_set(s, "restored_from", from) < 0 ||
+        store_commit(s) < 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", store_error(s));
         store_close(s);
@@ -406,7 +407,6 @@ int main(int argc, char **argv)
            " from %s (cluster %s)\n",
            g_dir, cluster, a.id, bi.nkeys, bi.applied, a.backup,
            bi.old_cluster[0] ? bi.old_cluster : "unknown");
-    printf("start it with: keyval -id %s -haddr %s -raddr %s %s\n", a.id, a.haddr, a.raddr,
-           g_dir);
+    printf("start it with: keyval -id %s -haddr %s -raddr %s %s\n", a.id, a.haddr, a.raddr, g_dir);
     return 0;
 }

@@ -14,18 +14,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-"usage: kv-set [-s SOCKET | -d DATADIR] [-v] KEY VALUE [KEY VALUE ...]\n"
-"       kv-set [-s SOCKET | -d DATADIR] [-v] KEY < FILE\n"
-"Sets the keys to the values in one atomic write (all or none). With only\n"
-"KEY, the value is read from standard input (at most 4 MiB, UTF-8).\n"
-CLIENT_SOCKOPT_USAGE
-"  -v          print the index of the write\n"
-"Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
-"Exit status: 0 written, 2 usage error, 3 raftd answered with an error\n"
-"(for example no leader), 4 raftd could not be reached, 5 outcome unknown\n"
-"(the request was sent but no definite answer came: it may have been applied).\n",
-            CLIENT_TIMEOUT_MS);
+    fprintf(
+        f,
+        "usage: kv-set [-s SOCKET | -d DATADIR] [-v] KEY VALUE [KEY VALUE ...]\n"
+        "       kv-set [-s SOCKET | -d DATADIR] [-v] KEY < FILE\n"
+        "Sets the keys to the values in one atomic write (all or none). With only\n"
+        "KEY, the value is read from standard input (at most 4 MiB, UTF-8).\n" CLIENT_SOCKOPT_USAGE
+        "  -v          print the index of the write\n"
+        "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
+        "Exit status: 0 written, 2 usage error, 3 raftd answered with an error\n"
+        "(for example no leader), 4 raftd could not be reached, 5 outcome unknown\n"
+        "(the request was sent but no definite answer came: it may have been applied).\n",
+        CLIENT_TIMEOUT_MS);
 }
 
 int main(int argc, char **argv)
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
     int n = argc - optind;
     if (n < 1 || (n > 1 && n % 2 != 0)) {
         fprintf(stderr, PROG ": expected KEY VALUE pairs, or one KEY with the "
-                "value on standard input\n");
+                             "value on standard input\n");
         usage(stderr);
         return 2;
     }
@@ -58,8 +58,10 @@ int main(int argc, char **argv)
             return 2;
         }
         if (isatty(STDIN_FILENO))
-            fprintf(stderr, PROG ": reading the value of %s from standard input "
-                    "(end it with Ctrl-D)\n", key);
+            fprintf(stderr,
+                    PROG ": reading the value of %s from standard input "
+                         "(end it with Ctrl-D)\n",
+                    key);
         size_t cap = CGI_BODY_MAX + 1, len = 0;
         char *buf = malloc(cap);
         if (!buf) {
@@ -98,8 +100,10 @@ int main(int argc, char **argv)
                 return 2;
             }
             if (!cgi_utf8_valid(val, strlen(val)) || strlen(val) > CGI_BODY_MAX) {
-                fprintf(stderr, PROG ": value for %s must be valid UTF-8 of at "
-                        "most 4 MiB\n", key);
+                fprintf(stderr,
+                        PROG ": value for %s must be valid UTF-8 of at "
+                             "most 4 MiB\n",
+                        key);
                 json_decref(kv);
                 return 2;
             }
@@ -112,16 +116,17 @@ int main(int argc, char **argv)
         return 2;
     }
     json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", kv), *reply;
-    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err,
-                            sizeof err);
+    int rc = client_request(sock, req, client_timeout_from_env(), &reply, err, sizeof err);
     json_decref(req);
     if (rc == -2) {
         fprintf(stderr, PROG ": %s\n", err);
         return 3;
     }
     if (rc == CLIENT_SENT) {
-        fprintf(stderr, PROG ": outcome unknown (the write may or may not "
-                "have been applied): raftd at %s: %s\n", sock, err);
+        fprintf(stderr,
+                PROG ": outcome unknown (the write may or may not "
+                     "have been applied): raftd at %s: %s\n",
+                sock, err);
         return 5;
     }
     if (rc < 0) {
@@ -132,8 +137,8 @@ int main(int argc, char **argv)
     const char *oc = json_string_value(json_object_get(reply, "outcome"));
     if (code != 200 && oc && !strcmp(oc, "unknown")) {
         const char *e = json_string_value(json_object_get(reply, "error"));
-        fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n",
-                e ? e : "bad reply from raftd", code);
+        fprintf(stderr, PROG ": outcome unknown: %s (HTTP %d)\n", e ? e : "bad reply from raftd",
+                code);
         ret = 5;
     } else if (code != 200) {
         const char *e = json_string_value(json_object_get(reply, "error"));

@@ -62,8 +62,7 @@ static int handle(void)
     const char *k;
     json_t *v;
     void *tmp;
-    json_object_foreach_safe(obj, tmp, k, v)
-    {
+    json_object_foreach_safe (obj, tmp, k, v) {
         if (cgi_key_valid(k, strlen(k), &why) < 0) {
             cgi_error(stdout, 400, why);
             json_decref(obj);

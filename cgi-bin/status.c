@@ -159,8 +159,7 @@ static int metrics(void)
     }
     size_t i;
     json_t *m;
-    json_array_foreach(arr, i, m)
-    {
+    json_array_foreach (arr, i, m) {
         const char *name = json_string_value(json_object_get(m, "name"));
         const char *type = json_string_value(json_object_get(m, "type"));
         const char *help = json_string_value(json_object_get(m, "help"));
@@ -172,8 +171,7 @@ static int metrics(void)
         if (!strcmp(type, "histogram")) {
             json_t *b = json_object_get(m, "buckets"), *e;
             size_t j;
-            json_array_foreach(b, j, e)
-            {
+            json_array_foreach (b, j, e) {
                 fprintf(o, "%s_bucket{le=\"", name);
                 prom_num(o, json_number_value(json_array_get(e, 0)));
                 fputs("\"} ", o);
@@ -191,14 +189,12 @@ static int metrics(void)
         } else if (json_is_array(json_object_get(m, "series"))) {
             json_t *e;
             size_t j;
-            json_array_foreach(json_object_get(m, "series"), j, e)
-            {
+            json_array_foreach (json_object_get(m, "series"), j, e) {
                 const char *k;
                 json_t *lv;
                 int first = 1;
                 fputs(name, o);
-                json_object_foreach(json_object_get(e, "labels"), k, lv)
-                {
+                json_object_foreach (json_object_get(e, "labels"), k, lv) {
                     if (!valid_metric_name(k) || !json_is_string(lv))
                         continue;
                     fprintf(o, "%s%s=\"", first ? "{" : ",", k);

@@ -472,8 +472,7 @@ int cgi_fields_known(const json_t *obj, const char *const *known)
     const char *name;
     json_t *v;
     char list[256], msg[600];
-    json_object_foreach((json_t *)obj, name, v)
-    {
+    json_object_foreach ((json_t *)obj, name, v) {
         int found = 0;
         for (size_t k = 0; known[k] && !found; k++)
             found = strcmp(name, known[k]) == 0;

@@ -31,7 +31,10 @@ struct hostent *gethostbyname(const char *name)
 static FCGX_Stream *g_in;
 static int g_fastcgi;
 
-int cgi_is_fastcgi(void) { return g_fastcgi; }
+int cgi_is_fastcgi(void)
+{
+    return g_fastcgi;
+}
 
 /* The request body comes from the FastCGI stream, not from fd 0. */
 static ssize_t fcgi_body_read(void *buf, size_t n)
@@ -65,8 +68,8 @@ int cgi_main(int (*handle)(void))
         FILE *mem = open_memstream(&buf, &len);
         if (!mem) {
             FCGX_FPrintF(rq.out, "Status: 500 Internal Server Error\r\n"
-                         "Content-Type: application/json\r\n\r\n"
-                         "{\"error\":\"out of memory\"}");
+                                 "Content-Type: application/json\r\n\r\n"
+                                 "{\"error\":\"out of memory\"}");
             FCGX_Finish_r(&rq);
             continue;
         }
@@ -96,8 +99,14 @@ int cgi_main(int (*handle)(void))
 
 #else
 
-int cgi_is_fastcgi(void) { return 0; }
+int cgi_is_fastcgi(void)
+{
+    return 0;
+}
 
-int cgi_main(int (*handle)(void)) { return handle(); }
+int cgi_main(int (*handle)(void))
+{
+    return handle();
+}
 
 #endif

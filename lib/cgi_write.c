@@ -90,8 +90,7 @@ static json_t *write_req(json_t *set, json_t *delkey, const cgi_cond *c)
     if (set) {
         const char *k;
         json_t *v;
-        json_object_foreach(set, k, v)
-        {
+        json_object_foreach (set, k, v) {
             json_array_append_new(conds,
                                   json_pack("{s:s,s:I}", "key", k, "index", (json_int_t)c->index));
         }

@@ -41,12 +41,9 @@ int duration_parse_ms(const char *s, uint64_t max_ms, uint64_t *ms)
 const char *duration_strerror(int err)
 {
     switch (err) {
-    case DURATION_OK:
-        return "ok";
-    case DURATION_EINVAL:
-        return "a duration is digits and one unit: ms, s, m or h (\"10s\")";
-    case DURATION_ERANGE:
-        return "duration too long";
+    case DURATION_OK: return "ok";
+    case DURATION_EINVAL: return "a duration is digits and one unit: ms, s, m or h (\"10s\")";
+    case DURATION_ERANGE: return "duration too long";
     }
     return "unknown error";
 }

@@ -18,8 +18,8 @@
 
 enum {
     DURATION_OK = 0,
-    DURATION_EINVAL = -1,  /* empty, junk, no unit, unknown unit, a sign */
-    DURATION_ERANGE = -2,  /* a well-formed duration above max_ms
+    DURATION_EINVAL = -1, /* empty, junk, no unit, unknown unit, a sign */
+    DURATION_ERANGE = -2, /* a well-formed duration above max_ms
                               (also one that overflows 64 bits) */
 };
 

@@ -42,8 +42,8 @@ static int fj_is(const char *p, size_t len, const char *word)
 }
 
 /* {"k":"v",...} at s[*i]. */
-static int fj_pairs(const char *s, size_t n, size_t *i, codec_kv *kv, size_t max,
-                    size_t key_max, size_t value_max, size_t *count)
+static int fj_pairs(const char *s, size_t n, size_t *i, codec_kv *kv, size_t max, size_t key_max,
+                    size_t value_max, size_t *count)
 {
     size_t j = *i, c = 0;
     if (j >= n || s[j] != '{')
@@ -77,9 +77,8 @@ static int fj_pairs(const char *s, size_t n, size_t *i, codec_kv *kv, size_t max
     return 1;
 }
 
-int codec_fast_set(const char *s, size_t n, int request, codec_kv *kv, size_t max,
-                   size_t key_max, size_t value_max, size_t *count, size_t *obj_off,
-                   size_t *obj_len)
+int codec_fast_set(const char *s, size_t n, int request, codec_kv *kv, size_t max, size_t key_max,
+                   size_t value_max, size_t *count, size_t *obj_off, size_t *obj_len)
 {
     int have_op = 0, have_obj = 0;
     if (!s)

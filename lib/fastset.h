@@ -21,8 +21,7 @@ typedef struct codec_kv {
     const char *k, *v;
     size_t kl, vl;
 } codec_kv;
-int codec_fast_set(const char *s, size_t n, int request, codec_kv *kv, size_t max,
-                   size_t key_max, size_t value_max, size_t *count, size_t *obj_off,
-                   size_t *obj_len);
+int codec_fast_set(const char *s, size_t n, int request, codec_kv *kv, size_t max, size_t key_max,
+                   size_t value_max, size_t *count, size_t *obj_off, size_t *obj_len);
 
 #endif

@@ -11,15 +11,15 @@
 
 #include <stddef.h>
 
-#define KV_KEY_MAX 1024                /* bytes in a key (at least 1) */
-#define KV_VALUE_MAX (1024u * 1024u)   /* bytes in one value written by a client */
-#define KV_BATCH_MAX 1000              /* keys set, deleted or tested by one write */
-#define KV_LIST_DEFAULT 100            /* items in a listing when no "limit" is given */
-#define KV_LIST_MAX 1000               /* the largest "limit" of a listing */
-#define KV_NAME_MAX 63                 /* bytes in a node name */
-#define KV_ADDR_MAX 95                 /* bytes in a HOST:PORT address */
-#define KV_LEASE_TTL_MIN_MS 1000       /* the shortest lease a grant may ask for */
-#define KV_LEASE_TTL_MAX_MS 86400000   /* the longest: one day */
+#define KV_KEY_MAX 1024              /* bytes in a key (at least 1) */
+#define KV_VALUE_MAX (1024u * 1024u) /* bytes in one value written by a client */
+#define KV_BATCH_MAX 1000            /* keys set, deleted or tested by one write */
+#define KV_LIST_DEFAULT 100          /* items in a listing when no "limit" is given */
+#define KV_LIST_MAX 1000             /* the largest "limit" of a listing */
+#define KV_NAME_MAX 63               /* bytes in a node name */
+#define KV_ADDR_MAX 95               /* bytes in a HOST:PORT address */
+#define KV_LEASE_TTL_MIN_MS 1000     /* the shortest lease a grant may ask for */
+#define KV_LEASE_TTL_MAX_MS 86400000 /* the longest: one day */
 
 /* A key as storage holds it: 1..KV_KEY_MAX bytes, no NUL. */
 int kv_key_ok(const char *k, size_t n);
@@ -39,12 +39,11 @@ int kv_addr_ok(const char *s);
 
 /* A member's meta in the Raft configuration (RAFT_META_MAX bytes at most):
  * "NAME RADDR HADDR", HADDR "-" when the node serves no HTTP. */
-int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr,
-                   const char *haddr);
+int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr, const char *haddr);
 
 /* Splits a meta into its words; a missing part (or HADDR "-") becomes "".
  * Each output is NUL-terminated within its capacity. */
-void kv_meta_split(const char *meta, char *name, size_t name_cap, char *raddr,
-                   size_t raddr_cap, char *haddr, size_t haddr_cap);
+void kv_meta_split(const char *meta, char *name, size_t name_cap, char *raddr, size_t raddr_cap,
+                   char *haddr, size_t haddr_cap);
 
 #endif

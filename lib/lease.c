@@ -18,8 +18,8 @@
 typedef struct lease {
     uint64_t id;
     uint64_t ttl_ms;
-    uint64_t deadline;     /* leading: propose the expire at or after it */
-    uint64_t proposed_at;  /* when lease_due() handed it out */
+    uint64_t deadline;    /* leading: propose the expire at or after it */
+    uint64_t proposed_at; /* when lease_due() handed it out */
     int proposed;
 } lease;
 
@@ -28,7 +28,7 @@ struct lease_table {
     size_t n, max;
     uint64_t guard_ms;
     int leading;
-    uint64_t start;        /* when leadership was won */
+    uint64_t start; /* when leadership was won */
 };
 
 int lease_ttl_valid(uint64_t ttl_ms)
@@ -179,8 +179,7 @@ void lease_removed(lease_table *t, uint64_t id)
     t->n--;
 }
 
-int lease_renew_check(lease_table *t, uint64_t id, uint64_t submitted_at,
-                      uint64_t now)
+int lease_renew_check(lease_table *t, uint64_t id, uint64_t submitted_at, uint64_t now)
 {
     if (!t->leading)
         return LEASE_ENOTLEADER;
@@ -239,8 +238,7 @@ size_t lease_due(lease_table *t, uint64_t now, uint64_t *out, size_t max)
     return n;
 }
 
-int lease_remaining(const lease_table *t, uint64_t id, uint64_t now,
-                    uint64_t *ms)
+int lease_remaining(const lease_table *t, uint64_t id, uint64_t now, uint64_t *ms)
 {
     if (!t->leading)
         return LEASE_ENOTLEADER;
@@ -259,20 +257,13 @@ size_t lease_count(const lease_table *t)
 const char *lease_strerror(int err)
 {
     switch (err) {
-    case LEASE_OK:
-        return "ok";
-    case LEASE_EUNKNOWN:
-        return "lease not found";
-    case LEASE_ETOOLATE:
-        return "renewal not confirmed in time";
-    case LEASE_EEXPIRING:
-        return "lease expired";
-    case LEASE_ENOTLEADER:
-        return "not the leader";
-    case LEASE_EFULL:
-        return "too many leases";
-    case LEASE_EINVAL:
-        return "invalid lease argument";
+    case LEASE_OK: return "ok";
+    case LEASE_EUNKNOWN: return "lease not found";
+    case LEASE_ETOOLATE: return "renewal not confirmed in time";
+    case LEASE_EEXPIRING: return "lease expired";
+    case LEASE_ENOTLEADER: return "not the leader";
+    case LEASE_EFULL: return "too many leases";
+    case LEASE_EINVAL: return "invalid lease argument";
     }
     return "unknown error";
 }

@@ -107,8 +107,7 @@ void lease_removed(lease_table *t, uint64_t id);
  * confirmed and applied: LEASE_OK (deadline = now + ttl; answer 200),
  * LEASE_ETOOLATE (now - submitted_at >= guard), LEASE_EUNKNOWN,
  * LEASE_EEXPIRING, LEASE_ENOTLEADER. */
-int lease_renew_check(lease_table *t, uint64_t id, uint64_t submitted_at,
-                      uint64_t now);
+int lease_renew_check(lease_table *t, uint64_t id, uint64_t submitted_at, uint64_t now);
 
 /* The earliest time lease_due() may return something: UINT64_MAX when
  * not leading or no lease is pending. For the loop's poll timeout. */
@@ -122,8 +121,7 @@ size_t lease_due(lease_table *t, uint64_t now, uint64_t *out, size_t max);
 
 /* Time left of id (0 once due) into *ms: LEASE_OK, LEASE_EUNKNOWN,
  * LEASE_ENOTLEADER. For lease_get's remaining_ms. */
-int lease_remaining(const lease_table *t, uint64_t id, uint64_t now,
-                    uint64_t *ms);
+int lease_remaining(const lease_table *t, uint64_t id, uint64_t now, uint64_t *ms);
 
 /* How many leases the table holds. */
 size_t lease_count(const lease_table *t);

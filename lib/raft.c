@@ -41,8 +41,7 @@ void raft_tick(raft_t *r)
     }
 }
 
-int raft_propose(raft_t *r, const void *data, uint32_t len, uint64_t *index,
-                 uint64_t *term)
+int raft_propose(raft_t *r, const void *data, uint32_t len, uint64_t *index, uint64_t *term)
 {
     if (!r || (len && !data))
         return RAFT_EINVAL;
@@ -93,8 +92,7 @@ raft_t *raft_new(const raft_options *o)
     r->id = o->id;
     r->rng = o->seed ^ (o->id * 0x2545f4914f6cdd1dULL);
     r->infl = calloc((size_t)RAFT_MAX_NODES * o->max_inflight, sizeof(uint64_t));
-    r->infl_scratch = calloc((size_t)RAFT_MAX_NODES * o->max_inflight,
-                             sizeof(uint64_t));
+    r->infl_scratch = calloc((size_t)RAFT_MAX_NODES * o->max_inflight, sizeof(uint64_t));
     if (!r->infl || !r->infl_scratch) {
         free(r->infl);
         free(r->infl_scratch);
@@ -169,9 +167,8 @@ void raft_free(raft_t *r)
     free(r);
 }
 
-int raft_restore(raft_t *r, const raft_hard_state *hs,
-                 const raft_snap_meta *snap, const raft_entry *entries,
-                 size_t n_entries, uint64_t applied)
+int raft_restore(raft_t *r, const raft_hard_state *hs, const raft_snap_meta *snap,
+                 const raft_entry *entries, size_t n_entries, uint64_t applied)
 {
     if (!r || r->in_ready || last_index(r) != 0 || r->term != 0)
         return RAFT_EINVAL;
@@ -180,15 +177,13 @@ int raft_restore(raft_t *r, const raft_hard_state *hs,
     uint64_t base = snap ? snap->index : 0;
     uint64_t bterm = snap ? snap->term : 0;
     uint64_t hterm = hs ? hs->term : 0;
-    if (snap && snap->index &&
-        (!raft_conf_valid(&snap->conf) || snap->term == 0))
+    if (snap && snap->index && (!raft_conf_valid(&snap->conf) || snap->term == 0))
         return RAFT_EINVAL;
     uint64_t prev_term = bterm;
     for (size_t i = 0; i < n_entries; i++) {
         const raft_entry *e = &entries[i];
-        if (e->index != base + 1 + i || e->term < prev_term ||
-            e->term > hterm || e->type > RAFT_ENTRY_CONFIG ||
-            (e->len && !e->data))
+        if (e->index != base + 1 + i || e->term < prev_term || e->term > hterm ||
+            e->type > RAFT_ENTRY_CONFIG || (e->len && !e->data))
             return RAFT_EINVAL;
         prev_term = e->term;
     }
@@ -207,8 +202,8 @@ int raft_restore(raft_t *r, const raft_hard_state *hs,
     r->base_index = base;
     r->base_term = bterm;
     for (size_t i = 0; i < n_entries; i++) {
-        int rc = raft_log_append(r, entries[i].term, entries[i].type,
-                                 entries[i].data, entries[i].len);
+        int rc = raft_log_append(r, entries[i].term, entries[i].type, entries[i].data,
+                                 entries[i].len);
         if (rc != RAFT_OK)
             return rc;
     }
@@ -249,11 +244,10 @@ int raft_has_ready(const raft_t *r)
 {
     if (!r || r->in_ready)
         return 0;
-    return r->term != r->hs_saved.term || r->vote != r->hs_saved.vote ||
-           r->snap_install_pending || r->pending_trunc ||
-           r->unstable_from <= last_index(r) || r->chunks.n || r->msgs.n ||
-           r->bcast_pending || commit_visible(r) > r->handed || r->reads.n ||
-           r->reads_failed.n || r->compact_to;
+    return r->term != r->hs_saved.term || r->vote != r->hs_saved.vote || r->snap_install_pending ||
+           r->pending_trunc || r->unstable_from <= last_index(r) || r->chunks.n || r->msgs.n ||
+           r->bcast_pending || commit_visible(r) > r->handed || r->reads.n || r->reads_failed.n ||
+           r->compact_to;
 }
 
 void raft_ready_get(raft_t *r, raft_ready *rd)

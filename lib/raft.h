@@ -77,19 +77,19 @@
 #include <stdint.h>
 
 #define RAFT_MAX_NODES 9
-#define RAFT_META_MAX 256          /* bytes of meta per node, including NUL */
+#define RAFT_META_MAX 256            /* bytes of meta per node, including NUL */
 #define RAFT_SNAP_CHUNK (256 * 1024) /* max snapshot bytes in one message */
 
 /* Error codes (negative). */
 enum {
     RAFT_OK = 0,
-    RAFT_ENOTLEADER = -1,  /* this node is not the leader */
-    RAFT_EBUSY = -2,       /* a membership change or transfer is in progress */
-    RAFT_EINVAL = -3,      /* bad argument (unknown node, bad meta, ...) */
-    RAFT_ENOMEM = -4,      /* allocation failed */
-    RAFT_ETOOBIG = -5,     /* entry or batch exceeds configured limits */
-    RAFT_ENOQUORUM = -6,   /* a removal would leave no voter */
-    RAFT_ETRANSFER = -7,   /* leadership transfer in progress, try later */
+    RAFT_ENOTLEADER = -1, /* this node is not the leader */
+    RAFT_EBUSY = -2,      /* a membership change or transfer is in progress */
+    RAFT_EINVAL = -3,     /* bad argument (unknown node, bad meta, ...) */
+    RAFT_ENOMEM = -4,     /* allocation failed */
+    RAFT_ETOOBIG = -5,    /* entry or batch exceeds configured limits */
+    RAFT_ENOQUORUM = -6,  /* a removal would leave no voter */
+    RAFT_ETRANSFER = -7,  /* leadership transfer in progress, try later */
 };
 
 /* Node roles. */
@@ -117,8 +117,8 @@ typedef struct raft_entry {
 
 typedef struct raft_node {
     uint64_t id;
-    uint8_t voter;               /* 1 voter, 0 learner (non-voting) */
-    char meta[RAFT_META_MAX];    /* NUL-terminated application text */
+    uint8_t voter;            /* 1 voter, 0 learner (non-voting) */
+    char meta[RAFT_META_MAX]; /* NUL-terminated application text */
 } raft_node;
 
 typedef struct raft_config {
@@ -139,16 +139,16 @@ typedef struct raft_snap_meta {
 
 /* Message types. */
 enum raft_msg_type {
-    RAFT_MSG_APPEND = 1,        /* AppendEntries (also heartbeats: no entries) */
+    RAFT_MSG_APPEND = 1, /* AppendEntries (also heartbeats: no entries) */
     RAFT_MSG_APPEND_RESP = 2,
-    RAFT_MSG_VOTE = 3,          /* RequestVote */
+    RAFT_MSG_VOTE = 3, /* RequestVote */
     RAFT_MSG_VOTE_RESP = 4,
     RAFT_MSG_PREVOTE = 5,
     RAFT_MSG_PREVOTE_RESP = 6,
-    RAFT_MSG_SNAP = 7,          /* InstallSnapshot chunk */
+    RAFT_MSG_SNAP = 7, /* InstallSnapshot chunk */
     RAFT_MSG_SNAP_RESP = 8,
-    RAFT_MSG_TIMEOUT_NOW = 9,   /* leadership transfer: start election now */
-    RAFT_MSG_READ_INDEX = 10,   /* follower asks leader for a read index,
+    RAFT_MSG_TIMEOUT_NOW = 9, /* leadership transfer: start election now */
+    RAFT_MSG_READ_INDEX = 10, /* follower asks leader for a read index,
                                    for a whole batch of reads */
     RAFT_MSG_READ_INDEX_RESP = 11,
     RAFT_MSG_TYPE_MAX = 11,
@@ -164,18 +164,18 @@ typedef struct raft_msg {
      * index that was rejected. SNAP_RESP: see below. */
     uint64_t index;
     uint64_t log_term;
-    uint64_t commit;       /* APPEND: leader's commit index */
+    uint64_t commit; /* APPEND: leader's commit index */
 
-    uint8_t reject;        /* *_RESP: 1 rejected / vote not granted */
-    uint64_t hint_index;   /* APPEND_RESP reject: follower's hint */
-    uint64_t hint_term;    /* APPEND_RESP reject: term at hint_index (0 none) */
-    uint8_t transfer;      /* VOTE: campaign caused by leadership transfer */
+    uint8_t reject;      /* *_RESP: 1 rejected / vote not granted */
+    uint64_t hint_index; /* APPEND_RESP reject: follower's hint */
+    uint64_t hint_term;  /* APPEND_RESP reject: term at hint_index (0 none) */
+    uint8_t transfer;    /* VOTE: campaign caused by leadership transfer */
 
-    uint64_t ctx;          /* APPEND/APPEND_RESP: heartbeat round id for
+    uint64_t ctx; /* APPEND/APPEND_RESP: heartbeat round id for
                               ReadIndex; READ_INDEX(_RESP): batch id (the
                               follower's, echoed by the leader; never 0) */
 
-    uint32_t n_entries;    /* APPEND */
+    uint32_t n_entries; /* APPEND */
     raft_entry *entries;
 
     /* SNAP: snapshot at snap_index/snap_term with configuration conf;
@@ -188,7 +188,7 @@ typedef struct raft_msg {
     uint8_t last;
     uint32_t len;
     uint8_t *data;
-    raft_config *conf;     /* SNAP only; NULL elsewhere */
+    raft_config *conf; /* SNAP only; NULL elsewhere */
 } raft_msg;
 
 typedef struct raft_read {
@@ -208,7 +208,7 @@ typedef struct raft_ready {
     int hs_changed;
     raft_hard_state hs;
 
-    int snap_install;      /* install the staged snapshot described by snap */
+    int snap_install; /* install the staged snapshot described by snap */
     raft_snap_meta snap;
 
     uint64_t truncate_from; /* 0: none */
@@ -229,49 +229,49 @@ typedef struct raft_ready {
     uint64_t *reads_failed; /* ctx of reads that cannot be served here */
     size_t n_reads_failed;
 
-    uint64_t compact_to;   /* storage may delete entries <= compact_to; 0 none */
+    uint64_t compact_to; /* storage may delete entries <= compact_to; 0 none */
 } raft_ready;
 
 typedef struct raft_options {
-    uint64_t id;                   /* this node's id, nonzero */
-    uint64_t seed;                 /* random source for election timeouts and
+    uint64_t id;                 /* this node's id, nonzero */
+    uint64_t seed;               /* random source for election timeouts and
                                       ReadIndex batch ids: use a fresh one on
                                       every start (raftd reads /dev/urandom) */
-    unsigned election_ticks;       /* default 10; timeout is random in [e, 2e) */
-    unsigned heartbeat_ticks;      /* default 1 */
-    unsigned max_inflight;         /* AppendEntries in flight per peer, default 64 */
-    size_t max_msg_bytes;          /* entry bytes per AppendEntries, default 1 MiB */
-    size_t max_entry_bytes;        /* largest proposal accepted, default 8 MiB */
-    uint64_t snapshot_trail;       /* entries kept behind a snapshot, default 1000 */
-    size_t snapshot_trail_bytes;   /* and at most these bytes of them; 0 no limit */
-    int pre_vote;                  /* default 1 */
-    int check_quorum;              /* default 1 */
-    int auto_promote;              /* promote caught-up learners, default 1 */
+    unsigned election_ticks;     /* default 10; timeout is random in [e, 2e) */
+    unsigned heartbeat_ticks;    /* default 1 */
+    unsigned max_inflight;       /* AppendEntries in flight per peer, default 64 */
+    size_t max_msg_bytes;        /* entry bytes per AppendEntries, default 1 MiB */
+    size_t max_entry_bytes;      /* largest proposal accepted, default 8 MiB */
+    uint64_t snapshot_trail;     /* entries kept behind a snapshot, default 1000 */
+    size_t snapshot_trail_bytes; /* and at most these bytes of them; 0 no limit */
+    int pre_vote;                /* default 1 */
+    int check_quorum;            /* default 1 */
+    int auto_promote;            /* promote caught-up learners, default 1 */
 } raft_options;
 
 typedef struct raft_progress_info {
     uint64_t id;
     uint64_t match, next;
-    int state;           /* 0 probe, 1 replicate, 2 snapshot */
+    int state; /* 0 probe, 1 replicate, 2 snapshot */
     unsigned inflight;
-    int recent_active;   /* heard from within the last one or two election
+    int recent_active; /* heard from within the last one or two election
                             timeouts (this check-quorum period or the last) */
 } raft_progress_info;
 
 typedef struct raft_status_info {
     uint64_t id;
-    int role;                 /* enum raft_role */
+    int role; /* enum raft_role */
     uint64_t term;
     uint64_t vote;
-    uint64_t leader;          /* 0: unknown */
+    uint64_t leader; /* 0: unknown */
     uint64_t commit;
     uint64_t applied;
-    uint64_t first_index;     /* first index still in the in-memory log */
+    uint64_t first_index; /* first index still in the in-memory log */
     uint64_t last_index;
     uint64_t snap_index, snap_term;
     uint64_t ticks_since_leader; /* ticks since a leader was last heard */
-    uint64_t transferee;      /* 0: no transfer in progress */
-    size_t log_bytes;         /* bytes of entry data held in memory */
+    uint64_t transferee;         /* 0: no transfer in progress */
+    size_t log_bytes;            /* bytes of entry data held in memory */
     size_t n_progress;
     raft_progress_info progress[RAFT_MAX_NODES]; /* leader only */
 } raft_status_info;
@@ -291,9 +291,8 @@ void raft_free(raft_t *r);
  * state machine has applied (>= snap->index). The core copies everything.
  * The configuration is the one of the last CONFIG entry in the log, else
  * the snapshot's. Returns RAFT_OK or RAFT_EINVAL / RAFT_ENOMEM. */
-int raft_restore(raft_t *r, const raft_hard_state *hs,
-                 const raft_snap_meta *snap, const raft_entry *entries,
-                 size_t n_entries, uint64_t applied);
+int raft_restore(raft_t *r, const raft_hard_state *hs, const raft_snap_meta *snap,
+                 const raft_entry *entries, size_t n_entries, uint64_t applied);
 
 /* Create a brand-new cluster with conf as its first configuration (entry 1,
  * term 1, type CONFIG). Only on an empty node. The entry comes out of the
@@ -313,8 +312,7 @@ int raft_step(raft_t *r, const raft_msg *m);
  * index AND term comes out in rd.committed (a different term at that index
  * means it was lost). Returns RAFT_ENOTLEADER on a non-leader,
  * RAFT_ETRANSFER during a leadership transfer, RAFT_ETOOBIG. */
-int raft_propose(raft_t *r, const void *data, uint32_t len,
-                 uint64_t *index, uint64_t *term);
+int raft_propose(raft_t *r, const void *data, uint32_t len, uint64_t *index, uint64_t *term);
 
 /* Ask for a linearizable read. ctx is the caller's id for the request.
  * The read comes back, exactly once, in rd.reads (with the index to wait

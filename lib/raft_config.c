@@ -60,8 +60,10 @@ size_t raft_config_encode(const raft_config *c, uint8_t *buf, size_t cap)
     if (!buf || cap < need)
         return 0;
     uint8_t *p = buf;
-    p[0] = (uint8_t)(c->n >> 24); p[1] = (uint8_t)(c->n >> 16);
-    p[2] = (uint8_t)(c->n >> 8); p[3] = (uint8_t)c->n;
+    p[0] = (uint8_t)(c->n >> 24);
+    p[1] = (uint8_t)(c->n >> 16);
+    p[2] = (uint8_t)(c->n >> 8);
+    p[3] = (uint8_t)c->n;
     p += 4;
     for (uint32_t i = 0; i < c->n; i++) {
         size_t ml = strnlen(c->nodes[i].meta, RAFT_META_MAX - 1);
@@ -81,8 +83,8 @@ int raft_config_decode(raft_config *c, const uint8_t *buf, size_t len)
         return RAFT_EINVAL;
     raft_config t;
     memset(&t, 0, sizeof t);
-    uint32_t n = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) |
-                 ((uint32_t)buf[2] << 8) | buf[3];
+    uint32_t n = ((uint32_t)buf[0] << 24) | ((uint32_t)buf[1] << 16) | ((uint32_t)buf[2] << 8) |
+                 buf[3];
     if (n == 0 || n > RAFT_MAX_NODES)
         return RAFT_EINVAL;
     size_t off = 4;
@@ -116,8 +118,7 @@ void raft_conf_recompute(raft_t *r)
     for (uint64_t i = last_index(r); i > r->snap.index && i > r->base_index; i--) {
         const raft_entry *e = entry_at(r, i);
         raft_config c;
-        if (e->type == RAFT_ENTRY_CONFIG &&
-            raft_config_decode(&c, e->data, e->len) == RAFT_OK) {
+        if (e->type == RAFT_ENTRY_CONFIG && raft_config_decode(&c, e->data, e->len) == RAFT_OK) {
             r->conf = c;
             r->conf_index = i;
             raft_progress_rebuild(r);
@@ -145,8 +146,7 @@ void raft_conf_at(const raft_t *r, uint64_t i, raft_config *out)
  * committed, then steps down (4.2.2). */
 void raft_maybe_step_down_removed(raft_t *r)
 {
-    if (r->role == RAFT_LEADER && r->conf_index <= r->commit &&
-        !is_voter(&r->conf, r->id))
+    if (r->role == RAFT_LEADER && r->conf_index <= r->commit && !is_voter(&r->conf, r->id))
         raft_become_follower(r, r->term, 0);
 }
 
@@ -254,8 +254,7 @@ int raft_promote_node(raft_t *r, uint64_t id, uint64_t *index)
 /* A learner is promoted once it has everything committed so far. */
 void raft_maybe_auto_promote(raft_t *r)
 {
-    if (!r->o.auto_promote || r->role != RAFT_LEADER ||
-        conf_change_allowed(r) != RAFT_OK)
+    if (!r->o.auto_promote || r->role != RAFT_LEADER || conf_change_allowed(r) != RAFT_OK)
         return;
     for (size_t i = 0; i < r->n_prs; i++) {
         progress *p = &r->prs[i];

@@ -69,8 +69,7 @@ static size_t tally(const raft_t *r, const uint64_t *ids, size_t n)
 
 static void record_vote(raft_t *r, uint64_t from, int granted)
 {
-    if (count_in(r->votes, r->n_votes, from) ||
-        count_in(r->rejects, r->n_rejects, from))
+    if (count_in(r->votes, r->n_votes, from) || count_in(r->rejects, r->n_rejects, from))
         return;
     if (granted && r->n_votes < RAFT_MAX_NODES)
         r->votes[r->n_votes++] = from;
@@ -183,12 +182,12 @@ void raft_transfer_check(raft_t *r, progress *p)
 static int log_up_to_date(const raft_t *r, const raft_msg *m)
 {
 #ifdef MUTANT_VOTE_NO_LOG_CHECK
-    (void)r; (void)m;
+    (void)r;
+    (void)m;
     return 1;
 #endif
     /* election restriction (3.6.1) */
-    return m->log_term > last_term(r) ||
-           (m->log_term == last_term(r) && m->index >= last_index(r));
+    return m->log_term > last_term(r) || (m->log_term == last_term(r) && m->index >= last_index(r));
 }
 
 /* RequestVote / pre-vote receiver. */

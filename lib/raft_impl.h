@@ -30,7 +30,7 @@
 
 enum { PR_PROBE = 0, PR_REPLICATE = 1, PR_SNAPSHOT = 2 };
 
-#define MAX_READS 4096          /* pending ReadIndex requests per node */
+#define MAX_READS 4096 /* pending ReadIndex requests per node */
 /* A follower fails a READ_INDEX batch still unanswered after this many
  * election timeouts (the message or its answer was lost): the caller
  * retries instead of waiting for its own deadline. */
@@ -41,36 +41,36 @@ typedef struct progress {
     uint64_t id;
     uint64_t match, next;
     int state;
-    int paused;            /* probe: one APPEND outstanding */
-    int recent_active;     /* heard from since the last check-quorum */
-    int prev_active;       /* recent_active as the last check-quorum found it */
-    unsigned stall;        /* heartbeats without progress while replicating */
-    int heard;             /* a response arrived since the last heartbeat */
-    unsigned probe_wait;   /* heartbeats answered while a probe is unanswered */
-    uint64_t match_at_hb;  /* match at the last heartbeat */
-    uint64_t ctx_acked;    /* highest heartbeat round acknowledged */
+    int paused;           /* probe: one APPEND outstanding */
+    int recent_active;    /* heard from since the last check-quorum */
+    int prev_active;      /* recent_active as the last check-quorum found it */
+    unsigned stall;       /* heartbeats without progress while replicating */
+    int heard;            /* a response arrived since the last heartbeat */
+    unsigned probe_wait;  /* heartbeats answered while a probe is unanswered */
+    uint64_t match_at_hb; /* match at the last heartbeat */
+    uint64_t ctx_acked;   /* highest heartbeat round acknowledged */
     /* inflight APPENDs: ring of the last index each one carries */
     unsigned infl_head, infl_count;
     /* snapshot transfer */
-    uint64_t snap_index;   /* snapshot being sent */
-    uint64_t snap_offset;  /* next offset to send */
-    unsigned snap_wait;    /* ticks since the last chunk went out */
+    uint64_t snap_index;  /* snapshot being sent */
+    uint64_t snap_offset; /* next offset to send */
+    unsigned snap_wait;   /* ticks since the last chunk went out */
 } progress;
 
 typedef struct pending_read {
-    uint64_t ctx;    /* caller's id (local) or request id (remote) */
-    uint64_t from;   /* 0: local request; else follower to answer */
-    uint64_t index;  /* commit index when recorded */
-    uint64_t round;  /* heartbeat round that confirms it (0: not recorded) */
+    uint64_t ctx;   /* caller's id (local) or request id (remote) */
+    uint64_t from;  /* 0: local request; else follower to answer */
+    uint64_t index; /* commit index when recorded */
+    uint64_t round; /* heartbeat round that confirms it (0: not recorded) */
 } pending_read;
 
 /* Follower side of ReadIndex: a read forwarded to the leader. Reads join
  * the open batch until the ready that carries its READ_INDEX is handed
  * out; then the batch is closed and only its answer resolves them. */
 typedef struct fwd_read {
-    uint64_t ctx;    /* caller's id */
-    uint64_t batch;  /* id of the READ_INDEX that carries it (msg ctx) */
-    uint64_t asked;  /* fwd_clock when the batch was opened */
+    uint64_t ctx;   /* caller's id */
+    uint64_t batch; /* id of the READ_INDEX that carries it (msg ctx) */
+    uint64_t asked; /* fwd_clock when the batch was opened */
 } fwd_read;
 
 typedef struct vec {
@@ -89,8 +89,8 @@ struct raft {
 
     int role;
     uint64_t leader;
-    unsigned election_elapsed;   /* ticks since reset (leader: for check-quorum) */
-    unsigned election_timeout;   /* randomized in [e, 2e) */
+    unsigned election_elapsed; /* ticks since reset (leader: for check-quorum) */
+    unsigned election_timeout; /* randomized in [e, 2e) */
     unsigned heartbeat_elapsed;
     uint64_t ticks_since_leader;
 
@@ -104,8 +104,8 @@ struct raft {
     uint64_t pending_trunc; /* storage must delete >= this (0 none) */
 
     uint64_t commit;
-    uint64_t handed;        /* last index handed out in rd.committed */
-    uint64_t applied;       /* confirmed by advance */
+    uint64_t handed;  /* last index handed out in rd.committed */
+    uint64_t applied; /* confirmed by advance */
 
     /* snapshot: the latest one this node has (taken or installed) */
     raft_snap_meta snap;
@@ -123,8 +123,8 @@ struct raft {
 
     /* leader / candidate */
     progress prs[RAFT_MAX_NODES];
-    uint64_t *infl;          /* RAFT_MAX_NODES rings of max_inflight */
-    uint64_t *infl_scratch;  /* same size, for raft_progress_rebuild */
+    uint64_t *infl;         /* RAFT_MAX_NODES rings of max_inflight */
+    uint64_t *infl_scratch; /* same size, for raft_progress_rebuild */
     size_t n_prs;
     uint64_t votes[RAFT_MAX_NODES]; /* ids that granted */
     uint64_t rejects[RAFT_MAX_NODES];
@@ -134,21 +134,21 @@ struct raft {
     int bcast_pending;
 
     /* ReadIndex */
-    uint64_t hb_round;       /* current heartbeat round id */
-    int round_open;          /* a round started since the last ready */
-    vec reads_pending;       /* pending_read, leader */
-    vec fwd_reads;           /* fwd_read, follower, oldest batch first */
-    uint64_t fwd_batch;      /* id of the latest READ_INDEX batch */
-    int fwd_open;            /* fwd_batch not handed out yet: reads join it */
-    uint64_t fwd_clock;      /* ticks, to expire unanswered batches */
-    uint64_t fwd_opened;     /* fwd_clock when fwd_batch was opened */
+    uint64_t hb_round;   /* current heartbeat round id */
+    int round_open;      /* a round started since the last ready */
+    vec reads_pending;   /* pending_read, leader */
+    vec fwd_reads;       /* fwd_read, follower, oldest batch first */
+    uint64_t fwd_batch;  /* id of the latest READ_INDEX batch */
+    int fwd_open;        /* fwd_batch not handed out yet: reads join it */
+    uint64_t fwd_clock;  /* ticks, to expire unanswered batches */
+    uint64_t fwd_opened; /* fwd_clock when fwd_batch was opened */
 
     /* output accumulated for the next ready */
-    vec msgs;                /* raft_msg */
-    vec chunks;              /* raft_chunk (data owned) */
-    vec reads;               /* raft_read */
-    vec reads_failed;        /* uint64_t */
-    vec garbage;             /* uint8_t * freed at the next advance */
+    vec msgs;         /* raft_msg */
+    vec chunks;       /* raft_chunk (data owned) */
+    vec reads;        /* raft_read */
+    vec reads_failed; /* uint64_t */
+    vec garbage;      /* uint8_t * freed at the next advance */
     int in_ready;
 #ifdef MUTANT_ACK_BEFORE_PERSIST
     int mut_hold;
@@ -167,8 +167,7 @@ void raft_maybe_auto_promote(raft_t *r);
 
 /* raft_log.c */
 int raft_vec_push(vec *v, const void *item, size_t size);
-int raft_log_append(raft_t *r, uint64_t term, uint8_t type,
-                    const uint8_t *data, uint32_t len);
+int raft_log_append(raft_t *r, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
 void raft_log_truncate(raft_t *r, uint64_t from);
 void raft_log_reset(raft_t *r, uint64_t index, uint64_t term);
 

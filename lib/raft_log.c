@@ -33,8 +33,7 @@ static void trash(raft_t *r, uint8_t *p)
 
 /* Append one entry (copying its data). CONFIG entries take effect as soon
  * as they are in the log, committed or not (dissertation 4.1). */
-int raft_log_append(raft_t *r, uint64_t term, uint8_t type,
-                    const uint8_t *data, uint32_t len)
+int raft_log_append(raft_t *r, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len)
 {
     if (r->n_ents == r->cap_ents) {
         size_t nc = r->cap_ents ? r->cap_ents * 2 : 64;

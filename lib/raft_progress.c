@@ -49,8 +49,7 @@ void raft_progress_rebuild(raft_t *r)
                 break;
         if (k < n_old) {
             *p = old[k];
-            memcpy(infl_ring(r, r->n_prs), scratch + k * r->o.max_inflight,
-                   ring_bytes);
+            memcpy(infl_ring(r, r->n_prs), scratch + k * r->o.max_inflight, ring_bytes);
         } else {
             raft_pr_init(r, p, id);
         }
@@ -126,8 +125,7 @@ void raft_maybe_commit(raft_t *r)
         /* followers learn the new commit index promptly */
         for (size_t i = 0; i < r->n_prs; i++) {
             progress *p = &r->prs[i];
-            if (p->id != r->id && p->state == PR_REPLICATE &&
-                p->next > last_index(r))
+            if (p->id != r->id && p->state == PR_REPLICATE && p->next > last_index(r))
                 raft_send_heartbeat(r, p);
         }
         raft_advance_reads(r);

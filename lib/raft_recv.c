@@ -67,8 +67,7 @@ static void handle_append(raft_t *r, const raft_msg *m)
 #endif
 }
 
-static uint64_t find_conflict_by_term(const raft_t *r, uint64_t index,
-                                      uint64_t term)
+static uint64_t find_conflict_by_term(const raft_t *r, uint64_t index, uint64_t term)
 {
     if (index > last_index(r))
         index = last_index(r);
@@ -125,8 +124,8 @@ reads:
     raft_advance_reads(r);
 }
 
-static void snap_reply(raft_t *r, const raft_msg *m, uint64_t offset,
-                       int last, uint64_t index, int reject)
+static void snap_reply(raft_t *r, const raft_msg *m, uint64_t offset, int last, uint64_t index,
+                       int reject)
 {
     raft_msg *out = reply(r, m, RAFT_MSG_SNAP_RESP);
     if (!out)
@@ -160,8 +159,7 @@ static void snap_install(raft_t *r)
 /* InstallSnapshot receiver, chunk by chunk. */
 static void handle_snap(raft_t *r, const raft_msg *m)
 {
-    uint64_t have = term_known(r, m->snap_index) &&
-                    term_at(r, m->snap_index) == m->snap_term;
+    uint64_t have = term_known(r, m->snap_index) && term_at(r, m->snap_index) == m->snap_term;
 #ifdef MUTANT_SNAP_NO_IGNORE
     have = 0; /* BUG: installs a snapshot its log already has, dropping
                * the acknowledged entries after it */
@@ -179,8 +177,7 @@ static void handle_snap(raft_t *r, const raft_msg *m)
         r->stage.term = m->snap_term;
         r->stage.conf = *m->conf;
         r->stage_offset = 0;
-    } else if (!r->staging || r->stage.index != m->snap_index ||
-               r->stage.term != m->snap_term) {
+    } else if (!r->staging || r->stage.index != m->snap_index || r->stage.term != m->snap_term) {
         snap_reply(r, m, 0, 0, 0, 1); /* unknown transfer: restart */
         return;
     } else if (m->offset != r->stage_offset) {
@@ -268,15 +265,13 @@ static int msg_valid(const raft_t *r, const raft_msg *m)
             return 0;
         for (uint32_t i = 0; i < m->n_entries; i++) {
             const raft_entry *e = &m->entries[i];
-            if (e->index != m->index + 1 + i || e->term > m->term ||
-                e->term < m->log_term || e->type > RAFT_ENTRY_CONFIG ||
-                (e->len && !e->data))
+            if (e->index != m->index + 1 + i || e->term > m->term || e->term < m->log_term ||
+                e->type > RAFT_ENTRY_CONFIG || (e->len && !e->data))
                 return 0;
             if (i > 0 && e->term < m->entries[i - 1].term)
                 return 0;
             raft_config c;
-            if (e->type == RAFT_ENTRY_CONFIG &&
-                raft_config_decode(&c, e->data, e->len) != RAFT_OK)
+            if (e->type == RAFT_ENTRY_CONFIG && raft_config_decode(&c, e->data, e->len) != RAFT_OK)
                 return 0;
         }
         if (m->log_term > m->term)
@@ -284,9 +279,8 @@ static int msg_valid(const raft_t *r, const raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAP) {
         if (!m->conf || !raft_conf_valid(m->conf) || m->len > RAFT_SNAP_CHUNK ||
-            (m->len && !m->data) || m->snap_index == 0 ||
-            m->snap_term == 0 || m->snap_term > m->term ||
-            m->offset > UINT64_MAX - m->len)
+            (m->len && !m->data) || m->snap_index == 0 || m->snap_term == 0 ||
+            m->snap_term > m->term || m->offset > UINT64_MAX - m->len)
             return 0;
     }
     return 1;
@@ -301,12 +295,10 @@ static int step_term(raft_t *r, const raft_msg *m)
         int vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
         if (vote_req && !m->transfer && raft_in_lease(r))
             return 0;
-        if (m->type == RAFT_MSG_PREVOTE ||
-            (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)) {
+        if (m->type == RAFT_MSG_PREVOTE || (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)) {
             /* no term change */
         } else {
-            int from_leader = m->type == RAFT_MSG_APPEND ||
-                              m->type == RAFT_MSG_SNAP ||
+            int from_leader = m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAP ||
                               m->type == RAFT_MSG_TIMEOUT_NOW;
             raft_become_follower(r, m->term, from_leader ? m->from : 0);
         }
@@ -322,9 +314,8 @@ static int step_term(raft_t *r, const raft_msg *m)
             /* a candidate behind in term learns the term from the
              * rejection; otherwise two candidates whose configurations
              * do not include each other could race forever */
-            raft_msg *out = reply(r, m, m->type == RAFT_MSG_VOTE
-                                            ? RAFT_MSG_VOTE_RESP
-                                            : RAFT_MSG_PREVOTE_RESP);
+            raft_msg *out =
+                reply(r, m, m->type == RAFT_MSG_VOTE ? RAFT_MSG_VOTE_RESP : RAFT_MSG_PREVOTE_RESP);
             if (out)
                 out->reject = 1;
         }
@@ -384,13 +375,9 @@ int raft_step(raft_t *r, const raft_msg *m)
 
     switch (m->type) {
     case RAFT_MSG_APPEND:
-    case RAFT_MSG_SNAP:
-        step_from_leader(r, m);
-        break;
+    case RAFT_MSG_SNAP: step_from_leader(r, m); break;
     case RAFT_MSG_APPEND_RESP:
-    case RAFT_MSG_SNAP_RESP:
-        step_follower_answer(r, m);
-        break;
+    case RAFT_MSG_SNAP_RESP: step_follower_answer(r, m); break;
     case RAFT_MSG_VOTE:
     case RAFT_MSG_PREVOTE:
         if (!m->transfer && raft_in_lease(r) && m->type == RAFT_MSG_PREVOTE) {
@@ -402,9 +389,7 @@ int raft_step(raft_t *r, const raft_msg *m)
         raft_handle_vote(r, m);
         break;
     case RAFT_MSG_VOTE_RESP:
-    case RAFT_MSG_PREVOTE_RESP:
-        raft_handle_vote_resp(r, m);
-        break;
+    case RAFT_MSG_PREVOTE_RESP: raft_handle_vote_resp(r, m); break;
     case RAFT_MSG_TIMEOUT_NOW:
         /* leadership transfer: campaign at once, skipping pre-vote */
         if (r->role != RAFT_LEADER && promotable(r)) {

@@ -116,15 +116,13 @@ void raft_send_append(raft_t *r, progress *p)
     if (p->id == r->id)
         return;
     switch (p->state) {
-    case PR_SNAPSHOT:
-        return;
+    case PR_SNAPSHOT: return;
     case PR_PROBE:
         if (!p->paused)
             send_append_msg(r, p, 1);
         return;
     case PR_REPLICATE:
-        while (!infl_full(r, p) && p->next <= last_index(r) &&
-               p->state == PR_REPLICATE)
+        while (!infl_full(r, p) && p->next <= last_index(r) && p->state == PR_REPLICATE)
             if (!send_append_msg(r, p, 0))
                 break;
         return;
@@ -181,8 +179,7 @@ static void heartbeat_peer(raft_t *r, progress *p)
         if (outstanding && alive && p->match == p->match_at_hb) {
             /* the follower answers heartbeats but not our appends: the
              * pipeline lost messages, fall back to probing */
-            if (++p->stall >= STALL_HEARTBEATS ||
-                r->transferee == p->id) {
+            if (++p->stall >= STALL_HEARTBEATS || r->transferee == p->id) {
                 raft_pr_become_probe(p);
                 raft_send_append(r, p);
                 p->match_at_hb = p->match;

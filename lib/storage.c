@@ -39,7 +39,8 @@ static const char *const stmt_sql[ST_N] = {
     [ST_KV_SET] = "INSERT OR REPLACE INTO kv(key, value, mod_index, lease) VALUES(?1, ?2, ?3, ?4)",
     [ST_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
     [ST_KV_SCAN] = "SELECT key, value, mod_index FROM kv WHERE key >= ?1 ORDER BY key LIMIT ?2",
-    [ST_KV_SCAN_AFTER] = "SELECT key, value, mod_index FROM kv WHERE key >= ?1 AND key > ?3 ORDER BY key LIMIT ?2",
+    [ST_KV_SCAN_AFTER] =
+        "SELECT key, value, mod_index FROM kv WHERE key >= ?1 AND key > ?3 ORDER BY key LIMIT ?2",
     [ST_KV_COUNT] = "SELECT count(*) FROM kv",
     [ST_KV_ALL] = "SELECT key, value, mod_index, lease FROM kv ORDER BY key",
     [ST_KV_CLEAR] = "DELETE FROM kv",
@@ -70,8 +71,14 @@ static const char *const stmt_sql[ST_N] = {
 };
 static char open_err[1200];
 
-const char *store_open_error(void) { return open_err; }
-const char *store_error(const store *s) { return s ? s->err : open_err; }
+const char *store_open_error(void)
+{
+    return open_err;
+}
+const char *store_error(const store *s)
+{
+    return s ? s->err : open_err;
+}
 
 void storage_set_err(store *s, const char *fmt, ...)
 {
@@ -175,21 +182,23 @@ static int has_column(store *s, const char *table, const char *col)
  * transaction. */
 static int create_schema(store *s)
 {
-    if (storage_exec(s, "BEGIN IMMEDIATE;"
-                        "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);"
-                        "CREATE TABLE IF NOT EXISTS log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
-                        " type INTEGER NOT NULL, data BLOB);"
-                        "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL,"
-                        " mod_index INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0);"
-                        "CREATE TABLE IF NOT EXISTS leases(id INTEGER PRIMARY KEY,"
-                        " ttl_ms INTEGER NOT NULL);"
-                        "CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY,"
-                        " idx INTEGER NOT NULL, op TEXT NOT NULL, key BLOB NOT NULL, value BLOB,"
-                        " expired INTEGER NOT NULL DEFAULT 0);") < 0)
+    if (storage_exec(
+            s, "BEGIN IMMEDIATE;"
+               "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);"
+               "CREATE TABLE IF NOT EXISTS log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
+               " type INTEGER NOT NULL, data BLOB);"
+               "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL,"
+               " mod_index INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0);"
+               "CREATE TABLE IF NOT EXISTS leases(id INTEGER PRIMARY KEY,"
+               " ttl_ms INTEGER NOT NULL);"
+               "CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY,"
+               " idx INTEGER NOT NULL, op TEXT NOT NULL, key BLOB NOT NULL, value BLOB,"
+               " expired INTEGER NOT NULL DEFAULT 0);") < 0)
         return -1;
     int has = has_column(s, "kv", "lease");
     if (has < 0 ||
-        (!has && storage_exec(s, "ALTER TABLE kv ADD COLUMN lease INTEGER NOT NULL DEFAULT 0") < 0) ||
+        (!has &&
+         storage_exec(s, "ALTER TABLE kv ADD COLUMN lease INTEGER NOT NULL DEFAULT 0") < 0) ||
         storage_exec(s, "CREATE INDEX IF NOT EXISTS kv_lease ON kv(lease, key) WHERE lease != 0;"
                         "COMMIT") < 0) {
         storage_exec(s, "ROLLBACK");
@@ -207,8 +216,7 @@ store *store_open(const char *path)
         return NULL;
     }
     int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                 SQLITE_OPEN_NOMUTEX,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
         snprintf(open_err, sizeof open_err, "%s: %s", path,
@@ -217,22 +225,19 @@ store *store_open(const char *path)
     }
     sqlite3_busy_timeout(s->db, 5000);
     if (storage_exec(s, "PRAGMA journal_mode=WAL") < 0 ||
-        storage_exec(s, "PRAGMA synchronous=FULL") < 0 ||
-        create_schema(s) < 0) {
+        storage_exec(s, "PRAGMA synchronous=FULL") < 0 || create_schema(s) < 0) {
         snprintf(open_err, sizeof open_err, "%s: %s", path, s->err);
         goto fail;
     }
     /* WAL must really be on; a read-only or odd filesystem may refuse. */
     for (int i = 0; i < ST_N; i++) {
-        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &s->st[i], NULL) != SQLITE_OK) {
-            snprintf(open_err, sizeof open_err, "%s: prepare: %s", path,
-                     sqlite3_errmsg(s->db));
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(open_err, sizeof open_err, "%s: prepare: %s", path, sqlite3_errmsg(s->db));
             goto fail;
         }
     }
-    if (storage_meta_get_int(s, "applied", &s->applied) < 0 ||
-        storage_history_open(s) < 0) {
+    if (storage_meta_get_int(s, "applied", &s->applied) < 0 || storage_history_open(s) < 0) {
         snprintf(open_err, sizeof open_err, "%s: %s", path, s->err);
         goto fail;
     }

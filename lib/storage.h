@@ -64,10 +64,10 @@ typedef struct store store;
 
 /* What an applied entry was (store_result.op). */
 enum {
-    STORE_OP_NONE,        /* NOOP or CONFIG entry, or a 400 */
-    STORE_OP_SET,         /* {"set":..} or {"op":"set",..} */
+    STORE_OP_NONE, /* NOOP or CONFIG entry, or a 400 */
+    STORE_OP_SET,  /* {"set":..} or {"op":"set",..} */
     STORE_OP_DEL,
-    STORE_OP_TXN,         /* either txn form */
+    STORE_OP_TXN, /* either txn form */
     STORE_OP_LEASE_GRANT,
     STORE_OP_LEASE_REVOKE,
     STORE_OP_LEASE_EXPIRE
@@ -75,15 +75,15 @@ enum {
 
 /* Result of applying one command. */
 typedef struct store_result {
-    int code;          /* 200 applied, 412 condition failed (old txn form),
+    int code;        /* 200 applied, 412 condition failed (old txn form),
                           404 lease not found, 400 bad command */
-    char key[1025];    /* 412: the key whose condition failed */
-    uint64_t index;    /* 412: that key's current mod index (0 absent) */
-    int op;            /* STORE_OP_* */
-    int succeeded;     /* new-form txn: 1 then-branch taken, 0 else-branch */
-    uint64_t lease;    /* lease ops: the lease (grant: the new id = the
+    char key[1025];  /* 412: the key whose condition failed */
+    uint64_t index;  /* 412: that key's current mod index (0 absent) */
+    int op;          /* STORE_OP_* */
+    int succeeded;   /* new-form txn: 1 then-branch taken, 0 else-branch */
+    uint64_t lease;  /* lease ops: the lease (grant: the new id = the
                           entry's index; expire of an unknown lease: 0) */
-    uint64_t ttl_ms;   /* lease_grant */
+    uint64_t ttl_ms; /* lease_grant */
     /* The change rows this entry wrote: seq first_seq..last_seq, none
      * when first_seq is 0. store_changes(s, 0, first_seq - 1, ...) reads
      * exactly them (and later ones). */
@@ -108,7 +108,8 @@ int store_load(store *s, store_loaded *out);
 void store_loaded_free(store_loaded *l);
 
 /* Node metadata (small strings): "cluster", "name", ... */
-int store_meta_get(store *s, const char *name, char *buf, size_t cap); /* 1 found, 0 absent, -1 error */
+int store_meta_get(store *s, const char *name, char *buf,
+                   size_t cap); /* 1 found, 0 absent, -1 error */
 int store_meta_set(store *s, const char *name, const char *value);
 
 /* One batch = one transaction. */
@@ -121,9 +122,9 @@ int store_begin_lazy(store *s);
 void store_rollback(store *s);
 
 int store_save_hs(store *s, const raft_hard_state *hs);
-int store_truncate(store *s, uint64_t from);          /* delete index >= from */
+int store_truncate(store *s, uint64_t from); /* delete index >= from */
 int store_append(store *s, const raft_entry *e, size_t n);
-int store_compact(store *s, uint64_t upto);            /* delete index <= upto */
+int store_compact(store *s, uint64_t upto); /* delete index <= upto */
 
 /* Apply one committed entry (any type) and set the applied index to
  * e->index. NOOP and CONFIG entries only move the applied index. A
@@ -133,14 +134,14 @@ int store_apply(store *s, const raft_entry *e, store_result *res);
 uint64_t store_applied(const store *s);
 
 /* Reads from the local table. */
-int store_get(store *s, const char *key, size_t klen, char **value,
-              size_t *vlen, uint64_t *mod_index); /* 1 found, 0 absent */
+int store_get(store *s, const char *key, size_t klen, char **value, size_t *vlen,
+              uint64_t *mod_index); /* 1 found, 0 absent */
 /* Keys >= start (exclusive of `after` when after is non-NULL) with prefix,
  * in key order, at most limit. Calls fn for each; stops when fn returns
  * nonzero. Returns the number visited or -1. */
 int store_scan(store *s, const char *prefix, const char *after, size_t limit,
-               int (*fn)(void *arg, const char *k, size_t klen,
-                         const char *v, size_t vlen, uint64_t mod_index),
+               int (*fn)(void *arg, const char *k, size_t klen, const char *v, size_t vlen,
+                         uint64_t mod_index),
                void *arg);
 int64_t store_count(store *s);
 /* store_get that also gives the key's lease (0 none); any out may be NULL. */
@@ -150,13 +151,13 @@ int store_get_lease(store *s, const char *key, size_t klen, char **value, size_t
 /* ---- change history (lib/storage_history.c) ---- */
 
 typedef struct store_change {
-    uint64_t seq;        /* the row's place in the history (grows by 1) */
-    uint64_t index;      /* the entry's log index */
-    int del;             /* 1 del, 0 set */
-    int expired;         /* a lease_expire's delete */
-    const char *key;     /* valid during the callback only */
+    uint64_t seq;    /* the row's place in the history (grows by 1) */
+    uint64_t index;  /* the entry's log index */
+    int del;         /* 1 del, 0 set */
+    int expired;     /* a lease_expire's delete */
+    const char *key; /* valid during the callback only */
     size_t klen;
-    const char *value;   /* set: the new value; del: NULL */
+    const char *value; /* set: the new value; del: NULL */
     size_t vlen;
 } store_change;
 /* Changes with index > from_index and seq > after_seq whose key is key
@@ -165,11 +166,10 @@ typedef struct store_change {
  * visited or -1. A watcher drains in chunks: from_index M, after_seq the
  * last seq it was given (0 at first). When from_index < the floor, rows
  * are missing: the caller checks store_history_floor first (410). */
-int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char *key,
-                  size_t klen, int prefix, size_t limit,
-                  int (*fn)(void *arg, const store_change *c), void *arg);
+int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char *key, size_t klen,
+                  int prefix, size_t limit, int (*fn)(void *arg, const store_change *c), void *arg);
 uint64_t store_history_floor(const store *s);
-uint64_t store_history_last_seq(const store *s); /* 0: none written yet */
+uint64_t store_history_last_seq(const store *s);   /* 0: none written yet */
 void store_set_history_keep(store *s, uint64_t n); /* at least n rows (n >= 1) */
 /* For a blocking query: has what a read of key (prefix 0) or of the keys
  * under key (prefix 1) covers changed after index m? An existing key: its
@@ -211,8 +211,7 @@ int store_snapshot_install(store *s, const char *path, const raft_snap_meta *met
  * frees the writer; abort deletes the partial file and frees it. Errors
  * are in store_error(s). At most one writer per store. */
 typedef struct store_snap_writer store_snap_writer;
-store_snap_writer *store_snapshot_begin(store *s, const char *path,
-                                        const raft_snap_meta *meta);
+store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_snap_meta *meta);
 int store_snapshot_step(store_snap_writer *w, size_t budget);
 int store_snapshot_finish(store_snap_writer *w);
 void store_snapshot_abort(store_snap_writer *w);

@@ -19,7 +19,7 @@ static int only_members(json_t *o, const char *const *names)
 {
     const char *name;
     json_t *v;
-    json_object_foreach(o, name, v) {
+    json_object_foreach (o, name, v) {
         int known = 0;
         for (const char *const *n = names; *n && !known; n++)
             known = !strcmp(name, *n);
@@ -61,7 +61,7 @@ static int check_kv(json_t *kv, size_t *nkeys)
     json_t *v;
     if (!json_is_object(kv) || json_object_size(kv) == 0)
         return -1;
-    json_object_foreach(kv, k, v) {
+    json_object_foreach (kv, k, v) {
         if (!storage_valid_key(k, strlen(k)) || !json_is_string(v))
             return -1;
         (*nkeys)++;
@@ -79,13 +79,12 @@ static int check_ops(json_t *ops, size_t *nkeys)
         return 0;
     if (!json_is_array(ops))
         return -1;
-    json_array_foreach(ops, i, op) {
+    json_array_foreach (ops, i, op) {
         json_t *set = json_object_get(op, "set"), *lease = json_object_get(op, "lease");
         if (!json_is_object(op))
             return -1;
         if (set) {
-            if (!only_members(op, set_m) || check_kv(set, nkeys) < 0 ||
-                (lease && !lease_id(lease)))
+            if (!only_members(op, set_m) || check_kv(set, nkeys) < 0 || (lease && !lease_id(lease)))
                 return -1;
         } else if (json_object_size(op) != 1 || !is_key(json_object_get(op, "del"))) {
             return -1;
@@ -105,7 +104,7 @@ static int check_cmps(json_t *cmps)
         return 0;
     if (!json_is_array(cmps) || json_array_size(cmps) > STORE_TXN_MAX)
         return -1;
-    json_array_foreach(cmps, i, c) {
+    json_array_foreach (cmps, i, c) {
         json_t *ix = json_object_get(c, "index"), *ab = json_object_get(c, "absent");
         json_t *val = json_object_get(c, "value");
         if (!json_is_object(c) || json_object_size(c) != 2 || !is_key(json_object_get(c, "key")))
@@ -139,8 +138,7 @@ static int cmp_holds(store *s, json_t *c)
         int found = store_get(s, key, klen, &v, &vl, NULL);
         if (found < 0)
             return -1;
-        int same = found && vl == json_string_length(val) &&
-                   !memcmp(v, json_string_value(val), vl);
+        int same = found && vl == json_string_length(val) && !memcmp(v, json_string_value(val), vl);
         free(v);
         return same;
     }
@@ -159,7 +157,7 @@ static int ops_leases_exist(store *s, json_t *ops)
 {
     size_t i;
     json_t *op;
-    json_array_foreach(ops, i, op) {
+    json_array_foreach (ops, i, op) {
         json_t *lease = json_object_get(op, "lease");
         int r = lease ? lease_exists(s, lease_id(lease)) : 1;
         if (r <= 0)
@@ -172,7 +170,7 @@ static int put_kv(store *s, json_t *kv, uint64_t idx, uint64_t lease)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(kv, k, v) {
+    json_object_foreach (kv, k, v) {
         if (storage_kv_put(s, k, strlen(k), json_string_value(v), json_string_length(v), idx,
                            lease) < 0)
             return -1;
@@ -184,7 +182,7 @@ static int run_ops(store *s, json_t *ops, uint64_t idx)
 {
     size_t i;
     json_t *op;
-    json_array_foreach(ops, i, op) {
+    json_array_foreach (ops, i, op) {
         json_t *set = json_object_get(op, "set"), *del = json_object_get(op, "del");
         int r = set ? put_kv(s, set, idx, lease_id(json_object_get(op, "lease")))
                     : storage_kv_remove(s, json_string_value(del), json_string_length(del), idx, 0);
@@ -236,7 +234,7 @@ static int apply_txn(store *s, const raft_entry *e, json_t *cmd, store_result *r
         check_ops(els, &nkeys) < 0 || nkeys > STORE_TXN_MAX)
         return res->code = 400, 0;
     int all = 1;
-    json_array_foreach(cmps, i, c) {
+    json_array_foreach (cmps, i, c) {
         int r = cmp_holds(s, c);
         if (r < 0)
             return -1;
@@ -259,8 +257,7 @@ static int apply_lease_grant(store *s, const raft_entry *e, json_t *cmd, store_r
     json_t *t = json_object_get(cmd, "ttl_ms");
     res->op = STORE_OP_LEASE_GRANT;
     if (!only_members(cmd, m) || !json_is_integer(t) ||
-        json_integer_value(t) < KV_LEASE_TTL_MIN_MS ||
-        json_integer_value(t) > KV_LEASE_TTL_MAX_MS)
+        json_integer_value(t) < KV_LEASE_TTL_MIN_MS || json_integer_value(t) > KV_LEASE_TTL_MAX_MS)
         return res->code = 400, 0;
     sqlite3_stmt *q = storage_stmt(s, ST_LEASE_PUT);
     sqlite3_bind_int64(q, 1, (sqlite3_int64)e->index);

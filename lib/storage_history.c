@@ -90,8 +90,14 @@ int storage_history_open(store *s)
     return storage_auto_end(s, own, storage_history_reset(s, s->applied));
 }
 
-uint64_t store_history_floor(const store *s) { return s->floor; }
-uint64_t store_history_last_seq(const store *s) { return s->next_seq - 1; }
+uint64_t store_history_floor(const store *s)
+{
+    return s->floor;
+}
+uint64_t store_history_last_seq(const store *s)
+{
+    return s->next_seq - 1;
+}
 
 void store_set_history_keep(store *s, uint64_t n)
 {
@@ -100,8 +106,8 @@ void store_set_history_keep(store *s, uint64_t n)
 
 /* ---- writing ---- */
 
-int storage_history_add(store *s, uint64_t idx, int del, const char *k, size_t kl,
-                        const char *v, size_t vl, int expired)
+int storage_history_add(store *s, uint64_t idx, int del, const char *k, size_t kl, const char *v,
+                        size_t vl, int expired)
 {
     sqlite3_stmt *q = storage_stmt(s, ST_CH_INSERT);
     sqlite3_bind_int64(q, 1, (sqlite3_int64)s->next_seq);
@@ -217,9 +223,8 @@ static void bind_range(sqlite3_stmt *q, const key_range *r)
     sqlite3_bind_blob(q, 3, r->hi, (int)r->hil, SQLITE_STATIC);
 }
 
-int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char *key,
-                  size_t klen, int prefix, size_t limit,
-                  int (*fn)(void *arg, const store_change *c), void *arg)
+int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char *key, size_t klen,
+                  int prefix, size_t limit, int (*fn)(void *arg, const store_change *c), void *arg)
 {
     key_range r;
     uint64_t start;
@@ -245,8 +250,7 @@ int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char 
         store_change c = {
             .seq = (uint64_t)sqlite3_column_int64(q, 0),
             .index = (uint64_t)sqlite3_column_int64(q, 1),
-            .del = sqlite3_column_bytes(q, 2) == 3 &&
-                   !memcmp(sqlite3_column_text(q, 2), "del", 3),
+            .del = sqlite3_column_bytes(q, 2) == 3 && !memcmp(sqlite3_column_text(q, 2), "del", 3),
             .expired = sqlite3_column_int(q, 5),
         };
         c.key = sqlite3_column_blob(q, 3);

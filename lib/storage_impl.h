@@ -69,7 +69,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_N];
     int in_txn;
-    int lazy;          /* this transaction commits with synchronous=NORMAL */
+    int lazy; /* this transaction commits with synchronous=NORMAL */
     uint64_t applied;
     int applied_dirty; /* applied moved in this transaction; written at commit */
     /* The changes table (storage_history.c): rows [min_seq, next_seq) are
@@ -80,8 +80,7 @@ struct store {
 };
 
 /* storage.c: errors and statements. */
-void storage_set_err(store *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void storage_set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int storage_db_fail(store *s, const char *what); /* sets err from SQLite, -1 */
 sqlite3_stmt *storage_stmt(store *s, int which); /* reset, bindings cleared */
 /* Run a statement that returns no rows. */
@@ -100,13 +99,12 @@ int storage_auto_end(store *s, int own, int ok);
 int storage_set_applied(store *s, uint64_t idx);
 int storage_valid_key(const char *k, size_t n);
 /* The key's mod index and lease: 1 found, 0 absent, -1 error. */
-int storage_kv_lookup(store *s, const char *k, size_t n, uint64_t *mod_index,
-                      uint64_t *lease);
+int storage_kv_lookup(store *s, const char *k, size_t n, uint64_t *mod_index, uint64_t *lease);
 /* Every write of the state machine goes through these two, which add the
  * change row in the same transaction. put: set k (lease 0 = none) at idx.
  * remove: delete k; a change row only when the key existed. */
-int storage_kv_put(store *s, const char *k, size_t kl, const char *v, size_t vl,
-                   uint64_t idx, uint64_t lease);
+int storage_kv_put(store *s, const char *k, size_t kl, const char *v, size_t vl, uint64_t idx,
+                   uint64_t lease);
 int storage_kv_remove(store *s, const char *k, size_t kl, uint64_t idx, int expired);
 
 /* The old command form (cmd a json_t *; with "op":"txn" the old txn). */
@@ -117,12 +115,12 @@ int storage_apply_plain(store *s, const raft_entry *e, struct json_t *cmd, store
 int storage_apply_op(store *s, const raft_entry *e, struct json_t *cmd, store_result *res);
 
 /* storage_history.c */
-int storage_history_add(store *s, uint64_t idx, int del, const char *k, size_t kl,
-                        const char *v, size_t vl, int expired);
-int storage_history_trim(store *s);           /* bounded work; in the apply's txn */
-int storage_history_reload(store *s);         /* seq bounds and floor from the db */
+int storage_history_add(store *s, uint64_t idx, int del, const char *k, size_t kl, const char *v,
+                        size_t vl, int expired);
+int storage_history_trim(store *s);                  /* bounded work; in the apply's txn */
+int storage_history_reload(store *s);                /* seq bounds and floor from the db */
 int storage_history_reset(store *s, uint64_t floor); /* clear all; floor = floor */
-int storage_history_open(store *s);           /* at open: floor of an old db */
+int storage_history_open(store *s);                  /* at open: floor of an old db */
 
 /* storage_snap.c: the snapshot meta recorded in the database, and the
  * pieces of the file format the incremental writer shares. */
@@ -134,8 +132,8 @@ int storage_snap_meta_save(store *s, const raft_snap_meta *meta);
 #define FNV_PRIME 0x100000001b3ULL
 typedef struct snap_out {
     FILE *f;
-    uint64_t sum;  /* FNV-1a of every byte written */
-    int err;       /* a write failed */
+    uint64_t sum; /* FNV-1a of every byte written */
+    int err;      /* a write failed */
 } snap_out;
 void storage_snap_header(snap_out *o, const raft_snap_meta *meta, uint64_t count);
 /* One record from a row (key, value, mod_index, lease); its size. */

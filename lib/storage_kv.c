@@ -17,15 +17,17 @@
 
 /* ---- applying commands ---- */
 
-uint64_t store_applied(const store *s) { return s->applied; }
+uint64_t store_applied(const store *s)
+{
+    return s->applied;
+}
 
 int storage_valid_key(const char *k, size_t n)
 {
     return kv_key_ok(k, n);
 }
 
-int storage_kv_lookup(store *s, const char *k, size_t n, uint64_t *mod_index,
-                      uint64_t *lease)
+int storage_kv_lookup(store *s, const char *k, size_t n, uint64_t *mod_index, uint64_t *lease)
 {
     sqlite3_stmt *q = storage_stmt(s, ST_KV_GET);
     sqlite3_bind_blob(q, 1, k, (int)n, SQLITE_STATIC);
@@ -43,8 +45,8 @@ int storage_kv_lookup(store *s, const char *k, size_t n, uint64_t *mod_index,
     return storage_db_fail(s, "read kv");
 }
 
-int storage_kv_put(store *s, const char *k, size_t kl, const char *v, size_t vl,
-                   uint64_t idx, uint64_t lease)
+int storage_kv_put(store *s, const char *k, size_t kl, const char *v, size_t vl, uint64_t idx,
+                   uint64_t lease)
 {
     sqlite3_stmt *q = storage_stmt(s, ST_KV_SET);
     sqlite3_bind_blob(q, 1, k, (int)kl, SQLITE_STATIC);
@@ -75,7 +77,7 @@ static int check_command(json_t *cmd, int with_op)
         return -1;
     const char *name;
     json_t *v;
-    json_object_foreach(cmd, name, v) {
+    json_object_foreach (cmd, name, v) {
         if (strcmp(name, "set") && strcmp(name, "del") && strcmp(name, "if") &&
             (!with_op || strcmp(name, "op")))
             return -1;
@@ -84,7 +86,7 @@ static int check_command(json_t *cmd, int with_op)
     if (set) {
         if (!json_is_object(set))
             return -1;
-        json_object_foreach(set, name, v) {
+        json_object_foreach (set, name, v) {
             if (!storage_valid_key(name, strlen(name)) || !json_is_string(v))
                 return -1;
         }
@@ -94,7 +96,7 @@ static int check_command(json_t *cmd, int with_op)
         size_t i;
         if (!json_is_array(del))
             return -1;
-        json_array_foreach(del, i, v) {
+        json_array_foreach (del, i, v) {
             if (!json_is_string(v) ||
                 !storage_valid_key(json_string_value(v), json_string_length(v)))
                 return -1;
@@ -105,12 +107,11 @@ static int check_command(json_t *cmd, int with_op)
         size_t i;
         if (!json_is_array(cond))
             return -1;
-        json_array_foreach(cond, i, v) {
+        json_array_foreach (cond, i, v) {
             json_t *k = json_object_get(v, "key");
             json_t *ix = json_object_get(v, "index");
-            if (!json_is_object(v) || json_object_size(v) != 2 ||
-                !json_is_string(k) || !json_is_integer(ix) ||
-                json_integer_value(ix) < 0 ||
+            if (!json_is_object(v) || json_object_size(v) != 2 || !json_is_string(k) ||
+                !json_is_integer(ix) || json_integer_value(ix) < 0 ||
                 !storage_valid_key(json_string_value(k), json_string_length(k)))
                 return -1;
         }
@@ -137,10 +138,9 @@ static int apply_fast_set(store *s, const raft_entry *e, store_result *res)
     size_t n = 0, off, len;
     const char *d = (const char *)e->data;
     /* The old form {"set":{..}}, or {"op":"set","kv":{..}} without a lease. */
-    if (!e->len || (!codec_fast_set(d, e->len, 0, kv, FAST_SET_MAX, KEY_MAX, SIZE_MAX, &n, &off,
-                                    &len) &&
-                    !codec_fast_set(d, e->len, 1, kv, FAST_SET_MAX, KEY_MAX, SIZE_MAX, &n, &off,
-                                    &len)))
+    if (!e->len ||
+        (!codec_fast_set(d, e->len, 0, kv, FAST_SET_MAX, KEY_MAX, SIZE_MAX, &n, &off, &len) &&
+         !codec_fast_set(d, e->len, 1, kv, FAST_SET_MAX, KEY_MAX, SIZE_MAX, &n, &off, &len)))
         return 0;
     for (size_t i = 0; i < n; i++)
         if (storage_kv_put(s, kv[i].k, kv[i].kl, kv[i].v, kv[i].vl, e->index, 0) < 0)
@@ -165,7 +165,7 @@ int storage_apply_plain(store *s, const raft_entry *e, json_t *cmd, store_result
               : del                                              ? STORE_OP_DEL
               : set                                              ? STORE_OP_SET
                                                                  : STORE_OP_NONE;
-    json_array_foreach(cond, i, v) {
+    json_array_foreach (cond, i, v) {
         json_t *k = json_object_get(v, "key");
         const char *key = json_string_value(k);
         size_t klen = json_string_length(k);
@@ -182,12 +182,12 @@ int storage_apply_plain(store *s, const raft_entry *e, json_t *cmd, store_result
             return 0;
         }
     }
-    json_array_foreach(del, i, v) {
+    json_array_foreach (del, i, v) {
         if (storage_kv_remove(s, json_string_value(v), json_string_length(v), e->index, 0) < 0)
             return -1;
     }
     const char *name;
-    json_object_foreach(set, name, v) {
+    json_object_foreach (set, name, v) {
         if (storage_kv_put(s, name, strlen(name), json_string_value(v), json_string_length(v),
                            e->index, 0) < 0)
             return -1;
@@ -204,8 +204,8 @@ static int apply_normal(store *s, const raft_entry *e, store_result *res)
     json_error_t jerr;
     json_t *cmd = NULL;
     if (e->len)
-        cmd = json_loadb((const char *)e->data, e->len,
-                         JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        cmd = json_loadb((const char *)e->data, e->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                         &jerr);
     if (!json_is_object(cmd)) {
         json_decref(cmd);
         res->code = 400;
@@ -301,15 +301,15 @@ int store_get_lease(store *s, const char *key, size_t klen, char **value, size_t
     return 1;
 }
 
-int store_get(store *s, const char *key, size_t klen, char **value,
-              size_t *vlen, uint64_t *mod_index)
+int store_get(store *s, const char *key, size_t klen, char **value, size_t *vlen,
+              uint64_t *mod_index)
 {
     return store_get_lease(s, key, klen, value, vlen, mod_index, NULL);
 }
 
 int store_scan(store *s, const char *prefix, const char *after, size_t limit,
-               int (*fn)(void *arg, const char *k, size_t klen,
-                         const char *v, size_t vlen, uint64_t mod_index),
+               int (*fn)(void *arg, const char *k, size_t klen, const char *v, size_t vlen,
+                         uint64_t mod_index),
                void *arg)
 {
     if (!prefix)

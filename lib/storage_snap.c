@@ -37,8 +37,10 @@
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
 }
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -113,8 +115,18 @@ static void sw(snap_out *o, const void *p, size_t n)
     if (n && fwrite(p, 1, n, o->f) != n)
         o->err = 1;
 }
-static void sw32(snap_out *o, uint32_t v) { uint8_t b[4]; put32(b, v); sw(o, b, 4); }
-static void sw64(snap_out *o, uint64_t v) { uint8_t b[8]; put64(b, v); sw(o, b, 8); }
+static void sw32(snap_out *o, uint32_t v)
+{
+    uint8_t b[4];
+    put32(b, v);
+    sw(o, b, 4);
+}
+static void sw64(snap_out *o, uint64_t v)
+{
+    uint8_t b[8];
+    put64(b, v);
+    sw(o, b, 8);
+}
 
 void storage_snap_header(snap_out *o, const raft_snap_meta *meta, uint64_t count)
 {
@@ -308,7 +320,7 @@ fail:
 typedef struct snap_in {
     FILE *f;
     uint64_t sum;
-    int err;     /* short read */
+    int err; /* short read */
     uint8_t *buf;
     size_t cap;
 } snap_in;
@@ -520,4 +532,3 @@ int store_snapshot_install(store *s, const char *path, const raft_snap_meta *met
     }
     return ok;
 }
-

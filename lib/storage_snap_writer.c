@@ -17,8 +17,8 @@
 
 struct store_snap_writer {
     store *s;
-    sqlite3 *db;          /* read-only connection holding the read txn */
-    sqlite3_stmt *q;      /* the records, in key order */
+    sqlite3 *db;     /* read-only connection holding the read txn */
+    sqlite3_stmt *q; /* the records, in key order */
     raft_snap_meta meta;
     char path[4096], tmp[4200];
     snap_out o;
@@ -92,8 +92,8 @@ store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_s
         writer_free(w, 0);
         return NULL;
     }
-    if (sqlite3_prepare_v2(w->db, "SELECT key, value, mod_index, lease FROM kv ORDER BY key", -1, &w->q,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(w->db, "SELECT key, value, mod_index, lease FROM kv ORDER BY key", -1,
+                           &w->q, NULL) != SQLITE_OK) {
         storage_set_err(s, "snapshot read: %s", sqlite3_errmsg(w->db));
         writer_free(w, 0);
         return NULL;

@@ -44,8 +44,7 @@ static inline void check(int ok, const char *name, const char *fmt, ...)
     check_failed++;
 }
 
-#define EXPECT(cond, name) \
-    check((cond), (name), "line %d: %s", __LINE__, #cond)
+#define EXPECT(cond, name) check((cond), (name), "line %d: %s", __LINE__, #cond)
 
 /* ---- cases: CHECK ends the case at its first failure ---- */
 
@@ -69,12 +68,12 @@ static inline void check_fail_at(int line, const char *fmt, ...)
     va_end(ap);
 }
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            check_fail_at(__LINE__, __VA_ARGS__);                             \
-            return;                                                           \
-        }                                                                     \
+#define CHECK(cond, ...) \
+    do { \
+        if (!(cond)) { \
+            check_fail_at(__LINE__, __VA_ARGS__); \
+            return; \
+        } \
     } while (0)
 
 static inline void check_case_begin(const char *name)
@@ -91,11 +90,11 @@ static inline int check_case_end(void)
     return check_case_failed;
 }
 
-#define RUN(fn)                                                               \
-    do {                                                                      \
-        check_case_begin(#fn);                                                \
-        fn();                                                                 \
-        check_case_end();                                                     \
+#define RUN(fn) \
+    do { \
+        check_case_begin(#fn); \
+        fn(); \
+        check_case_end(); \
     } while (0)
 
 /* The last line of every test program; returns its exit status. */

@@ -50,8 +50,8 @@
 #define NKEYS 4
 #define TRACE_RING 24
 #define TRACE_LEN 160
-#define SIM_LEASES 8     /* leases one state machine holds at most */
-#define TICK_MS 100      /* the simulated clock: a tick is 100 ms */
+#define SIM_LEASES 8 /* leases one state machine holds at most */
+#define TICK_MS 100  /* the simulated clock: a tick is 100 ms */
 
 /* ------------------------------------------------------------------ */
 /* random numbers                                                      */
@@ -82,17 +82,17 @@ static int chance(unsigned permille)
 
 typedef struct store {
     raft_hard_state hs;
-    raft_snap_meta snap;        /* snap.index == 0: none */
+    raft_snap_meta snap; /* snap.index == 0: none */
     uint8_t *snap_data;
     size_t snap_len;
-    raft_entry *log;            /* consecutive entries, log[0].index = first */
+    raft_entry *log; /* consecutive entries, log[0].index = first */
     size_t n_log, cap_log;
     /* state machine, persisted together with its applied index */
     uint64_t applied, applied_term;
     uint64_t kv_val[NKEYS], kv_idx[NKEYS];
     uint64_t lease_id[SIM_LEASES], lease_ttl[SIM_LEASES]; /* by id */
     uint64_t n_leases;
-    raft_config conf;           /* configuration as of the applied index */
+    raft_config conf; /* configuration as of the applied index */
     /* snapshot staging area */
     uint64_t stg_index, stg_term;
     uint8_t *stg;
@@ -104,21 +104,21 @@ typedef struct node {
     raft_t *core;
     int up;
     unsigned incarnation;
-    uint64_t restart_at;     /* step to restart a crashed node */
-    uint64_t frozen_until;   /* step until which a paused node does nothing */
-    unsigned phase;          /* tick phase */
+    uint64_t restart_at;   /* step to restart a crashed node */
+    uint64_t frozen_until; /* step until which a paused node does nothing */
+    unsigned phase;        /* tick phase */
     store st;
     unsigned snap_every;
-    uint64_t *rq;            /* released reads waiting for applied >= index */
+    uint64_t *rq; /* released reads waiting for applied >= index */
     size_t n_rq, cap_rq;
-    lease_table *lt;         /* lib/lease.c: deadlines while leading */
-    uint64_t lt_term;        /* the term lt leads in */
-    uint64_t lt_start;       /* ms: when lt began to lead */
+    lease_table *lt;   /* lib/lease.c: deadlines while leading */
+    uint64_t lt_term;  /* the term lt leads in */
+    uint64_t lt_start; /* ms: when lt began to lead */
 } node;
 
 typedef struct netmsg {
     raft_msg m;
-    uint64_t at;             /* deliver at this step */
+    uint64_t at; /* deliver at this step */
 } netmsg;
 
 typedef struct oent {
@@ -126,8 +126,8 @@ typedef struct oent {
     uint64_t term;
     uint8_t type;
     uint64_t val;
-    uint64_t cterm;   /* the entry was committed in a term <= cterm */
-    int lset;         /* lhash: the lease table after applying it */
+    uint64_t cterm; /* the entry was committed in a term <= cterm */
+    int lset;       /* lhash: the lease table after applying it */
     uint64_t lhash;
 } oent;
 
@@ -142,12 +142,12 @@ typedef struct proposal {
 typedef struct readreq {
     int node;
     unsigned incarnation;
-    uint64_t need;           /* max acked index when issued */
-    int key;                 /* the key the client reads */
-    uint64_t need_key;       /* index of the last acked write to key then */
-    uint64_t index;          /* read index the core released it with */
+    uint64_t need;     /* max acked index when issued */
+    int key;           /* the key the client reads */
+    uint64_t need_key; /* index of the last acked write to key then */
+    uint64_t index;    /* read index the core released it with */
     int done;
-    int renew;               /* a lease_renew: its ReadIndex round */
+    int renew;                       /* a lease_renew: its ReadIndex round */
     uint64_t lease, submitted, term; /* lease id, ms, leader's term */
 } readreq;
 
@@ -155,13 +155,13 @@ typedef struct readreq {
 enum { LS_ACTIVE, LS_ABANDONED, LS_REVOKED };
 typedef struct simlease {
     uint64_t id, ttl;
-    uint64_t last_ack;       /* ms: grant submitted / renewal answered 200 */
+    uint64_t last_ack; /* ms: grant submitted / renewal answered 200 */
     int state;
-    uint64_t quiet_from;     /* ms: abandoned or revoked since */
-    uint64_t next_renew;     /* ms */
-    int ended, by_expire;    /* revoke or expire applied (first node) */
-    uint64_t end_ms, end_p;  /* when, and the expire's proposal time */
-    uint64_t proposed_ms;    /* the first expire proposed by the leader
+    uint64_t quiet_from;    /* ms: abandoned or revoked since */
+    uint64_t next_renew;    /* ms */
+    int ended, by_expire;   /* revoke or expire applied (first node) */
+    uint64_t end_ms, end_p; /* when, and the expire's proposal time */
+    uint64_t proposed_ms;   /* the first expire proposed by the leader
                                 of the highest term since
                                 lease_counted_from() */
 } simlease;
@@ -178,24 +178,23 @@ typedef struct sim {
     int verbose;
     uint64_t step, steps;
     node nodes[MAXN];
-    unsigned char cut[MAXN][MAXN];  /* 1: messages a -> b are lost */
-    uint64_t link_at[MAXN][MAXN];   /* latest delivery time per link */
+    unsigned char cut[MAXN][MAXN]; /* 1: messages a -> b are lost */
+    uint64_t link_at[MAXN][MAXN];  /* latest delivery time per link */
 
     /* per-seed knobs */
-    unsigned tick_period, p_drop, p_dup, p_long, p_crash, p_ready_crash,
-        p_part, p_freeze, p_propose, p_read, p_member, p_transfer, max_delay,
-        p_grant;
-    unsigned chunk;            /* snapshot bytes per message */
-    unsigned burst;            /* most proposals a client sends at once */
+    unsigned tick_period, p_drop, p_dup, p_long, p_crash, p_ready_crash, p_part, p_freeze,
+        p_propose, p_read, p_member, p_transfer, max_delay, p_grant;
+    unsigned chunk; /* snapshot bytes per message */
+    unsigned burst; /* most proposals a client sends at once */
     raft_options opts;
 
     netmsg *net;
     size_t n_net, cap_net;
 
-    oent *oracle;              /* applied entry per index */
+    oent *oracle; /* applied entry per index */
     size_t cap_oracle;
     uint64_t max_applied;
-    uint64_t *leader_of;       /* leader id per term */
+    uint64_t *leader_of; /* leader id per term */
     size_t cap_leader;
 
     proposal *props;
@@ -208,22 +207,21 @@ typedef struct sim {
     size_t n_leases, cap_leases;
     grantreq *grants;
     size_t n_grants, cap_grants;
-    uint64_t heal_ms;          /* when the faults ended */
-    uint64_t stat_grants, stat_renew_ok, stat_renew_refused, stat_expired,
-        stat_revoked, stat_late_ms, stat_late_n, stat_late_elect_ms;
+    uint64_t heal_ms; /* when the faults ended */
+    uint64_t stat_grants, stat_renew_ok, stat_renew_refused, stat_expired, stat_revoked,
+        stat_late_ms, stat_late_n, stat_late_elect_ms;
     uint64_t stat_wipes, stat_transfers_done, transfer_to;
-    uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders,
-        stat_crashes, stat_confs, stat_transfers;
+    uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders, stat_crashes, stat_confs,
+        stat_transfers;
 
-    int faults;                /* 0 during the liveness phase */
+    int faults; /* 0 during the liveness phase */
     int failed;
     char why[512];
     char trace[TRACE_RING][TRACE_LEN];
     unsigned n_trace;
 } sim;
 
-static void ev(sim *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void ev(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void ev(sim *s, const char *fmt, ...)
 {
@@ -238,8 +236,7 @@ static void ev(sim *s, const char *fmt, ...)
         printf("  %s\n", line);
 }
 
-static void fail(sim *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void fail(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void fail(sim *s, const char *fmt, ...)
 {
@@ -263,16 +260,16 @@ static void *xrealloc(void *p, size_t n)
     return q;
 }
 
-#define GROW(arr, cap, need)                                               \
-    do {                                                                   \
-        if ((need) > (cap)) {                                              \
-            size_t nc_ = (cap) ? (cap) : 16;                               \
-            while (nc_ < (need))                                           \
-                nc_ *= 2;                                                  \
-            (arr) = xrealloc((arr), nc_ * sizeof *(arr));                  \
-            memset((arr) + (cap), 0, (nc_ - (cap)) * sizeof *(arr));       \
-            (cap) = nc_;                                                   \
-        }                                                                  \
+#define GROW(arr, cap, need) \
+    do { \
+        if ((need) > (cap)) { \
+            size_t nc_ = (cap) ? (cap) : 16; \
+            while (nc_ < (need)) \
+                nc_ *= 2; \
+            (arr) = xrealloc((arr), nc_ * sizeof *(arr)); \
+            memset((arr) + (cap), 0, (nc_ - (cap)) * sizeof *(arr)); \
+            (cap) = nc_; \
+        } \
     } while (0)
 
 static int leader_index(sim *s);
@@ -339,9 +336,8 @@ static void msg_free(raft_msg *m)
 
 static const char *mtype(int t)
 {
-    static const char *names[] = {"?", "APP", "APP_R", "VOTE", "VOTE_R",
-                                  "PRE", "PRE_R", "SNAP", "SNAP_R", "TNOW",
-                                  "RIDX", "RIDX_R"};
+    static const char *names[] = {"?",     "APP",  "APP_R",  "VOTE", "VOTE_R", "PRE",
+                                  "PRE_R", "SNAP", "SNAP_R", "TNOW", "RIDX",   "RIDX_R"};
     return t >= 0 && t <= RAFT_MSG_TYPE_MAX ? names[t] : "?";
 }
 
@@ -355,8 +351,7 @@ static void net_send(sim *s, const raft_msg *m)
             bytes += m->entries[i].len;
         if (bytes > s->opts.max_msg_bytes)
             fail(s, "n%llu sent %u entries of %zu bytes, over max_msg_bytes %zu",
-                 (unsigned long long)m->from, m->n_entries, bytes,
-                 s->opts.max_msg_bytes);
+                 (unsigned long long)m->from, m->n_entries, bytes, s->opts.max_msg_bytes);
     }
     if (a < 0 || b < 0)
         return;
@@ -495,11 +490,12 @@ static void check_apply(sim *s, int ni, const raft_entry *e)
         return;
     }
     if (o->term != e->term || o->type != e->type || o->val != val)
-        fail(s, "state machine safety: node %llu applied index %llu term %llu "
-                "val %llu, another node applied term %llu val %llu",
+        fail(s,
+             "state machine safety: node %llu applied index %llu term %llu "
+             "val %llu, another node applied term %llu val %llu",
              (unsigned long long)s->nodes[ni].id, (unsigned long long)e->index,
-             (unsigned long long)e->term, (unsigned long long)val,
-             (unsigned long long)o->term, (unsigned long long)o->val);
+             (unsigned long long)e->term, (unsigned long long)val, (unsigned long long)o->term,
+             (unsigned long long)o->val);
 }
 
 /* Leader completeness: a new leader of term T holds every entry known to
@@ -517,11 +513,11 @@ static void check_new_leader(sim *s, int ni)
             continue;
         uint64_t t = raft_entry_term(r, i);
         if (t != o->term) {
-            fail(s, "leader completeness: leader %llu of term %llu has term "
-                    "%llu at committed index %llu (committed term %llu)",
-                 (unsigned long long)st.id, (unsigned long long)st.term,
-                 (unsigned long long)t, (unsigned long long)i,
-                 (unsigned long long)o->term);
+            fail(s,
+                 "leader completeness: leader %llu of term %llu has term "
+                 "%llu at committed index %llu (committed term %llu)",
+                 (unsigned long long)st.id, (unsigned long long)st.term, (unsigned long long)t,
+                 (unsigned long long)i, (unsigned long long)o->term);
             return;
         }
     }
@@ -539,8 +535,7 @@ static void check_leaders(sim *s)
         if (st.snap_index + 1 > st.first_index + s->opts.snapshot_trail)
             fail(s, "n%llu keeps entries from %llu, snapshot %llu, trail %llu",
                  (unsigned long long)nd->id, (unsigned long long)st.first_index,
-                 (unsigned long long)st.snap_index,
-                 (unsigned long long)s->opts.snapshot_trail);
+                 (unsigned long long)st.snap_index, (unsigned long long)s->opts.snapshot_trail);
         if (st.role != RAFT_LEADER)
             continue;
         GROW(s->leader_of, s->cap_leader, st.term + 1);
@@ -551,14 +546,13 @@ static void check_leaders(sim *s)
             if (s->transfer_to == nd->id)
                 s->stat_transfers_done++;
             s->transfer_to = 0;
-            ev(s, "n%llu leader of term %llu (last %llu commit %llu)",
-               (unsigned long long)nd->id, (unsigned long long)st.term,
-               (unsigned long long)st.last_index, (unsigned long long)st.commit);
+            ev(s, "n%llu leader of term %llu (last %llu commit %llu)", (unsigned long long)nd->id,
+               (unsigned long long)st.term, (unsigned long long)st.last_index,
+               (unsigned long long)st.commit);
             check_new_leader(s, i);
         } else if (*l != nd->id) {
             fail(s, "election safety: two leaders in term %llu: %llu and %llu",
-                 (unsigned long long)st.term, (unsigned long long)*l,
-                 (unsigned long long)nd->id);
+                 (unsigned long long)st.term, (unsigned long long)*l, (unsigned long long)nd->id);
         }
     }
 }
@@ -576,20 +570,18 @@ static void check_log_matching(sim *s)
             raft_status_info sx, sy;
             raft_status(x->core, &sx);
             raft_status(y->core, &sy);
-            uint64_t lo = sx.first_index > sy.first_index ? sx.first_index
-                                                          : sy.first_index;
-            uint64_t hi = sx.last_index < sy.last_index ? sx.last_index
-                                                        : sy.last_index;
+            uint64_t lo = sx.first_index > sy.first_index ? sx.first_index : sy.first_index;
+            uint64_t hi = sx.last_index < sy.last_index ? sx.last_index : sy.last_index;
             int matched = 0;
             for (uint64_t i = hi; i >= lo && i > 0; i--) {
                 uint64_t tx = raft_entry_term(x->core, i);
                 uint64_t ty = raft_entry_term(y->core, i);
                 if (matched && tx != ty) {
-                    fail(s, "log matching: n%llu and n%llu agree on a later "
-                            "entry but differ at index %llu (terms %llu, %llu)",
+                    fail(s,
+                         "log matching: n%llu and n%llu agree on a later "
+                         "entry but differ at index %llu (terms %llu, %llu)",
                          (unsigned long long)x->id, (unsigned long long)y->id,
-                         (unsigned long long)i, (unsigned long long)tx,
-                         (unsigned long long)ty);
+                         (unsigned long long)i, (unsigned long long)tx, (unsigned long long)ty);
                     return;
                 }
                 if (tx && tx == ty)
@@ -625,29 +617,24 @@ static void persist(sim *s, int ni, const raft_ready *rd)
     store *st = &nd->st;
     if (rd->hs_changed) {
         if (rd->hs.term < st->hs.term)
-            fail(s, "n%llu: term went back from %llu to %llu",
-                 (unsigned long long)nd->id, (unsigned long long)st->hs.term,
-                 (unsigned long long)rd->hs.term);
-        if (rd->hs.term == st->hs.term && st->hs.vote &&
-            rd->hs.vote != st->hs.vote)
-            fail(s, "n%llu: voted twice in term %llu (%llu, then %llu)",
-                 (unsigned long long)nd->id, (unsigned long long)rd->hs.term,
-                 (unsigned long long)st->hs.vote,
+            fail(s, "n%llu: term went back from %llu to %llu", (unsigned long long)nd->id,
+                 (unsigned long long)st->hs.term, (unsigned long long)rd->hs.term);
+        if (rd->hs.term == st->hs.term && st->hs.vote && rd->hs.vote != st->hs.vote)
+            fail(s, "n%llu: voted twice in term %llu (%llu, then %llu)", (unsigned long long)nd->id,
+                 (unsigned long long)rd->hs.term, (unsigned long long)st->hs.vote,
                  (unsigned long long)rd->hs.vote);
         st->hs = rd->hs;
     }
     for (size_t i = 0; i < rd->n_chunks; i++) {
         const raft_chunk *c = &rd->chunks[i];
-        if (c->offset == 0 || c->snap_index != st->stg_index ||
-            c->snap_term != st->stg_term) {
+        if (c->offset == 0 || c->snap_index != st->stg_index || c->snap_term != st->stg_term) {
             st->stg_len = 0;
             st->stg_index = c->snap_index;
             st->stg_term = c->snap_term;
         }
         if (c->offset > st->stg_len) {
             fail(s, "n%llu: snapshot chunk at offset %llu leaves a gap (have %zu)",
-                 (unsigned long long)nd->id, (unsigned long long)c->offset,
-                 st->stg_len);
+                 (unsigned long long)nd->id, (unsigned long long)c->offset, st->stg_len);
             return;
         }
         GROW(st->stg, st->stg_cap, c->offset + c->len + 1);
@@ -658,11 +645,11 @@ static void persist(sim *s, int ni, const raft_ready *rd)
     if (rd->snap_install) {
         if (st->stg_index != rd->snap.index || st->stg_term != rd->snap.term ||
             st->stg_len != SNAP_BYTES) {
-            fail(s, "n%llu: install of snapshot %llu/%llu but staged %llu/%llu "
-                    "with %zu bytes",
+            fail(s,
+                 "n%llu: install of snapshot %llu/%llu but staged %llu/%llu "
+                 "with %zu bytes",
                  (unsigned long long)nd->id, (unsigned long long)rd->snap.index,
-                 (unsigned long long)rd->snap.term,
-                 (unsigned long long)st->stg_index,
+                 (unsigned long long)rd->snap.term, (unsigned long long)st->stg_index,
                  (unsigned long long)st->stg_term, st->stg_len);
             return;
         }
@@ -670,22 +657,20 @@ static void persist(sim *s, int ni, const raft_ready *rd)
         if (get64(p) != rd->snap.index || get64(p + 8) != rd->snap.term) {
             fail(s, "n%llu: snapshot bytes describe %llu/%llu, meta says %llu/%llu",
                  (unsigned long long)nd->id, (unsigned long long)get64(p),
-                 (unsigned long long)get64(p + 8),
-                 (unsigned long long)rd->snap.index,
+                 (unsigned long long)get64(p + 8), (unsigned long long)rd->snap.index,
                  (unsigned long long)rd->snap.term);
             return;
         }
         if (rd->snap.index < st->applied)
-            fail(s, "n%llu: snapshot %llu installed over applied %llu",
-                 (unsigned long long)nd->id, (unsigned long long)rd->snap.index,
-                 (unsigned long long)st->applied);
+            fail(s, "n%llu: snapshot %llu installed over applied %llu", (unsigned long long)nd->id,
+                 (unsigned long long)rd->snap.index, (unsigned long long)st->applied);
         st->applied = rd->snap.index;
         st->applied_term = rd->snap.term;
         const uint8_t *l = p + SNAP_LEASES;
         st->n_leases = get64(l);
         if (st->n_leases > SIM_LEASES) {
-            fail(s, "n%llu: snapshot holds %llu leases",
-                 (unsigned long long)nd->id, (unsigned long long)st->n_leases);
+            fail(s, "n%llu: snapshot holds %llu leases", (unsigned long long)nd->id,
+                 (unsigned long long)st->n_leases);
             return;
         }
         for (int k = 0; k < SIM_LEASES; k++) {
@@ -694,8 +679,9 @@ static void persist(sim *s, int ni, const raft_ready *rd)
         }
         oent *lo = oracle_at(s, st->applied);
         if (lo->lset && lo->lhash != lease_hash(st))
-            fail(s, "n%llu: snapshot at %llu holds another lease table than "
-                    "the nodes that applied %llu",
+            fail(s,
+                 "n%llu: snapshot at %llu holds another lease table than "
+                 "the nodes that applied %llu",
                  (unsigned long long)nd->id, (unsigned long long)st->applied,
                  (unsigned long long)st->applied);
         for (int k = 0; k < NKEYS; k++) {
@@ -705,12 +691,11 @@ static void persist(sim *s, int ni, const raft_ready *rd)
             if (st->kv_idx[k]) {
                 oent *o = oracle_at(s, st->kv_idx[k]);
                 if (o->set && o->val != st->kv_val[k])
-                    fail(s, "n%llu: snapshot holds key %d = %llu from index "
-                            "%llu, but that index wrote %llu",
-                         (unsigned long long)nd->id, k,
-                         (unsigned long long)st->kv_val[k],
-                         (unsigned long long)st->kv_idx[k],
-                         (unsigned long long)o->val);
+                    fail(s,
+                         "n%llu: snapshot holds key %d = %llu from index "
+                         "%llu, but that index wrote %llu",
+                         (unsigned long long)nd->id, k, (unsigned long long)st->kv_val[k],
+                         (unsigned long long)st->kv_idx[k], (unsigned long long)o->val);
             }
         }
         free(st->snap_data);
@@ -726,18 +711,15 @@ static void persist(sim *s, int ni, const raft_ready *rd)
     }
     if (rd->truncate_from) {
         if (rd->truncate_from <= st->applied)
-            fail(s, "n%llu: truncation from %llu below applied %llu",
-                 (unsigned long long)nd->id,
-                 (unsigned long long)rd->truncate_from,
-                 (unsigned long long)st->applied);
+            fail(s, "n%llu: truncation from %llu below applied %llu", (unsigned long long)nd->id,
+                 (unsigned long long)rd->truncate_from, (unsigned long long)st->applied);
         store_truncate(st, rd->truncate_from);
     }
     for (size_t i = 0; i < rd->n_entries; i++) {
         const raft_entry *e = &rd->entries[i];
         if (e->index != store_last(st) + 1) {
-            fail(s, "n%llu: storage append of index %llu after %llu",
-                 (unsigned long long)nd->id, (unsigned long long)e->index,
-                 (unsigned long long)store_last(st));
+            fail(s, "n%llu: storage append of index %llu after %llu", (unsigned long long)nd->id,
+                 (unsigned long long)e->index, (unsigned long long)store_last(st));
             return;
         }
         GROW(st->log, st->cap_log, st->n_log + 1);
@@ -786,12 +768,12 @@ enum { CMD_GRANT = 0xA1, CMD_REVOKE = 0xA2, CMD_EXPIRE = 0xA3 };
 
 static int is_lease_cmd(const raft_entry *e)
 {
-    return e->type == RAFT_ENTRY_NORMAL && e->len == LEASE_CMD &&
-           e->data[0] >= CMD_GRANT && e->data[0] <= CMD_EXPIRE;
+    return e->type == RAFT_ENTRY_NORMAL && e->len == LEASE_CMD && e->data[0] >= CMD_GRANT &&
+           e->data[0] <= CMD_EXPIRE;
 }
 
-static int propose_lease_cmd(sim *s, int ni, int kind, uint64_t a, uint64_t b,
-                             uint64_t *index, uint64_t *term)
+static int propose_lease_cmd(sim *s, int ni, int kind, uint64_t a, uint64_t b, uint64_t *index,
+                             uint64_t *term)
 {
     uint8_t cmd[LEASE_CMD];
     cmd[0] = (uint8_t)kind;
@@ -859,16 +841,16 @@ static uint64_t lease_counted_from(const sim *s, const simlease *l, int li)
 /* A lease ends (revoke or expire applied on node ni). Safety: an expire
  * was proposed at least ttl after the last renewal answered 200 (and
  * after the grant was submitted). */
-static void lease_ended(sim *s, int ni, uint64_t id, int by_expire,
-                        uint64_t proposed_at)
+static void lease_ended(sim *s, int ni, uint64_t id, int by_expire, uint64_t proposed_at)
 {
     simlease *l = lease_rec(s, id);
     if (!l)
         return; /* no client ever heard of it */
     if (by_expire && l->last_ack + l->ttl > proposed_at)
-        fail(s, "lease ended early: n%llu applies the expire of lease %llu "
-                "proposed at %llu ms, but a renewal was answered at %llu ms "
-                "(ttl %llu ms)",
+        fail(s,
+             "lease ended early: n%llu applies the expire of lease %llu "
+             "proposed at %llu ms, but a renewal was answered at %llu ms "
+             "(ttl %llu ms)",
              (unsigned long long)s->nodes[ni].id, (unsigned long long)id,
              (unsigned long long)proposed_at, (unsigned long long)l->last_ack,
              (unsigned long long)l->ttl);
@@ -883,14 +865,12 @@ static void lease_ended(sim *s, int ni, uint64_t id, int by_expire,
         if (!s->faults) {
             /* accuracy after the heal: how long past ttl it lived */
             uint64_t base = lease_quiet_since(s, l);
-            uint64_t late = l->end_ms > base + l->ttl ? l->end_ms - base - l->ttl
-                                                      : 0;
+            uint64_t late = l->end_ms > base + l->ttl ? l->end_ms - base - l->ttl : 0;
             if (late > s->stat_late_ms)
                 s->stat_late_ms = late;
             int li = leader_index(s);
             base = li >= 0 ? lease_counted_from(s, l, li) : UINT64_MAX;
-            late = l->proposed_ms > base + l->ttl ? l->proposed_ms - base - l->ttl
-                                                  : 0;
+            late = l->proposed_ms > base + l->ttl ? l->proposed_ms - base - l->ttl : 0;
             if (l->proposed_ms >= base && late > s->stat_late_elect_ms)
                 s->stat_late_elect_ms = late;
             s->stat_late_n++;
@@ -902,15 +882,14 @@ static void lease_ended(sim *s, int ni, uint64_t id, int by_expire,
 
 /* A grant applied at the node that proposed it: its client has the
  * answer, and counts ttl from when it asked. */
-static void grant_answered(sim *s, int ni, const raft_entry *e, uint64_t ttl,
-                           uint64_t req)
+static void grant_answered(sim *s, int ni, const raft_entry *e, uint64_t ttl, uint64_t req)
 {
     node *nd = &s->nodes[ni];
     if (req < 1 || req > s->n_grants)
         return;
     grantreq *g = &s->grants[req - 1];
-    if (g->node != ni || g->incarnation != nd->incarnation ||
-        g->index != e->index || g->term != e->term)
+    if (g->node != ni || g->incarnation != nd->incarnation || g->index != e->index ||
+        g->term != e->term)
         return;
     g->node = -1; /* answered once */
     GROW(s->leases, s->cap_leases, s->n_leases + 1);
@@ -943,9 +922,8 @@ static void lease_apply(sim *s, int ni, const raft_entry *e)
         if (lease_leading(nd->lt)) {
             int rc = lease_granted(nd->lt, e->index, a, now_ms(s));
             if (rc != LEASE_OK)
-                fail(s, "n%llu: lease_granted(%llu): %s",
-                     (unsigned long long)nd->id, (unsigned long long)e->index,
-                     lease_strerror(rc));
+                fail(s, "n%llu: lease_granted(%llu): %s", (unsigned long long)nd->id,
+                     (unsigned long long)e->index, lease_strerror(rc));
         }
         grant_answered(s, ni, e, a, b);
         return;
@@ -965,8 +943,7 @@ static void lease_apply(sim *s, int ni, const raft_entry *e)
 
 /* A renewal's ReadIndex round is confirmed and applied at node ni (or,
  * in a mutant, no round at all): the leader's answer. */
-static void renew_answer(sim *s, int ni, uint64_t id, uint64_t submitted,
-                         uint64_t term)
+static void renew_answer(sim *s, int ni, uint64_t id, uint64_t submitted, uint64_t term)
 {
     node *nd = &s->nodes[ni];
     uint64_t now = now_ms(s);
@@ -976,8 +953,7 @@ static void renew_answer(sim *s, int ni, uint64_t id, uint64_t submitted,
     simlease *l = lease_rec(s, id);
     if (rc != LEASE_OK) {
         s->stat_renew_refused++;
-        if (l && (rc == LEASE_EUNKNOWN || rc == LEASE_EEXPIRING) &&
-            l->state == LS_ACTIVE) {
+        if (l && (rc == LEASE_EUNKNOWN || rc == LEASE_EEXPIRING) && l->state == LS_ACTIVE) {
             l->state = LS_ABANDONED; /* the client learns it is gone */
             l->quiet_from = now;
         }
@@ -987,17 +963,18 @@ static void renew_answer(sim *s, int ni, uint64_t id, uint64_t submitted,
     if (!l)
         return;
     if (l->ended && l->end_ms < submitted)
-        fail(s, "renewal of lease %llu submitted at %llu ms answered 200 by "
-                "n%llu, but the lease ended at %llu ms",
-             (unsigned long long)id, (unsigned long long)submitted,
-             (unsigned long long)nd->id, (unsigned long long)l->end_ms);
+        fail(s,
+             "renewal of lease %llu submitted at %llu ms answered 200 by "
+             "n%llu, but the lease ended at %llu ms",
+             (unsigned long long)id, (unsigned long long)submitted, (unsigned long long)nd->id,
+             (unsigned long long)l->end_ms);
     else if (l->ended && l->by_expire && l->end_p < now + l->ttl)
-        fail(s, "lease ended early: n%llu answers a renewal of lease %llu at "
-                "%llu ms, but its expire (proposed at %llu ms, ttl %llu ms) "
-                "is applied",
-             (unsigned long long)nd->id, (unsigned long long)id,
-             (unsigned long long)now, (unsigned long long)l->end_p,
-             (unsigned long long)l->ttl);
+        fail(s,
+             "lease ended early: n%llu answers a renewal of lease %llu at "
+             "%llu ms, but its expire (proposed at %llu ms, ttl %llu ms) "
+             "is applied",
+             (unsigned long long)nd->id, (unsigned long long)id, (unsigned long long)now,
+             (unsigned long long)l->end_p, (unsigned long long)l->ttl);
     if (now > l->last_ack)
         l->last_ack = now;
 }
@@ -1009,9 +986,8 @@ static void apply_all(sim *s, int ni, const raft_ready *rd)
     for (size_t i = 0; i < rd->n_committed; i++) {
         const raft_entry *e = &rd->committed[i];
         if (e->index != st->applied + 1) {
-            fail(s, "n%llu: applies index %llu after %llu",
-                 (unsigned long long)nd->id, (unsigned long long)e->index,
-                 (unsigned long long)st->applied);
+            fail(s, "n%llu: applies index %llu after %llu", (unsigned long long)nd->id,
+                 (unsigned long long)e->index, (unsigned long long)st->applied);
             return;
         }
         if (e->index > store_last(st))
@@ -1027,8 +1003,8 @@ static void apply_all(sim *s, int ni, const raft_ready *rd)
             /* the proposer acknowledges its client */
             if (val >= 1 && val <= s->n_props) {
                 proposal *p = &s->props[val - 1];
-                if (p->node == ni && p->incarnation == nd->incarnation &&
-                    p->index == e->index && p->term == e->term && !p->acked) {
+                if (p->node == ni && p->incarnation == nd->incarnation && p->index == e->index &&
+                    p->term == e->term && !p->acked) {
                     p->acked = 1;
                     s->stat_acked++;
                     if (e->index > s->acked_max)
@@ -1053,9 +1029,10 @@ static void apply_all(sim *s, int ni, const raft_ready *rd)
             o->lset = 1;
             o->lhash = h;
         } else if (o->lhash != h) {
-            fail(s, "state machine safety: n%llu holds another lease table "
-                    "(%llu leases) after applying %llu than the node that "
-                    "applied it first",
+            fail(s,
+                 "state machine safety: n%llu holds another lease table "
+                 "(%llu leases) after applying %llu than the node that "
+                 "applied it first",
                  (unsigned long long)nd->id, (unsigned long long)st->n_leases,
                  (unsigned long long)e->index);
         }
@@ -1080,12 +1057,12 @@ static void answer_reads(sim *s, int ni, const raft_ready *rd)
         }
         q->done = 1;
         if (rd->reads[i].index < q->need) {
-            fail(s, "linearizability: read %llu at n%llu released with index "
-                    "%llu but write at index %llu was acknowledged before it "
-                    "was issued",
+            fail(s,
+                 "linearizability: read %llu at n%llu released with index "
+                 "%llu but write at index %llu was acknowledged before it "
+                 "was issued",
                  (unsigned long long)ctx, (unsigned long long)nd->id,
-                 (unsigned long long)rd->reads[i].index,
-                 (unsigned long long)q->need);
+                 (unsigned long long)rd->reads[i].index, (unsigned long long)q->need);
             continue;
         }
         q->index = rd->reads[i].index;
@@ -1118,12 +1095,12 @@ static void serve_reads(sim *s, int ni)
         }
         uint64_t got = nd->st.kv_idx[q->key];
         if (got < q->need_key)
-            fail(s, "linearizability: read %llu of key %d at n%llu sees the "
-                    "write at index %llu, but the write at index %llu was "
-                    "acknowledged before the read was issued",
-                 (unsigned long long)nd->rq[i], q->key,
-                 (unsigned long long)nd->id, (unsigned long long)got,
-                 (unsigned long long)q->need_key);
+            fail(s,
+                 "linearizability: read %llu of key %d at n%llu sees the "
+                 "write at index %llu, but the write at index %llu was "
+                 "acknowledged before the read was issued",
+                 (unsigned long long)nd->rq[i], q->key, (unsigned long long)nd->id,
+                 (unsigned long long)got, (unsigned long long)q->need_key);
         else
             s->stat_reads_ok++;
     }
@@ -1173,8 +1150,7 @@ static void process(sim *s, int ni)
     }
     /* take a snapshot now and then */
     store *st = &nd->st;
-    if (nd->up && st->applied >= st->snap.index + nd->snap_every &&
-        st->applied > 0) {
+    if (nd->up && st->applied >= st->snap.index + nd->snap_every && st->applied > 0) {
         raft_snap_meta meta;
         meta.index = st->applied;
         meta.term = st->applied_term;
@@ -1191,11 +1167,9 @@ static void process(sim *s, int ni)
         st->snap = meta;
         int rc = raft_snapshot_taken(nd->core, meta.index);
         if (rc != RAFT_OK)
-            fail(s, "n%llu: snapshot_taken(%llu) failed: %s",
-                 (unsigned long long)nd->id, (unsigned long long)meta.index,
-                 raft_strerror(rc));
-        ev(s, "n%llu snapshot at %llu", (unsigned long long)nd->id,
-           (unsigned long long)meta.index);
+            fail(s, "n%llu: snapshot_taken(%llu) failed: %s", (unsigned long long)nd->id,
+                 (unsigned long long)meta.index, raft_strerror(rc));
+        ev(s, "n%llu snapshot at %llu", (unsigned long long)nd->id, (unsigned long long)meta.index);
         /* compaction shows up in a ready */
         process(s, ni);
     }
@@ -1222,14 +1196,13 @@ static void node_start(sim *s, int ni)
         es++;
         n--;
     }
-    int rc = raft_restore(nd->core, &st->hs, st->snap.index ? &st->snap : NULL,
-                          es, n, st->applied);
+    int rc = raft_restore(nd->core, &st->hs, st->snap.index ? &st->snap : NULL, es, n, st->applied);
     if (rc != RAFT_OK) {
-        fail(s, "n%llu: raft_restore rejected its own storage: %s "
-                "(applied %llu, snap %llu, log %zu entries from %llu)",
-             (unsigned long long)nd->id, raft_strerror(rc),
-             (unsigned long long)st->applied, (unsigned long long)st->snap.index,
-             n, (unsigned long long)(n ? es[0].index : 0));
+        fail(s,
+             "n%llu: raft_restore rejected its own storage: %s "
+             "(applied %llu, snap %llu, log %zu entries from %llu)",
+             (unsigned long long)nd->id, raft_strerror(rc), (unsigned long long)st->applied,
+             (unsigned long long)st->snap.index, n, (unsigned long long)(n ? es[0].index : 0));
         raft_free(nd->core);
         nd->core = NULL;
         return;
@@ -1254,8 +1227,7 @@ static void node_restart(sim *s, int ni)
     if (nd->up)
         ev(s, "n%llu restart (term %llu, snap %llu, log to %llu, applied %llu)",
            (unsigned long long)nd->id, (unsigned long long)nd->st.hs.term,
-           (unsigned long long)nd->st.snap.index,
-           (unsigned long long)store_last(&nd->st),
+           (unsigned long long)nd->st.snap.index, (unsigned long long)store_last(&nd->st),
            (unsigned long long)nd->st.applied);
 }
 
@@ -1304,8 +1276,7 @@ static void do_propose(sim *s, int ni)
     p->acked = 0;
     s->n_props++;
     ev(s, "n%llu propose val %llu at %llu/%llu", (unsigned long long)nd->id,
-       (unsigned long long)p->val, (unsigned long long)p->index,
-       (unsigned long long)p->term);
+       (unsigned long long)p->val, (unsigned long long)p->index, (unsigned long long)p->term);
 }
 
 static void do_read(sim *s, int ni)
@@ -1325,8 +1296,8 @@ static void do_read(sim *s, int ni)
     q->index = 0;
     q->done = 0;
     q->renew = 0;
-    ev(s, "n%llu read %llu (needs %llu)", (unsigned long long)nd->id,
-       (unsigned long long)ctx, (unsigned long long)q->need);
+    ev(s, "n%llu read %llu (needs %llu)", (unsigned long long)nd->id, (unsigned long long)ctx,
+       (unsigned long long)q->need);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1357,8 +1328,7 @@ static void do_grant(sim *s)
     uint64_t ttl = KV_LEASE_TTL_MIN_MS + rnd_below(3001);
     GROW(s->grants, s->cap_grants, s->n_grants + 1);
     grantreq *g = &s->grants[s->n_grants];
-    if (propose_lease_cmd(s, ni, CMD_GRANT, ttl, s->n_grants + 1, &g->index,
-                          &g->term) != RAFT_OK)
+    if (propose_lease_cmd(s, ni, CMD_GRANT, ttl, s->n_grants + 1, &g->index, &g->term) != RAFT_OK)
         return;
     g->node = ni;
     g->incarnation = s->nodes[ni].incarnation;
@@ -1406,8 +1376,7 @@ static void do_revoke(sim *s, simlease *l)
 {
     int ni = lease_target(s);
     uint64_t idx, term;
-    if (ni < 0 ||
-        propose_lease_cmd(s, ni, CMD_REVOKE, l->id, 0, &idx, &term) != RAFT_OK)
+    if (ni < 0 || propose_lease_cmd(s, ni, CMD_REVOKE, l->id, 0, &idx, &term) != RAFT_OK)
         return;
     l->state = LS_REVOKED;
     l->quiet_from = now_ms(s);
@@ -1500,8 +1469,7 @@ static void do_member(sim *s, int li)
     /* re-add a node that is out, else remove one */
     for (uint32_t k = 0; k < c->n; k++) {
         uint64_t idx = 0;
-        if (!c->nodes[k].voter &&
-            raft_promote_node(ld->core, c->nodes[k].id, &idx) == RAFT_OK) {
+        if (!c->nodes[k].voter && raft_promote_node(ld->core, c->nodes[k].id, &idx) == RAFT_OK) {
             s->stat_confs++;
             ev(s, "n%llu promotes n%llu at %llu", (unsigned long long)ld->id,
                (unsigned long long)c->nodes[k].id, (unsigned long long)idx);
@@ -1573,9 +1541,7 @@ static void do_partition(sim *s)
     int kind = (int)rnd_below(5);
     int n = s->n;
     switch (kind) {
-    case 0: /* heal */
-        ev(s, "network healed");
-        return;
+    case 0: /* heal */ ev(s, "network healed"); return;
     case 1: { /* symmetric split */
         unsigned mask = (unsigned)rnd_below((1u << n) - 2) + 1;
         for (int a = 0; a < n; a++)
@@ -1638,23 +1604,20 @@ static void deliver(sim *s)
         if (b >= 0 && a >= 0 && s->nodes[b].up && !s->cut[a][b]) {
             if (s->verbose && (m.type == RAFT_MSG_SNAP || m.type == RAFT_MSG_SNAP_RESP))
                 ev(s, "n%llu -> n%llu %s t%llu snap %llu/%llu off %llu len %u%s%s idx %llu",
-                   (unsigned long long)m.from, (unsigned long long)m.to,
-                   mtype(m.type), (unsigned long long)m.term,
-                   (unsigned long long)m.snap_index, (unsigned long long)m.snap_term,
-                   (unsigned long long)m.offset, m.len, m.last ? " LAST" : "",
-                   m.reject ? " REJ" : "", (unsigned long long)m.index);
+                   (unsigned long long)m.from, (unsigned long long)m.to, mtype(m.type),
+                   (unsigned long long)m.term, (unsigned long long)m.snap_index,
+                   (unsigned long long)m.snap_term, (unsigned long long)m.offset, m.len,
+                   m.last ? " LAST" : "", m.reject ? " REJ" : "", (unsigned long long)m.index);
             else if (s->verbose)
                 ev(s, "n%llu -> n%llu %s t%llu i%llu lt%llu c%llu n%u%s ctx%llu",
-                   (unsigned long long)m.from, (unsigned long long)m.to,
-                   mtype(m.type), (unsigned long long)m.term,
-                   (unsigned long long)m.index, (unsigned long long)m.log_term,
-                   (unsigned long long)m.commit, m.n_entries,
+                   (unsigned long long)m.from, (unsigned long long)m.to, mtype(m.type),
+                   (unsigned long long)m.term, (unsigned long long)m.index,
+                   (unsigned long long)m.log_term, (unsigned long long)m.commit, m.n_entries,
                    m.reject ? " REJ" : "", (unsigned long long)m.ctx);
             int rc = raft_step(s->nodes[b].core, &m);
             if (rc != RAFT_OK)
-                fail(s, "n%llu rejected a well-formed %s from n%llu: %s",
-                     (unsigned long long)m.to, mtype(m.type),
-                     (unsigned long long)m.from, raft_strerror(rc));
+                fail(s, "n%llu rejected a well-formed %s from n%llu: %s", (unsigned long long)m.to,
+                     mtype(m.type), (unsigned long long)m.from, raft_strerror(rc));
             process(s, b);
         }
         msg_free(&m);
@@ -1778,9 +1741,8 @@ static int all_decided(sim *s, uint64_t *first_open)
             return 0;
         }
         if (p->acked && (o->term != p->term || o->val != p->val)) {
-            fail(s, "acknowledged write lost: val %llu at %llu/%llu",
-                 (unsigned long long)p->val, (unsigned long long)p->index,
-                 (unsigned long long)p->term);
+            fail(s, "acknowledged write lost: val %llu at %llu/%llu", (unsigned long long)p->val,
+                 (unsigned long long)p->index, (unsigned long long)p->term);
             return 0;
         }
     }
@@ -1809,10 +1771,11 @@ static void check_leases_late(sim *s)
         if (l->ended || (l->proposed_ms && l->proposed_ms >= base))
             continue;
         if (now > base + l->ttl + bound) {
-            fail(s, "liveness: the expire of lease %llu (ttl %llu ms) not "
-                    "proposed by the leader %llu ms after its last renewal, "
-                    "abandon, the heal or the leader's election (bound ttl + "
-                    "%llu ms)",
+            fail(s,
+                 "liveness: the expire of lease %llu (ttl %llu ms) not "
+                 "proposed by the leader %llu ms after its last renewal, "
+                 "abandon, the heal or the leader's election (bound ttl + "
+                 "%llu ms)",
                  (unsigned long long)l->id, (unsigned long long)l->ttl,
                  (unsigned long long)(now - base), (unsigned long long)bound);
             return;
@@ -1889,17 +1852,18 @@ static void liveness(sim *s)
                     o += (size_t)snprintf(cs + o, sizeof cs - o, " %llu%s",
                                           (unsigned long long)c->nodes[k].id,
                                           c->nodes[k].voter ? "" : "L");
-                ev(s, "n%llu %s term %llu leader %llu commit %llu applied %llu "
-                      "last %llu conf[%s ]",
-                   (unsigned long long)st.id, raft_role_name(st.role),
-                   (unsigned long long)st.term, (unsigned long long)st.leader,
-                   (unsigned long long)st.commit,
-                   (unsigned long long)s->nodes[i].st.applied,
-                   (unsigned long long)st.last_index, cs);
+                ev(s,
+                   "n%llu %s term %llu leader %llu commit %llu applied %llu "
+                   "last %llu conf[%s ]",
+                   (unsigned long long)st.id, raft_role_name(st.role), (unsigned long long)st.term,
+                   (unsigned long long)st.leader, (unsigned long long)st.commit,
+                   (unsigned long long)s->nodes[i].st.applied, (unsigned long long)st.last_index,
+                   cs);
             }
-            fail(s, "liveness: %llu ticks after the faults ended (%llu without "
-                    "progress): leader %s, max applied %llu of %llu proposed, "
-                    "first undecided val %llu",
+            fail(s,
+                 "liveness: %llu ticks after the faults ended (%llu without "
+                 "progress): leader %s, max applied %llu of %llu proposed, "
+                 "first undecided val %llu",
                  (unsigned long long)((s->step - start) / s->tick_period),
                  (unsigned long long)((s->step - last_progress) / s->tick_period),
                  li >= 0 ? "yes" : "none", (unsigned long long)s->max_applied,
@@ -1949,12 +1913,11 @@ static void liveness(sim *s)
             if (x->applied != y->applied)
                 continue;
             if (memcmp(x->kv_val, y->kv_val, sizeof x->kv_val) ||
-                memcmp(x->kv_idx, y->kv_idx, sizeof x->kv_idx) ||
-                lease_hash(x) != lease_hash(y)) {
-                fail(s, "state machine safety: n%llu and n%llu both applied "
-                        "%llu but hold different values",
-                     (unsigned long long)s->nodes[a].id,
-                     (unsigned long long)s->nodes[b].id,
+                memcmp(x->kv_idx, y->kv_idx, sizeof x->kv_idx) || lease_hash(x) != lease_hash(y)) {
+                fail(s,
+                     "state machine safety: n%llu and n%llu both applied "
+                     "%llu but hold different values",
+                     (unsigned long long)s->nodes[a].id, (unsigned long long)s->nodes[b].id,
                      (unsigned long long)x->applied);
                 break;
             }
@@ -1985,15 +1948,14 @@ static void sim_free(sim *s)
 
 /* totals over all seeds, for the closing summary */
 static struct {
-    uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers,
-        wipes, transfers_done;
-    uint64_t grants, renew_ok, renew_refused, expired, revoked, late_n,
-        late_max_ms, late_max_et10, /* in tenths of an election timeout */
+    uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers, wipes,
+        transfers_done;
+    uint64_t grants, renew_ok, renew_refused, expired, revoked, late_n, late_max_ms,
+        late_max_et10, /* in tenths of an election timeout */
         late_elect_ms, late_elect_et10;
 } tot;
 
-static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
-                    uint64_t *steps_done)
+static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose, uint64_t *steps_done)
 {
     sim *s = calloc(1, sizeof *s);
     if (!s) {
@@ -2058,10 +2020,9 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
         printf("seed %llu: %d nodes, drop %u dup %u long %u crash %u/%u part %u "
                "freeze %u inflight %u msgbytes %zu trail %llu chunk %u "
                "prevote %d checkquorum %d autopromote %d\n",
-               (unsigned long long)seed, n, s->p_drop, s->p_dup, s->p_long,
-               s->p_crash, s->p_ready_crash, s->p_part, s->p_freeze,
-               s->opts.max_inflight, s->opts.max_msg_bytes,
-               (unsigned long long)s->opts.snapshot_trail, s->chunk,
+               (unsigned long long)seed, n, s->p_drop, s->p_dup, s->p_long, s->p_crash,
+               s->p_ready_crash, s->p_part, s->p_freeze, s->opts.max_inflight,
+               s->opts.max_msg_bytes, (unsigned long long)s->opts.snapshot_trail, s->chunk,
                s->opts.pre_vote, s->opts.check_quorum, s->opts.auto_promote);
     for (int i = 0; i < n; i++) {
         node_start(s, i);
@@ -2079,8 +2040,7 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
 
     int ok = !s->failed;
     if (!ok) {
-        printf("FAIL seed %llu (%d nodes): %s\n", (unsigned long long)seed, n,
-               s->why);
+        printf("FAIL seed %llu (%d nodes): %s\n", (unsigned long long)seed, n, s->why);
         if (!verbose) {
             unsigned from = s->n_trace > 20 ? s->n_trace - 20 : 0;
             for (unsigned i = from; i < s->n_trace; i++)
@@ -2091,12 +2051,9 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose,
                "%llu reads ok, %llu snapshot installs, %llu crashes, %llu config "
                "changes, %llu transfers\n",
                (unsigned long long)seed, (unsigned long long)s->step,
-               (unsigned long long)s->stat_leaders, s->n_props,
-               (unsigned long long)s->stat_acked,
-               (unsigned long long)s->stat_reads_ok,
-               (unsigned long long)s->stat_snap_installs,
-               (unsigned long long)s->stat_crashes,
-               (unsigned long long)s->stat_confs,
+               (unsigned long long)s->stat_leaders, s->n_props, (unsigned long long)s->stat_acked,
+               (unsigned long long)s->stat_reads_ok, (unsigned long long)s->stat_snap_installs,
+               (unsigned long long)s->stat_crashes, (unsigned long long)s->stat_confs,
                (unsigned long long)s->stat_transfers);
     }
     *steps_done += s->step;
@@ -2184,35 +2141,35 @@ int main(int argc, char **argv)
             break;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) +
-                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    fprintf(stderr, "raft-sim: %llu seeds, %d nodes, %llu steps in %.2f s "
-                    "(%.0f steps/s)\n",
-            (unsigned long long)count, nodes, (unsigned long long)total_steps,
-            secs, secs > 0 ? (double)total_steps / secs : 0.0);
-    fprintf(stderr, "raft-sim: totals: %llu elections won, %llu proposals, "
-                    "%llu acknowledged, %llu reads checked, %llu snapshot "
-                    "installs, %llu crashes, %llu config changes, %llu "
-                    "transfers (%llu won by the target), %llu nodes wiped and "
-                    "rejoined\n",
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    fprintf(stderr,
+            "raft-sim: %llu seeds, %d nodes, %llu steps in %.2f s "
+            "(%.0f steps/s)\n",
+            (unsigned long long)count, nodes, (unsigned long long)total_steps, secs,
+            secs > 0 ? (double)total_steps / secs : 0.0);
+    fprintf(stderr,
+            "raft-sim: totals: %llu elections won, %llu proposals, "
+            "%llu acknowledged, %llu reads checked, %llu snapshot "
+            "installs, %llu crashes, %llu config changes, %llu "
+            "transfers (%llu won by the target), %llu nodes wiped and "
+            "rejoined\n",
             (unsigned long long)tot.leaders, (unsigned long long)tot.props,
             (unsigned long long)tot.acked, (unsigned long long)tot.reads,
             (unsigned long long)tot.installs, (unsigned long long)tot.crashes,
             (unsigned long long)tot.confs, (unsigned long long)tot.transfers,
             (unsigned long long)tot.transfers_done, (unsigned long long)tot.wipes);
-    fprintf(stderr, "raft-sim: leases: %llu granted, %llu renewals answered "
-                    "200, %llu refused, %llu expired, %llu revoked; after the "
-                    "heal %llu expired, applied at most %llu ms (%llu.%llu "
-                    "minimum election timeouts) past ttl + its last renewal, "
-                    "abandon or the heal; proposed at most %llu ms "
-                    "(%llu.%llu) past ttl + that or its leader's election\n",
+    fprintf(stderr,
+            "raft-sim: leases: %llu granted, %llu renewals answered "
+            "200, %llu refused, %llu expired, %llu revoked; after the "
+            "heal %llu expired, applied at most %llu ms (%llu.%llu "
+            "minimum election timeouts) past ttl + its last renewal, "
+            "abandon or the heal; proposed at most %llu ms "
+            "(%llu.%llu) past ttl + that or its leader's election\n",
             (unsigned long long)tot.grants, (unsigned long long)tot.renew_ok,
-            (unsigned long long)tot.renew_refused,
-            (unsigned long long)tot.expired, (unsigned long long)tot.revoked,
-            (unsigned long long)tot.late_n, (unsigned long long)tot.late_max_ms,
-            (unsigned long long)(tot.late_max_et10 / 10),
-            (unsigned long long)(tot.late_max_et10 % 10),
-            (unsigned long long)tot.late_elect_ms,
+            (unsigned long long)tot.renew_refused, (unsigned long long)tot.expired,
+            (unsigned long long)tot.revoked, (unsigned long long)tot.late_n,
+            (unsigned long long)tot.late_max_ms, (unsigned long long)(tot.late_max_et10 / 10),
+            (unsigned long long)(tot.late_max_et10 % 10), (unsigned long long)tot.late_elect_ms,
             (unsigned long long)(tot.late_elect_et10 / 10),
             (unsigned long long)(tot.late_elect_et10 % 10));
     return check_summary();

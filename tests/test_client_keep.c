@@ -68,7 +68,7 @@ int main(void)
     }
     char path[256];
     snprintf(path, sizeof path, "%s/raftd.sock", dir);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, path);
     int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 8) < 0) {
@@ -90,14 +90,15 @@ int main(void)
     json_decref(r);
     int kept = keep;
     rc = client_request_keep(&keep, path, req, 2000, &r, err, sizeof err);
-    check(rc == 0 && conn_of(r) == 1 && keep == kept, "second_request_same_connection",
-          "%s", rc ? err : "a new connection was opened");
+    check(rc == 0 && conn_of(r) == 1 && keep == kept, "second_request_same_connection", "%s",
+          rc ? err : "a new connection was opened");
     json_decref(r);
     /* The server closed that connection after two replies (as a restarted
      * raftd would have); give the close a moment to arrive. */
     usleep(100000);
     rc = client_request_keep(&keep, path, req, 2000, &r, err, sizeof err);
-    check(rc == 0 && conn_of(r) == 2, "reconnects_after_server_closed", "%s", rc ? err : "wrong conn");
+    check(rc == 0 && conn_of(r) == 2, "reconnects_after_server_closed", "%s",
+          rc ? err : "wrong conn");
     json_decref(r);
 
     kill(pid, SIGKILL);

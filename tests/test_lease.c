@@ -27,8 +27,7 @@ static void ttl_bounds(void)
     CHECK(lease_ttl_valid(KV_LEASE_TTL_MIN_MS), "min");
     CHECK(lease_ttl_valid(KV_LEASE_TTL_MAX_MS), "max");
     CHECK(!lease_ttl_valid(KV_LEASE_TTL_MAX_MS + 1), "max + 1");
-    CHECK(KV_LEASE_TTL_MIN_MS == 1000 && KV_LEASE_TTL_MAX_MS == 86400000,
-          "the contract's numbers");
+    CHECK(KV_LEASE_TTL_MIN_MS == 1000 && KV_LEASE_TTL_MAX_MS == 86400000, "the contract's numbers");
 }
 
 static void table_args(void)
@@ -44,8 +43,7 @@ static void bounded(void)
     lease_table *t = leader_at(0);
     CHECK(t, "new");
     for (uint64_t id = 1; id <= 4; id++)
-        CHECK(lease_granted(t, id, 1000, 0) == LEASE_OK, "grant %llu",
-              (unsigned long long)id);
+        CHECK(lease_granted(t, id, 1000, 0) == LEASE_OK, "grant %llu", (unsigned long long)id);
     CHECK(lease_granted(t, 5, 1000, 0) == LEASE_EFULL, "fifth: full");
     CHECK(lease_granted(t, 3, 2000, 0) == LEASE_OK, "re-grant of a held id");
     CHECK(lease_count(t) == 4, "count %zu", lease_count(t));
@@ -55,8 +53,7 @@ static void bounded(void)
     CHECK(lease_granted(t, 5, 1000, 0) == LEASE_OK, "room again");
     CHECK(lease_granted(t, 0, 1000, 0) == LEASE_EINVAL, "id 0");
     CHECK(lease_granted(t, 6, 999, 0) == LEASE_EINVAL, "ttl below min");
-    CHECK(lease_granted(t, 6, KV_LEASE_TTL_MAX_MS + 1, 0) == LEASE_EINVAL,
-          "ttl above max");
+    CHECK(lease_granted(t, 6, KV_LEASE_TTL_MAX_MS + 1, 0) == LEASE_EINVAL, "ttl above max");
     lease_table_free(t);
 }
 
@@ -88,10 +85,10 @@ static void load_rules(void)
     lease_leader_start(t, 100);
     CHECK(lease_load(t, 5, 1000) == LEASE_EINVAL, "load while leading");
     uint64_t ms;
-    CHECK(lease_remaining(t, 3, 100, &ms) == LEASE_OK && ms == G + 2000,
-          "3: guard + ttl, got %llu", (unsigned long long)ms);
-    CHECK(lease_remaining(t, 9, 100, &ms) == LEASE_OK && ms == G + 1000,
-          "9: guard + ttl, got %llu", (unsigned long long)ms);
+    CHECK(lease_remaining(t, 3, 100, &ms) == LEASE_OK && ms == G + 2000, "3: guard + ttl, got %llu",
+          (unsigned long long)ms);
+    CHECK(lease_remaining(t, 9, 100, &ms) == LEASE_OK && ms == G + 1000, "9: guard + ttl, got %llu",
+          (unsigned long long)ms);
     lease_table_free(t);
 }
 
@@ -107,28 +104,25 @@ static void fresh_term(void)
           (unsigned long long)lease_next_expiry(t));
     uint64_t out[4];
     CHECK(lease_due(t, 10000 + G + 5000 - 1, out, 4) == 0, "1 ms before");
-    CHECK(lease_due(t, 10000 + G + 5000, out, 4) == 1 && out[0] == 1,
-          "due at the deadline");
+    CHECK(lease_due(t, 10000 + G + 5000, out, 4) == 1 && out[0] == 1, "due at the deadline");
     /* a grant applied inside the first guard counts from start + guard */
     CHECK(lease_granted(t, 2, 1000, 10000 + G - 1) == LEASE_OK, "grant");
     uint64_t ms;
-    CHECK(lease_remaining(t, 2, 10000 + G - 1, &ms) == LEASE_OK &&
-              ms == 1 + 1000,
+    CHECK(lease_remaining(t, 2, 10000 + G - 1, &ms) == LEASE_OK && ms == 1 + 1000,
           "inside the guard: %llu", (unsigned long long)ms);
     CHECK(lease_granted(t, 3, 1000, 10000 + G) == LEASE_OK, "grant at guard");
-    CHECK(lease_remaining(t, 3, 10000 + G, &ms) == LEASE_OK && ms == 1000,
-          "at the guard: %llu", (unsigned long long)ms);
+    CHECK(lease_remaining(t, 3, 10000 + G, &ms) == LEASE_OK && ms == 1000, "at the guard: %llu",
+          (unsigned long long)ms);
     CHECK(lease_granted(t, 4, 1000, 20000) == LEASE_OK, "grant later");
-    CHECK(lease_remaining(t, 4, 20500, &ms) == LEASE_OK && ms == 500,
-          "later: now + ttl, %llu", (unsigned long long)ms);
+    CHECK(lease_remaining(t, 4, 20500, &ms) == LEASE_OK && ms == 500, "later: now + ttl, %llu",
+          (unsigned long long)ms);
     /* leadership lost: everything dropped; won again: fresh again */
     lease_leader_stop(t);
     CHECK(!lease_leading(t) && lease_count(t) == 0, "stop drops all");
     CHECK(lease_load(t, 1, 5000) == LEASE_OK, "reload");
     lease_leader_start(t, 50000);
     CHECK(lease_remaining(t, 1, 50000, &ms) == LEASE_OK && ms == G + 5000,
-          "fresh after a new election, proposed mark cleared: %llu",
-          (unsigned long long)ms);
+          "fresh after a new election, proposed mark cleared: %llu", (unsigned long long)ms);
     lease_table_free(t);
 }
 
@@ -137,24 +131,20 @@ static void renew_guard(void)
 {
     lease_table *t = leader_at(0);
     CHECK(t && lease_granted(t, 1, 2000, 5000) == LEASE_OK, "grant");
-    CHECK(lease_renew_check(t, 1, 6000, 6000 + G - 1) == LEASE_OK,
-          "guard - 1 ms");
+    CHECK(lease_renew_check(t, 1, 6000, 6000 + G - 1) == LEASE_OK, "guard - 1 ms");
     uint64_t ms;
     CHECK(lease_remaining(t, 1, 6000 + G - 1, &ms) == LEASE_OK && ms == 2000,
           "deadline = now + ttl: %llu", (unsigned long long)ms);
-    CHECK(lease_renew_check(t, 1, 7000, 7000 + G) == LEASE_ETOOLATE,
-          "exactly the guard");
-    CHECK(lease_renew_check(t, 1, 7000, 7000 + G + 1) == LEASE_ETOOLATE,
-          "guard + 1");
-    CHECK(lease_renew_check(t, 1, 8001, 8000) == LEASE_ETOOLATE,
-          "submitted after now");
+    CHECK(lease_renew_check(t, 1, 7000, 7000 + G) == LEASE_ETOOLATE, "exactly the guard");
+    CHECK(lease_renew_check(t, 1, 7000, 7000 + G + 1) == LEASE_ETOOLATE, "guard + 1");
+    CHECK(lease_renew_check(t, 1, 8001, 8000) == LEASE_ETOOLATE, "submitted after now");
     CHECK(lease_renew_check(t, 1, 7500, 7500) == LEASE_OK, "at once");
-    CHECK(lease_remaining(t, 1, 7500, &ms) == LEASE_OK && ms == 2000,
-          "at once: %llu", (unsigned long long)ms);
+    CHECK(lease_remaining(t, 1, 7500, &ms) == LEASE_OK && ms == 2000, "at once: %llu",
+          (unsigned long long)ms);
     /* an earlier renewal's answer never shortens a later deadline */
     CHECK(lease_renew_check(t, 1, 7000, 7400) == LEASE_OK, "older one");
-    CHECK(lease_remaining(t, 1, 7500, &ms) == LEASE_OK && ms == 2000,
-          "kept: %llu", (unsigned long long)ms);
+    CHECK(lease_remaining(t, 1, 7500, &ms) == LEASE_OK && ms == 2000, "kept: %llu",
+          (unsigned long long)ms);
     CHECK(lease_renew_check(t, 2, 7500, 7500) == LEASE_EUNKNOWN, "unknown");
     lease_removed(t, 1);
     CHECK(lease_renew_check(t, 1, 7500, 7500) == LEASE_EUNKNOWN, "removed");
@@ -178,8 +168,7 @@ static void due_and_expiring(void)
     CHECK(lease_renew_check(t, 1, G + 1000, G + 1000) == LEASE_EEXPIRING,
           "no renewal once proposed");
     uint64_t ms;
-    CHECK(lease_remaining(t, 1, G + 1000, &ms) == LEASE_OK && ms == 0,
-          "remaining 0");
+    CHECK(lease_remaining(t, 1, G + 1000, &ms) == LEASE_OK && ms == 0, "remaining 0");
     CHECK(lease_next_expiry(t) == G + 1000 + G, "next: the retry, %llu",
           (unsigned long long)lease_next_expiry(t));
     CHECK(lease_due(t, G + 1000 + G - 1, out, 4) == 0, "no retry before G");
@@ -187,8 +176,7 @@ static void due_and_expiring(void)
     lease_removed(t, 1); /* the expire applied */
     lease_removed(t, 3);
     CHECK(lease_next_expiry(t) == G + 3000, "2 left");
-    CHECK(lease_remaining(t, 2, G + 3000 + 5, &ms) == LEASE_OK && ms == 0,
-          "past due: 0");
+    CHECK(lease_remaining(t, 2, G + 3000 + 5, &ms) == LEASE_OK && ms == 0, "past due: 0");
     lease_table_free(t);
 }
 
@@ -242,28 +230,19 @@ static void durations(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint64_t ms = 12345;
         int rc = duration_parse_ms(cases[i].s, UINT64_MAX, &ms);
-        CHECK(rc == cases[i].rc, "\"%s\": rc %d, want %d", cases[i].s, rc,
-              cases[i].rc);
+        CHECK(rc == cases[i].rc, "\"%s\": rc %d, want %d", cases[i].s, rc, cases[i].rc);
         if (rc == DURATION_OK)
-            CHECK(ms == cases[i].ms, "\"%s\": %llu ms", cases[i].s,
-                  (unsigned long long)ms);
+            CHECK(ms == cases[i].ms, "\"%s\": %llu ms", cases[i].s, (unsigned long long)ms);
         else
             CHECK(ms == 12345, "\"%s\": *ms written on error", cases[i].s);
     }
     uint64_t ms;
     CHECK(duration_parse_ms(NULL, 1, &ms) == DURATION_EINVAL, "NULL");
     /* the caller's bound, at and around it: a blocking query's 10m */
-    CHECK(duration_parse_ms("10m", 600000, &ms) == DURATION_OK &&
-              ms == 600000,
-          "at max");
-    CHECK(duration_parse_ms("600001ms", 600000, &ms) == DURATION_ERANGE,
-          "max + 1");
-    CHECK(duration_parse_ms("86400s", KV_LEASE_TTL_MAX_MS, &ms) ==
-              DURATION_OK,
-          "lease max");
-    CHECK(duration_parse_ms("25h", KV_LEASE_TTL_MAX_MS, &ms) ==
-              DURATION_ERANGE,
-          "lease max + 1h");
+    CHECK(duration_parse_ms("10m", 600000, &ms) == DURATION_OK && ms == 600000, "at max");
+    CHECK(duration_parse_ms("600001ms", 600000, &ms) == DURATION_ERANGE, "max + 1");
+    CHECK(duration_parse_ms("86400s", KV_LEASE_TTL_MAX_MS, &ms) == DURATION_OK, "lease max");
+    CHECK(duration_parse_ms("25h", KV_LEASE_TTL_MAX_MS, &ms) == DURATION_ERANGE, "lease max + 1h");
     CHECK(strcmp(duration_strerror(DURATION_EINVAL), "ok") != 0, "strerror");
 }
 

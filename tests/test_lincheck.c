@@ -7,7 +7,10 @@
 
 #define U LC_INF
 /* op(inv, ret, outcome, type, value, expect) */
-#define OP(i, r, o, t, v, e) {(i), (r), (o), (t), (v), (e), 0}
+#define OP(i, r, o, t, v, e) \
+    { \
+        (i), (r), (o), (t), (v), (e), 0 \
+    }
 
 static void expect(const char *name, lc_op *ops, int n, int want)
 {
@@ -117,8 +120,8 @@ int main(void)
         for (int i = 0; i < 4; i++)
             h[i].id = i;
         lc_result r = lc_check(h, 4, 5.0, 64u << 20);
-        check(r.verdict == LC_VIOLATION && r.stuck == 3, "reports_stuck_op",
-              "verdict %d stuck %d", r.verdict, r.stuck);
+        check(r.verdict == LC_VIOLATION && r.stuck == 3, "reports_stuck_op", "verdict %d stuck %d",
+              r.verdict, r.stuck);
     }
     { /* budget exceeded: unknown, never passed. Many concurrent unknown
        * deletes and writes with a final impossible read force a full search. */

@@ -76,7 +76,8 @@ int main(void)
     EXPECT(nodeid_derive("node1", NULL) == nodeid_legacy("node1") &&
                nodeid_derive("node1", "") == nodeid_legacy("node1"),
            "derive_without_incarnation_is_legacy");
-    EXPECT(nodeid_derive("node1", "00000000000000aa") != nodeid_derive("node1", "00000000000000ab") &&
+    EXPECT(nodeid_derive("node1", "00000000000000aa") !=
+                   nodeid_derive("node1", "00000000000000ab") &&
                nodeid_derive("node1", "00000000000000aa") != nodeid_legacy("node1"),
            "derive_depends_on_incarnation");
     EXPECT(nodeid_derive("node1", "00000000000000aa") != nodeid_derive("node2", "00000000000000aa"),
@@ -86,8 +87,7 @@ int main(void)
 
     char a[NODEID_HEX_LEN + 1], b[NODEID_HEX_LEN + 1];
     uint64_t v = 0;
-    EXPECT(nodeid_new_incarnation(a, sizeof a) == 0 &&
-               nodeid_new_incarnation(b, sizeof b) == 0 &&
+    EXPECT(nodeid_new_incarnation(a, sizeof a) == 0 && nodeid_new_incarnation(b, sizeof b) == 0 &&
                strcmp(a, b) != 0,
            "new_incarnations_differ");
     EXPECT(strlen(a) == 16 && nodeid_parse(a, &v), "new_incarnation_is_16_hex");
@@ -99,19 +99,17 @@ int main(void)
     EXPECT(nodeid_parse(f, &v) && v == 0x00ab00cd00ef0012ULL, "parse_round_trip");
     EXPECT(nodeid_parse("00AB00CD00EF0012", &v) && v == 0x00ab00cd00ef0012ULL, "parse_upper_case");
     v = 7;
-    EXPECT(!nodeid_parse(NULL, &v) && !nodeid_parse("", &v) &&
-               !nodeid_parse("abc", &v) && !nodeid_parse("00ab00cd00ef00120", &v) &&
-               !nodeid_parse("00ab00cd00ef001g", &v) &&
-               !nodeid_parse("0000000000000000", &v) &&
-               !nodeid_parse(" 0ab00cd00ef0012", &v) && v == 7,
+    EXPECT(!nodeid_parse(NULL, &v) && !nodeid_parse("", &v) && !nodeid_parse("abc", &v) &&
+               !nodeid_parse("00ab00cd00ef00120", &v) && !nodeid_parse("00ab00cd00ef001g", &v) &&
+               !nodeid_parse("0000000000000000", &v) && !nodeid_parse(" 0ab00cd00ef0012", &v) &&
+               v == 7,
            "parse_rejects");
 
     /* A new data directory gets an incarnation; a restart keeps the id. */
     int legacy = -1;
     char inc1[32], inc2[32], inc3[32];
     uint64_t id1 = start("n1", "node1", &legacy, inc1, sizeof inc1);
-    EXPECT(id1 && legacy == 0 && strlen(inc1) == 16 &&
-               id1 == nodeid_derive("node1", inc1) &&
+    EXPECT(id1 && legacy == 0 && strlen(inc1) == 16 && id1 == nodeid_derive("node1", inc1) &&
                id1 != nodeid_legacy("node1"),
            "new_db_gets_incarnation");
     uint64_t id1b = start("n1", "node1", &legacy, inc2, sizeof inc2);

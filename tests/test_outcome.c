@@ -25,7 +25,7 @@
 static pid_t start_closer(const char *path)
 {
     int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
     unlink(path);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 16) < 0) {
@@ -103,18 +103,26 @@ int main(void)
     /* CGI key-put: a write sent, then the connection closed. */
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-put", build);
     snprintf(envsock, sizeof envsock, "KEYVAL_SOCKET=%s", sock);
-    char *argv[] = { prog, NULL };
-    char *env_put[] = { envsock, "REQUEST_METHOD=PUT", "REQUEST_URI=/key/x",
-                        "CONTENT_LENGTH=1", "KEYVAL_TIMEOUT_MS=2000", NULL };
+    char *argv[] = {prog, NULL};
+    char *env_put[] = {envsock,
+                       "REQUEST_METHOD=PUT",
+                       "REQUEST_URI=/key/x",
+                       "CONTENT_LENGTH=1",
+                       "KEYVAL_TIMEOUT_MS=2000",
+                       NULL};
     run(prog, env_put, "v", out, sizeof out, argv);
     check(strstr(out, "Status: 503") != NULL, "cgi_put_lost_reply_503", "%s", out);
-    check(strstr(out, "\"outcome\":\"unknown\"") != NULL,
-          "cgi_put_lost_reply_outcome_unknown", "%s", out);
+    check(strstr(out, "\"outcome\":\"unknown\"") != NULL, "cgi_put_lost_reply_outcome_unknown",
+          "%s", out);
 
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-set", build);
-    char *argv2[] = { prog, NULL };
-    char *env_post[] = { envsock, "REQUEST_METHOD=POST", "REQUEST_URI=/key",
-                         "CONTENT_LENGTH=9", "KEYVAL_TIMEOUT_MS=2000", NULL };
+    char *argv2[] = {prog, NULL};
+    char *env_post[] = {envsock,
+                        "REQUEST_METHOD=POST",
+                        "REQUEST_URI=/key",
+                        "CONTENT_LENGTH=9",
+                        "KEYVAL_TIMEOUT_MS=2000",
+                        NULL};
     run(prog, env_post, "{\"a\":\"b\"}", out, sizeof out, argv2);
     check(strstr(out, "Status: 503") && strstr(out, "\"outcome\":\"unknown\""),
           "cgi_post_lost_reply_outcome_unknown", "%s", out);
@@ -122,8 +130,8 @@ int main(void)
     /* Nothing sent: plain 503 without an outcome. */
     char envnone[200];
     snprintf(envnone, sizeof envnone, "KEYVAL_SOCKET=%s", none);
-    char *env_put_none[] = { envnone, "REQUEST_METHOD=PUT", "REQUEST_URI=/key/x",
-                             "CONTENT_LENGTH=1", NULL };
+    char *env_put_none[] = {envnone, "REQUEST_METHOD=PUT", "REQUEST_URI=/key/x", "CONTENT_LENGTH=1",
+                            NULL};
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-put", build);
     run(prog, env_put_none, "v", out, sizeof out, argv);
     check(strstr(out, "Status: 503") && !strstr(out, "\"outcome\""),
@@ -131,22 +139,22 @@ int main(void)
 
     /* A read whose reply is lost changed nothing: plain 503. */
     snprintf(prog, sizeof prog, "%s/cgi-bin/key-get", build);
-    char *argv3[] = { prog, NULL };
-    char *env_get[] = { envsock, "REQUEST_METHOD=GET", "REQUEST_URI=/key/x",
-                        "KEYVAL_TIMEOUT_MS=2000", NULL };
+    char *argv3[] = {prog, NULL};
+    char *env_get[] = {envsock, "REQUEST_METHOD=GET", "REQUEST_URI=/key/x",
+                       "KEYVAL_TIMEOUT_MS=2000", NULL};
     run(prog, env_get, "", out, sizeof out, argv3);
-    check(strstr(out, "Status: 503") && !strstr(out, "\"outcome\""),
-          "cgi_get_lost_reply_plain_503", "%s", out);
+    check(strstr(out, "Status: 503") && !strstr(out, "\"outcome\""), "cgi_get_lost_reply_plain_503",
+          "%s", out);
 
     /* kv-set / kv-del: 5 when sent, 4 when unreachable. */
     char p_set[512], p_del[512];
     snprintf(p_set, sizeof p_set, "%s/bin/kv-set", build);
     snprintf(p_del, sizeof p_del, "%s/bin/kv-del", build);
-    char *env_tool[] = { "KEYVAL_TIMEOUT_MS=2000", NULL };
-    char *a1[] = { p_set, "-s", sock, "k", "v", NULL };
-    char *a2[] = { p_set, "-s", none, "k", "v", NULL };
-    char *a3[] = { p_del, "-s", sock, "k", NULL };
-    char *a4[] = { p_del, "-s", none, "k", NULL };
+    char *env_tool[] = {"KEYVAL_TIMEOUT_MS=2000", NULL};
+    char *a1[] = {p_set, "-s", sock, "k", "v", NULL};
+    char *a2[] = {p_set, "-s", none, "k", "v", NULL};
+    char *a3[] = {p_del, "-s", sock, "k", NULL};
+    char *a4[] = {p_del, "-s", none, "k", NULL};
     char msg[64];
     int st = run(p_set, env_tool, "", out, sizeof out, a1);
     snprintf(msg, sizeof msg, "exit %d", st);

@@ -75,10 +75,9 @@ static uint8_t *xdup(const void *p, size_t n)
 
 static const char *msg_name(int t)
 {
-    static const char *names[] = {
-        "?", "APPEND", "APPEND_RESP", "VOTE", "VOTE_RESP", "PREVOTE",
-        "PREVOTE_RESP", "SNAP", "SNAP_RESP", "TIMEOUT_NOW", "READ_INDEX",
-        "READ_INDEX_RESP"};
+    static const char *names[] = {"?",         "APPEND",      "APPEND_RESP",  "VOTE",
+                                  "VOTE_RESP", "PREVOTE",     "PREVOTE_RESP", "SNAP",
+                                  "SNAP_RESP", "TIMEOUT_NOW", "READ_INDEX",   "READ_INDEX_RESP"};
     return t >= 1 && t <= RAFT_MSG_TYPE_MAX ? names[t] : "?";
 }
 
@@ -244,9 +243,8 @@ static raft_msg *msg_dup(const raft_msg *m)
         d->entries = xcalloc(m->n_entries, sizeof *d->entries);
         for (uint32_t i = 0; i < m->n_entries; i++) {
             d->entries[i] = m->entries[i];
-            d->entries[i].data =
-                m->entries[i].len ? xdup(m->entries[i].data, m->entries[i].len)
-                                  : NULL;
+            d->entries[i].data = m->entries[i].len ? xdup(m->entries[i].data, m->entries[i].len)
+                                                   : NULL;
         }
     }
     if (m->len && m->data)
@@ -294,8 +292,7 @@ static void q_push(cluster *c, raft_msg *m)
 {
     if (c->q_len == c->q_cap) {
         if (c->q_head > 0) {
-            memmove(c->q, c->q + c->q_head,
-                    (c->q_len - c->q_head) * sizeof *c->q);
+            memmove(c->q, c->q + c->q_head, (c->q_len - c->q_head) * sizeof *c->q);
             c->q_len -= c->q_head;
             c->q_head = 0;
         }
@@ -341,8 +338,7 @@ static void hist_record(cluster *c, node *nd, const raft_entry *e)
         while (cap <= e->index)
             cap *= 2;
         c->hist = xrealloc(c->hist, cap * sizeof *c->hist);
-        memset(c->hist + c->hist_cap, 0,
-               (cap - c->hist_cap) * sizeof *c->hist);
+        memset(c->hist + c->hist_cap, 0, (cap - c->hist_cap) * sizeof *c->hist);
         c->hist_cap = cap;
     }
     uint64_t h = fnv(e->data, e->len, 0xcbf29ce484222325ull ^ e->type);
@@ -367,10 +363,8 @@ static void record_leader(cluster *c, node *nd)
     for (size_t i = 0; i < c->n_leaders; i++)
         if (c->leaders[i][0] == st.term) {
             if (c->leaders[i][1] != nd->id)
-                violation(c, "two leaders in term %llu: %llu and %llu",
-                          (unsigned long long)st.term,
-                          (unsigned long long)c->leaders[i][1],
-                          (unsigned long long)nd->id);
+                violation(c, "two leaders in term %llu: %llu and %llu", (unsigned long long)st.term,
+                          (unsigned long long)c->leaders[i][1], (unsigned long long)nd->id);
             return;
         }
     c->leaders = xrealloc(c->leaders, (c->n_leaders + 1) * sizeof *c->leaders);
@@ -387,13 +381,10 @@ static void persist(cluster *c, node *nd, const raft_ready *rd)
     if (rd->hs_changed) {
         if (rd->hs.term < s->hs.term)
             violation(c, "node %llu: term went back from %llu to %llu", id,
-                      (unsigned long long)s->hs.term,
-                      (unsigned long long)rd->hs.term);
-        else if (rd->hs.term == s->hs.term && s->hs.vote &&
-                 rd->hs.vote != s->hs.vote)
-            violation(c, "node %llu: vote changed in term %llu from %llu to %llu",
-                      id, (unsigned long long)s->hs.term,
-                      (unsigned long long)s->hs.vote,
+                      (unsigned long long)s->hs.term, (unsigned long long)rd->hs.term);
+        else if (rd->hs.term == s->hs.term && s->hs.vote && rd->hs.vote != s->hs.vote)
+            violation(c, "node %llu: vote changed in term %llu from %llu to %llu", id,
+                      (unsigned long long)s->hs.term, (unsigned long long)s->hs.vote,
                       (unsigned long long)rd->hs.vote);
         s->hs = rd->hs;
     }
@@ -407,8 +398,7 @@ static void persist(cluster *c, node *nd, const raft_ready *rd)
         if (ch->offset == 0)
             s->stage_len = 0;
         if (ch->offset > (64u << 20)) {
-            violation(c, "node %llu: chunk offset %llu", id,
-                      (unsigned long long)ch->offset);
+            violation(c, "node %llu: chunk offset %llu", id, (unsigned long long)ch->offset);
             continue;
         }
         size_t end = (size_t)ch->offset + ch->len;
@@ -440,16 +430,14 @@ static void persist(cluster *c, node *nd, const raft_ready *rd)
             nd->max_truncate_seen = rd->truncate_from;
         if (rd->truncate_from <= s->applied)
             violation(c, "node %llu: truncate_from %llu <= applied %llu", id,
-                      (unsigned long long)rd->truncate_from,
-                      (unsigned long long)s->applied);
+                      (unsigned long long)rd->truncate_from, (unsigned long long)s->applied);
         store_truncate(s, rd->truncate_from);
     }
     for (size_t i = 0; i < rd->n_entries; i++) {
         const raft_entry *e = &rd->entries[i];
         if (e->index != store_last(s) + 1) {
             violation(c, "node %llu: appended index %llu after last %llu", id,
-                      (unsigned long long)e->index,
-                      (unsigned long long)store_last(s));
+                      (unsigned long long)e->index, (unsigned long long)store_last(s));
             return;
         }
         store_append(s, e);
@@ -471,42 +459,34 @@ static void send_msgs(cluster *c, node *nd, const raft_ready *rd)
     for (size_t i = 0; i < rd->n_msgs; i++) {
         raft_msg m = rd->msgs[i];
         if (m.from != nd->id)
-            violation(c, "node %llu sent %s with from=%llu",
-                      (unsigned long long)nd->id, msg_name(m.type),
-                      (unsigned long long)m.from);
+            violation(c, "node %llu sent %s with from=%llu", (unsigned long long)nd->id,
+                      msg_name(m.type), (unsigned long long)m.from);
         if (m.type == RAFT_MSG_VOTE_RESP && !m.reject &&
             (s->hs.term != m.term || s->hs.vote != m.to))
             violation(c,
                       "node %llu granted its vote to %llu in term %llu before "
                       "persisting it (persisted term %llu vote %llu)",
                       (unsigned long long)nd->id, (unsigned long long)m.to,
-                      (unsigned long long)m.term,
-                      (unsigned long long)s->hs.term,
+                      (unsigned long long)m.term, (unsigned long long)s->hs.term,
                       (unsigned long long)s->hs.vote);
-        if (m.type == RAFT_MSG_VOTE &&
-            (s->hs.term != m.term || s->hs.vote != nd->id))
+        if (m.type == RAFT_MSG_VOTE && (s->hs.term != m.term || s->hs.vote != nd->id))
             violation(c,
                       "node %llu asked for votes in term %llu before "
                       "persisting its own (persisted term %llu vote %llu)",
                       (unsigned long long)nd->id, (unsigned long long)m.term,
-                      (unsigned long long)s->hs.term,
-                      (unsigned long long)s->hs.vote);
-        if (m.type != RAFT_MSG_PREVOTE && m.type != RAFT_MSG_PREVOTE_RESP &&
-            m.term > s->hs.term)
+                      (unsigned long long)s->hs.term, (unsigned long long)s->hs.vote);
+        if (m.type != RAFT_MSG_PREVOTE && m.type != RAFT_MSG_PREVOTE_RESP && m.term > s->hs.term)
             violation(c, "node %llu sent %s in term %llu, persisted term %llu",
-                      (unsigned long long)nd->id, msg_name(m.type),
-                      (unsigned long long)m.term,
+                      (unsigned long long)nd->id, msg_name(m.type), (unsigned long long)m.term,
                       (unsigned long long)s->hs.term);
-        if (m.type == RAFT_MSG_APPEND_RESP && !m.reject &&
-            m.index > store_last(s))
+        if (m.type == RAFT_MSG_APPEND_RESP && !m.reject && m.index > store_last(s))
             violation(c,
                       "node %llu acknowledged index %llu with only %llu "
                       "persisted",
                       (unsigned long long)nd->id, (unsigned long long)m.index,
                       (unsigned long long)store_last(s));
         if (m.type == RAFT_MSG_SNAP && !m.data) {
-            if (!s->has_snap || s->snap.index != m.snap_index ||
-                m.offset > s->snap_len)
+            if (!s->has_snap || s->snap.index != m.snap_index || m.offset > s->snap_len)
                 continue; /* no longer have it: drop, as the contract says */
             size_t left = s->snap_len - (size_t)m.offset;
             m.len = (uint32_t)(left < RAFT_SNAP_CHUNK ? left : RAFT_SNAP_CHUNK);
@@ -535,8 +515,7 @@ static void apply(cluster *c, node *nd, const raft_ready *rd)
                       "node %llu: committed index %llu term %llu but the "
                       "persisted log has term %llu there",
                       (unsigned long long)nd->id, (unsigned long long)e->index,
-                      (unsigned long long)e->term,
-                      (unsigned long long)store_term(s, e->index));
+                      (unsigned long long)e->term, (unsigned long long)store_term(s, e->index));
         if (e->type == RAFT_ENTRY_NORMAL && e->len) {
             s->sm = xrealloc(s->sm, s->sm_len + e->len);
             memcpy(s->sm + s->sm_len, e->data, e->len);
@@ -545,8 +524,7 @@ static void apply(cluster *c, node *nd, const raft_ready *rd)
             raft_config cf;
             if (raft_config_decode(&cf, e->data, e->len) != RAFT_OK)
                 violation(c, "node %llu: CONFIG entry %llu does not decode",
-                          (unsigned long long)nd->id,
-                          (unsigned long long)e->index);
+                          (unsigned long long)nd->id, (unsigned long long)e->index);
             else
                 s->sm_conf = cf;
         }
@@ -560,8 +538,7 @@ static void drive(cluster *c, node *nd)
     int guard = 0;
     while (nd->r && raft_has_ready(nd->r)) {
         if (++guard > 100000) {
-            violation(c, "node %llu: readies never stop",
-                      (unsigned long long)nd->id);
+            violation(c, "node %llu: readies never stop", (unsigned long long)nd->id);
             return;
         }
         raft_ready rd;
@@ -633,8 +610,8 @@ static raft_config make_conf(int voters, int learners)
     for (uint32_t i = 0; i < cf.n; i++) {
         cf.nodes[i].id = i + 1;
         cf.nodes[i].voter = i < (uint32_t)voters;
-        snprintf(cf.nodes[i].meta, RAFT_META_MAX,
-                 "node%u 127.0.0.1:%u 127.0.0.1:%u", i, 12000 + i, 11000 + i);
+        snprintf(cf.nodes[i].meta, RAFT_META_MAX, "node%u 127.0.0.1:%u 127.0.0.1:%u", i, 12000 + i,
+                 11000 + i);
     }
     return cf;
 }
@@ -682,11 +659,9 @@ static int restart(cluster *c, uint64_t id)
     while (k < s->n_log && s->has_snap && s->log[k].index <= s->snap.index)
         k++;
     int rc = raft_restore(nd->r, &s->hs, s->has_snap ? &s->snap : NULL,
-                          s->n_log - k ? s->log + k : NULL, s->n_log - k,
-                          s->applied);
+                          s->n_log - k ? s->log + k : NULL, s->n_log - k, s->applied);
     if (rc != RAFT_OK) {
-        violation(c, "raft_restore of node %llu: %s", (unsigned long long)id,
-                  raft_strerror(rc));
+        violation(c, "raft_restore of node %llu: %s", (unsigned long long)id, raft_strerror(rc));
         return -1;
     }
     drive(c, nd);
@@ -714,8 +689,7 @@ static void deliver_all(cluster *c)
             return;
         }
         node *to = nd_of(c, m->to);
-        int ok = to && to->r && m->from <= MAXN && m->to <= MAXN &&
-                 !c->cut[m->from][m->to];
+        int ok = to && to->r && m->from <= MAXN && m->to <= MAXN && !c->cut[m->from][m->to];
         if (ok && c->filter)
             ok = c->filter(c, m);
         if (ok) {
@@ -756,8 +730,14 @@ static raft_status_info status_of(cluster *c, uint64_t id)
     return st;
 }
 
-static int role(cluster *c, uint64_t id) { return status_of(c, id).role; }
-static uint64_t term_of(cluster *c, uint64_t id) { return status_of(c, id).term; }
+static int role(cluster *c, uint64_t id)
+{
+    return status_of(c, id).role;
+}
+static uint64_t term_of(cluster *c, uint64_t id)
+{
+    return status_of(c, id).term;
+}
 
 /* Only id ticks, until it sends something (a campaign), then everything
  * is delivered; repeated until id leads. 0 on success. */
@@ -791,7 +771,10 @@ static void isolate(cluster *c, uint64_t a, int on)
             cut_both(c, a, (uint64_t)i, on);
 }
 
-static void trace_reset(cluster *c) { c->n_trace = 0; }
+static void trace_reset(cluster *c)
+{
+    c->n_trace = 0;
+}
 
 static size_t count_msgs(cluster *c, int type, uint64_t from, uint64_t to)
 {
@@ -814,8 +797,7 @@ static const tmsg *last_msg(cluster *c, int type, uint64_t from, uint64_t to)
     return NULL;
 }
 
-static int propose(cluster *c, uint64_t id, const void *data, uint32_t len,
-                   uint64_t *index)
+static int propose(cluster *c, uint64_t id, const void *data, uint32_t len, uint64_t *index)
 {
     uint64_t idx = 0, term = 0;
     int rc = raft_propose(nd_of(c, id)->r, data, len, &idx, &term);
@@ -846,8 +828,8 @@ static int has_failed(const node *nd, uint64_t ctx)
 
 /* Give node id (no core yet) a persisted log: entry 1 = CONFIG of cf in
  * term 1, then entries 2..n+1 with terms[0..n). Returns 0 or -1. */
-static int seed_log(cluster *c, uint64_t id, const raft_config *cf,
-                    const uint64_t *terms, size_t n, raft_hard_state hs)
+static int seed_log(cluster *c, uint64_t id, const raft_config *cf, const uint64_t *terms, size_t n,
+                    raft_hard_state hs)
 {
     node *nd = nd_of(c, id);
     uint8_t buf[RAFT_MAX_NODES * (RAFT_META_MAX + 64) + 64];
@@ -856,15 +838,16 @@ static int seed_log(cluster *c, uint64_t id, const raft_config *cf,
         violation(c, "raft_config_encode failed");
         return -1;
     }
-    raft_entry e = {.term = 1, .index = 1, .type = RAFT_ENTRY_CONFIG,
-                    .len = (uint32_t)len, .data = buf};
+    raft_entry e = {
+        .term = 1, .index = 1, .type = RAFT_ENTRY_CONFIG, .len = (uint32_t)len, .data = buf};
     store_append(&nd->st, &e);
     for (size_t i = 0; i < n; i++) {
         char d[32];
-        int dl = snprintf(d, sizeof d, "e%zu-t%llu", i + 2,
-                          (unsigned long long)terms[i]);
-        raft_entry x = {.term = terms[i], .index = i + 2,
-                        .type = RAFT_ENTRY_NORMAL, .len = (uint32_t)dl,
+        int dl = snprintf(d, sizeof d, "e%zu-t%llu", i + 2, (unsigned long long)terms[i]);
+        raft_entry x = {.term = terms[i],
+                        .index = i + 2,
+                        .type = RAFT_ENTRY_NORMAL,
+                        .len = (uint32_t)dl,
                         .data = (uint8_t *)d};
         store_append(&nd->st, &x);
     }
@@ -922,17 +905,15 @@ static void election_timeout_is_randomized(void)
                 t++;
             }
             CHECK_CLEAN(c);
-            CHECK(role(c, 1) != RAFT_FOLLOWER,
-                  "seed %llu: no campaign within %d ticks",
+            CHECK(role(c, 1) != RAFT_FOLLOWER, "seed %llu: no campaign within %d ticks",
                   (unsigned long long)seed, 5 * E_TICKS);
             CHECK(t >= E_TICKS && t <= 2 * E_TICKS,
-                  "seed %llu: campaign after %d ticks, outside [%d, %d]",
-                  (unsigned long long)seed, t, E_TICKS, 2 * E_TICKS);
+                  "seed %llu: campaign after %d ticks, outside [%d, %d]", (unsigned long long)seed,
+                  t, E_TICKS, 2 * E_TICKS);
             if (rep == 0)
                 first = t;
             else
-                CHECK(t == first,
-                      "seed %llu: same seed campaigned after %d then %d ticks",
+                CHECK(t == first, "seed %llu: same seed campaigned after %d then %d ticks",
                       (unsigned long long)seed, first, t);
             n_live--;
             cl_free(c);
@@ -961,8 +942,7 @@ static void vote_hook(cluster *c, node *nd, const raft_ready *rd)
         if (m->type != RAFT_MSG_VOTE_RESP || m->reject)
             continue;
         vote_obs.grants++;
-        int in_this = rd->hs_changed && rd->hs.term == m->term &&
-                      rd->hs.vote == m->to;
+        int in_this = rd->hs_changed && rd->hs.term == m->term && rd->hs.vote == m->to;
         int before = nd->st.hs.term == m->term && nd->st.hs.vote == m->to;
         if (in_this)
             vote_obs.grant_with_hs++;
@@ -992,8 +972,7 @@ static void vote_persisted_before_grant(void)
           "VOTE_RESP granting the vote left in a ready before the one "
           "persisting hs.vote");
     CHECK(vote_obs.grant_with_hs >= 1,
-          "the ready with the grant did not carry hs {term %llu, vote 1}",
-          (unsigned long long)t1);
+          "the ready with the grant did not carry hs {term %llu, vote 1}", (unsigned long long)t1);
     /* And what was persisted survives a crash: node 2 restarted still
      * holds the vote for 1 in that term. */
     CHECK(restart(c, 2) == 0, "%s", c->bad);
@@ -1013,8 +992,7 @@ static void no_vote_for_stale_log(void)
     raft_config cf = make_conf(3, 0);
     cluster *c = cl_new(3, &o, 12);
     uint64_t terms[] = {2, 3}; /* log: 1:t1 CONFIG, 2:t2, 3:t3 */
-    CHECK(seed_log(c, 2, &cf, terms, 2, (raft_hard_state){5, 0}) == 0, "%s",
-          c->bad);
+    CHECK(seed_log(c, 2, &cf, terms, 2, (raft_hard_state){5, 0}) == 0, "%s", c->bad);
     struct {
         uint64_t term, index, log_term;
         int grant;
@@ -1043,11 +1021,10 @@ static void no_vote_for_stale_log(void)
         CHECK(r->m.reject == !cases[i].grant,
               "%s: candidate last (index %llu, term %llu) vs own (3, 3): "
               "reject=%d, want %d",
-              cases[i].what, (unsigned long long)m.index,
-              (unsigned long long)m.log_term, r->m.reject, !cases[i].grant);
-        CHECK(r->m.term == m.term, "%s: VOTE_RESP term %llu, want %llu",
-              cases[i].what, (unsigned long long)r->m.term,
-              (unsigned long long)m.term);
+              cases[i].what, (unsigned long long)m.index, (unsigned long long)m.log_term,
+              r->m.reject, !cases[i].grant);
+        CHECK(r->m.term == m.term, "%s: VOTE_RESP term %llu, want %llu", cases[i].what,
+              (unsigned long long)r->m.term, (unsigned long long)m.term);
     }
     CHECK_CLEAN(c);
 }
@@ -1066,14 +1043,13 @@ static void prevote_does_not_bump_term(void)
     isolate(c, 3, 1);
     trace_reset(c);
     run(c, 6 * E_TICKS);
-    CHECK(count_msgs(c, RAFT_MSG_PREVOTE, 3, 0) > 0,
-          "isolated node 3 sent no PREVOTE in %d ticks", 6 * E_TICKS);
+    CHECK(count_msgs(c, RAFT_MSG_PREVOTE, 3, 0) > 0, "isolated node 3 sent no PREVOTE in %d ticks",
+          6 * E_TICKS);
     CHECK(count_msgs(c, RAFT_MSG_VOTE, 3, 0) == 0,
           "isolated node 3 sent VOTE without winning a pre-vote");
     CHECK(term_of(c, 3) == t && nd_of(c, 3)->st.hs.term == t,
-          "isolated node 3 moved from term %llu to %llu (persisted %llu)",
-          (unsigned long long)t, (unsigned long long)term_of(c, 3),
-          (unsigned long long)nd_of(c, 3)->st.hs.term);
+          "isolated node 3 moved from term %llu to %llu (persisted %llu)", (unsigned long long)t,
+          (unsigned long long)term_of(c, 3), (unsigned long long)nd_of(c, 3)->st.hs.term);
     /* A PREVOTE from node 3 reaching node 2 leaves node 2's term alone. */
     const tmsg *pv = last_msg(c, RAFT_MSG_PREVOTE, 3, 2);
     CHECK(pv, "no PREVOTE from 3 to 2");
@@ -1085,8 +1061,7 @@ static void prevote_does_not_bump_term(void)
     run(c, 4 * E_TICKS);
     CHECK(role(c, 1) == RAFT_LEADER && term_of(c, 1) == t,
           "after node 3 rejoined: node 1 role %s term %llu (was leader in %llu)",
-          raft_role_name(role(c, 1)), (unsigned long long)term_of(c, 1),
-          (unsigned long long)t);
+          raft_role_name(role(c, 1)), (unsigned long long)term_of(c, 1), (unsigned long long)t);
     CHECK(status_of(c, 3).leader == 1, "node 3 did not rejoin under node 1");
     CHECK_CLEAN(c);
 }
@@ -1112,10 +1087,8 @@ static void check_quorum_leader_steps_down(void)
             break;
         }
     }
-    CHECK(stepped > 0, "isolated leader still leads after %d ticks",
-          4 * E_TICKS);
-    CHECK(stepped <= 2 * E_TICKS + 1,
-          "isolated leader stepped down only after %d ticks", stepped);
+    CHECK(stepped > 0, "isolated leader still leads after %d ticks", 4 * E_TICKS);
+    CHECK(stepped <= 2 * E_TICKS + 1, "isolated leader stepped down only after %d ticks", stepped);
     CHECK(status_of(c, 1).leader == 0, "stepped-down node still names leader %llu",
           (unsigned long long)status_of(c, 1).leader);
     CHECK_CLEAN(c);
@@ -1161,8 +1134,8 @@ static void status_active_steady_across_check_quorum(void)
         if (shown_active(c, 1, 3) == 0)
             gone = t + 1;
     }
-    CHECK(gone > 0 && gone <= 2 * E_TICKS + 1, "a cut-off follower was shown inactive after %d ticks",
-          gone);
+    CHECK(gone > 0 && gone <= 2 * E_TICKS + 1,
+          "a cut-off follower was shown inactive after %d ticks", gone);
     CHECK_CLEAN(c);
 }
 
@@ -1195,9 +1168,8 @@ static void follower_ignores_vote_while_leader_alive(void)
           (unsigned long long)term_of(c, 2), (unsigned long long)t);
     CHECK(status_of(c, 2).leader == 1, "node 2 forgot its leader");
     run(c, 3);
-    CHECK(role(c, 1) == RAFT_LEADER && term_of(c, 1) == t,
-          "leader disturbed: role %s term %llu", raft_role_name(role(c, 1)),
-          (unsigned long long)term_of(c, 1));
+    CHECK(role(c, 1) == RAFT_LEADER && term_of(c, 1) == t, "leader disturbed: role %s term %llu",
+          raft_role_name(role(c, 1)), (unsigned long long)term_of(c, 1));
     CHECK_CLEAN(c);
 }
 
@@ -1245,8 +1217,7 @@ static void append_ack_only_with_entries_persisted(void)
     for (int i = 0; i < 5; i++)
         CHECK(propose(c, 1, "abcdef", 6, &idx) == RAFT_OK, "propose failed");
     deliver_all(c);
-    CHECK(ack_obs.acked_max >= idx,
-          "node 2 never acknowledged index %llu (max ack %llu)",
+    CHECK(ack_obs.acked_max >= idx, "node 2 never acknowledged index %llu (max ack %llu)",
           (unsigned long long)idx, (unsigned long long)ack_obs.acked_max);
     CHECK(ack_obs.early == 0,
           "%d APPEND_RESP acknowledged entries not persisted in that ready "
@@ -1280,10 +1251,8 @@ static void leader_appends_noop_on_election(void)
     run(c, 2);
     for (uint64_t id = 1; id <= 3; id++)
         CHECK(nd_of(c, id)->st.applied >= last_before + 1,
-              "node %llu applied %llu, NOOP at %llu not applied",
-              (unsigned long long)id,
-              (unsigned long long)nd_of(c, id)->st.applied,
-              (unsigned long long)(last_before + 1));
+              "node %llu applied %llu, NOOP at %llu not applied", (unsigned long long)id,
+              (unsigned long long)nd_of(c, id)->st.applied, (unsigned long long)(last_before + 1));
     CHECK(c->hist[last_before + 1].term == t, "applied NOOP has wrong term");
     CHECK_CLEAN(c);
 }
@@ -1335,8 +1304,7 @@ static void figure8_previous_term_entry_not_committed_by_counting(void)
     CHECK(propose(c, 1, "X", 1, &xi) == RAFT_OK, "propose X failed");
     deliver_all(c);
     fig8_old_index = xi;
-    CHECK(store_term(&nd_of(c, 2)->st, xi) == t1, "(a) S2 lacks X at %llu",
-          (unsigned long long)xi);
+    CHECK(store_term(&nd_of(c, 2)->st, xi) == t1, "(a) S2 lacks X at %llu", (unsigned long long)xi);
     CHECK(store_last(&nd_of(c, 3)->st) < xi, "(a) S3 got X");
     CHECK(status_of(c, 1).commit < xi, "(a) X committed on 2 of 5");
 
@@ -1350,8 +1318,8 @@ static void figure8_previous_term_entry_not_committed_by_counting(void)
     uint64_t t2 = term_of(c, 5);
     CHECK(t2 > t1, "(b) S5's term %llu not above %llu", (unsigned long long)t2,
           (unsigned long long)t1);
-    CHECK(store_term(&nd_of(c, 5)->st, xi) == t2,
-          "(b) S5 has no own entry at %llu", (unsigned long long)xi);
+    CHECK(store_term(&nd_of(c, 5)->st, xi) == t2, "(b) S5 has no own entry at %llu",
+          (unsigned long long)xi);
     crash(c, 5);
 
     /* (c) S1 restarts and is elected in T3 by S2, S3 (S4 down too). It
@@ -1362,16 +1330,15 @@ static void figure8_previous_term_entry_not_committed_by_counting(void)
     c->filter = fig8_filter;
     CHECK(elect(c, 1) == 0, "(c) S1 not re-elected: %s", c->bad);
     uint64_t t3 = term_of(c, 1);
-    CHECK(t3 > t2, "(c) S1's term %llu not above S5's %llu",
-          (unsigned long long)t3, (unsigned long long)t2);
+    CHECK(t3 > t2, "(c) S1's term %llu not above S5's %llu", (unsigned long long)t3,
+          (unsigned long long)t2);
     for (int k = 0; k < 3; k++) {
         tick(c, 1);
         deliver_all(c);
     }
     CHECK(store_term(&nd_of(c, 3)->st, xi) == t1,
           "(c) X (term %llu) not replicated to S3 (S3 has term %llu at %llu)",
-          (unsigned long long)t1,
-          (unsigned long long)store_term(&nd_of(c, 3)->st, xi),
+          (unsigned long long)t1, (unsigned long long)store_term(&nd_of(c, 3)->st, xi),
           (unsigned long long)xi);
     CHECK(store_last(&nd_of(c, 3)->st) == xi, "(c) S3 got entries past X");
     CHECK(store_last(&nd_of(c, 2)->st) > xi, "(c) S2 lacks S1's T3 entry");
@@ -1379,10 +1346,9 @@ static void figure8_previous_term_entry_not_committed_by_counting(void)
     CHECK(st.commit < xi,
           "(c) leader committed index %llu (term %llu entry) by counting "
           "replicas: commit=%llu",
-          (unsigned long long)xi, (unsigned long long)t1,
-          (unsigned long long)st.commit);
-    CHECK(xi >= c->hist_cap || !c->hist[xi].set,
-          "(c) some node applied index %llu", (unsigned long long)xi);
+          (unsigned long long)xi, (unsigned long long)t1, (unsigned long long)st.commit);
+    CHECK(xi >= c->hist_cap || !c->hist[xi].set, "(c) some node applied index %llu",
+          (unsigned long long)xi);
 
     /* (e) once an entry of T3 is on a majority, both commit. (The leader
      * believes it sent entry i+1 to S3; it may take an election timeout to
@@ -1390,10 +1356,11 @@ static void figure8_previous_term_entry_not_committed_by_counting(void)
     c->filter = NULL;
     run(c, 3 * E_TICKS);
     st = status_of(c, 1);
-    CHECK(st.commit > xi, "(e) commit %llu not past %llu after the T3 entry "
-          "reached S3", (unsigned long long)st.commit, (unsigned long long)xi);
-    CHECK(c->hist[xi].set && c->hist[xi].term == t1,
-          "(e) X not applied with its term");
+    CHECK(st.commit > xi,
+          "(e) commit %llu not past %llu after the T3 entry "
+          "reached S3",
+          (unsigned long long)st.commit, (unsigned long long)xi);
+    CHECK(c->hist[xi].set && c->hist[xi].term == t1, "(e) X not applied with its term");
     CHECK_CLEAN(c);
 }
 
@@ -1406,14 +1373,15 @@ static void log_conflict_truncates_follower(void)
     raft_config cf = make_conf(3, 0);
     cluster *c = cl_new(3, &o, 19);
     uint64_t terms[] = {1, 2, 2}; /* 1:t1 CONFIG 2:t1 3:t2 4:t2 */
-    CHECK(seed_log(c, 2, &cf, terms, 3, (raft_hard_state){2, 0}) == 0, "%s",
-          c->bad);
+    CHECK(seed_log(c, 2, &cf, terms, 3, (raft_hard_state){2, 0}) == 0, "%s", c->bad);
     node *f = nd_of(c, 2);
     raft_entry ents[3];
     char d[3][4] = {"x3", "y4", "z5"};
     for (int i = 0; i < 3; i++)
-        ents[i] = (raft_entry){.term = 3, .index = 3 + (uint64_t)i,
-                               .type = RAFT_ENTRY_NORMAL, .len = 2,
+        ents[i] = (raft_entry){.term = 3,
+                               .index = 3 + (uint64_t)i,
+                               .type = RAFT_ENTRY_NORMAL,
+                               .len = 2,
                                .data = (uint8_t *)d[i]};
     raft_msg m;
     memset(&m, 0, sizeof m);
@@ -1438,8 +1406,7 @@ static void log_conflict_truncates_follower(void)
           "truncate_from %llu (%d truncations), want exactly 3",
           (unsigned long long)f->max_truncate_seen, f->truncations);
     for (uint64_t i = 3; i <= 5; i++)
-        CHECK(store_term(&f->st, i) == 3, "index %llu has term %llu, want 3",
-              (unsigned long long)i,
+        CHECK(store_term(&f->st, i) == 3, "index %llu has term %llu, want 3", (unsigned long long)i,
               (unsigned long long)store_term(&f->st, i));
     CHECK(store_term(&f->st, 2) == 1, "matching entry 2 lost");
 
@@ -1448,8 +1415,8 @@ static void log_conflict_truncates_follower(void)
     m.index = 1;
     m.log_term = 1;
     m.n_entries = 1;
-    raft_entry e2 = {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL,
-                     .len = 5, .data = (uint8_t *)"e2-t1"};
+    raft_entry e2 = {
+        .term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL, .len = 5, .data = (uint8_t *)"e2-t1"};
     m.entries = &e2;
     trace_reset(c);
     step(c, 2, &m);
@@ -1477,8 +1444,7 @@ static void log_conflict_truncates_follower(void)
           r ? r->m.reject : -1, r ? (unsigned long long)r->m.index : 0ull);
     CHECK(r->m.hint_index <= 4, "reject hint_index %llu beyond 4",
           (unsigned long long)r->m.hint_index);
-    CHECK(f->truncations == 1 && store_last(&f->st) == 5,
-          "a rejected APPEND changed the log");
+    CHECK(f->truncations == 1 && store_last(&f->st) == 5, "a rejected APPEND changed the log");
     CHECK_CLEAN(c);
 }
 
@@ -1494,12 +1460,9 @@ static void fast_backoff_uses_hint(void)
         lead[i] = i + 2 <= 5 ? 1 : 3;
     for (int i = 0; i < 29; i++) /* indexes 2..30: 2..5 t1, 6..30 t2 */
         foll[i] = i + 2 <= 5 ? 1 : 2;
-    CHECK(seed_log(c, 1, &cf, lead, 99, (raft_hard_state){3, 0}) == 0, "%s",
-          c->bad);
-    CHECK(seed_log(c, 3, &cf, lead, 99, (raft_hard_state){3, 0}) == 0, "%s",
-          c->bad);
-    CHECK(seed_log(c, 2, &cf, foll, 29, (raft_hard_state){2, 0}) == 0, "%s",
-          c->bad);
+    CHECK(seed_log(c, 1, &cf, lead, 99, (raft_hard_state){3, 0}) == 0, "%s", c->bad);
+    CHECK(seed_log(c, 3, &cf, lead, 99, (raft_hard_state){3, 0}) == 0, "%s", c->bad);
+    CHECK(seed_log(c, 2, &cf, foll, 29, (raft_hard_state){2, 0}) == 0, "%s", c->bad);
     isolate(c, 2, 1);
     CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
     isolate(c, 2, 0);
@@ -1508,20 +1471,17 @@ static void fast_backoff_uses_hint(void)
     for (int k = 0; k < 5; k++) {
         tick(c, 1);
         deliver_all(c);
-        if (store_last(&f->st) == store_last(&l->st) &&
-            store_term(&f->st, 30) == 3)
+        if (store_last(&f->st) == store_last(&l->st) && store_term(&f->st, 30) == 3)
             break;
     }
     size_t rejects = 0;
     for (size_t i = 0; i < c->n_trace; i++)
-        if (c->trace[i].m.type == RAFT_MSG_APPEND_RESP &&
-            c->trace[i].m.from == 2 && c->trace[i].m.reject)
+        if (c->trace[i].m.type == RAFT_MSG_APPEND_RESP && c->trace[i].m.from == 2 &&
+            c->trace[i].m.reject)
             rejects++;
-    CHECK(store_last(&f->st) == store_last(&l->st) &&
-              store_term(&f->st, 30) == 3,
+    CHECK(store_last(&f->st) == store_last(&l->st) && store_term(&f->st, 30) == 3,
           "follower not repaired: last %llu (leader %llu), term at 30 %llu",
-          (unsigned long long)store_last(&f->st),
-          (unsigned long long)store_last(&l->st),
+          (unsigned long long)store_last(&f->st), (unsigned long long)store_last(&l->st),
           (unsigned long long)store_term(&f->st, 30));
     CHECK(rejects <= 3,
           "%zu rejected APPENDs before the logs matched (conflict spans "
@@ -1564,8 +1524,8 @@ static void snapshot_trail_bounded_by_bytes(void)
         if (bounded) {
             CHECK(st.first_index == si - 1, "bounded: first_index %llu, want %llu",
                   (unsigned long long)st.first_index, (unsigned long long)(si - 1));
-            CHECK(st.log_bytes <= 2500 + (st.last_index - si) * 1000,
-                  "bounded: %zu log bytes", st.log_bytes);
+            CHECK(st.log_bytes <= 2500 + (st.last_index - si) * 1000, "bounded: %zu log bytes",
+                  st.log_bytes);
         } else {
             CHECK(st.first_index == 1, "unbounded: first_index %llu, want 1",
                   (unsigned long long)st.first_index);
@@ -1601,8 +1561,8 @@ static void snapshot_sent_to_lagging_follower_in_chunks(void)
     free(buf);
     run(c, 2);
     node *l = nd_of(c, 1), *f = nd_of(c, 3);
-    CHECK(l->st.applied >= idx, "leader applied %llu of %llu",
-          (unsigned long long)l->st.applied, (unsigned long long)idx);
+    CHECK(l->st.applied >= idx, "leader applied %llu of %llu", (unsigned long long)l->st.applied,
+          (unsigned long long)idx);
     /* the leader captures its state machine and compacts */
     uint64_t si = l->st.applied;
     int rc = take_snapshot(c, l);
@@ -1613,8 +1573,7 @@ static void snapshot_sent_to_lagging_follower_in_chunks(void)
           "leader kept index %llu that node 3 needs (first_index %llu, trail 2, "
           "snapshot %llu)",
           (unsigned long long)(store_last(&f->st) + 1),
-          (unsigned long long)status_of(c, 1).first_index,
-          (unsigned long long)si);
+          (unsigned long long)status_of(c, 1).first_index, (unsigned long long)si);
     trace_reset(c);
     isolate(c, 3, 0);
     run(c, 10);
@@ -1634,28 +1593,24 @@ static void snapshot_sent_to_lagging_follower_in_chunks(void)
         if (t->m.snap_index != si)
             idx_ok = 0;
     }
-    CHECK(n_snap >= 3, "%zu SNAP messages for a %zu-byte snapshot", n_snap,
-          l->st.snap_len);
-    CHECK(order_ok, "SNAP chunks not at offsets 0, %d, %d", RAFT_SNAP_CHUNK,
-          2 * RAFT_SNAP_CHUNK);
+    CHECK(n_snap >= 3, "%zu SNAP messages for a %zu-byte snapshot", n_snap, l->st.snap_len);
+    CHECK(order_ok, "SNAP chunks not at offsets 0, %d, %d", RAFT_SNAP_CHUNK, 2 * RAFT_SNAP_CHUNK);
     CHECK(conf_ok, "a SNAP message lacks the 3-node configuration");
-    CHECK(idx_ok, "a SNAP message names a snapshot other than %llu",
-          (unsigned long long)si);
+    CHECK(idx_ok, "a SNAP message names a snapshot other than %llu", (unsigned long long)si);
     CHECK(f->installs == 1, "node 3 installed %d snapshots", f->installs);
     CHECK(f->st.has_snap && f->st.snap.index == si, "node 3 snapshot at %llu",
           (unsigned long long)f->st.snap.index);
-    CHECK(f->st.snap.conf.n == 3, "installed snapshot config has %u nodes",
-          f->st.snap.conf.n);
+    CHECK(f->st.snap.conf.n == 3, "installed snapshot config has %u nodes", f->st.snap.conf.n);
     CHECK(f->st.sm_len == l->st.sm_len && !memcmp(f->st.sm, l->st.sm, f->st.sm_len),
-          "node 3 state machine (%zu bytes) differs from leader's (%zu)",
-          f->st.sm_len, l->st.sm_len);
+          "node 3 state machine (%zu bytes) differs from leader's (%zu)", f->st.sm_len,
+          l->st.sm_len);
     const tmsg *sr = last_msg(c, RAFT_MSG_SNAP_RESP, 3, 1);
     CHECK(sr && sr->m.last && !sr->m.reject, "no final SNAP_RESP from node 3");
     /* and replication continues by log after the snapshot */
     CHECK(propose(c, 1, "after", 5, &idx) == RAFT_OK, "propose after failed");
     run(c, 3);
-    CHECK(f->st.applied >= idx, "node 3 applied %llu, want %llu",
-          (unsigned long long)f->st.applied, (unsigned long long)idx);
+    CHECK(f->st.applied >= idx, "node 3 applied %llu, want %llu", (unsigned long long)f->st.applied,
+          (unsigned long long)idx);
     CHECK(f->st.sm_len == l->st.sm_len && !memcmp(f->st.sm, l->st.sm, f->st.sm_len),
           "node 3 state machine differs after the snapshot");
     CHECK_CLEAN(c);
@@ -1680,8 +1635,8 @@ static void learner_does_not_vote(void)
     CHECK(role(c, 3) == RAFT_FOLLOWER && role(c, 4) == RAFT_FOLLOWER,
           "a learner left the follower role");
     CHECK(count_msgs(c, RAFT_MSG_VOTE, 3, 0) + count_msgs(c, RAFT_MSG_VOTE, 4, 0) +
-                  count_msgs(c, RAFT_MSG_PREVOTE, 3, 0) +
-                  count_msgs(c, RAFT_MSG_PREVOTE, 4, 0) == 0,
+                  count_msgs(c, RAFT_MSG_PREVOTE, 3, 0) + count_msgs(c, RAFT_MSG_PREVOTE, 4, 0) ==
+              0,
           "a learner asked for votes");
     q_clear(c);
     /* Without voter 2, node 1 cannot win, whatever learners answer. */
@@ -1704,8 +1659,7 @@ static void learner_does_not_vote(void)
         deliver_all(c);
     }
     CHECK(store_last(&nd_of(c, 3)->st) >= idx, "learner 3 not replicated to");
-    CHECK(status_of(c, 1).commit == commit,
-          "commit moved to %llu on acks of learners only",
+    CHECK(status_of(c, 1).commit == commit, "commit moved to %llu on acks of learners only",
           (unsigned long long)status_of(c, 1).commit);
     isolate(c, 2, 0);
     run(c, 3 * E_TICKS); /* time to notice the lost APPENDs */
@@ -1742,28 +1696,23 @@ static void learner_promoted_when_caught_up(void)
         CHECK(propose(c, 1, "data", 4, NULL) == RAFT_OK, "propose failed");
     run(c, 2);
     uint64_t idx = 0;
-    rc = raft_add_node(nd_of(c, 1)->r, 4, "node4 127.0.0.1:12004 127.0.0.1:11004",
-                       &idx);
+    rc = raft_add_node(nd_of(c, 1)->r, 4, "node4 127.0.0.1:12004 127.0.0.1:11004", &idx);
     CHECK(rc == RAFT_OK, "raft_add_node: %s", raft_strerror(rc));
     CHECK(idx > 0, "raft_add_node gave index 0 for a new node");
     drive(c, nd_of(c, 1));
     const raft_node *rn = conf_find(raft_config_get(nd_of(c, 1)->r), 4);
     CHECK(rn && rn->voter == 0, "node 4 %s right after raft_add_node",
           rn ? "is a voter" : "is missing from the config");
-    CHECK(!strcmp(rn->meta, "node4 127.0.0.1:12004 127.0.0.1:11004"),
-          "node 4 meta '%s'", rn->meta);
+    CHECK(!strcmp(rn->meta, "node4 127.0.0.1:12004 127.0.0.1:11004"), "node 4 meta '%s'", rn->meta);
     run(c, 3 * E_TICKS);
     CHECK(store_last(&n4->st) == store_last(&nd_of(c, 1)->st),
-          "node 4 log ends at %llu, leader's at %llu",
-          (unsigned long long)store_last(&n4->st),
+          "node 4 log ends at %llu, leader's at %llu", (unsigned long long)store_last(&n4->st),
           (unsigned long long)store_last(&nd_of(c, 1)->st));
     rn = conf_find(&nd_of(c, 1)->st.sm_conf, 4);
-    CHECK(rn && rn->voter == 1,
-          "leader's applied config: node 4 %s after catching up",
+    CHECK(rn && rn->voter == 1, "leader's applied config: node 4 %s after catching up",
           rn ? "still a learner" : "missing");
     rn = conf_find(&n4->st.sm_conf, 4);
-    CHECK(rn && rn->voter == 1, "node 4's own applied config: %s",
-          rn ? "learner" : "missing");
+    CHECK(rn && rn->voter == 1, "node 4's own applied config: %s", rn ? "learner" : "missing");
     /* The quorum is now 3 of 4 voters: 1 and 2 alone do not commit. */
     run(c, 2);
     isolate(c, 3, 1);
@@ -1771,8 +1720,7 @@ static void learner_promoted_when_caught_up(void)
     uint64_t commit = status_of(c, 1).commit, i2;
     CHECK(propose(c, 1, "q", 1, &i2) == RAFT_OK, "propose failed");
     run(c, 3);
-    CHECK(status_of(c, 1).commit == commit,
-          "2 of 4 voters committed index %llu",
+    CHECK(status_of(c, 1).commit == commit, "2 of 4 voters committed index %llu",
           (unsigned long long)status_of(c, 1).commit);
     isolate(c, 3, 0);
     isolate(c, 4, 0);
@@ -1796,7 +1744,7 @@ static void leader_removed_steps_down(void)
     CHECK(rc == RAFT_OK, "raft_remove_node(self): %s", raft_strerror(rc));
     drive(c, nd_of(c, 1));
     CHECK(role(c, 1) == RAFT_LEADER, "leader stepped down before the change "
-          "committed");
+                                     "committed");
     int stepped = 0;
     uint64_t new_leader = 0, lead_term = 0;
     for (int t = 0; t < 8 * E_TICKS; t++) {
@@ -1806,8 +1754,7 @@ static void leader_removed_steps_down(void)
             CHECK(status_of(c, 1).commit >= idx,
                   "stepped down with commit %llu before the removal at %llu "
                   "committed",
-                  (unsigned long long)status_of(c, 1).commit,
-                  (unsigned long long)idx);
+                  (unsigned long long)status_of(c, 1).commit, (unsigned long long)idx);
         }
         for (uint64_t id = 2; id <= 3; id++)
             if (!new_leader && role(c, id) == RAFT_LEADER) {
@@ -1819,10 +1766,8 @@ static void leader_removed_steps_down(void)
     CHECK(new_leader, "nodes 2, 3 elected no leader");
     CHECK(role(c, new_leader) == RAFT_LEADER && term_of(c, new_leader) == lead_term,
           "new leader %llu disturbed: role %s term %llu (elected in %llu)",
-          (unsigned long long)new_leader,
-          raft_role_name(role(c, new_leader)),
-          (unsigned long long)term_of(c, new_leader),
-          (unsigned long long)lead_term);
+          (unsigned long long)new_leader, raft_role_name(role(c, new_leader)),
+          (unsigned long long)term_of(c, new_leader), (unsigned long long)lead_term);
     CHECK(!conf_find(raft_config_get(nd_of(c, new_leader)->r), 1),
           "node 1 still in the new leader's config");
     CHECK(role(c, 1) != RAFT_LEADER, "removed node leads again");
@@ -1911,8 +1856,7 @@ static void transfer_case(int lose)
     CHECK(rc == RAFT_OK, "raft_transfer_leader: %s", raft_strerror(rc));
     drive(c, nd_of(c, 1));
     rc = raft_propose(nd_of(c, 1)->r, "z", 1, NULL, NULL);
-    CHECK(rc == RAFT_ETRANSFER, "propose during transfer: %s, want ETRANSFER",
-          raft_strerror(rc));
+    CHECK(rc == RAFT_ETRANSFER, "propose during transfer: %s, want ETRANSFER", raft_strerror(rc));
     drive(c, nd_of(c, 1));
     if (lose) {
         isolate(c, 3, 0);
@@ -1934,16 +1878,12 @@ static void transfer_case(int lose)
           "leader %llu)",
           ticks, (unsigned long long)store_last(&nd_of(c, 3)->st),
           (unsigned long long)store_last(&nd_of(c, 1)->st));
-    CHECK(xfer_obs.early == 0,
-          "TIMEOUT_NOW sent with target match %llu < leader last %llu",
-          (unsigned long long)xfer_obs.match_at_send,
-          (unsigned long long)xfer_obs.last_at_send);
-    CHECK(role(c, 3) == RAFT_LEADER, "node 3 is %s after the transfer",
-          raft_role_name(role(c, 3)));
+    CHECK(xfer_obs.early == 0, "TIMEOUT_NOW sent with target match %llu < leader last %llu",
+          (unsigned long long)xfer_obs.match_at_send, (unsigned long long)xfer_obs.last_at_send);
+    CHECK(role(c, 3) == RAFT_LEADER, "node 3 is %s after the transfer", raft_role_name(role(c, 3)));
     CHECK(term_of(c, 3) == t + 1, "node 3 leads in term %llu, want %llu",
           (unsigned long long)term_of(c, 3), (unsigned long long)(t + 1));
-    CHECK(role(c, 1) == RAFT_FOLLOWER, "old leader is %s",
-          raft_role_name(role(c, 1)));
+    CHECK(role(c, 1) == RAFT_FOLLOWER, "old leader is %s", raft_role_name(role(c, 1)));
     run(c, 2);
     CHECK(propose(c, 3, "after", 5, &idx) == RAFT_OK, "new leader refuses");
     run(c, 2);
@@ -1952,12 +1892,18 @@ static void transfer_case(int lose)
     CHECK_CLEAN(c);
 }
 
-static void transfer_leader_to_caught_up_node(void) { transfer_case(0); }
+static void transfer_leader_to_caught_up_node(void)
+{
+    transfer_case(0);
+}
 
 /* The same when the APPENDs to the target were lost: starting a transfer
  * must bring the target up to date within the transfer's time limit
  * (an election timeout), not leave it to the lost-message timer. */
-static void transfer_to_target_that_lost_appends(void) { transfer_case(1); }
+static void transfer_to_target_that_lost_appends(void)
+{
+    transfer_case(1);
+}
 
 /* A read on the leader is answered only after a heartbeat round confirms
  * leadership, with the commit index at the time of the request; an
@@ -1975,14 +1921,13 @@ static void read_index_requires_heartbeat_round(void)
     int rc = raft_read_index(l->r, 42);
     CHECK(rc == RAFT_OK, "raft_read_index on leader: %s", raft_strerror(rc));
     drive(c, l);
-    CHECK(!has_read(l, 42, NULL),
-          "read answered before any follower confirmed leadership");
+    CHECK(!has_read(l, 42, NULL), "read answered before any follower confirmed leadership");
     isolate(c, 3, 1);
     deliver_all(c);
     uint64_t ri = 0;
     CHECK(has_read(l, 42, &ri), "read not answered after node 2 acknowledged");
-    CHECK(ri == commit, "read index %llu, want commit %llu",
-          (unsigned long long)ri, (unsigned long long)commit);
+    CHECK(ri == commit, "read index %llu, want commit %llu", (unsigned long long)ri,
+          (unsigned long long)commit);
     isolate(c, 3, 0);
 
     isolate(c, 1, 1);
@@ -2001,7 +1946,7 @@ static void read_index_requires_heartbeat_round(void)
     }
     CHECK(stepped, "isolated leader did not step down");
     CHECK(has_failed(l, 43), "read pending when leadership was lost not in "
-          "reads_failed");
+                             "reads_failed");
     CHECK_CLEAN(c);
 }
 
@@ -2028,16 +1973,14 @@ static void read_index_on_follower_asks_leader(void)
     CHECK(rc == RAFT_OK, "raft_read_index on follower: %s", raft_strerror(rc));
     drive(c, f);
     CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 1) == 1,
-          "follower sent %zu READ_INDEX to the leader",
-          count_msgs(c, RAFT_MSG_READ_INDEX, 2, 1));
+          "follower sent %zu READ_INDEX to the leader", count_msgs(c, RAFT_MSG_READ_INDEX, 2, 1));
     CHECK(!has_read(f, 77, NULL), "follower answered without the leader");
     deliver_all(c);
     uint64_t ri = 0;
     CHECK(has_read(f, 77, &ri), "follower's read never came back");
-    CHECK(ri == commit, "read index %llu, want leader's commit %llu",
-          (unsigned long long)ri, (unsigned long long)commit);
-    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2) == 1,
-          "leader sent %zu READ_INDEX_RESP",
+    CHECK(ri == commit, "read index %llu, want leader's commit %llu", (unsigned long long)ri,
+          (unsigned long long)commit);
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2) == 1, "leader sent %zu READ_INDEX_RESP",
           count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2));
     CHECK_CLEAN(c);
 }
@@ -2115,34 +2058,30 @@ static void read_index_follower_batches_one_turn(void)
     deliver_all(c);
     run(c, 1);
     uint64_t commit = status_of(c, 1).commit;
-    CHECK(commit >= wi, "write %llu not committed by 1 and 3 (commit %llu)",
-          (unsigned long long)wi, (unsigned long long)commit);
+    CHECK(commit >= wi, "write %llu not committed by 1 and 3 (commit %llu)", (unsigned long long)wi,
+          (unsigned long long)commit);
     CHECK(f->st.applied < wi, "follower applied the write it was cut from");
     cut_both(c, 1, 2, 0);
 
     trace_reset(c);
     for (uint64_t x = 1000; x < 1050; x++)
-        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read %llu refused",
-              (unsigned long long)x);
+        CHECK(raft_read_index(f->r, x) == RAFT_OK, "read %llu refused", (unsigned long long)x);
     drive(c, f);
-    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1,
-          "50 reads in one turn sent %zu READ_INDEX",
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1, "50 reads in one turn sent %zu READ_INDEX",
           count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0));
     CHECK(n_released(f, 1000, 1050) == 0, "released before the leader answered");
     deliver_all(c);
-    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1,
-          "READ_INDEX sent again (%zu)", count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0));
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0) == 1, "READ_INDEX sent again (%zu)",
+          count_msgs(c, RAFT_MSG_READ_INDEX, 2, 0));
     CHECK(count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2) == 1,
           "leader answered the batch with %zu READ_INDEX_RESP",
           count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2));
-    CHECK(n_released(f, 1000, 1050) == 50, "%zu of 50 reads released",
-          n_released(f, 1000, 1050));
+    CHECK(n_released(f, 1000, 1050) == 50, "%zu of 50 reads released", n_released(f, 1000, 1050));
     for (uint64_t x = 1000; x < 1050; x++) {
         uint64_t ri = 0;
         has_read(f, x, &ri);
         CHECK(ri == commit, "read %llu at index %llu, want the leader's commit %llu",
-              (unsigned long long)x, (unsigned long long)ri,
-              (unsigned long long)commit);
+              (unsigned long long)x, (unsigned long long)ri, (unsigned long long)commit);
     }
     /* the caller serves them once applied >= read index: it gets there */
     run(c, 2);
@@ -2187,14 +2126,13 @@ static void read_index_batch_closed_when_sent(void)
     hold_ri = 0;
     q_push(c, msg_dup(ri_held[0]));
     deliver_all(c);
-    CHECK(n_released(f, 1, 6) == 5, "first batch: %zu of 5 released",
-          n_released(f, 1, 6));
+    CHECK(n_released(f, 1, 6) == 5, "first batch: %zu of 5 released", n_released(f, 1, 6));
     CHECK(n_released(f, 6, 11) == 0,
           "reads asked after the first READ_INDEX left were released by its answer");
     uint64_t ri = 0;
     has_read(f, 1, &ri);
-    CHECK(ri >= c1, "first batch index %llu < commit %llu when asked",
-          (unsigned long long)ri, (unsigned long long)c1);
+    CHECK(ri >= c1, "first batch index %llu < commit %llu when asked", (unsigned long long)ri,
+          (unsigned long long)c1);
     /* a duplicate of the first batch changes nothing */
     q_push(c, msg_dup(ri_held[0]));
     deliver_all(c);
@@ -2202,8 +2140,7 @@ static void read_index_batch_closed_when_sent(void)
 
     q_push(c, msg_dup(ri_held[1]));
     deliver_all(c);
-    CHECK(n_released(f, 6, 11) == 5, "second batch: %zu of 5 released",
-          n_released(f, 6, 11));
+    CHECK(n_released(f, 6, 11) == 5, "second batch: %zu of 5 released", n_released(f, 6, 11));
     for (uint64_t x = 6; x <= 10; x++) {
         has_read(f, x, &ri);
         CHECK(ri >= wi, "read %llu released at %llu before the write at %llu",
@@ -2213,8 +2150,8 @@ static void read_index_batch_closed_when_sent(void)
     CHECK_CLEAN(c);
 }
 
-static raft_msg read_resp(uint64_t from, uint64_t to, uint64_t term,
-                          uint64_t batch, uint64_t index, int reject)
+static raft_msg read_resp(uint64_t from, uint64_t to, uint64_t term, uint64_t batch, uint64_t index,
+                          int reject)
 {
     raft_msg m;
     memset(&m, 0, sizeof m);
@@ -2301,15 +2238,15 @@ static void read_index_batch_failed_on_leader_change(void)
     for (uint64_t x = 300; x < 310; x++)
         CHECK(raft_read_index(f->r, x) == RAFT_OK, "read refused");
     drive(c, f);
-    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 3) == 1,
-          "%zu READ_INDEX to the new leader", count_msgs(c, RAFT_MSG_READ_INDEX, 2, 3));
+    CHECK(count_msgs(c, RAFT_MSG_READ_INDEX, 2, 3) == 1, "%zu READ_INDEX to the new leader",
+          count_msgs(c, RAFT_MSG_READ_INDEX, 2, 3));
     deliver_all(c);
     CHECK(n_released(f, 300, 310) == 10, "%zu of 10 reads released by the new leader",
           n_released(f, 300, 310));
     uint64_t ri = 0;
     has_read(f, 300, &ri);
-    CHECK(ri >= new_commit, "released at %llu, new leader's commit %llu",
-          (unsigned long long)ri, (unsigned long long)new_commit);
+    CHECK(ri >= new_commit, "released at %llu, new leader's commit %llu", (unsigned long long)ri,
+          (unsigned long long)new_commit);
     ri_held_free();
     CHECK_CLEAN(c);
 }
@@ -2340,8 +2277,7 @@ static void read_index_batch_rejected_when_leader_steps_down(void)
     CHECK(role(c, 1) != RAFT_LEADER, "leader without a quorum did not step down");
     deliver_all(c);
     CHECK(n_released(f, 400, 430) == 0, "reads released without a quorum");
-    CHECK(n_failed_of(f, 400, 430) == 30, "%zu of 30 reads failed",
-          n_failed_of(f, 400, 430));
+    CHECK(n_failed_of(f, 400, 430) == 30, "%zu of 30 reads failed", n_failed_of(f, 400, 430));
     CHECK_CLEAN(c);
 }
 
@@ -2429,8 +2365,7 @@ static void read_index_leader_one_round_per_turn(void)
     size_t hb = count_msgs(c, RAFT_MSG_APPEND, 1, 0);
     CHECK(hb == 2, "one turn of reads sent %zu heartbeats, want 2 (one round)", hb);
     deliver_all(c);
-    CHECK(n_released(l, 1, 51) == 50, "%zu of 50 leader reads released",
-          n_released(l, 1, 51));
+    CHECK(n_released(l, 1, 51) == 50, "%zu of 50 leader reads released", n_released(l, 1, 51));
     CHECK(count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2) == 1 &&
               count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 3) == 1,
           "answers: %zu to 2, %zu to 3", count_msgs(c, RAFT_MSG_READ_INDEX_RESP, 1, 2),
@@ -2450,33 +2385,30 @@ static void propose_on_follower_fails_notleader(void)
     CHECK(cl_boot(c, 3, &cf) == 0, "%s", c->bad);
     uint64_t i = 0, t = 0;
     int rc = raft_propose(nd_of(c, 1)->r, "a", 1, &i, &t);
-    CHECK(rc == RAFT_ENOTLEADER, "propose with no leader: %s",
-          raft_strerror(rc));
+    CHECK(rc == RAFT_ENOTLEADER, "propose with no leader: %s", raft_strerror(rc));
     CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
     run(c, 2);
     uint64_t last2 = store_last(&nd_of(c, 2)->st);
     rc = raft_propose(nd_of(c, 2)->r, "a", 1, &i, &t);
     CHECK(rc == RAFT_ENOTLEADER, "propose on follower: %s", raft_strerror(rc));
     drive(c, nd_of(c, 2));
-    CHECK(store_last(&nd_of(c, 2)->st) == last2 &&
-              status_of(c, 2).last_index == last2,
+    CHECK(store_last(&nd_of(c, 2)->st) == last2 && status_of(c, 2).last_index == last2,
           "follower appended after a refused proposal");
     static uint8_t big[1001];
     rc = raft_propose(nd_of(c, 1)->r, big, 1001, &i, &t);
-    CHECK(rc == RAFT_ETOOBIG, "1001-byte proposal with max 1000: %s",
-          raft_strerror(rc));
+    CHECK(rc == RAFT_ETOOBIG, "1001-byte proposal with max 1000: %s", raft_strerror(rc));
     uint64_t last1 = status_of(c, 1).last_index;
     rc = raft_propose(nd_of(c, 1)->r, big, 1000, &i, &t);
     CHECK(rc == RAFT_OK, "1000-byte proposal: %s", raft_strerror(rc));
     CHECK(i == last1 + 1 && t == term_of(c, 1),
-          "proposal placed at index %llu term %llu, want %llu term %llu",
-          (unsigned long long)i, (unsigned long long)t,
-          (unsigned long long)(last1 + 1), (unsigned long long)term_of(c, 1));
+          "proposal placed at index %llu term %llu, want %llu term %llu", (unsigned long long)i,
+          (unsigned long long)t, (unsigned long long)(last1 + 1),
+          (unsigned long long)term_of(c, 1));
     drive(c, nd_of(c, 1));
     run(c, 2);
     CHECK(i < c->hist_cap && c->hist[i].set && c->hist[i].term == t,
-          "accepted proposal not committed at (%llu, %llu)",
-          (unsigned long long)i, (unsigned long long)t);
+          "accepted proposal not committed at (%llu, %llu)", (unsigned long long)i,
+          (unsigned long long)t);
     CHECK_CLEAN(c);
 }
 
@@ -2500,8 +2432,7 @@ static void restore_after_crash_keeps_hard_state(void)
     deliver_all(c);
     memset(c->cut, 0, sizeof c->cut);
     CHECK(nd_of(c, 2)->st.hs.term == t1 && nd_of(c, 2)->st.hs.vote == 1,
-          "node 2 persisted term %llu vote %llu",
-          (unsigned long long)nd_of(c, 2)->st.hs.term,
+          "node 2 persisted term %llu vote %llu", (unsigned long long)nd_of(c, 2)->st.hs.term,
           (unsigned long long)nd_of(c, 2)->st.hs.vote);
     CHECK(restart(c, 2) == 0, "%s", c->bad);
     raft_status_info st = status_of(c, 2);
@@ -2518,8 +2449,7 @@ static void restore_after_crash_keeps_hard_state(void)
     trace_reset(c);
     step(c, 2, &m);
     const tmsg *r = last_msg(c, RAFT_MSG_VOTE_RESP, 2, 3);
-    CHECK(!r || r->m.reject, "restarted node voted twice in term %llu",
-          (unsigned long long)t1);
+    CHECK(!r || r->m.reject, "restarted node voted twice in term %llu", (unsigned long long)t1);
     m.term = t1 + 1; /* control: a new term's vote is free */
     trace_reset(c);
     step(c, 2, &m);
@@ -2534,23 +2464,22 @@ static void restore_after_crash_keeps_hard_state(void)
         CHECK(propose(c, 3, "r", 1, &idx) == RAFT_OK, "propose failed");
     run(c, 3);
     node *n2 = nd_of(c, 2);
-    CHECK(n2->st.applied >= idx, "node 2 applied %llu of %llu",
-          (unsigned long long)n2->st.applied, (unsigned long long)idx);
+    CHECK(n2->st.applied >= idx, "node 2 applied %llu of %llu", (unsigned long long)n2->st.applied,
+          (unsigned long long)idx);
     uint64_t last = store_last(&n2->st), applied = n2->st.applied;
     raft_hard_state hs = n2->st.hs;
     crash(c, 2);
     CHECK(restart(c, 2) == 0, "%s", c->bad);
     st = status_of(c, 2);
     CHECK(st.term == hs.term && st.vote == hs.vote,
-          "restored term %llu vote %llu, stored %llu %llu",
-          (unsigned long long)st.term, (unsigned long long)st.vote,
-          (unsigned long long)hs.term, (unsigned long long)hs.vote);
+          "restored term %llu vote %llu, stored %llu %llu", (unsigned long long)st.term,
+          (unsigned long long)st.vote, (unsigned long long)hs.term, (unsigned long long)hs.vote);
     CHECK(st.last_index == last, "restored last_index %llu, stored %llu",
           (unsigned long long)st.last_index, (unsigned long long)last);
     CHECK(st.applied == applied, "restored applied %llu, stored %llu",
           (unsigned long long)st.applied, (unsigned long long)applied);
-    CHECK(raft_entry_term(n2->r, idx) == store_term(&n2->st, idx),
-          "restored term of %llu differs", (unsigned long long)idx);
+    CHECK(raft_entry_term(n2->r, idx) == store_term(&n2->st, idx), "restored term of %llu differs",
+          (unsigned long long)idx);
     run(c, 3);
     CHECK(status_of(c, 2).commit >= idx, "restarted node's commit %llu < %llu",
           (unsigned long long)status_of(c, 2).commit, (unsigned long long)idx);
@@ -2573,8 +2502,8 @@ static void single_node_cluster_commits_alone(void)
         tick(c, 1);
         t++;
     }
-    CHECK(role(c, 1) == RAFT_LEADER, "single node is %s after %d ticks",
-          raft_role_name(role(c, 1)), t);
+    CHECK(role(c, 1) == RAFT_LEADER, "single node is %s after %d ticks", raft_role_name(role(c, 1)),
+          t);
     CHECK(t <= 2 * E_TICKS, "single node took %d ticks to lead", t);
     uint64_t idx;
     CHECK(propose(c, 1, "solo", 4, &idx) == RAFT_OK, "propose failed");
@@ -2586,8 +2515,7 @@ static void single_node_cluster_commits_alone(void)
     CHECK(raft_read_index(nd_of(c, 1)->r, 9) == RAFT_OK, "read_index failed");
     drive(c, nd_of(c, 1));
     CHECK(has_read(nd_of(c, 1), 9, &ri) && ri >= idx,
-          "single node's read not answered at once (index %llu)",
-          (unsigned long long)ri);
+          "single node's read not answered at once (index %llu)", (unsigned long long)ri);
     CHECK(c->n_trace == 0, "single node sent %zu messages", c->n_trace);
     CHECK_CLEAN(c);
 }
@@ -2608,8 +2536,7 @@ static void new_node_joins_from_snapshot(void)
           "raft_restore of an empty node failed");
     CHECK(elect(c, 1) == 0, "node 1 not elected: %s", c->bad);
     for (int i = 0; i < 8; i++)
-        CHECK(propose(c, 1, "before-join;", 12, NULL) == RAFT_OK,
-              "propose failed");
+        CHECK(propose(c, 1, "before-join;", 12, NULL) == RAFT_OK, "propose failed");
     run(c, 2);
     uint64_t si = l->st.applied;
     CHECK(take_snapshot(c, l) == RAFT_OK, "raft_snapshot_taken failed");
@@ -2622,21 +2549,15 @@ static void new_node_joins_from_snapshot(void)
     drive(c, l);
     run(c, 4 * E_TICKS);
     CHECK(n4->installs == 1, "node 4 installed %d snapshots", n4->installs);
-    CHECK(n4->st.has_snap && n4->st.snap.index >= si,
-          "node 4 snapshot index %llu, want >= %llu",
+    CHECK(n4->st.has_snap && n4->st.snap.index >= si, "node 4 snapshot index %llu, want >= %llu",
           (unsigned long long)n4->st.snap.index, (unsigned long long)si);
-    CHECK(store_last(&n4->st) == store_last(&l->st),
-          "node 4 log ends at %llu, leader's at %llu",
-          (unsigned long long)store_last(&n4->st),
-          (unsigned long long)store_last(&l->st));
-    CHECK(n4->st.sm_len == l->st.sm_len &&
-              !memcmp(n4->st.sm, l->st.sm, l->st.sm_len),
+    CHECK(store_last(&n4->st) == store_last(&l->st), "node 4 log ends at %llu, leader's at %llu",
+          (unsigned long long)store_last(&n4->st), (unsigned long long)store_last(&l->st));
+    CHECK(n4->st.sm_len == l->st.sm_len && !memcmp(n4->st.sm, l->st.sm, l->st.sm_len),
           "node 4 state machine differs from the leader's");
     const raft_node *rn = conf_find(&n4->st.sm_conf, 4);
-    CHECK(rn && rn->voter, "node 4's applied config: %s",
-          rn ? "learner" : "missing");
-    CHECK(conf_find(raft_config_get(n4->r), 1) != NULL,
-          "node 4 does not know node 1");
+    CHECK(rn && rn->voter, "node 4's applied config: %s", rn ? "learner" : "missing");
+    CHECK(conf_find(raft_config_get(n4->r), 1) != NULL, "node 4 does not know node 1");
     CHECK_CLEAN(c);
 }
 
@@ -2669,16 +2590,14 @@ static void restore_from_snapshot_keeps_state(void)
     CHECK(st.snap_index == si, "restored snap_index %llu, want %llu",
           (unsigned long long)st.snap_index, (unsigned long long)si);
     CHECK(st.last_index == last && st.applied == applied,
-          "restored last %llu applied %llu, stored %llu %llu",
-          (unsigned long long)st.last_index, (unsigned long long)st.applied,
-          (unsigned long long)last, (unsigned long long)applied);
+          "restored last %llu applied %llu, stored %llu %llu", (unsigned long long)st.last_index,
+          (unsigned long long)st.applied, (unsigned long long)last, (unsigned long long)applied);
     CHECK(raft_entry_term(n2->r, si) == n2->st.snap.term,
           "term at the snapshot index unknown after restore");
     CHECK(propose(c, 1, "s3;", 3, &idx) == RAFT_OK, "propose failed");
     run(c, 3);
     CHECK(n2->st.applied >= idx, "restored node does not apply new entries");
-    CHECK(n2->st.sm_len == sm_len + 3, "state machine grew by %zu, want 3",
-          n2->st.sm_len - sm_len);
+    CHECK(n2->st.sm_len == sm_len + 3, "state machine grew by %zu, want 3", n2->st.sm_len - sm_len);
     CHECK_CLEAN(c);
 }
 
@@ -2689,7 +2608,10 @@ static const struct {
     const char *name;
     test_fn fn;
 } tests[] = {
-#define T(x) {#x, x}
+#define T(x) \
+    { \
+#x, x \
+    }
     T(election_timeout_is_randomized),
     T(vote_persisted_before_grant),
     T(no_vote_for_stale_log),
@@ -2788,8 +2710,7 @@ int main(int argc, char **argv)
         char msg[sizeof check_why + 1];
         size_t got = 0;
         ssize_t r;
-        while (got < sizeof msg - 1 &&
-               (r = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0)
+        while (got < sizeof msg - 1 && (r = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0)
             got += (size_t)r;
         msg[got] = 0;
         close(pfd[0]);
@@ -2800,8 +2721,7 @@ int main(int argc, char **argv)
             check(1, name, "%s", msg);
         else if (WIFSIGNALED(ws))
             check(0, name, "killed by signal %d (%s)%s%s", WTERMSIG(ws),
-                  WTERMSIG(ws) == SIGALRM ? "timeout 60s" : "crash",
-                  got ? "; " : "", msg);
+                  WTERMSIG(ws) == SIGALRM ? "timeout 60s" : "crash", got ? "; " : "", msg);
         else if (got)
             check(0, name, "%s", msg);
         else

@@ -43,7 +43,9 @@ static store *reopen(store *s, const char *name)
 
 static raft_entry mk(uint64_t index, uint64_t term, int type, const char *data)
 {
-    raft_entry e = {.term = term, .index = index, .type = (uint8_t)type,
+    raft_entry e = {.term = term,
+                    .index = index,
+                    .type = (uint8_t)type,
                     .len = data ? (uint32_t)strlen(data) : 0,
                     .data = (uint8_t *)data};
     return e;
@@ -78,8 +80,7 @@ static void test_fresh_load_empty(void)
     CHECK(s, "open failed");
     store_loaded l;
     CHECK(store_load(s, &l) == 0, "load: %s", store_error(s));
-    CHECK(l.hs.term == 0 && l.hs.vote == 0 && l.n_entries == 0 && !l.has_snap &&
-              l.applied == 0,
+    CHECK(l.hs.term == 0 && l.hs.vote == 0 && l.n_entries == 0 && !l.has_snap && l.applied == 0,
           "fresh store not empty");
     store_loaded_free(&l);
     store_close(s);
@@ -182,8 +183,10 @@ static void test_apply(void)
     raft_entry noop = mk(2, 1, RAFT_ENTRY_NOOP, NULL);
     CHECK(store_apply(s, &noop, &r) == 0 && r.code == 200 && store_applied(s) == 2, "noop");
     /* condition on the wrong index: nothing changes, applied moves */
-    CHECK(apply_cmd(s, 3, "{\"set\":{\"a\":\"X\",\"c\":\"3\"},\"del\":[\"b\"],"
-                          "\"if\":[{\"key\":\"a\",\"index\":1},{\"key\":\"b\",\"index\":2}]}", &r) == 0,
+    CHECK(apply_cmd(s, 3,
+                    "{\"set\":{\"a\":\"X\",\"c\":\"3\"},\"del\":[\"b\"],"
+                    "\"if\":[{\"key\":\"a\",\"index\":1},{\"key\":\"b\",\"index\":2}]}",
+                    &r) == 0,
           "apply: %s", store_error(s));
     CHECK(r.code == 412 && strcmp(r.key, "b") == 0 && r.index == 1,
           "want 412 on b cur 1, got %d %s %llu", r.code, r.key, (unsigned long long)r.index);
@@ -191,22 +194,38 @@ static void test_apply(void)
           "failed condition changed the table");
     CHECK(store_applied(s) == 3, "applied not advanced by failed condition");
     /* "must not exist" condition */
-    CHECK(apply_cmd(s, 4, "{\"set\":{\"c\":\"3\"},\"if\":[{\"key\":\"c\",\"index\":0}]}", &r) == 0 &&
-              r.code == 200 && has(s, "c", "3", 4), "create-if-absent failed: %d", r.code);
-    CHECK(apply_cmd(s, 5, "{\"set\":{\"c\":\"4\"},\"if\":[{\"key\":\"c\",\"index\":0}]}", &r) == 0 &&
-              r.code == 412 && r.index == 4 && has(s, "c", "3", 4), "create-if-absent not refused");
+    CHECK(apply_cmd(s, 4, "{\"set\":{\"c\":\"3\"},\"if\":[{\"key\":\"c\",\"index\":0}]}", &r) ==
+                  0 &&
+              r.code == 200 && has(s, "c", "3", 4),
+          "create-if-absent failed: %d", r.code);
+    CHECK(apply_cmd(s, 5, "{\"set\":{\"c\":\"4\"},\"if\":[{\"key\":\"c\",\"index\":0}]}", &r) ==
+                  0 &&
+              r.code == 412 && r.index == 4 && has(s, "c", "3", 4),
+          "create-if-absent not refused");
     /* matching conditions, set + del together */
-    CHECK(apply_cmd(s, 6, "{\"set\":{\"a\":\"A\"},\"del\":[\"b\",\"nope\"],"
-                          "\"if\":[{\"key\":\"a\",\"index\":1},{\"key\":\"c\",\"index\":4}]}", &r) == 0 &&
-              r.code == 200, "txn failed: %d", r.code);
+    CHECK(apply_cmd(s, 6,
+                    "{\"set\":{\"a\":\"A\"},\"del\":[\"b\",\"nope\"],"
+                    "\"if\":[{\"key\":\"a\",\"index\":1},{\"key\":\"c\",\"index\":4}]}",
+                    &r) == 0 &&
+              r.code == 200,
+          "txn failed: %d", r.code);
     CHECK(has(s, "a", "A", 6) && absent(s, "b") && has(s, "c", "3", 4), "txn result wrong");
     /* condition on a missing key with index > 0 */
     CHECK(apply_cmd(s, 7, "{\"del\":[\"a\"],\"if\":[{\"key\":\"b\",\"index\":1}]}", &r) == 0 &&
-              r.code == 412 && r.index == 0 && has(s, "a", "A", 6), "missing key condition");
+              r.code == 412 && r.index == 0 && has(s, "a", "A", 6),
+          "missing key condition");
     /* malformed commands: 400, nothing changes, applied moves */
-    const char *bad[] = {"", "[1]", "{\"set\":[1]}", "{\"set\":{\"a\":1}}", "{\"del\":\"a\"}",
-                         "{\"bogus\":1}", "{\"set\":{\"\":\"v\"}}", "{\"if\":[{\"key\":\"a\"}]}",
-                         "{\"if\":[{\"key\":\"a\",\"index\":-1}]}", "not json", "{\"set\":{\"a\":\"1\""};
+    const char *bad[] = {"",
+                         "[1]",
+                         "{\"set\":[1]}",
+                         "{\"set\":{\"a\":1}}",
+                         "{\"del\":\"a\"}",
+                         "{\"bogus\":1}",
+                         "{\"set\":{\"\":\"v\"}}",
+                         "{\"if\":[{\"key\":\"a\"}]}",
+                         "{\"if\":[{\"key\":\"a\",\"index\":-1}]}",
+                         "not json",
+                         "{\"set\":{\"a\":\"1\""};
     uint64_t idx = 8;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++, idx++) {
         CHECK(apply_cmd(s, idx, bad[i], &r) == 0, "apply error on bad command %zu: %s", i,
@@ -221,7 +240,8 @@ static void test_apply(void)
     memset(key, 'k', 1025);
     key[1024] = 0;
     snprintf(cmd, sizeof cmd, "{\"set\":{\"%s\":\"v\"}}", key);
-    CHECK(apply_cmd(s, idx++, cmd, &r) == 0 && r.code == 200 && has(s, key, "v", 0), "1024-byte key");
+    CHECK(apply_cmd(s, idx++, cmd, &r) == 0 && r.code == 200 && has(s, key, "v", 0),
+          "1024-byte key");
     key[1024] = 'k';
     key[1025] = 0;
     snprintf(cmd, sizeof cmd, "{\"set\":{\"%s\":\"v\"}}", key);
@@ -235,11 +255,12 @@ static void test_apply(void)
     store_close(s);
 }
 
-static int scan_cb(void *arg, const char *k, size_t klen, const char *v, size_t vlen,
-                   uint64_t mi)
+static int scan_cb(void *arg, const char *k, size_t klen, const char *v, size_t vlen, uint64_t mi)
 {
     char *out = arg;
-    (void)v; (void)vlen; (void)mi;
+    (void)v;
+    (void)vlen;
+    (void)mi;
     strncat(out, k, klen);
     strcat(out, ",");
     return 0;
@@ -250,17 +271,23 @@ static void test_scan(void)
     store *s = fresh("a.db");
     CHECK(s, "open failed");
     store_result r;
-    CHECK(apply_cmd(s, 1, "{\"set\":{\"user1\":\"a\",\"user2\":\"b\",\"user3\":\"c\","
-                          "\"usf\":\"d\",\"a\":\"e\",\"zz\":\"f\"}}", &r) == 0 && r.code == 200, "set");
+    CHECK(apply_cmd(s, 1,
+                    "{\"set\":{\"user1\":\"a\",\"user2\":\"b\",\"user3\":\"c\","
+                    "\"usf\":\"d\",\"a\":\"e\",\"zz\":\"f\"}}",
+                    &r) == 0 &&
+              r.code == 200,
+          "set");
     char out[256] = "";
     CHECK(store_scan(s, "user", NULL, 100, scan_cb, out) == 3 &&
-              strcmp(out, "user1,user2,user3,") == 0, "prefix scan: %s", out);
+              strcmp(out, "user1,user2,user3,") == 0,
+          "prefix scan: %s", out);
     out[0] = 0;
     CHECK(store_scan(s, "user", "user1", 1, scan_cb, out) == 1 && strcmp(out, "user2,") == 0,
           "after+limit scan: %s", out);
     out[0] = 0;
     CHECK(store_scan(s, "", NULL, 100, scan_cb, out) == 6 &&
-              strcmp(out, "a,user1,user2,user3,usf,zz,") == 0, "full scan: %s", out);
+              strcmp(out, "a,user1,user2,user3,usf,zz,") == 0,
+          "full scan: %s", out);
     CHECK(store_count(s) == 6, "count");
     store_close(s);
 }
@@ -284,8 +311,10 @@ static void test_snapshot_round_trip(void)
     store *s = fresh("a.db");
     CHECK(s, "open failed");
     store_result r;
-    CHECK(apply_cmd(s, 1, "{\"set\":{\"k1\":\"v1\",\"k2\":\"\"}}", &r) == 0 && r.code == 200, "set");
-    CHECK(apply_cmd(s, 2, "{\"set\":{\"k3\":\"with\\u0000nul\"}}", &r) == 0 && r.code == 200, "set");
+    CHECK(apply_cmd(s, 1, "{\"set\":{\"k1\":\"v1\",\"k2\":\"\"}}", &r) == 0 && r.code == 200,
+          "set");
+    CHECK(apply_cmd(s, 2, "{\"set\":{\"k3\":\"with\\u0000nul\"}}", &r) == 0 && r.code == 200,
+          "set");
     char snap[512];
     path_in(snap, sizeof snap, "snap-2.snap");
     raft_snap_meta m;
@@ -377,10 +406,12 @@ static void test_incremental_snapshot(void)
     while ((rc = store_snapshot_step(w, 40)) == 0) {
         steps++;
         /* writes go on meanwhile, in their own transactions */
-        snprintf(cmd, sizeof cmd, "{\"set\":{\"key001\":\"changed%d\",\"new%d\":\"x\"},\"del\":[\"key050\"]}",
-                 steps, steps);
+        snprintf(cmd, sizeof cmd,
+                 "{\"set\":{\"key001\":\"changed%d\",\"new%d\":\"x\"},\"del\":[\"key050\"]}", steps,
+                 steps);
         CHECK(store_begin(s) == 0, "begin");
-        CHECK(apply_cmd(s, idx++, cmd, &r) == 0 && r.code == 200, "concurrent apply: %s", store_error(s));
+        CHECK(apply_cmd(s, idx++, cmd, &r) == 0 && r.code == 200, "concurrent apply: %s",
+              store_error(s));
         CHECK(store_commit(s) == 0, "commit while snapshotting: %s", store_error(s));
     }
     CHECK(rc == 1, "step failed: %s", store_error(s));
@@ -393,8 +424,8 @@ static void test_incremental_snapshot(void)
     store *t = fresh("inc2.db");
     CHECK(t, "open");
     CHECK(store_snapshot_install(t, snap, &m) == 0, "install: %s", store_error(t));
-    CHECK(store_count(t) == 50 && has(t, "key001", "value1", 1) && has(t, "key050", "value50", 50) &&
-              absent(t, "new1"),
+    CHECK(store_count(t) == 50 && has(t, "key001", "value1", 1) &&
+              has(t, "key050", "value50", 50) && absent(t, "new1"),
           "snapshot is not the table as of begin");
     store_close(t);
     /* abort leaves no file behind */

@@ -51,8 +51,11 @@ static store *fresh(const char *name)
 
 static int apply_at(store *s, uint64_t index, const char *json, store_result *r)
 {
-    raft_entry e = {.term = 1, .index = index, .type = RAFT_ENTRY_NORMAL,
-                    .len = (uint32_t)strlen(json), .data = (uint8_t *)json};
+    raft_entry e = {.term = 1,
+                    .index = index,
+                    .type = RAFT_ENTRY_NORMAL,
+                    .len = (uint32_t)strlen(json),
+                    .data = (uint8_t *)json};
     return store_apply(s, &e, r);
 }
 
@@ -85,10 +88,10 @@ static int dump_row(void *arg, const store_change *c)
         d->bad_order = 1;
     d->last_seq = c->seq;
     d->rows++;
-    int w = snprintf(d->buf + d->n, sizeof d->buf - d->n, "%s%llu:%s:%.*s%s%.*s%s",
-                     d->n ? " " : "", (unsigned long long)c->index, c->del ? "del" : "set",
-                     (int)c->klen, c->key, c->del ? "" : "=", c->del ? 0 : (int)c->vlen,
-                     c->del ? "" : c->value, c->expired ? "!" : "");
+    int w = snprintf(d->buf + d->n, sizeof d->buf - d->n, "%s%llu:%s:%.*s%s%.*s%s", d->n ? " " : "",
+                     (unsigned long long)c->index, c->del ? "del" : "set", (int)c->klen, c->key,
+                     c->del ? "" : "=", c->del ? 0 : (int)c->vlen, c->del ? "" : c->value,
+                     c->expired ? "!" : "");
     if (w > 0 && (size_t)w < sizeof d->buf - d->n)
         d->n += (size_t)w;
     return 0;
@@ -144,13 +147,20 @@ static void test_history_rows_per_command(void)
     CHECK(run(s, "{\"del\":[\"nope\"]}", &r) == 200 && r.first_seq == 0,
           "del of a missing key: no row");
     CHECK(run(s, "{\"op\":\"del\",\"key\":\"a\"}", &r) == 200 && r.op == STORE_OP_DEL &&
-              r.first_seq == 4, "op del");
+              r.first_seq == 4,
+          "op del");
     CHECK(run(s, "{\"set\":{\"d\":\"4\"},\"del\":[\"b\"],\"if\":[{\"key\":\"c\",\"index\":2}]}",
-              &r) == 200 && r.op == STORE_OP_TXN, "old txn");
+              &r) == 200 &&
+              r.op == STORE_OP_TXN,
+          "old txn");
     CHECK(run(s, "{\"op\":\"txn\",\"set\":{\"e\":\"5\"},\"if\":[{\"key\":\"c\",\"index\":9}]}",
-              &r) == 412 && r.first_seq == 0, "old txn in op form keeps its 412");
+              &r) == 412 &&
+              r.first_seq == 0,
+          "old txn in op form keeps its 412");
     CHECK(run(s, "{\"op\":\"txn\",\"if\":[],\"then\":[{\"del\":\"c\"},{\"set\":{\"c\":\"x\"}}]}",
-              &r) == 200 && r.succeeded == 1, "new txn");
+              &r) == 200 &&
+              r.succeeded == 1,
+          "new txn");
     CHECK(run(s, "{\"op\":\"lease_grant\",\"ttl_ms\":5000}", &r) == 200 && r.first_seq == 0,
           "grant: no row");
     uint64_t lease = r.lease;
@@ -175,12 +185,14 @@ static void test_history_rows_per_command(void)
     uint64_t after = d.last_seq;
     memset(&d, 0, sizeof d);
     CHECK(store_changes(s, 0, after, NULL, 0, 1, 2, dump_row, &d) == 2 &&
-              !strcmp(d.buf, "4:del:a 5:del:b"), "next chunk: %s", d.buf);
+              !strcmp(d.buf, "4:del:a 5:del:b"),
+          "next chunk: %s", d.buf);
     /* The live path: exactly this entry's rows from its first_seq. */
     CHECK(run(s, "{\"op\":\"set\",\"kv\":{\"z1\":\"a\",\"z2\":\"b\"}}", &r) == 200, "set");
     memset(&d, 0, sizeof d);
     CHECK(store_changes(s, 0, r.first_seq - 1, NULL, 0, 1, 100, dump_row, &d) == 2 &&
-              !strcmp(d.buf, "11:set:z1=a 11:set:z2=b"), "live rows: %s", d.buf);
+              !strcmp(d.buf, "11:set:z1=a 11:set:z2=b"),
+          "live rows: %s", d.buf);
     store_close(s);
 }
 
@@ -227,11 +239,11 @@ static void test_changed_after(void)
 {
     store *s = fresh("c.db");
     CHECK(s, "open");
-    CHECK(run(s, "{\"set\":{\"app/a\":\"1\"}}", NULL) == 200, "1");                   /* 1 */
-    CHECK(run(s, "{\"set\":{\"other\":\"1\"}}", NULL) == 200, "2");                   /* 2 */
-    CHECK(run(s, "{\"set\":{\"app/b\":\"1\"}}", NULL) == 200, "3");                   /* 3 */
-    CHECK(run(s, "{\"op\":\"del\",\"key\":\"app/a\"}", NULL) == 200, "4");            /* 4 */
-    CHECK(run(s, "{\"set\":{\"other\":\"2\"}}", NULL) == 200, "5");                   /* 5 */
+    CHECK(run(s, "{\"set\":{\"app/a\":\"1\"}}", NULL) == 200, "1");        /* 1 */
+    CHECK(run(s, "{\"set\":{\"other\":\"1\"}}", NULL) == 200, "2");        /* 2 */
+    CHECK(run(s, "{\"set\":{\"app/b\":\"1\"}}", NULL) == 200, "3");        /* 3 */
+    CHECK(run(s, "{\"op\":\"del\",\"key\":\"app/a\"}", NULL) == 200, "4"); /* 4 */
+    CHECK(run(s, "{\"set\":{\"other\":\"2\"}}", NULL) == 200, "5");        /* 5 */
     CHECK(store_changed_after(s, "app/b", 5, 0, 2) == 1, "key set at 3, M=2");
     CHECK(store_changed_after(s, "app/b", 5, 0, 3) == 0, "key set at 3, M=3");
     CHECK(store_changed_after(s, "app/a", 5, 0, 3) == 1, "deleted at 4, M=3");
@@ -278,8 +290,11 @@ static void test_lease_attach_revoke_expire(void)
     CHECK(store_lease_get(s, 1, &ttl) == 1 && ttl == 5000, "lease_get");
     CHECK(store_lease_get(s, 7, &ttl) == 0, "unknown lease");
     CHECK(run(s, "{\"op\":\"set\",\"kv\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"},\"lease\":\"1\"}",
-              &r) == 200 && r.lease == 1, "attach a b c");
-    CHECK(run(s, "{\"op\":\"set\",\"kv\":{\"d\":\"4\"},\"lease\":2}", NULL) == 200, "attach d to 2");
+              &r) == 200 &&
+              r.lease == 1,
+          "attach a b c");
+    CHECK(run(s, "{\"op\":\"set\",\"kv\":{\"d\":\"4\"},\"lease\":2}", NULL) == 200,
+          "attach d to 2");
     CHECK(run(s, "{\"set\":{\"e\":\"5\"}}", NULL) == 200, "e without lease");
     CHECK(run(s, "{\"set\":{\"c\":\"3\"}}", NULL) == 200, "c detached by a set without lease");
     CHECK(has(s, "a", "1", 1) && has(s, "c", "3", 0) && has(s, "d", "4", 2), "key leases");
@@ -290,14 +305,17 @@ static void test_lease_attach_revoke_expire(void)
     n = 0;
     CHECK(store_lease_keys(s, 1, "a", 10, count_key, &n) == 1, "after a: b");
     CHECK(run(s, "{\"op\":\"lease_revoke\",\"lease\":1}", &r) == 200, "revoke");
-    CHECK(r.op == STORE_OP_LEASE_REVOKE && r.lease == 1 && r.first_seq && r.last_seq ==
-          r.first_seq + 1, "two rows in the revoke");
+    CHECK(r.op == STORE_OP_LEASE_REVOKE && r.lease == 1 && r.first_seq &&
+              r.last_seq == r.first_seq + 1,
+          "two rows in the revoke");
     CHECK(absent(s, "a") && absent(s, "b") && has(s, "c", "3", 0) && has(s, "d", "4", 2) &&
-              has(s, "e", "5", 0), "exactly the lease's keys deleted");
+              has(s, "e", "5", 0),
+          "exactly the lease's keys deleted");
     CHECK(store_lease_get(s, 1, &ttl) == 0 && store_lease_count(s) == 1, "lease 1 gone");
     CHECK(!strcmp(history(s, 6, NULL, 1, &d), "7:del:a 7:del:b"), "revoke rows: %s", d.buf);
     CHECK(run(s, "{\"op\":\"lease_expire\",\"lease\":2}", &r) == 200 &&
-              r.op == STORE_OP_LEASE_EXPIRE && r.lease == 2, "expire");
+              r.op == STORE_OP_LEASE_EXPIRE && r.lease == 2,
+          "expire");
     CHECK(absent(s, "d") && store_lease_count(s) == 0, "d expired");
     CHECK(!strcmp(history(s, 7, NULL, 1, &d), "8:del:d!"), "expired flag: %s", d.buf);
     store_close(s);
@@ -326,8 +344,11 @@ static void test_lease_unknown_and_bad(void)
     CHECK(run(s, "{\"op\":\"lease_revoke\",\"lease\":99}", &r) == 404, "revoke unknown");
     CHECK(run(s, "{\"op\":\"lease_expire\",\"lease\":99}", &r) == 200 && r.lease == 0,
           "expire unknown: no-op");
-    CHECK(run(s, "{\"op\":\"txn\",\"then\":[{\"set\":{\"k\":\"t\"}},{\"set\":{\"j\":\"1\"},"
-                 "\"lease\":99}]}", &r) == 404, "txn with an unknown lease");
+    CHECK(run(s,
+              "{\"op\":\"txn\",\"then\":[{\"set\":{\"k\":\"t\"}},{\"set\":{\"j\":\"1\"},"
+              "\"lease\":99}]}",
+              &r) == 404,
+          "txn with an unknown lease");
     CHECK(has(s, "k", "old", 0) && absent(s, "j") && store_history_last_seq(s) == seq,
           "txn wrote nothing");
     const char *bad[] = {
@@ -349,8 +370,7 @@ static void test_lease_unknown_and_bad(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK(run(s, bad[i], &r) == 400 && r.op == STORE_OP_NONE, "not 400: %s", bad[i]);
-        CHECK(store_lease_count(s) == 0 && store_history_last_seq(s) == seq, "wrote: %s",
-              bad[i]);
+        CHECK(store_lease_count(s) == 0 && store_history_last_seq(s) == seq, "wrote: %s", bad[i]);
     }
     CHECK(run(s, "{\"op\":\"lease_grant\",\"ttl_ms\":1000}", &r) == 200, "min ttl");
     CHECK(run(s, "{\"op\":\"lease_grant\",\"ttl_ms\":86400000}", &r) == 200, "max ttl");
@@ -373,9 +393,12 @@ static void test_txn_compares_and_branches(void)
     CHECK(s, "open");
     store_result r;
     CHECK(run(s, "{\"set\":{\"a\":\"1\"}}", NULL) == 200, "a at 1");
-    struct { const char *cmp; int holds; } cases[] = {
-        {"{\"key\":\"a\",\"index\":1}", 1},   {"{\"key\":\"a\",\"index\":2}", 0},
-        {"{\"key\":\"b\",\"index\":0}", 1},   {"{\"key\":\"a\",\"index\":0}", 0},
+    struct {
+        const char *cmp;
+        int holds;
+    } cases[] = {
+        {"{\"key\":\"a\",\"index\":1}", 1},     {"{\"key\":\"a\",\"index\":2}", 0},
+        {"{\"key\":\"b\",\"index\":0}", 1},     {"{\"key\":\"a\",\"index\":0}", 0},
         {"{\"key\":\"b\",\"absent\":true}", 1}, {"{\"key\":\"a\",\"absent\":true}", 0},
         {"{\"key\":\"a\",\"value\":\"1\"}", 1}, {"{\"key\":\"a\",\"value\":\"2\"}", 0},
         {"{\"key\":\"b\",\"value\":\"\"}", 0},
@@ -384,7 +407,8 @@ static void test_txn_compares_and_branches(void)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         snprintf(cmd, sizeof cmd,
                  "{\"op\":\"txn\",\"if\":[%s],\"then\":[{\"set\":{\"t\":\"%zu\"}}],"
-                 "\"else\":[{\"set\":{\"e\":\"%zu\"}}]}", cases[i].cmp, i, i);
+                 "\"else\":[{\"set\":{\"e\":\"%zu\"}}]}",
+                 cases[i].cmp, i, i);
         CHECK(run(s, cmd, &r) == 200, "txn %zu: %d", i, r.code);
         CHECK(r.op == STORE_OP_TXN && r.succeeded == cases[i].holds, "compare %s: succeeded %d",
               cases[i].cmp, r.succeeded);
@@ -398,13 +422,16 @@ static void test_txn_compares_and_branches(void)
     snprintf(cmd, sizeof cmd,
              "{\"op\":\"txn\",\"if\":[{\"key\":\"a\",\"index\":1},{\"key\":\"a\",\"value\":\"9\"}],"
              "\"then\":[{\"set\":{\"no\":\"1\"}}],\"else\":[{\"del\":\"a\"},"
-             "{\"set\":{\"a\":\"2\"},\"lease\":%llu}]}", (unsigned long long)l);
+             "{\"set\":{\"a\":\"2\"},\"lease\":%llu}]}",
+             (unsigned long long)l);
     CHECK(run(s, cmd, &r) == 200 && r.succeeded == 0, "one false compare: else");
     CHECK(absent(s, "no") && has(s, "a", "2", l), "else ops in order, with lease");
     CHECK(run(s, "{\"op\":\"txn\",\"then\":[{\"set\":{\"u\":\"1\"}}]}", &r) == 200 &&
-              r.succeeded == 1, "no compares: then");
-    CHECK(run(s, "{\"op\":\"txn\",\"if\":[{\"key\":\"zz\",\"index\":5}],\"then\":[]}", &r) ==
-              200 && r.succeeded == 0, "false with no else: 200, nothing");
+              r.succeeded == 1,
+          "no compares: then");
+    CHECK(run(s, "{\"op\":\"txn\",\"if\":[{\"key\":\"zz\",\"index\":5}],\"then\":[]}", &r) == 200 &&
+              r.succeeded == 0,
+          "false with no else: 200, nothing");
     store_close(s);
 }
 
@@ -449,8 +476,10 @@ static void test_txn_malformed(void)
     /* Limits: 1000 keys over all ops and 1000 compares; one more is 400. */
     char *ok = big_txn("{\"op\":\"txn\",\"then\":[], \"else\":[", 1000, "{\"del\":\"a\"}");
     char *over = big_txn("{\"op\":\"txn\",\"then\":[], \"else\":[", 1001, "{\"del\":\"a\"}");
-    char *cok = big_txn("{\"op\":\"txn\",\"then\":[], \"if\":[", 1000, "{\"key\":\"a\",\"index\":1}");
-    char *cover = big_txn("{\"op\":\"txn\",\"then\":[], \"if\":[", 1001, "{\"key\":\"a\",\"index\":1}");
+    char *cok = big_txn("{\"op\":\"txn\",\"then\":[], \"if\":[", 1000,
+                        "{\"key\":\"a\",\"index\":1}");
+    char *cover = big_txn("{\"op\":\"txn\",\"then\":[], \"if\":[", 1001,
+                          "{\"key\":\"a\",\"index\":1}");
     int r1 = run(s, ok, NULL), r2 = run(s, over, NULL), r3 = run(s, cok, NULL),
         r4 = run(s, cover, NULL);
     free(ok);
@@ -482,7 +511,8 @@ static void check_installed(store *t, uint64_t at, const char *what)
     CHECK(has(t, "a", "1", 1) && has(t, "b", "2", 0) && has(t, "c", "3", 2), "keys and leases");
     CHECK(absent(t, "stale"), "old table replaced");
     CHECK(store_lease_count(t) == 2 && store_lease_get(t, 1, &ttl) == 1 && ttl == 3000 &&
-              store_lease_get(t, 2, &ttl) == 1 && ttl == 4000, "leases");
+              store_lease_get(t, 2, &ttl) == 1 && ttl == 4000,
+          "leases");
     CHECK(store_history_floor(t) == at && history_rows(t) == 0, "floor = snapshot index");
 }
 
@@ -522,7 +552,8 @@ static void test_snapshot_with_leases(void)
             return;
         store_result r;
         CHECK(apply_at(t, 6, "{\"op\":\"lease_revoke\",\"lease\":2}", &r) == 0 && r.code == 200 &&
-                  r.first_seq > seq, "revoke after install; seq not reused");
+                  r.first_seq > seq,
+              "revoke after install; seq not reused");
         CHECK(absent(t, "c") && has(t, "a", "1", 1), "lease keys work after install");
         store_close(t);
         t = open_db("t2.db");
@@ -602,7 +633,8 @@ static void test_migration_from_old_schema(void)
     sqlite3 *db;
     CHECK(sqlite3_open(p, &db) == SQLITE_OK, "sqlite open");
     /* The schema of the previous version, as its storage.c created it. */
-    int rc = sqlite3_exec(db,
+    int rc = sqlite3_exec(
+        db,
         "PRAGMA journal_mode=WAL;"
         "CREATE TABLE meta(name TEXT PRIMARY KEY, value);"
         "CREATE TABLE log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
@@ -658,7 +690,8 @@ static void test_history_and_kv_one_transaction(void)
     CHECK(store_begin(s) == 0, "begin");
     store_result r;
     CHECK(apply_at(s, 2, "{\"op\":\"set\",\"kv\":{\"b\":\"2\",\"a\":\"x\"}}", &r) == 0 &&
-              r.code == 200, "apply in txn");
+              r.code == 200,
+          "apply in txn");
     CHECK(has(s, "b", "2", 0) && history_rows(s) == 3, "visible inside");
     store_rollback(s); /* the crash: nothing of the batch reached the disk */
     CHECK(store_applied(s) == 1 && absent(s, "b") && has(s, "a", "1", 0), "kv rolled back");

@@ -34,9 +34,8 @@ int main(void)
     check(store_begin_lazy(s) == 0, "begin_lazy_again", "%s", store_error(s));
     check(store_meta_set(s, "bench", "two") == 0, "write_then_rollback", "%s", store_error(s));
     store_rollback(s);
-    check(store_begin(s) == 0 && store_meta_set(s, "other", "x") == 0 &&
-                                         store_commit(s) == 0, "ordinary_txn_after_lazy",
-          "%s", store_error(s));
+    check(store_begin(s) == 0 && store_meta_set(s, "other", "x") == 0 && store_commit(s) == 0,
+          "ordinary_txn_after_lazy", "%s", store_error(s));
     check(store_begin_lazy(s) == 0 && store_begin_lazy(s) < 0, "nested_begin_refused",
           "a second begin inside a transaction succeeded");
     store_rollback(s);

@@ -17,8 +17,8 @@
 
 /* Runs curl to POST body to url; stores the HTTP code (0 when no answer)
  * and up to outlen-1 bytes of the reply. Returns 0 when curl ran. */
-static int http_post(const char *curl, const security *sec, const char *url,
-                     const char *body, int *code, char *out, size_t outlen)
+static int http_post(const char *curl, const security *sec, const char *url, const char *body,
+                     int *code, char *out, size_t outlen)
 {
     int pfd[2];
     *code = 0;
@@ -72,8 +72,8 @@ static int http_post(const char *curl, const security *sec, const char *url,
     size_t len = 0;
     for (;;) {
         /* curl gives up after 5 s; meanwhile a child's death still counts. */
-        struct pollfd w[2] = { { .fd = pfd[0], .events = POLLIN },
-                               { .fd = supervise_fd(), .events = POLLIN } };
+        struct pollfd w[2] = {{.fd = pfd[0], .events = POLLIN},
+                              {.fd = supervise_fd(), .events = POLLIN}};
         if (poll(w, 2, -1) < 0 && errno != EINTR)
             break;
         if (w[1].revents & POLLIN) {
@@ -113,17 +113,16 @@ static int http_post(const char *curl, const security *sec, const char *url,
     return 0;
 }
 
-void join_cluster(const options *o, const install *in, const security *sec,
-                  const char *node_id, const char *marker)
+void join_cluster(const options *o, const install *in, const security *sec, const char *node_id,
+                  const char *marker)
 {
     const addr *join = &o->join, *raddr = &o->raddr, *haddr = &o->haddr;
     const char *id = o->id, *curl = in->curl;
     char url[400];
     snprintf(url, sizeof url, "%s://%s%s%s:%d/join", sec->join_scheme,
-             strchr(join->host, ':') ? "[" : "", join->host,
-             strchr(join->host, ':') ? "]" : "", join->port);
-    json_t *b = json_pack("{s:s,s:s,s:s}", "id", id, "addr", raddr->text,
-                          "haddr", haddr->text);
+             strchr(join->host, ':') ? "[" : "", join->host, strchr(join->host, ':') ? "]" : "",
+             join->port);
+    json_t *b = json_pack("{s:s,s:s,s:s}", "id", id, "addr", raddr->text, "haddr", haddr->text);
     if (b && node_id[0])
         json_object_set_new(b, "node_id", json_string(node_id));
     char *body = json_dumps(b, JSON_COMPACT);
@@ -175,8 +174,7 @@ void join_cluster(const options *o, const install *in, const security *sec,
             finish(1);
         }
         if (attempt == 1 || attempt % 10 == 0)
-            say("join: %s: %s; retrying", url,
-                code ? reply : "no answer");
+            say("join: %s: %s; retrying", url, code ? reply : "no answer");
         long long next = now_ms() + 1000; /* the next attempt in 1 s */
         for (long long left = 1000; left > 0; left = next - now_ms()) {
             check_children();

@@ -36,7 +36,8 @@ static int secure_file(const char *opt, const char *in, char *out, size_t outlen
     }
     if (!socat_safe(real)) {
         die_msg("%s %s: the path may not contain quotes, backslashes, spaces, "
-                "control characters or any of ,:!'", opt, real);
+                "control characters or any of ,:!'",
+                opt, real);
         return -1;
     }
     if (strlen(real) >= outlen) {
@@ -64,8 +65,7 @@ static int auth_user_ok(const char *u, size_t n)
  * so only '+' of the base64 alphabet needs a bracket. 0, or -1 when full. */
 static int base64_prefix_re(const char *user, size_t ul, char *re, size_t cap)
 {
-    static const char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     unsigned char in[72];
     size_t n = ul + 1, len = strlen(re);
     if (n > sizeof in)
@@ -74,8 +74,9 @@ static int base64_prefix_re(const char *user, size_t ul, char *re, size_t cap)
     in[ul] = ':';
     char out[320];
     size_t o = 0;
-#define PUT(c) (o += (size_t)snprintf(out + o, sizeof out - o, "%s%c%s", \
-                                      (c) == '+' ? "[" : "", (c), (c) == '+' ? "]" : ""))
+#define PUT(c) \
+    (o += (size_t)snprintf(out + o, sizeof out - o, "%s%c%s", (c) == '+' ? "[" : "", (c), \
+                           (c) == '+' ? "]" : ""))
     size_t i = 0;
     for (; i + 3 <= n; i += 3) {
         unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
@@ -156,8 +157,8 @@ static int setup_auth(const char *file, const char *htpasswd, int auth_health, c
         for (size_t i = 0; i < hl; i++) {
             unsigned char h = (unsigned char)c1[1 + i];
             if (h <= ' ' || h >= 0x7f) {
-                die_msg("-auth-file %s:%d: the hash has spaces or control characters",
-                        file, lineno);
+                die_msg("-auth-file %s:%d: the hash has spaces or control characters", file,
+                        lineno);
                 goto done;
             }
         }
@@ -190,7 +191,8 @@ static int setup_auth(const char *file, const char *htpasswd, int auth_health, c
      * user name in the Authorization header: the base64 of "USER:" of an
      * rw user (mod_auth has checked that user's password by then). */
     size_t cl = strlen(conf);
-    int n = snprintf(conf + cl, confcap - cl,
+    int n = snprintf(
+        conf + cl, confcap - cl,
         "# HTTP basic authentication (keyval -auth-file): ro users may\n"
         "# GET/HEAD, rw users may also write. 401 without valid credentials,\n"
         "# 403 for a valid user without the right.\n"
@@ -207,9 +209,9 @@ static int setup_auth(const char *file, const char *htpasswd, int auth_health, c
         "%s",
         htpasswd, readers,
         writers[0] ? "    # not an rw user (the base64 of \"USER:\" of each)\n"
-                     "    $REQUEST_HEADER[\"Authorization\"] !~ \"^[Bb][Aa][Ss][Ii][Cc] +(" : "",
-        writers, writers[0] ? ")\" {\n" : "",
-        writers[0] ? "    }\n" : "",
+                     "    $REQUEST_HEADER[\"Authorization\"] !~ \"^[Bb][Aa][Ss][Ii][Cc] +("
+                   : "",
+        writers, writers[0] ? ")\" {\n" : "", writers[0] ? "    }\n" : "",
         auth_health ? "# GET /health needs credentials too (keyval -auth-health).\n"
                     : "# GET /health (routed to /.kv-cgi/status/health) needs no credentials:\n"
                       "# a load balancer probes it without a password. /status and\n"
@@ -317,15 +319,13 @@ int security_setup(const options *o, const install *in, const paths *p, security
         sec->join_scheme = "https";
     }
     if (o->https_ca_s) {
-        if (secure_file("-https-ca", o->https_ca_s, sec->join_cacert,
-                        sizeof sec->join_cacert) < 0)
+        if (secure_file("-https-ca", o->https_ca_s, sec->join_cacert, sizeof sec->join_cacert) < 0)
             return -1;
     } else if (o->peer_tls_s && o->https_cert_s) {
         snprintf(sec->join_cacert, sizeof sec->join_cacert, "%s", sec->tls_ca);
     }
     if (o->auth_file_s) {
-        if (setup_auth(o->auth_file_s, p->htpasswd, o->auth_health, secconf,
-                       sizeof secconf) < 0)
+        if (setup_auth(o->auth_file_s, p->htpasswd, o->auth_health, secconf, sizeof secconf) < 0)
             return -1;
     } else {
         unlink(p->htpasswd);

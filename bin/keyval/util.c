@@ -135,10 +135,10 @@ int write_file(const char *path, const char *text, mode_t mode)
 
 /* Finds dir/rel1 or dir/rel2 (first that exists); returns 0 and the
  * directory path in out. */
-int find_dir(const char *bindir, const char *rel1, const char *rel2,
-                    const char *probe, char *out, size_t outlen)
+int find_dir(const char *bindir, const char *rel1, const char *rel2, const char *probe, char *out,
+             size_t outlen)
 {
-    const char *rels[2] = { rel1, rel2 };
+    const char *rels[2] = {rel1, rel2};
     for (int i = 0; i < 2; i++) {
         char d[PATH_MAX], f[PATH_MAX + 64];
         snprintf(d, sizeof d, "%s/%s", bindir, rels[i]);
@@ -155,8 +155,7 @@ int find_dir(const char *bindir, const char *rel1, const char *rel2,
 }
 
 /* Finds a program: $ENV, then bindir/name, then PATH, then /usr/sbin. */
-void find_prog(const char *env, const char *bindir, const char *name,
-                      char *out, size_t outlen)
+void find_prog(const char *env, const char *bindir, const char *name, char *out, size_t outlen)
 {
     const char *e = getenv(env);
     if (e && *e) {
@@ -194,7 +193,7 @@ void find_prog(const char *env, const char *bindir, const char *name,
             s += l + (c ? 1 : 0);
         }
     }
-    const char *sys[] = { "/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin" };
+    const char *sys[] = {"/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"};
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", sys[i], name);
         if (is_exec(p)) {

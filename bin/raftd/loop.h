@@ -9,7 +9,7 @@
 
 #define LOOP_READ 1
 #define LOOP_WRITE 2
-#define LOOP_HUP 4   /* hang-up or error: reported whatever the mask */
+#define LOOP_HUP 4 /* hang-up or error: reported whatever the mask */
 
 struct loop;
 struct epoll_event;
@@ -18,15 +18,15 @@ typedef void loop_fn(struct loop *l, int fd, void *data, int events);
 
 typedef struct loop_file {
     int mask;
-    loop_fn *fn;     /* NULL: fd not registered */
+    loop_fn *fn; /* NULL: fd not registered */
     void *data;
 } loop_file;
 
 typedef struct loop {
     int epfd;
-    int size;        /* descriptors 0..size-1 may be registered */
+    int size; /* descriptors 0..size-1 may be registered */
     loop_file *files;
-    void *owner;     /* handed to callbacks through l->owner */
+    void *owner; /* handed to callbacks through l->owner */
     struct epoll_event *fired;
 } loop;
 

@@ -31,8 +31,7 @@ static int check_set_obj(json_t *set, size_t *count, const char **why)
     const char *k;
     json_t *v;
     int code;
-    json_object_foreach(set, k, v)
-    {
+    json_object_foreach (set, k, v) {
         if ((code = kv_key_check(k, strlen(k), why)))
             return code;
         if (!json_is_string(v)) {
@@ -124,8 +123,7 @@ static json_t *txn_del(json_t *del, size_t *n)
     int code;
     if (!json_is_array(del))
         return err_reply(400, "\"del\" must be an array of keys");
-    json_array_foreach(del, i, v)
-    {
+    json_array_foreach (del, i, v) {
         if ((code = check_key(v, &why)))
             return err_reply(code, why);
         (*n)++;
@@ -144,8 +142,7 @@ static json_t *txn_if(json_t *cond, json_t **clean, size_t *n)
     if (!json_is_array(cond))
         return err_reply(400, "\"if\" must be an array of {\"key\",\"index\"}");
     *clean = json_array();
-    json_array_foreach(cond, i, v)
-    {
+    json_array_foreach (cond, i, v) {
         json_t *ix = json_object_get(v, "index");
         if (!json_is_object(v) || (code = check_key(json_object_get(v, "key"), &why)) ||
             !json_is_integer(ix) || json_integer_value(ix) < 0) {

@@ -68,7 +68,8 @@ void remove_old_snaps(struct raftd *d, uint64_t keep)
         int is_snap = sscanf(de->d_name, "snap-%llu.sna%1s", &idx, tail) == 2 &&
                       strcmp(tail, "p") == 0;
         size_t l = strlen(de->d_name);
-        int is_tmp = l > 4 && !strcmp(de->d_name + l - 4, ".tmp") && !strncmp(de->d_name, "snap-", 5);
+        int is_tmp = l > 4 && !strcmp(de->d_name + l - 4, ".tmp") &&
+                     !strncmp(de->d_name, "snap-", 5);
         if ((is_snap && idx != keep) || is_tmp) {
             char path[PATH_MAX];
             if ((size_t)snprintf(path, sizeof path, "%s/%s", d->dir, de->d_name) < sizeof path)

@@ -185,7 +185,8 @@ void log_refusal(struct raftd *d, const char *sockname, uid_t uid, gid_t gid)
     uint64_t now = now_ms();
     if (ll->last && now - ll->last < 10000)
         return;
-    logf_(d, "%s: refused %u client%s (last: uid %u gid %u; not our uid, root or the "
+    logf_(d,
+          "%s: refused %u client%s (last: uid %u gid %u; not our uid, root or the "
           "socket's group)",
           sockname, ll->n, ll->n == 1 ? "" : "s", (unsigned)uid, (unsigned)gid);
     ll->n = 0;

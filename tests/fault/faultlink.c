@@ -75,7 +75,8 @@ static void reset_close(int fd)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: faultlink SRC HOST:PORT  (cut while $KV_FAULT_DIR/cut-SRC-PORT exists)\n");
+        fprintf(stderr,
+                "usage: faultlink SRC HOST:PORT  (cut while $KV_FAULT_DIR/cut-SRC-PORT exists)\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);

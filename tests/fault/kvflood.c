@@ -121,12 +121,18 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
-        if (!strcmp(argv[i], "-tcp")) tcp_addr = argv[++i];
-        else if (!strcmp(argv[i], "-unix")) unix_path = argv[++i];
-        else if (!strcmp(argv[i], "-mode")) mode = argv[++i];
-        else if (!strcmp(argv[i], "-n")) n = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-t")) secs = atoi(argv[++i]);
-        else usage();
+        if (!strcmp(argv[i], "-tcp"))
+            tcp_addr = argv[++i];
+        else if (!strcmp(argv[i], "-unix"))
+            unix_path = argv[++i];
+        else if (!strcmp(argv[i], "-mode"))
+            mode = argv[++i];
+        else if (!strcmp(argv[i], "-n"))
+            n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-t"))
+            secs = atoi(argv[++i]);
+        else
+            usage();
     }
     if (!mode || (!tcp_addr == !unix_path) || n < 1 || n > MAX_CONN || secs < 1 || secs > 600)
         usage();
@@ -185,11 +191,12 @@ int main(int argc, char **argv)
         plen = strlen(s);
         memcpy(payload, s, plen);
     } else if (m_trickle) {
-        const char *s = unix_path ? "{\"op\":\"get\",\"key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                                  : "\0\0\0\xff\x01KVRAFT\0\x01\0\0\0\0\0\0\0\x01\x10"
-                                    "0123456789abcdef\0\x20node9 127.0.0.1:1 -      "
-                                    "                                          ";
+        const char *s =
+            unix_path ? "{\"op\":\"get\",\"key\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                      : "\0\0\0\xff\x01KVRAFT\0\x01\0\0\0\0\0\0\0\x01\x10"
+                        "0123456789abcdef\0\x20node9 127.0.0.1:1 -      "
+                        "                                          ";
         plen = unix_path ? strlen(s) : 120;
         memcpy(payload, s, plen);
     }
@@ -277,8 +284,7 @@ int main(int argc, char **argv)
                 connecting[i] = 0;
                 continue;
             }
-            if (fds[i] < 0 || connecting[i] ||
-                !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (fds[i] < 0 || connecting[i] || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             char buf[4096];
             ssize_t r = recv(fds[i], buf, sizeof buf, 0);
@@ -295,7 +301,7 @@ int main(int argc, char **argv)
         if (fds[i] >= 0)
             close(fds[i]);
     }
-    printf("kvflood: %s: %d opened, %d failed to open, %d closed by the server\n", mode,
-           opened, failed, closed);
+    printf("kvflood: %s: %d opened, %d failed to open, %d closed by the server\n", mode, opened,
+           failed, closed);
     return 0;
 }

@@ -65,10 +65,10 @@ static uint64_t rnd(void)
 /* ----------------------------------------------------------- HTTP client */
 
 typedef struct {
-    int sent;          /* request fully written */
-    int status;        /* 0: no complete response */
+    int sent;   /* request fully written */
+    int status; /* 0: no complete response */
     char etag_index[32], applied[32];
-    char *body;        /* NUL-terminated, malloc'd */
+    char *body; /* NUL-terminated, malloc'd */
 } resp;
 
 static int dial(int port, uint64_t deadline)
@@ -125,8 +125,8 @@ static void header_value(const char *hdrs, const char *name, char *out, size_t o
 }
 
 /* One request on a fresh connection (Connection: close). */
-static void http(int port, const char *method, const char *path, const char *hdr,
-                 const char *body, uint64_t timeout_ns, resp *r)
+static void http(int port, const char *method, const char *path, const char *hdr, const char *body,
+                 uint64_t timeout_ns, resp *r)
 {
     memset(r, 0, sizeof *r);
     uint64_t deadline = now_ns() + timeout_ns;
@@ -236,9 +236,9 @@ static const char *keyprefix = "k";
 
 static const resp *cur; /* the answer of the op being recorded, for its status */
 
-static void record(long seq, uint64_t inv, uint64_t ret, const char *outcome, char type,
-                   long key, const char *value, const char *expect, const char *index,
-                   const char *applied, int port)
+static void record(long seq, uint64_t inv, uint64_t ret, const char *outcome, char type, long key,
+                   const char *value, const char *expect, const char *index, const char *applied,
+                   int port)
 {
     char why[80] = "-";
     if (cur && cur->status != 200 && cur->body) { /* the error, spaces made '_' */
@@ -336,8 +336,9 @@ static void client_main(int id, uint64_t end, uint64_t timeout_ns, uint64_t seed
         long base = total / OPS_PER_SLIDE;
         long key = base + (long)(rnd() % WINDOW);
         long mk = *maxkey;
-        while (key + WINDOW > mk && !__atomic_compare_exchange_n(maxkey, &mk, key + WINDOW, 0,
-                                                               __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        while (key + WINDOW > mk &&
+               !__atomic_compare_exchange_n(maxkey, &mk, key + WINDOW, 0, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_SEQ_CST))
             ;
         char k[128], path[256], val[64], hdr[128], body[512];
         snprintf(k, sizeof k, "%s%ld", keyprefix, key);
@@ -404,8 +405,8 @@ static void client_main(int id, uint64_t end, uint64_t timeout_ns, uint64_t seed
             size_t o = (size_t)snprintf(body, sizeof body, "{");
             for (int i = 0; i < nk; i++) {
                 keys[i] = base + i;
-                o += (size_t)snprintf(body + o, sizeof body - o, "%s\"%s%ld\":\"%s\"",
-                                      i ? "," : "", keyprefix, keys[i], val);
+                o += (size_t)snprintf(body + o, sizeof body - o, "%s\"%s%ld\":\"%s\"", i ? "," : "",
+                                      keyprefix, keys[i], val);
             }
             snprintf(body + o, sizeof body - o, "}");
             http(port, "POST", "/key", NULL, body, timeout_ns, &r);

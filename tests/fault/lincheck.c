@@ -89,7 +89,10 @@ static hop *H;
 static size_t nH, capH;
 static uint64_t T0 = LC_INF;
 
-static double rel(uint64_t t) { return t == LC_INF ? -1 : (double)(int64_t)(t - T0) / 1e9; }
+static double rel(uint64_t t)
+{
+    return t == LC_INF ? -1 : (double)(int64_t)(t - T0) / 1e9;
+}
 
 static int load_file(const char *path)
 {
@@ -113,7 +116,10 @@ static int load_file(const char *path)
         snprintf(h.line, sizeof h.line, "%s", line);
         h.inv = inv;
         h.ret = ret;
-        h.outcome = !strcmp(oc, "ok") ? 'o' : !strcmp(oc, "unk") ? 'u' : !strcmp(oc, "pre") ? 'p' : 'f';
+        h.outcome = !strcmp(oc, "ok")    ? 'o'
+                    : !strcmp(oc, "unk") ? 'u'
+                    : !strcmp(oc, "pre") ? 'p'
+                                         : 'f';
         h.type = ty[0];
         h.key = intern(&keys, k);
         h.value = strcmp(v, "-") ? intern(&values, v) : -1;
@@ -258,8 +264,8 @@ int main(int argc, char **argv)
     }
     printf("history: %ld operations (%ld reads, %ld stale reads, %ld writes, %ld conditional, "
            "%ld deletes, %ld batches), %ld definite failures, %ld unknown outcomes, %zu keys\n",
-           ops, by_type['r'], by_type['s'], by_type['w'], by_type['c'], by_type['d'],
-           by_type['b'], failed, unk, keys.n);
+           ops, by_type['r'], by_type['s'], by_type['w'], by_type['c'], by_type['d'], by_type['b'],
+           failed, unk, keys.n);
     printf("longest wait: %.3f s", (double)longest / 1e9);
     if (longest_op)
         printf(" (%s)", longest_op->line);
@@ -361,7 +367,8 @@ int main(int argc, char **argv)
                 const hop *w = L[i];
                 if (!(w->type == 'w' || w->type == 'b' || w->type == 'c'))
                     continue;
-                if (w->outcome != 'o' && !(w->outcome == 'u' && w->value >= 0 && seen_any[w->value]))
+                if (w->outcome != 'o' &&
+                    !(w->outcome == 'u' && w->value >= 0 && seen_any[w->value]))
                     continue;
                 if (final->value == w->value)
                     continue;
@@ -408,13 +415,15 @@ int main(int argc, char **argv)
         lc_result r = lc_check(lo, m, budget, mem_mb << 20);
         if (r.verdict == LC_UNKNOWN) {
             printf("UNKNOWN %s: %d ops not decided within %.0f s / %zu MB (%" PRIu64
-                   " steps, depth %d)\n", kn, m, budget, mem_mb, r.steps, r.depth);
+                   " steps, depth %d)\n",
+                   kn, m, budget, mem_mb, r.steps, r.depth);
             unknown_keys++;
         } else if (r.verdict == LC_VIOLATION) {
             violations++;
             const hop *s = L[r.stuck];
             printf("VIOLATION %s: not linearizable (%d ops; %d placed on the deepest path); "
-                   "first op that cannot be placed:\n", kn, m, r.depth);
+                   "first op that cannot be placed:\n",
+                   kn, m, r.depth);
             print_op("    >>> ", s);
             printf("    history of %s around it (relative seconds; unknown ops end at -1):\n", kn);
             size_t at = (size_t)r.stuck;
@@ -427,6 +436,7 @@ int main(int argc, char **argv)
         free(lo), free(back);
     }
     printf("checked %zu keys: %d violations (%ld lost writes, %ld stale-read, %ld index), "
-           "%d keys unknown\n", nkeys, violations, lost, stale_bad, index_bad, unknown_keys);
+           "%d keys unknown\n",
+           nkeys, violations, lost, stale_bad, index_bad, unknown_keys);
     return violations ? 1 : unknown_keys ? 2 : 0;
 }

@@ -29,29 +29,29 @@
 #define LC_INF UINT64_MAX
 
 typedef struct lc_op {
-    uint64_t inv, ret;  /* ret LC_INF when unknown */
-    char outcome;       /* 'o' ok, 'u' unknown, 'p' precondition failed */
-    char type;          /* r s w b d c */
-    int value;          /* value id, -1 absent */
-    int expect;         /* cas: expected value id, -1 absent */
-    int id;             /* caller's index, for reports */
+    uint64_t inv, ret; /* ret LC_INF when unknown */
+    char outcome;      /* 'o' ok, 'u' unknown, 'p' precondition failed */
+    char type;         /* r s w b d c */
+    int value;         /* value id, -1 absent */
+    int expect;        /* cas: expected value id, -1 absent */
+    int id;            /* caller's index, for reports */
 } lc_op;
 
 enum { LC_LINEARIZABLE = 0, LC_VIOLATION = 1, LC_UNKNOWN = 2 };
 
 typedef struct lc_result {
     int verdict;
-    int stuck;          /* violation: caller id of the op whose return was reached
+    int stuck; /* violation: caller id of the op whose return was reached
                            unplaced on the deepest path (the first op that cannot
                            be placed) */
-    int depth;          /* most ops linearized on any path */
+    int depth; /* most ops linearized on any path */
     uint64_t steps;
 } lc_result;
 
 /* -------------------------------------------------------- the search */
 
 typedef struct lc_entry {
-    int op;             /* index into ops */
+    int op; /* index into ops */
     int is_call;
     uint64_t t;
     struct lc_entry *next, *prev, *match;
@@ -60,16 +60,10 @@ typedef struct lc_entry {
 static int lc_step(const lc_op *o, int state, int *out)
 {
     switch (o->type) {
-    case 'r':
-        *out = state;
-        return state == o->value;
+    case 'r': *out = state; return state == o->value;
     case 'w':
-    case 'b':
-        *out = o->value;
-        return 1;
-    case 'd':
-        *out = -1;
-        return 1;
+    case 'b': *out = o->value; return 1;
+    case 'd': *out = -1; return 1;
     case 'c':
         if (o->outcome == 'p') {
             *out = state;
@@ -82,7 +76,7 @@ static int lc_step(const lc_op *o, int state, int *out)
 }
 
 typedef struct {
-    uint64_t *slots_hash;   /* 0 empty */
+    uint64_t *slots_hash; /* 0 empty */
     int *slots_state;
     uint64_t **slots_bits;
     size_t cap, used, words;
@@ -191,7 +185,10 @@ static lc_result lc_check(const lc_op *ops, int n, double budget_s, size_t max_b
     lc_entry *es = calloc((size_t)n * 2 + 1, sizeof *es);
     size_t words = ((size_t)n + 63) / 64;
     uint64_t *bits = calloc(words, sizeof *bits);
-    struct fr { lc_entry *e; int state; } *stack = calloc((size_t)n + 1, sizeof *stack);
+    struct fr {
+        lc_entry *e;
+        int state;
+    } *stack = calloc((size_t)n + 1, sizeof *stack);
     if (!es || !bits || !stack) {
         free(es), free(bits), free(stack);
         res.verdict = LC_UNKNOWN;
@@ -274,7 +271,7 @@ static lc_result lc_check(const lc_op *ops, int n, double budget_s, size_t max_b
             e = e->next;
         } else {
             if (e->t == LC_INF)
-                break; /* only unknown-outcome ops left: they may never take effect */
+                break;              /* only unknown-outcome ops left: they may never take effect */
             if (sp > stuck_depth) { /* deepest dead end so far: report its op */
                 stuck_depth = sp;
                 res.stuck = ops[e->op].id;

@@ -30,8 +30,7 @@ static void check_key_json(json_t *obj)
 {
     const char *k, *why;
     json_t *v;
-    json_object_foreach(obj, k, v)
-    {
+    json_object_foreach (obj, k, v) {
         if (cgi_key_valid(k, strlen(k), &why) < 0)
             return;
         if (!json_is_string(v))

@@ -32,8 +32,7 @@ static void decode_payload(int kind, const uint8_t *p, size_t len)
             if (codec_hello_frame(&b, &h) == 0) {
                 peer_hello h2;
                 if (b.len < 5 || codec_hello_decode(&h2, b.p + 5, b.len - 5) != 0 ||
-                    h2.from != h.from || strcmp(h2.cluster, h.cluster) ||
-                    strcmp(h2.meta, h.meta))
+                    h2.from != h.from || strcmp(h2.cluster, h.cluster) || strcmp(h2.meta, h.meta))
                     abort();
             }
             wbuf_free(&b);

@@ -31,7 +31,10 @@ static const char *const preset[] = {
 
 static int apply(store *st, uint64_t idx, const uint8_t *p, size_t n, store_result *res)
 {
-    raft_entry e = {.term = 1, .index = idx, .type = RAFT_ENTRY_NORMAL, .len = (uint32_t)n,
+    raft_entry e = {.term = 1,
+                    .index = idx,
+                    .type = RAFT_ENTRY_NORMAL,
+                    .len = (uint32_t)n,
                     .data = n ? (uint8_t *)p : NULL};
     memset(res, 0, sizeof *res);
     return store_apply(st, &e, res);
@@ -76,7 +79,8 @@ static void check_entry(store *st, uint64_t idx, const store_result *res, int64_
         rows_seen r = {.index = idx};
         if (res->first_seq != seq0 + 1 || res->last_seq != store_history_last_seq(st) ||
             store_changes(st, 0, seq0, NULL, 0, 1, 1u << 20, row_index, &r) !=
-                (int)(res->last_seq - seq0) || r.wrong)
+                (int)(res->last_seq - seq0) ||
+            r.wrong)
             abort();
     }
     uint64_t ttl;

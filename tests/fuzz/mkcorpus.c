@@ -64,28 +64,42 @@ int main(int argc, char **argv)
     wbuf_free(&b);
 
     uint8_t d1[] = "{\"set\":{\"a\":\"1\"}}";
-    raft_entry ents[2] = {{.term = 2, .index = 5, .type = RAFT_ENTRY_NORMAL,
-                           .len = sizeof d1 - 1, .data = d1},
-                          {.term = 2, .index = 6, .type = RAFT_ENTRY_NOOP}};
+    raft_entry ents[2] = {
+        {.term = 2, .index = 5, .type = RAFT_ENTRY_NORMAL, .len = sizeof d1 - 1, .data = d1},
+        {.term = 2, .index = 6, .type = RAFT_ENTRY_NOOP}};
     raft_config conf = {.n = 2};
-    conf.nodes[0].id = 1; conf.nodes[0].voter = 1;
+    conf.nodes[0].id = 1;
+    conf.nodes[0].voter = 1;
     snprintf(conf.nodes[0].meta, RAFT_META_MAX, "node0 127.0.0.1:12000 -");
-    conf.nodes[1].id = 2; conf.nodes[1].voter = 0;
+    conf.nodes[1].id = 2;
+    conf.nodes[1].voter = 0;
     snprintf(conf.nodes[1].meta, RAFT_META_MAX, "node1 127.0.0.1:12001 -");
     uint8_t snapbytes[32] = "KVSNAP01";
     for (int t = 1; t <= RAFT_MSG_TYPE_MAX; t++) {
-        raft_msg m = {.type = (uint8_t)t, .from = 0x1234, .to = 7, .term = 3,
-                      .index = 4, .log_term = 2, .commit = 4, .ctx = 9};
+        raft_msg m = {.type = (uint8_t)t,
+                      .from = 0x1234,
+                      .to = 7,
+                      .term = 3,
+                      .index = 4,
+                      .log_term = 2,
+                      .commit = 4,
+                      .ctx = 9};
         if (t == RAFT_MSG_APPEND) {
             m.n_entries = 2;
             m.entries = ents;
         }
         if (t == RAFT_MSG_SNAP) {
-            m.snap_index = 10; m.snap_term = 2; m.len = sizeof snapbytes;
-            m.data = snapbytes; m.last = 1; m.conf = &conf;
+            m.snap_index = 10;
+            m.snap_term = 2;
+            m.len = sizeof snapbytes;
+            m.data = snapbytes;
+            m.last = 1;
+            m.conf = &conf;
         }
         if (t == RAFT_MSG_APPEND_RESP) {
-            m.reject = 1; m.hint_index = 3; m.hint_term = 1;
+            m.reject = 1;
+            m.hint_index = 3;
+            m.hint_term = 1;
         }
         b = (wbuf){0};
         if (codec_msg_frame(&b, &m) < 0 || codec_msg_frame(&all, &m) < 0) {
@@ -132,16 +146,27 @@ int main(int argc, char **argv)
         wbuf st = {0};
         codec_hello_frame(&st, &ph);
         for (int t = 1; t <= RAFT_MSG_TYPE_MAX; t++) {
-            raft_msg m = {.type = (uint8_t)t, .from = id1, .to = id0, .term = 2,
-                          .index = 1, .log_term = 1, .commit = 1, .ctx = 9};
+            raft_msg m = {.type = (uint8_t)t,
+                          .from = id1,
+                          .to = id0,
+                          .term = 2,
+                          .index = 1,
+                          .log_term = 1,
+                          .commit = 1,
+                          .ctx = 9};
             if (t == RAFT_MSG_APPEND) {
-                ents[0].index = 2; ents[1].index = 3;
+                ents[0].index = 2;
+                ents[1].index = 3;
                 m.n_entries = 2;
                 m.entries = ents;
             }
             if (t == RAFT_MSG_SNAP) {
-                m.snap_index = 10; m.snap_term = 2; m.len = sizeof snapbytes;
-                m.data = snapbytes; m.last = 0; m.conf = &conf;
+                m.snap_index = 10;
+                m.snap_term = 2;
+                m.len = sizeof snapbytes;
+                m.data = snapbytes;
+                m.last = 0;
+                m.conf = &conf;
             }
             wbuf one = {0};
             codec_hello_frame(&one, &ph);
@@ -208,8 +233,11 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < 6; i++) {
         const char *c = i < 4 ? cmds[i] : snap_cmds[i - 4];
-        raft_entry e = {.term = 1, .index = i + 1, .type = RAFT_ENTRY_NORMAL,
-                        .len = (uint32_t)strlen(c), .data = (uint8_t *)c};
+        raft_entry e = {.term = 1,
+                        .index = i + 1,
+                        .type = RAFT_ENTRY_NORMAL,
+                        .len = (uint32_t)strlen(c),
+                        .data = (uint8_t *)c};
         store_result r;
         if (store_apply(s, &e, &r) < 0) {
             fprintf(stderr, "mkcorpus: %s\n", store_error(s));
@@ -229,14 +257,26 @@ int main(int argc, char **argv)
     store_close(s);
 
     /* cgi: URI \0 CONTENT_LENGTH \0 If-Match \0 If-None-Match \0 body */
-#define CG(name, lit) {name, lit, sizeof lit - 1}
-    static const struct { const char *name; const char *v; size_t n; } cg[] = {
+#define CG(name, lit) \
+    { \
+        name, lit, sizeof lit - 1 \
+    }
+    static const struct {
+        const char *name;
+        const char *v;
+        size_t n;
+    } cg[] = {
         CG("get", "/key/a%2Fb?level=stale\0\0\0\0"),
-        CG("put", "/key/x\0" "5\0\"3\"\0\0hello"),
-        CG("put-inm", "/key/x\0" "1\0\0*\0z"),
-        CG("set", "/key\0" "19\0\0\0{\"a\":\"1\",\"b\":\"\"}"),
+        CG("put", "/key/x\0"
+                  "5\0\"3\"\0\0hello"),
+        CG("put-inm", "/key/x\0"
+                      "1\0\0*\0z"),
+        CG("set", "/key\0"
+                  "19\0\0\0{\"a\":\"1\",\"b\":\"\"}"),
         CG("list", "/key?prefix=a+b&after=a%20&limit=10&level=linearizable"),
-        CG("join", "/join\0" "70\0\0\0{\"id\":\"node1\",\"addr\":\"127.0.0.1:12001\",\"haddr\":\"127.0.0.1:11001\"}"),
+        CG("join",
+           "/join\0"
+           "70\0\0\0{\"id\":\"node1\",\"addr\":\"127.0.0.1:12001\",\"haddr\":\"127.0.0.1:11001\"}"),
     };
     for (size_t i = 0; i < sizeof cg / sizeof cg[0]; i++)
         put("cgi", cg[i].name, cg[i].v, cg[i].n);
