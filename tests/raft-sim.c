@@ -185,8 +185,9 @@ typedef struct simlease {
     int ended, by_expire;    /* revoke or expire applied (first node) */
     uint64_t end_ms, end_p;  /* when, and the expire's proposal time */
     uint64_t proposed_ms;    /* the first expire proposed by the leader
-                                of the highest term since
-                                lease_counted_from() */
+                                of the highest term in its term */
+    int prop_node;           /* ... by this node (index + 1) */
+    uint64_t prop_term;      /* ... in this term */
 } simlease;
 
 typedef struct grantreq {
@@ -1527,11 +1528,16 @@ static void lease_leader_events(sim *s)
         for (size_t k = 0; k < n; k++) {
             uint64_t idx = 0, term;
             int rc = propose_lease_cmd(s, i, CMD_EXPIRE, due[k], now, &idx, &term);
+            if (rc != RAFT_OK)
+                lease_expire_refused(nd->lt, due[k], now);
             simlease *l = lease_rec(s, due[k]);
             /* the first proposal since lease_counted_from() */
             if (rc == RAFT_OK && l && i == leader_index(s) &&
-                l->proposed_ms < lease_counted_from(s, l, i))
+                (l->prop_node != i + 1 || l->prop_term != nd->lt_term)) {
                 l->proposed_ms = now;
+                l->prop_node = i + 1;
+                l->prop_term = nd->lt_term;
+            }
             ev(s, "n%llu lease_expire %llu: %s at %llu", (unsigned long long)nd->id,
                (unsigned long long)due[k], rc == RAFT_OK ? "proposed" : "refused",
                (unsigned long long)idx);
@@ -1881,7 +1887,8 @@ static int all_decided(sim *s, uint64_t *first_open)
     return 1;
 }
 
-/* Liveness of leases after the heal: the leader proposes the expire of
+/* Liveness of leases after the heal: the leader proposes (once in its
+ * term, lib/lease.h) the expire of
  * every lease its client stopped renewing (all of them, from the heal
  * on) within ttl + guard + LEASE_SLACK_ET maximum election timeouts
  * (2e ticks each: a transfer in progress refuses proposals) of
@@ -1906,7 +1913,8 @@ static void check_leases_late(sim *s)
         uint64_t base = lease_counted_from(s, l, li);
         if (s->oracle[l->id].lgrant_ms > base)
             base = s->oracle[l->id].lgrant_ms;
-        if (l->proposed_ms && l->proposed_ms >= base)
+        /* proposed in this leader's term: it commits or the term ends */
+        if (l->prop_node == li + 1 && l->prop_term == s->nodes[li].lt_term)
             continue;
         if (now > base + l->ttl + bound) {
             fail(s, "liveness: the expire of lease %llu (ttl %llu ms) not "
