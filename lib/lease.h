@@ -10,18 +10,29 @@
  * It must not decide anything from a follower's point of view: a table
  * that is not leading answers LEASE_ENOTLEADER.
  *
- * How raftd drives it (docs/coordination.md, "Leases"):
- *   - becoming leader: lease_load() every lease of the applied state, then
- *     lease_leader_start(now);
+ * How raftd drives it (docs/coordination.md, "Leases"; tests/raft-sim.c
+ * does exactly this):
+ *   - at every ready, before applying its committed entries: role became
+ *     leader (or the term changed while leader) -> lease_leader_stop() if
+ *     leading, lease_load() every lease of the applied state, then
+ *     lease_leader_start(now); role no longer leader -> lease_leader_stop();
  *   - applying a lease_grant while leading: lease_granted(); applying a
- *     lease_revoke or lease_expire: lease_removed();
- *   - a lease_renew: raft_read_index() at submission (submitted_at = now
- *     then); when that read is released and applied >= its index:
+ *     lease_revoke or lease_expire (any role): lease_removed();
+ *   - a lease_renew reaching the leader (a follower forwards it):
+ *     submitted_at = now, THEN raft_read_index() (a round started after
+ *     submitted_at); when that read is released and applied >= its index,
+ *     and the node still leads in the term it was submitted in:
  *     lease_renew_check(id, submitted_at, now) -- LEASE_OK is the 200;
  *   - every loop turn: lease_next_expiry() bounds the poll timeout;
- *     lease_due() lists the leases to propose lease_expire for, with
- *     "proposed_at":now in the log command only for tracing;
- *   - losing leadership: lease_leader_stop().
+ *     lease_due() lists the leases to propose lease_expire for; a refused
+ *     raft_propose -> lease_expire_refused(id, now);
+ *   - lease_get's remaining_ms: lease_remaining().
+ * A grant is answered by whichever node proposed it, once applied there,
+ * possibly long after (a deposed leader applies it late): clients count a
+ * ttl from when they sent the request, which is what the rules give.
+ * Not covered: clock rate drift between nodes (CLOCK_MONOTONIC is slewed
+ * by NTP by up to 500 ppm: 43 s of a 24 h ttl): clients renew well
+ * within the ttl.
  *
  * THE RULES, and why no lease ends early (G = guard_ms, the minimum
  * election timeout; a renewal answered at A was submitted at S > A - G):

@@ -919,8 +919,11 @@ static void lease_ended(sim *s, int ni, uint64_t id, int by_expire,
                                                       : 0;
             if (late > s->stat_late_ms)
                 s->stat_late_ms = late;
+            /* and its proposal by the leader, counted as the check does */
             int li = leader_index(s);
             base = li >= 0 ? lease_counted_from(s, l, li) : UINT64_MAX;
+            if (li >= 0 && o->lgrant_ms > base)
+                base = o->lgrant_ms;
             late = l->proposed_ms > base + l->ttl ? l->proposed_ms - base - l->ttl
                                                   : 0;
             if (l->proposed_ms >= base && late > s->stat_late_elect_ms)
