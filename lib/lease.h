@@ -83,8 +83,8 @@
 enum lease_result {
     LEASE_OK = 0,
     LEASE_EUNKNOWN = -1,   /* no such lease (revoked, expired, never): 404 */
-    LEASE_ETOOLATE = -2,   /* the renewal waited >= guard: not answered,
-                              the client retries (503 "outcome":"unknown") */
+    LEASE_ETOOLATE = -2,   /* the renewal waited >= guard: not renewed,
+                              nothing changed; 503, the client retries */
     LEASE_EEXPIRING = -3,  /* its expire is proposed: answer 404 */
     LEASE_ENOTLEADER = -4, /* this table is not leading: forward / retry */
     LEASE_EFULL = -5,      /* the table holds max leases already */
