@@ -18,8 +18,8 @@
 typedef struct lease {
     uint64_t id;
     uint64_t ttl_ms;
-    uint64_t deadline;    /* leading: propose the expire at or after it */
-    uint64_t proposed_at; /* when lease_due() handed it out */
+    uint64_t deadline; /* leading: propose the expire at or after it */
+    uint64_t retry_at; /* proposed: hand out again then (refused) */
     int proposed;
 } lease;
 
@@ -203,10 +203,10 @@ int lease_renew_check(lease_table *t, uint64_t id, uint64_t submitted_at, uint64
     return LEASE_OK;
 }
 
-/* When lease_due() would hand l out. */
-static uint64_t due_at(const lease_table *t, const lease *l)
+/* When lease_due() would hand l out: once per term, unless refused. */
+static uint64_t due_at(const lease *l)
 {
-    return l->proposed ? add_sat(l->proposed_at, t->guard_ms) : l->deadline;
+    return l->proposed ? l->retry_at : l->deadline;
 }
 
 uint64_t lease_next_expiry(const lease_table *t)
@@ -215,7 +215,7 @@ uint64_t lease_next_expiry(const lease_table *t)
     if (!t->leading)
         return best;
     for (size_t k = 0; k < t->n; k++) {
-        uint64_t at = due_at(t, &t->v[k]);
+        uint64_t at = due_at(&t->v[k]);
         if (at < best)
             best = at;
     }
@@ -229,13 +229,20 @@ size_t lease_due(lease_table *t, uint64_t now, uint64_t *out, size_t max)
         return 0;
     for (size_t k = 0; k < t->n && n < max; k++) {
         lease *l = &t->v[k];
-        if (due_at(t, l) > now)
+        if (due_at(l) > now)
             continue;
         l->proposed = 1;
-        l->proposed_at = now;
+        l->retry_at = UINT64_MAX;
         out[n++] = l->id;
     }
     return n;
+}
+
+void lease_expire_refused(lease_table *t, uint64_t id, uint64_t now)
+{
+    lease *l = find(t, id);
+    if (l && l->proposed)
+        l->retry_at = add_sat(now, t->guard_ms);
 }
 
 int lease_remaining(const lease_table *t, uint64_t id, uint64_t now, uint64_t *ms)

@@ -10,18 +10,29 @@
  * It must not decide anything from a follower's point of view: a table
  * that is not leading answers LEASE_ENOTLEADER.
  *
- * How raftd drives it (docs/coordination.md, "Leases"):
- *   - becoming leader: lease_load() every lease of the applied state, then
- *     lease_leader_start(now);
+ * How raftd drives it (docs/coordination.md, "Leases"; tests/raft-sim.c
+ * does exactly this):
+ *   - at every ready, before applying its committed entries: role became
+ *     leader (or the term changed while leader) -> lease_leader_stop() if
+ *     leading, lease_load() every lease of the applied state, then
+ *     lease_leader_start(now); role no longer leader -> lease_leader_stop();
  *   - applying a lease_grant while leading: lease_granted(); applying a
- *     lease_revoke or lease_expire: lease_removed();
- *   - a lease_renew: raft_read_index() at submission (submitted_at = now
- *     then); when that read is released and applied >= its index:
+ *     lease_revoke or lease_expire (any role): lease_removed();
+ *   - a lease_renew reaching the leader (a follower forwards it):
+ *     submitted_at = now, THEN raft_read_index() (a round started after
+ *     submitted_at); when that read is released and applied >= its index,
+ *     and the node still leads in the term it was submitted in:
  *     lease_renew_check(id, submitted_at, now) -- LEASE_OK is the 200;
  *   - every loop turn: lease_next_expiry() bounds the poll timeout;
- *     lease_due() lists the leases to propose lease_expire for, with
- *     "proposed_at":now in the log command only for tracing;
- *   - losing leadership: lease_leader_stop().
+ *     lease_due() lists the leases to propose lease_expire for; a refused
+ *     raft_propose -> lease_expire_refused(id, now);
+ *   - lease_get's remaining_ms: lease_remaining().
+ * A grant is answered by whichever node proposed it, once applied there,
+ * possibly long after (a deposed leader applies it late): clients count a
+ * ttl from when they sent the request, which is what the rules give.
+ * Not covered: clock rate drift between nodes (CLOCK_MONOTONIC is slewed
+ * by NTP by up to 500 ppm: 43 s of a 24 h ttl): clients renew well
+ * within the ttl.
  *
  * THE RULES, and why no lease ends early (G = guard_ms, the minimum
  * election timeout; a renewal answered at A was submitted at S > A - G):
@@ -48,9 +59,12 @@
  *
  * Re-proposal: an expire proposed by a leader cannot be lost while that
  * leader stays leader (a lost term ends in lease_leader_stop()); only a
- * refused raft_propose (a transfer in progress, say) loses one. So a
- * lease handed out by lease_due() and still here G ms later is handed
- * out again (the expire of an unknown lease is a no-op on apply).
+ * refused raft_propose (a transfer in progress, say) loses one. So
+ * lease_due() hands a lease out once per term, and again G ms after the
+ * caller reports a refused proposal (lease_expire_refused()). Not on a
+ * timer: when the log commits slowly (a follower far behind), timed
+ * re-proposals pile up faster than they commit (raft-sim seed 113166 at
+ * 5 nodes grew the leader's log by 12,000 expire entries that way).
  */
 #ifndef KEYVAL_LEASE_H
 #define KEYVAL_LEASE_H
@@ -63,8 +77,8 @@
 enum lease_result {
     LEASE_OK = 0,
     LEASE_EUNKNOWN = -1,   /* no such lease (revoked, expired, never): 404 */
-    LEASE_ETOOLATE = -2,   /* the renewal waited >= guard: not answered,
-                              the client retries (503 "outcome":"unknown") */
+    LEASE_ETOOLATE = -2,   /* the renewal waited >= guard: not renewed,
+                              nothing changed; 503, the client retries */
     LEASE_EEXPIRING = -3,  /* its expire is proposed: answer 404 */
     LEASE_ENOTLEADER = -4, /* this table is not leading: forward / retry */
     LEASE_EFULL = -5,      /* the table holds max leases already */
@@ -114,10 +128,14 @@ int lease_renew_check(lease_table *t, uint64_t id, uint64_t submitted_at, uint64
 uint64_t lease_next_expiry(const lease_table *t);
 
 /* The leases whose deadline is <= now and whose expire is not proposed
- * (or was proposed >= guard ago), at most max of them into out[]; each
- * is marked proposed at now. The caller proposes one lease_expire each.
- * Returns how many; call again if it returned max. */
+ * (or was refused >= guard ago), at most max of them into out[]; each is
+ * marked proposed. The caller proposes one lease_expire each. Returns
+ * how many; call again if it returned max. */
 size_t lease_due(lease_table *t, uint64_t now, uint64_t *out, size_t max);
+
+/* raft_propose refused the expire of id handed out by lease_due(): hand
+ * it out again guard ms after now (renewals stay refused meanwhile). */
+void lease_expire_refused(lease_table *t, uint64_t id, uint64_t now);
 
 /* Time left of id (0 once due) into *ms: LEASE_OK, LEASE_EUNKNOWN,
  * LEASE_ENOTLEADER. For lease_get's remaining_ms. */

@@ -19,6 +19,16 @@
  * (timeouts, batching, pipelining, trail, pre-vote, check-quorum,
  * auto-promotion) vary per seed.
  *
+ * Leases (docs/coordination.md) as raftd runs them: clients grant leases
+ * (a lease_grant entry; lease id = its index), renew them as ReadIndex
+ * reads on the leader whose release renews (lease_renew_check: the guard,
+ * rule 3), sometimes late, near the deadline, abandon and revoke them;
+ * every node's state machine holds the lease table (in its snapshots
+ * too); every leader runs lib/lease.c on one cluster clock (ticks x
+ * TICK_MS, running on while a node is frozen, as CLOCK_MONOTONIC under
+ * SIGSTOP) and proposes lease_expire entries. Renewals race leadership
+ * transfers, and leaders pause with renewal rounds in flight.
+ *
  * After every step: at most one leader per term; no node votes twice in a
  * term; log matching (every few steps); leader completeness (at each new
  * leader); state machine safety (no two nodes apply different entries at
@@ -27,10 +37,18 @@
  * acknowledged before the read was issued, and the value the client then
  * reads (once applied >= read index) is that write's or newer; batches
  * within max_msg_bytes;
- * the in-memory log bounded by the snapshot trail. After the faults heal
- * (links become FIFO): a leader and steady progress, every proposal
- * decided, no acknowledged write lost, every member caught up, and nodes
- * at the same applied index hold the same state.
+ * the in-memory log bounded by the snapshot trail; no lease ends early
+ * (an applied lease_expire was proposed at least ttl after every renewal
+ * of it answered 200 and after its grant was asked for, whichever node
+ * applies it, before or after the answer); no renewal asked after its
+ * lease ended is answered 200; every node holds the same lease table
+ * after the same index. After the faults heal (links become FIFO): a
+ * leader and steady progress, every proposal decided, no acknowledged
+ * write lost, every member caught up, nodes at the same applied index
+ * hold the same state, every lease (all abandoned at the heal) gone, its
+ * expire proposed by the leader within ttl + 3 guards of the later of
+ * its last renewal, the heal and the leader's election or apply of the
+ * grant.
  *
  * One line per failing seed with the violated property, then the last
  * events before it. Ends with "N passed, M failed"; exit 0 only if none
@@ -129,6 +147,11 @@ typedef struct oent {
     uint64_t cterm; /* the entry was committed in a term <= cterm */
     int lset;       /* lhash: the lease table after applying it */
     uint64_t lhash;
+    /* a lease_grant entry: its lease's client record and its end */
+    size_t lrec; /* s->leases[lrec - 1]; 0: no client heard of it */
+    int lended, lby_expire;
+    uint64_t lend_ms, lend_p;
+    uint64_t lgrant_ms; /* when a leading node applied it last */
 } oent;
 
 typedef struct proposal {
@@ -162,8 +185,9 @@ typedef struct simlease {
     int ended, by_expire;   /* revoke or expire applied (first node) */
     uint64_t end_ms, end_p; /* when, and the expire's proposal time */
     uint64_t proposed_ms;   /* the first expire proposed by the leader
-                                of the highest term since
-                                lease_counted_from() */
+                                of the highest term in its term */
+    int prop_node;          /* ... by this node (index + 1) */
+    uint64_t prop_term;     /* ... in this term */
 } simlease;
 
 typedef struct grantreq {
@@ -784,10 +808,10 @@ static int propose_lease_cmd(sim *s, int ni, int kind, uint64_t a, uint64_t b, u
 
 static simlease *lease_rec(sim *s, uint64_t id)
 {
-    for (size_t i = 0; i < s->n_leases; i++)
-        if (s->leases[i].id == id)
-            return &s->leases[i];
-    return NULL;
+    if (id == 0 || id >= s->cap_oracle)
+        return NULL;
+    size_t r = s->oracle[id].lrec;
+    return r ? &s->leases[r - 1] : NULL;
 }
 
 static int sm_lease_find(const store *st, uint64_t id)
@@ -843,9 +867,17 @@ static uint64_t lease_counted_from(const sim *s, const simlease *l, int li)
  * after the grant was submitted). */
 static void lease_ended(sim *s, int ni, uint64_t id, int by_expire, uint64_t proposed_at)
 {
+    oent *o = oracle_at(s, id);
+    if (!o->lended) {
+        /* kept for a client that hears of its grant only later */
+        o->lended = 1;
+        o->lby_expire = by_expire;
+        o->lend_ms = now_ms(s);
+        o->lend_p = proposed_at;
+    }
     simlease *l = lease_rec(s, id);
     if (!l)
-        return; /* no client ever heard of it */
+        return; /* no client heard of it yet */
     if (by_expire && l->last_ack + l->ttl > proposed_at)
         fail(s,
              "lease ended early: n%llu applies the expire of lease %llu "
@@ -858,7 +890,7 @@ static void lease_ended(sim *s, int ni, uint64_t id, int by_expire, uint64_t pro
         return;
     l->ended = 1;
     l->by_expire = by_expire;
-    l->end_ms = now_ms(s);
+    l->end_ms = o->lend_ms;
     l->end_p = proposed_at;
     if (by_expire) {
         s->stat_expired++;
@@ -868,8 +900,11 @@ static void lease_ended(sim *s, int ni, uint64_t id, int by_expire, uint64_t pro
             uint64_t late = l->end_ms > base + l->ttl ? l->end_ms - base - l->ttl : 0;
             if (late > s->stat_late_ms)
                 s->stat_late_ms = late;
+            /* and its proposal by the leader, counted as the check does */
             int li = leader_index(s);
             base = li >= 0 ? lease_counted_from(s, l, li) : UINT64_MAX;
+            if (li >= 0 && o->lgrant_ms > base)
+                base = o->lgrant_ms;
             late = l->proposed_ms > base + l->ttl ? l->proposed_ms - base - l->ttl : 0;
             if (l->proposed_ms >= base && late > s->stat_late_elect_ms)
                 s->stat_late_elect_ms = late;
@@ -903,6 +938,13 @@ static void grant_answered(sim *s, int ni, const raft_entry *e, uint64_t ttl, ui
     l->state = s->faults ? LS_ACTIVE : LS_ABANDONED;
     l->quiet_from = now;
     s->stat_grants++;
+    oent *o = oracle_at(s, e->index);
+    o->lrec = s->n_leases;
+    /* the answer may come after the lease already ended elsewhere (this
+     * node then skips the end in a snapshot): no earlier than ttl after
+     * the grant was asked for */
+    if (o->lended)
+        lease_ended(s, ni, l->id, o->lby_expire, o->lend_p);
 }
 
 /* Apply a lease command to node ni's state machine (the same on every
@@ -920,6 +962,7 @@ static void lease_apply(sim *s, int ni, const raft_entry *e)
         st->lease_ttl[st->n_leases] = a;
         st->n_leases++;
         if (lease_leading(nd->lt)) {
+            oracle_at(s, e->index)->lgrant_ms = now_ms(s);
             int rc = lease_granted(nd->lt, e->index, a, now_ms(s));
             if (rc != LEASE_OK)
                 fail(s, "n%llu: lease_granted(%llu): %s", (unsigned long long)nd->id,
@@ -1339,13 +1382,10 @@ static void do_grant(sim *s)
     process(s, ni);
 }
 
-/* A renewal: a ReadIndex read on the leader; its release renews
+/* A renewal: a ReadIndex read on leader ni; its release renews
  * (renew_answer). */
-static void do_renew(sim *s, simlease *l)
+static void renew_at(sim *s, int ni, simlease *l)
 {
-    int ni = lease_target(s);
-    if (ni < 0)
-        return;
     node *nd = &s->nodes[ni];
     raft_status_info st;
     raft_status(nd->core, &st);
@@ -1370,6 +1410,41 @@ static void do_renew(sim *s, simlease *l)
     q->submitted = now_ms(s);
     q->term = st.term;
     process(s, ni);
+    if (nd->up && chance(30)) {
+        /* the leader pauses with the round in flight for two to four
+         * election timeouts: a leader is elected meanwhile and this one
+         * would answer when it thaws (the guard refuses it); the client
+         * may give up on the lease right after this renewal */
+        uint64_t et = (uint64_t)s->tick_period * s->opts.election_ticks;
+        nd->frozen_until = s->step + 2 * et + rnd_below(2 * et);
+        ev(s, "n%llu frozen until %llu", (unsigned long long)nd->id,
+           (unsigned long long)nd->frozen_until);
+        if (chance(500)) {
+            l->state = LS_ABANDONED;
+            l->quiet_from = now_ms(s);
+        }
+    }
+}
+
+static simlease *random_active_lease(sim *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_leases; i++)
+        n += s->leases[i].state == LS_ACTIVE && !s->leases[i].ended;
+    if (n == 0)
+        return NULL;
+    size_t k = (size_t)rnd_below(n);
+    for (size_t i = 0; i < s->n_leases; i++)
+        if (s->leases[i].state == LS_ACTIVE && !s->leases[i].ended && k-- == 0)
+            return &s->leases[i];
+    return NULL;
+}
+
+static void do_renew(sim *s, simlease *l)
+{
+    int ni = lease_target(s);
+    if (ni >= 0)
+        renew_at(s, ni, l);
 }
 
 static void do_revoke(sim *s, simlease *l)
@@ -1399,7 +1474,7 @@ static void lease_client_events(sim *s)
         if (l->state != LS_ACTIVE || l->ended || l->next_renew > now)
             continue;
         l->next_renew = now + l->ttl * (25 + rnd_below(85)) / 100;
-        if (chance(40)) {
+        if (chance(100)) {
             l->state = LS_ABANDONED;
             l->quiet_from = now;
             ev(s, "lease %llu abandoned", (unsigned long long)l->id);
@@ -1425,11 +1500,16 @@ static void lease_leader_events(sim *s)
         for (size_t k = 0; k < n; k++) {
             uint64_t idx = 0, term;
             int rc = propose_lease_cmd(s, i, CMD_EXPIRE, due[k], now, &idx, &term);
+            if (rc != RAFT_OK)
+                lease_expire_refused(nd->lt, due[k], now);
             simlease *l = lease_rec(s, due[k]);
             /* the first proposal since lease_counted_from() */
             if (rc == RAFT_OK && l && i == leader_index(s) &&
-                l->proposed_ms < lease_counted_from(s, l, i))
+                (l->prop_node != i + 1 || l->prop_term != nd->lt_term)) {
                 l->proposed_ms = now;
+                l->prop_node = i + 1;
+                l->prop_term = nd->lt_term;
+            }
             ev(s, "n%llu lease_expire %llu: %s at %llu", (unsigned long long)nd->id,
                (unsigned long long)due[k], rc == RAFT_OK ? "proposed" : "refused",
                (unsigned long long)idx);
@@ -1527,6 +1607,28 @@ static void do_transfer(sim *s, int li)
         s->transfer_to = s->nodes[t].id;
         ev(s, "n%llu transfers leadership to n%llu", (unsigned long long)ld->id,
            (unsigned long long)s->nodes[t].id);
+        /* a renewal races the transfer, and is sometimes its client's
+         * last: the new leader must not expire it before ttl after the
+         * old leader's answer */
+        simlease *l = random_active_lease(s);
+        if (l) {
+            renew_at(s, li, l);
+            if (chance(500)) {
+                l->state = LS_ABANDONED;
+                l->quiet_from = now_ms(s);
+            }
+        }
+        process(s, li);
+        if (ld->up && chance(600)) {
+            /* the old leader pauses (GC, SIGSTOP) for less than an
+             * election timeout just as the target campaigns: the acks of
+             * its last round wait, and it answers them after the target
+             * won (the votes of a transfer skip the followers' lease) */
+            ld->frozen_until = s->step + 1 +
+                               rnd_below((uint64_t)s->tick_period * s->opts.election_ticks);
+            ev(s, "n%llu frozen until %llu", (unsigned long long)ld->id,
+               (unsigned long long)ld->frozen_until);
+        }
     }
 }
 
@@ -1749,14 +1851,16 @@ static int all_decided(sim *s, uint64_t *first_open)
     return 1;
 }
 
-/* Liveness of leases after the heal: the leader proposes the expire of
+/* Liveness of leases after the heal: the leader proposes (once in its
+ * term, lib/lease.h) the expire of
  * every lease its client stopped renewing (all of them, from the heal
  * on) within ttl + guard + LEASE_SLACK_ET maximum election timeouts
  * (2e ticks each: a transfer in progress refuses proposals) of
  * lease_counted_from(): the later of its last renewal, abandon, the heal
- * and the leader's election. The expire's commit then waits for the log
- * (a follower catching up hundreds of entries one at a time, say): the
- * phase ends only when no lease is left, within the phase's budget. */
+ * and the leader's election (or its apply of the grant, when later). The
+ * expire's commit then waits for the log (a follower catching up hundreds
+ * of entries one at a time, say): the phase ends only when no lease is
+ * left, within the phase's budget. */
 #define LEASE_SLACK_ET 1
 static void check_leases_late(sim *s)
 {
@@ -1767,8 +1871,14 @@ static void check_leases_late(sim *s)
         return;
     for (size_t i = 0; i < s->n_leases; i++) {
         simlease *l = &s->leases[i];
+        /* the leader counts from when it applied the grant, too */
+        if (l->ended || s->nodes[li].st.applied < l->id)
+            continue;
         uint64_t base = lease_counted_from(s, l, li);
-        if (l->ended || (l->proposed_ms && l->proposed_ms >= base))
+        if (s->oracle[l->id].lgrant_ms > base)
+            base = s->oracle[l->id].lgrant_ms;
+        /* proposed in this leader's term: it commits or the term ends */
+        if (l->prop_node == li + 1 && l->prop_term == s->nodes[li].lt_term)
             continue;
         if (now > base + l->ttl + bound) {
             fail(s,

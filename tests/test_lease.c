@@ -169,10 +169,19 @@ static void due_and_expiring(void)
           "no renewal once proposed");
     uint64_t ms;
     CHECK(lease_remaining(t, 1, G + 1000, &ms) == LEASE_OK && ms == 0, "remaining 0");
-    CHECK(lease_next_expiry(t) == G + 1000 + G, "next: the retry, %llu",
+    CHECK(lease_next_expiry(t) == G + 3000, "next: lease 2, not a retry: %llu",
           (unsigned long long)lease_next_expiry(t));
-    CHECK(lease_due(t, G + 1000 + G - 1, out, 4) == 0, "no retry before G");
-    CHECK(lease_due(t, G + 1000 + G, out, 4) == 2, "retry after G");
+    CHECK(lease_due(t, G + 2999, out, 4) == 0, "once per term");
+    /* a refused proposal is handed out again a guard later */
+    lease_expire_refused(t, 3, G + 1500);
+    lease_expire_refused(t, 2, G + 1500); /* not proposed: no-op */
+    lease_expire_refused(t, 9, G + 1500); /* unknown: no-op */
+    CHECK(lease_next_expiry(t) == G + 1500 + G, "next: the retry, %llu",
+          (unsigned long long)lease_next_expiry(t));
+    CHECK(lease_due(t, G + 1500 + G - 1, out, 4) == 0, "no retry before G");
+    CHECK(lease_due(t, G + 1500 + G, out, 4) == 1 && out[0] == 3, "retry after G");
+    CHECK(lease_renew_check(t, 3, G + 2500, G + 2500) == LEASE_EEXPIRING,
+          "still expiring while retried");
     lease_removed(t, 1); /* the expire applied */
     lease_removed(t, 3);
     CHECK(lease_next_expiry(t) == G + 3000, "2 left");
