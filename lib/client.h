@@ -19,6 +19,10 @@
 /* Default overall timeout of one request, in milliseconds. It is longer
  * than raftd's own request timeout so that raftd's 503 reaches the user. */
 #define CLIENT_TIMEOUT_MS 15000
+/* Timeout of a status or metrics request: raftd answers those at once, so
+ * a raftd that says nothing for this long is not answering (a paused or
+ * wedged daemon), and GET /health and /status say so quickly. */
+#define CLIENT_STATUS_TIMEOUT_MS 3000
 
 /* Sends req (a JSON object) to the raftd socket at sockpath and waits at
  * most timeout_ms (<= 0: CLIENT_TIMEOUT_MS) for the reply. On success
@@ -31,17 +35,16 @@
  * request was sent (no reply, closed, timed out): raftd may have acted on
  * it, so a write's outcome is unknown. -1 means nothing was sent. */
 #define CLIENT_SENT (-3)
-int client_request(const char *sockpath, json_t *req, int timeout_ms,
-                   json_t **reply, char *err, size_t errlen);
+int client_request(const char *sockpath, json_t *req, int timeout_ms, json_t **reply, char *err,
+                   size_t errlen);
 
 /* Like client_request, over a connection kept in *keep (-1: none yet).
  * An idle kept connection that raftd closed (restart) is replaced by a
  * new one before anything is sent; after a reply the connection stays
  * open in *keep; after any failure it is closed and *keep is -1. With
  * keep NULL this is client_request. */
-int client_request_keep(int *keep, const char *sockpath, json_t *req,
-                        int timeout_ms, json_t **reply, char *err,
-                        size_t errlen);
+int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeout_ms,
+                        json_t **reply, char *err, size_t errlen);
 
 /* Returns the reply's HTTP status ("code"), or 502 when missing/invalid. */
 int client_reply_code(const json_t *reply);
@@ -54,8 +57,7 @@ int client_timeout_from_env(void);
  * sock (-s PATH), datadir (-d DATADIR: DATADIR/raftd.sock), $KEYVAL_SOCKET,
  * $KEYVAL_DATADIR/raftd.sock, $HOME/node0/raftd.sock (the seed's first
  * node). Returns 0, or -1 when the result does not fit in out. */
-int client_socket_path(const char *sock, const char *datadir, char *out,
-                       size_t outlen);
+int client_socket_path(const char *sock, const char *datadir, char *out, size_t outlen);
 
 /* The socket options of the kv-* tools: -s SOCKET and -d DATADIR. */
 struct client_sockopt {
@@ -65,10 +67,10 @@ struct client_sockopt {
 
 /* Their lines in the tools' -h text (kv-bench words its own). */
 #define CLIENT_SOCKOPT_USAGE \
-"  -s SOCKET   raftd socket to use\n" \
-"  -d DATADIR  use DATADIR/raftd.sock\n" \
-"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n" \
-"              else $HOME/node0/raftd.sock\n"
+    "  -s SOCKET   raftd socket to use\n" \
+    "  -d DATADIR  use DATADIR/raftd.sock\n" \
+    "              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n" \
+    "              else $HOME/node0/raftd.sock\n"
 
 /* For an option loop: when opt is 's' or 'd', stores arg in *o and
  * returns 1; otherwise returns 0 and leaves *o alone. */
@@ -76,7 +78,6 @@ int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg);
 
 /* client_socket_path of *o. On failure prints "PROG: socket path too
  * long" on stderr and returns -1 (the tools then exit 2). */
-int client_sockopt_path(const struct client_sockopt *o, const char *prog,
-                        char *out, size_t outlen);
+int client_sockopt_path(const struct client_sockopt *o, const char *prog, char *out, size_t outlen);
 
 #endif

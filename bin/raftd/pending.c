@@ -14,6 +14,8 @@
  *   PS_WAIT_APPLY    its entry applied (ready.c)       answered
  *   PS_WAIT_FWD      the leader's reply / "notleader"  answered / PS_RETRY
  *   any              deadline passed                   answered 503
+ *   PS_NEW, PS_RETRY no leader heard for 2 election     answered 503 "no leader"
+ *                    timeouts (leaderless)              at once
  */
 #include "raftd.h"
 
@@ -106,8 +108,7 @@ void finish(struct raftd *d, pending *p, json_t *reply)
 void finish_ok_index(struct raftd *d, pending *p, uint64_t index)
 {
     char buf[64];
-    int n = snprintf(buf, sizeof buf, "{\"code\":200,\"index\":%llu}",
-                     (unsigned long long)index);
+    int n = snprintf(buf, sizeof buf, "{\"code\":200,\"index\":%llu}", (unsigned long long)index);
     finish_text(d, p, buf, (size_t)n);
 }
 
@@ -190,15 +191,16 @@ static int join_conflict(struct raftd *d, pending *p)
                  "joining id %016llx: its data directory was wiped or replaced); "
                  "remove it first: curl -X DELETE http://%s/node/%s (or kv-admin "
                  "remove %s on a member), then join again",
-                 name, (unsigned long long)same->id, (unsigned long long)p->node,
-                 d->haddr, name, name);
+                 name, (unsigned long long)same->id, (unsigned long long)p->node, d->haddr, name,
+                 name);
     else {
         kv_meta_split(byid->meta, other, sizeof other, r, sizeof r, h, sizeof h);
-        snprintf(msg, sizeof msg, "node id %016llx is already member %s's; a node "
-                 "cannot join under another name", (unsigned long long)p->node, other);
+        snprintf(msg, sizeof msg,
+                 "node id %016llx is already member %s's; a node "
+                 "cannot join under another name",
+                 (unsigned long long)p->node, other);
     }
-    logf_(d, "refused join of %s as node id %016llx: %s", name,
-          (unsigned long long)p->node,
+    logf_(d, "refused join of %s as node id %016llx: %s", name, (unsigned long long)p->node,
           same ? "the member of that name has another id" : "the id is another member's");
     finish(d, p, err_reply(409, msg));
     return 1;
@@ -224,22 +226,17 @@ static void proposal_result(struct raftd *d, pending *p, int rc, uint64_t idx, u
         return;
     case RAFT_ENOTLEADER:
     case RAFT_EBUSY:
-    case RAFT_ETRANSFER:
-        p->state = PS_RETRY;
-        return;
-    case RAFT_ETOOBIG:
-        finish(d, p, err_reply(413, "request too large for one log entry"));
-        return;
+    case RAFT_ETRANSFER: p->state = PS_RETRY; return;
+    case RAFT_ETOOBIG: finish(d, p, err_reply(413, "request too large for one log entry")); return;
     case RAFT_ENOQUORUM:
         finish(d, p, err_reply(400, "removing this node would leave no voter"));
         return;
     case RAFT_EINVAL:
-        finish(d, p, err_reply(400, p->op == OP_TRANSFER ? "cannot transfer leadership to that node"
-                                                      : "invalid membership change"));
+        finish(d, p,
+               err_reply(400, p->op == OP_TRANSFER ? "cannot transfer leadership to that node"
+                                                   : "invalid membership change"));
         return;
-    default:
-        finish(d, p, err_reply(500, raft_strerror(rc)));
-        return;
+    default: finish(d, p, err_reply(500, raft_strerror(rc))); return;
     }
 }
 
@@ -280,11 +277,29 @@ static void leader_write(struct raftd *d, pending *p)
             return;
         }
         break;
-    default:
-        rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term);
-        break;
+    default: rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term); break;
     }
     proposal_result(d, p, rc, idx, term);
+}
+
+/* Does this node know it has no leader? Not a leader, no leader known
+ * or none heard from for two election timeouts (an election normally ends
+ * within one, so a request arriving during a failover still waits for
+ * the new leader; a node cut off from the others answers at once). */
+static int leaderless(struct raftd *d)
+{
+    raft_status_info st;
+    raft_status(d->r, &st);
+    return st.role != RAFT_LEADER && st.ticks_since_leader >= 2 * (uint64_t)d->election_ticks;
+}
+
+/* The 503 of a request that was not proposed and has no leader to go to. */
+static json_t *no_leader_reply(const pending *p)
+{
+    if (is_write(p->op))
+        return err_reply(503, "no leader: the cluster cannot take writes now");
+    return err_reply(503, "no leader: cannot serve a linearizable read now "
+                          "(try \"level\":\"stale\")");
 }
 
 /* Move p forward as far as it can go now. */
@@ -309,6 +324,10 @@ void dispatch(struct raftd *d, pending *p)
             finish(d, p, do_read(d, p));
             return;
         }
+        if (leaderless(d)) {
+            finish(d, p, no_leader_reply(p));
+            return;
+        }
         if (raft_read_index(d->r, p->id) == RAFT_OK)
             p->state = PS_WAIT_READ;
         else
@@ -322,8 +341,12 @@ void dispatch(struct raftd *d, pending *p)
         return;
     }
     if (p->remote) {
-        finish(d, p, json_pack("{s:i,s:s,s:b}", "code", 503, "error", "not the leader",
-                            "notleader", 1));
+        finish(d, p,
+               json_pack("{s:i,s:s,s:b}", "code", 503, "error", "not the leader", "notleader", 1));
+        return;
+    }
+    if (!p->proposed && leaderless(d)) {
+        finish(d, p, no_leader_reply(p));
         return;
     }
     if (st.leader && st.leader != d->id) {
@@ -342,7 +365,8 @@ void dispatch(struct raftd *d, pending *p)
 }
 
 /* A new pending request, linked in; NULL (answered) when out of memory. */
-pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid)
+pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from,
+                     uint64_t rreqid)
 {
     pending *p = calloc(1, sizeof *p);
     if (!p) {
@@ -377,15 +401,13 @@ void pending_timers(struct raftd *d, uint64_t now)
         next = p->next;
         if (now >= p->deadline) {
             if (p->proposed)
-                finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 503, "error",
-                                    "request timed out; the write may or may not have been "
-                                    "applied",
-                                    "outcome", "unknown"));
-            else if (is_write(p->op))
-                finish(d, p, err_reply(503, "no leader: the cluster cannot take writes now"));
+                finish(d, p,
+                       json_pack("{s:i,s:s,s:s}", "code", 503, "error",
+                                 "request timed out; the write may or may not have been "
+                                 "applied",
+                                 "outcome", "unknown"));
             else
-                finish(d, p, err_reply(503, "no leader: cannot serve a linearizable read now "
-                                         "(try \"level\":\"stale\")"));
+                finish(d, p, no_leader_reply(p));
             continue;
         }
         if (p->state == PS_RETRY)
@@ -428,7 +450,8 @@ void pending_shutdown(struct raftd *d)
     while (d->pending) {
         pending *p = d->pending;
         p->remote = 0;
-        finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 503, "error", "raftd is shutting down",
-                               "outcome", p->proposed ? "unknown" : "failed"));
+        finish(d, p,
+               json_pack("{s:i,s:s,s:s}", "code", 503, "error", "raftd is shutting down", "outcome",
+                         p->proposed ? "unknown" : "failed"));
     }
 }
