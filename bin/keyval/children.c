@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 enum { C_RAFTD, C_SOCAT, C_LIGHTTPD, C_N };
-static const char *child_name[C_N] = { "raftd", "socat", "lighttpd" };
+static const char *child_name[C_N] = {"raftd", "socat", "lighttpd"};
 static pid_t child_pid[C_N];
 static char lighttpd_log[PATH_MAX + 32];
 
@@ -26,7 +26,7 @@ static char lighttpd_log[PATH_MAX + 32];
 static volatile sig_atomic_t stop_signal;
 /* The self-pipe: a signal handler writes a byte, every wait polls the read
  * end, so nothing that arrives between a check and a wait is missed. */
-static int wake_pipe[2] = { -1, -1 };
+static int wake_pipe[2] = {-1, -1};
 
 static void wake(void)
 {
@@ -76,7 +76,7 @@ int supervise_fd(void)
 
 void wait_event(int ms)
 {
-    struct pollfd p = { .fd = wake_pipe[0], .events = POLLIN };
+    struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
     if (poll(&p, 1, ms) > 0 && (p.revents & POLLIN)) {
         char buf[64];
         while (read(wake_pipe[0], buf, sizeof buf) > 0) {
@@ -116,8 +116,7 @@ static void describe_status(int st, char *buf, size_t n)
     if (WIFEXITED(st))
         snprintf(buf, n, "exited with status %d", WEXITSTATUS(st));
     else if (WIFSIGNALED(st))
-        snprintf(buf, n, "was killed by signal %d (%s)", WTERMSIG(st),
-                 strsignal(WTERMSIG(st)));
+        snprintf(buf, n, "was killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
     else
         snprintf(buf, n, "stopped (status %d)", st);
 }
@@ -192,8 +191,8 @@ static void stop_all(void)
         if (now_ms() > deadline) {
             for (int i = 0; i < C_N; i++)
                 if (child_pid[i] > 0) {
-                    die_msg("%s (pid %d) did not stop in %d s; killing it",
-                            child_name[i], (int)child_pid[i], STOP_GRACE_MS / 1000);
+                    die_msg("%s (pid %d) did not stop in %d s; killing it", child_name[i],
+                            (int)child_pid[i], STOP_GRACE_MS / 1000);
                     kill(child_pid[i], SIGKILL);
                     waitpid(child_pid[i], NULL, 0);
                     child_pid[i] = 0;
@@ -237,11 +236,17 @@ _Noreturn void supervise(void)
 
 /* ---- starting them ---- */
 
-pid_t start_raftd(const options *o, const install *in, const paths *p,
-                  const security *sec, int bootstrap)
+/* The outbound TLS link's TCP options: as raftd's default -peer-connect
+ * (raftd(8)): connect timeout, keepalive, TCP_USER_TIMEOUT 10 s. */
+#define LINK_TCP_OPTS \
+    "connect-timeout=2,keepalive,keepidle=5,keepintvl=2,keepcnt=3," \
+    "setsockopt-int=6:18:10000"
+
+pid_t start_raftd(const options *o, const install *in, const paths *p, const security *sec,
+                  int bootstrap)
 {
     char *rargv[14];
-    char connect_tmpl[4 * PATH_MAX + 128];
+    char connect_tmpl[4 * PATH_MAX + 256];
     int ra = 0;
     rargv[ra++] = (char *)in->raftd;
     rargv[ra++] = "-id";
@@ -256,8 +261,8 @@ pid_t start_raftd(const options *o, const install *in, const paths *p,
         /* Outbound links: mutual TLS with our certificate, trusting only
          * the cluster CA (socat also checks the peer's name, %a's host). */
         snprintf(connect_tmpl, sizeof connect_tmpl,
-                 "%s STDIO OPENSSL:%%a,cert=%s,key=%s,cafile=%s,verify=1",
-                 in->socat, sec->tls_crt, sec->tls_key, sec->tls_ca);
+                 "%s STDIO OPENSSL:%%a,cert=%s,key=%s,cafile=%s,verify=1,%s", in->socat,
+                 sec->tls_crt, sec->tls_key, sec->tls_ca, LINK_TCP_OPTS);
         rargv[ra++] = "-peer-connect";
         rargv[ra++] = connect_tmpl;
     }
@@ -266,16 +271,20 @@ pid_t start_raftd(const options *o, const install *in, const paths *p,
     child_pid[C_RAFTD] = spawn(rargv);
     if (child_pid[C_RAFTD] < 0)
         finish(1);
-    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s %s",
-        (int)child_pid[C_RAFTD], in->raftd, o->id, o->raddr.text, o->haddr.text,
-        bootstrap ? " -bootstrap" : "", o->peer_tls_s ? " -peer-connect '" : "",
-        o->peer_tls_s ? connect_tmpl : "", o->peer_tls_s ? "'" : "", p->datadir);
+    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s %s", (int)child_pid[C_RAFTD],
+        in->raftd, o->id, o->raddr.text, o->haddr.text, bootstrap ? " -bootstrap" : "",
+        o->peer_tls_s ? " -peer-connect '" : "", o->peer_tls_s ? connect_tmpl : "",
+        o->peer_tls_s ? "'" : "", p->datadir);
     return child_pid[C_RAFTD];
 }
 
+/* The listener's TCP keepalive: a connection whose peer vanished in a
+ * partition (it has since connected anew) is closed within ~25 s, and
+ * its socat child with it, instead of lingering for hours. */
+#define LISTEN_TCP_OPTS "keepalive,keepidle=10,keepintvl=5,keepcnt=3"
+
 /* socat: inbound peer traffic on the Raft address */
-void start_socat(const options *o, const install *in, const paths *p,
-                 const security *sec)
+void start_socat(const options *o, const install *in, const paths *p, const security *sec)
 {
     char listen[4 * PATH_MAX + 400], connect_to[PATH_MAX + 64];
     int v6 = strchr(o->raddr.host, ':') != NULL;
@@ -288,28 +297,28 @@ void start_socat(const options *o, const install *in, const paths *p,
     if (o->peer_tls_s) /* refuses peers without a certificate from the CA */
         snprintf(listen, sizeof listen,
                  "OPENSSL-LISTEN:%d,bind=%s%s%s,pf=ip%s,reuseaddr,fork,backlog=128,"
-                 "max-children=512,cert=%s,key=%s,cafile=%s,verify=1",
+                 "max-children=512,cert=%s,key=%s,cafile=%s,verify=1,%s",
                  o->raddr.port, v6 ? "[" : "", o->raddr.host, v6 ? "]" : "", v6 ? "6" : "4",
-                 sec->tls_crt, sec->tls_key, sec->tls_ca);
+                 sec->tls_crt, sec->tls_key, sec->tls_ca, LISTEN_TCP_OPTS);
     else
         snprintf(listen, sizeof listen,
-                 "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork,backlog=128,max-children=512",
-                 v6 ? "6" : "4", o->raddr.port, v6 ? "[" : "", o->raddr.host, v6 ? "]" : "");
+                 "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork,backlog=128,max-children=512,%s",
+                 v6 ? "6" : "4", o->raddr.port, v6 ? "[" : "", o->raddr.host, v6 ? "]" : "",
+                 LISTEN_TCP_OPTS);
     snprintf(connect_to, sizeof connect_to, "UNIX-CONNECT:%s", p->peersock);
-    char *sargv[] = { (char *)in->socat, listen, connect_to, NULL };
+    char *sargv[] = {(char *)in->socat, listen, connect_to, NULL};
     child_pid[C_SOCAT] = spawn(sargv);
     if (child_pid[C_SOCAT] < 0)
         finish(1);
-    say("started socat (pid %d): %s %s %s", (int)child_pid[C_SOCAT], in->socat,
-        listen, connect_to);
+    say("started socat (pid %d): %s %s %s", (int)child_pid[C_SOCAT], in->socat, listen, connect_to);
 }
 
 void start_lighttpd(const install *in, const paths *p)
 {
-    char *largv[] = { (char *)in->lighttpd, "-D", "-f", (char *)p->conf, NULL };
+    char *largv[] = {(char *)in->lighttpd, "-D", "-f", (char *)p->conf, NULL};
     child_pid[C_LIGHTTPD] = spawn(largv);
     if (child_pid[C_LIGHTTPD] < 0)
         finish(1);
-    say("started lighttpd (pid %d): %s -D -f %s", (int)child_pid[C_LIGHTTPD],
-        in->lighttpd, p->conf);
+    say("started lighttpd (pid %d): %s -D -f %s", (int)child_pid[C_LIGHTTPD], in->lighttpd,
+        p->conf);
 }

@@ -12,27 +12,26 @@
 /* -h: the text on stdout, exit 0; a usage error: on stderr, exit 2. */
 static void usage_to(FILE *out, int status)
 {
-    fprintf(out,
-            "usage: raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]\n"
-            "             [-peer-connect TEMPLATE] [-tick-ms MS] [-election-ticks N]\n"
-            "             [-snapshot-entries N] [-snapshot-bytes BYTES]\n"
-            "             [-snapshot-trail N] [-v] DATADIR\n\n"
-            "  -id NAME               node name, 1-63 of [A-Za-z0-9._-]\n"
-            "  -raddr HOST:PORT       address peers reach this node at (its socat listener)\n"
-            "  -haddr HOST:PORT       the node's HTTP address, told to clients\n"
-            "  -bootstrap             on an empty DATADIR, start a new one-node cluster\n"
-            "  -peer-connect TEMPLATE command that connects to a peer, %%a its HOST:PORT\n"
-            "                         (default: socat STDIO TCP:%%a)\n"
-            "  -tick-ms MS            length of one Raft tick (default 50)\n"
-            "  -election-ticks N      election timeout in ticks (default 10)\n"
-            "  -snapshot-entries N    applied entries between snapshots (default 10000)\n"
-            "  -snapshot-bytes BYTES  log bytes held in memory (default 16777216)\n"
-            "  -snapshot-trail N      entries kept behind a snapshot (default 1000)\n"
-            "  -v                     log every request and more peer events\n"
-            "Snapshots are taken every max(-snapshot-entries, keys/2) applied entries\n"
-            "(0: not by count), and when the log held in memory has grown by 3/4 of\n"
-            "-snapshot-bytes since the last one (0: no byte limit); at most\n"
-            "-snapshot-trail entries and 1/4 of -snapshot-bytes stay behind a snapshot.\n");
+    fprintf(out, "usage: raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]\n"
+                 "             [-peer-connect TEMPLATE] [-tick-ms MS] [-election-ticks N]\n"
+                 "             [-snapshot-entries N] [-snapshot-bytes BYTES]\n"
+                 "             [-snapshot-trail N] [-v] DATADIR\n\n"
+                 "  -id NAME               node name, 1-63 of [A-Za-z0-9._-]\n"
+                 "  -raddr HOST:PORT       address peers reach this node at (its socat listener)\n"
+                 "  -haddr HOST:PORT       the node's HTTP address, told to clients\n"
+                 "  -bootstrap             on an empty DATADIR, start a new one-node cluster\n"
+                 "  -peer-connect TEMPLATE command that connects to a peer, %%a its HOST:PORT\n"
+                 "                         (default: socat STDIO TCP:%%a," PEER_TCP_OPTS ")\n"
+                 "  -tick-ms MS            length of one Raft tick (default 50)\n"
+                 "  -election-ticks N      election timeout in ticks (default 10)\n"
+                 "  -snapshot-entries N    applied entries between snapshots (default 10000)\n"
+                 "  -snapshot-bytes BYTES  log bytes held in memory (default 16777216)\n"
+                 "  -snapshot-trail N      entries kept behind a snapshot (default 1000)\n"
+                 "  -v                     log every request and more peer events\n"
+                 "Snapshots are taken every max(-snapshot-entries, keys/2) applied entries\n"
+                 "(0: not by count), and when the log held in memory has grown by 3/4 of\n"
+                 "-snapshot-bytes since the last one (0: no byte limit); at most\n"
+                 "-snapshot-trail entries and 1/4 of -snapshot-bytes stay behind a snapshot.\n");
     exit(status);
 }
 
@@ -58,7 +57,7 @@ static unsigned long long parse_num(const char *opt, const char *s, unsigned lon
 /* The defaults of every option and of the state that is not zero. */
 void options_defaults(struct raftd *d)
 {
-    d->connect = "socat STDIO TCP:%a";
+    d->connect = "socat STDIO TCP:%a," PEER_TCP_OPTS;
     d->tick_ms = 50;
     d->election_ticks = 10;
     d->snap_entries = 10000;
@@ -82,13 +81,13 @@ void options_parse(struct raftd *d, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDARG()                                                           \
-    do {                                                                    \
-        if (!next) {                                                        \
-            fprintf(stderr, "%s: %s needs an argument\n", prog, a);         \
-            usage();                                                        \
-        }                                                                   \
-        i++;                                                                \
+#define NEEDARG() \
+    do { \
+        if (!next) { \
+            fprintf(stderr, "%s: %s needs an argument\n", prog, a); \
+            usage(); \
+        } \
+        i++; \
     } while (0)
         if (!strcmp(a, "-id")) {
             NEEDARG();

@@ -104,6 +104,7 @@ static int handle_hello(struct raftd *d, inconn *c, const uint8_t *pl, size_t le
     known_set(d, h.from, h.meta);
     c->hello = 1;
     c->from = h.from;
+    link_hello(d, h.from);
     vlog(d, "peer connection from %s", n);
     if (joiner)
         peers_reconcile(d);
@@ -146,8 +147,9 @@ static void handle_fwd_resp(struct raftd *d, inconn *c, const uint8_t *pl, size_
     json_t *rep = json_loadb(js, jl, JSON_ALLOW_NUL, &je);
     if (!json_is_object(rep) || !json_is_integer(json_object_get(rep, "code"))) {
         json_decref(rep);
-        finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 502, "error",
-                            "the leader sent a malformed reply", "outcome", "unknown"));
+        finish(d, p,
+               json_pack("{s:i,s:s,s:s}", "code", 502, "error", "the leader sent a malformed reply",
+                         "outcome", "unknown"));
         return;
     }
     if (json_is_true(json_object_get(rep, "notleader"))) {
@@ -235,17 +237,13 @@ void inconn_read(struct raftd *d, inconn *c)
             if (handle_raft(d, c, pl, len) < 0)
                 return;
             break;
-        case PEER_FWD_REQ:
-            handle_fwd_req(d, c, pl, len);
-            break;
-        case PEER_FWD_RESP:
-            handle_fwd_resp(d, c, pl, len);
-            break;
-        default:
-            inconn_close(d, c, "unexpected frame");
-            return;
+        case PEER_FWD_REQ: handle_fwd_req(d, c, pl, len); break;
+        case PEER_FWD_RESP: handle_fwd_resp(d, c, pl, len); break;
+        default: inconn_close(d, c, "unexpected frame"); return;
         }
     }
+    if (c->hello && !c->dead)
+        link_heard(d, c->from);
     if (rc < 0)
         inconn_close(d, c, "framing error");
 }

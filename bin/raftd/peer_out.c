@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static peer *peer_find(struct raftd *d, uint64_t id)
+peer *peer_by_id(struct raftd *d, uint64_t id)
 {
     for (int i = 0; i < MAX_PEERS; i++)
         if (d->peers[i].used && d->peers[i].id == id)
@@ -283,7 +283,7 @@ void peers_reconcile(struct raftd *d)
         }
     }
     for (int j = 0; j < nw; j++)
-        if (!peer_find(d, want_id[j]) && !peer_add(d, want_id[j], want_meta[j]))
+        if (!peer_by_id(d, want_id[j]) && !peer_add(d, want_id[j], want_meta[j]))
             logf_(d, "too many peer links");
 }
 
@@ -302,17 +302,24 @@ void peers_reap(struct raftd *d, uint64_t now)
             if (WIFEXITED(st))
                 snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
             else
-                snprintf(why, sizeof why, "killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-            if (p->announced_up || WIFSIGNALED(st)) {
+                snprintf(why, sizeof why, "killed by signal %d",
+                         WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+            if (p->declared_dead) {
+                vlog(d, "peer link to %s: killed (declared dead)", p->name);
+            } else if (p->announced_up || WIFSIGNALED(st)) {
                 logf_(d, "peer link to %s down (%s)", p->name, why);
             } else if (!p->failing) {
                 logf_(d, "peer link to %s down: cannot reach %s (%s); retrying", p->name, p->raddr,
                       why);
             }
-            if (now - p->started >= 2000)
+            /* At most 2 election timeouts (1..5 s) between attempts, so
+             * a healed link is back within a few election timeouts. */
+            uint64_t cap = 2ull * d->tick_ms * d->election_ticks;
+            cap = cap < 1000 ? 1000 : cap > 5000 ? 5000 : cap;
+            if (now - p->started >= 2000 || p->declared_dead)
                 p->backoff = 100;
             else
-                p->backoff = p->backoff * 2 > 5000 ? 5000 : p->backoff * 2;
+                p->backoff = p->backoff * 2 > cap ? cap : p->backoff * 2;
             p->failing = !p->announced_up || p->failing;
             if (p->announced_up)
                 p->failing = 0;
@@ -330,7 +337,7 @@ void peers_timers(struct raftd *d, uint64_t now)
             continue;
         if (p->pid == 0 && now >= p->restart_at)
             peer_spawn(d, p, now);
-        else if (p->pid > 0 && !p->announced_up && now - p->started >= 1000) {
+        else if (p->pid > 0 && !p->announced_up && !p->declared_dead && now - p->started >= 1000) {
             p->announced_up = 1;
             p->failing = 0;
             logf_(d, "peer link to %s up (%s)", p->name, p->raddr);
@@ -341,7 +348,7 @@ void peers_timers(struct raftd *d, uint64_t now)
 /* Send a raft message; drops it when there is no link or no room. */
 void send_msg(struct raftd *d, raft_msg *m)
 {
-    peer *p = peer_find(d, m->to);
+    peer *p = peer_by_id(d, m->to);
     if (!p) {
         /* Links to non-members: see peers_reconcile. */
         const raft_config *c = raft_config_get(d->r);
@@ -371,7 +378,7 @@ void send_msg(struct raftd *d, raft_msg *m)
 
 int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char *json, size_t len)
 {
-    peer *p = peer_find(d, to);
+    peer *p = peer_by_id(d, to);
     if (!peer_ready(p))
         return -1;
     if (codec_fwd_frame(&p->out, kind, reqid, d->id, json, len) < 0)
