@@ -34,8 +34,8 @@ int kv_key_check(const char *k, size_t n, const char **why)
 
 int kv_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 int kv_name_ok(const char *s)
@@ -66,15 +66,25 @@ int kv_addr_ok(const char *s)
     return !errno && *end == 0 && port >= 1 && port <= 65535;
 }
 
-int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr,
-                   const char *haddr)
+int kv_addr_unspecified(const char *s)
+{
+    const char *c = strrchr(s, ':');
+    size_t hl = c ? (size_t)(c - s) : strlen(s);
+    static const char *const any[] = {"", "0.0.0.0", "::", "[::]", "0", "[::0]", "::0"};
+    for (size_t i = 0; i < sizeof any / sizeof any[0]; i++)
+        if (strlen(any[i]) == hl && strncmp(s, any[i], hl) == 0)
+            return 1;
+    return 0;
+}
+
+int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr, const char *haddr)
 {
     int n = snprintf(buf, cap, "%s %s %s", name, raddr, haddr && haddr[0] ? haddr : "-");
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-void kv_meta_split(const char *meta, char *name, size_t name_cap, char *raddr,
-                   size_t raddr_cap, char *haddr, size_t haddr_cap)
+void kv_meta_split(const char *meta, char *name, size_t name_cap, char *raddr, size_t raddr_cap,
+                   char *haddr, size_t haddr_cap)
 {
     char tmp[RAFT_META_MAX];
     snprintf(tmp, sizeof tmp, "%s", meta);

@@ -11,13 +11,13 @@
 
 #include <stddef.h>
 
-#define KV_KEY_MAX 1024                /* bytes in a key (at least 1) */
-#define KV_VALUE_MAX (1024u * 1024u)   /* bytes in one value written by a client */
-#define KV_BATCH_MAX 1000              /* keys set, deleted or tested by one write */
-#define KV_LIST_DEFAULT 100            /* items in a listing when no "limit" is given */
-#define KV_LIST_MAX 1000               /* the largest "limit" of a listing */
-#define KV_NAME_MAX 63                 /* bytes in a node name */
-#define KV_ADDR_MAX 95                 /* bytes in a HOST:PORT address */
+#define KV_KEY_MAX 1024              /* bytes in a key (at least 1) */
+#define KV_VALUE_MAX (1024u * 1024u) /* bytes in one value written by a client */
+#define KV_BATCH_MAX 1000            /* keys set, deleted or tested by one write */
+#define KV_LIST_DEFAULT 100          /* items in a listing when no "limit" is given */
+#define KV_LIST_MAX 1000             /* the largest "limit" of a listing */
+#define KV_NAME_MAX 63               /* bytes in a node name */
+#define KV_ADDR_MAX 95               /* bytes in a HOST:PORT address */
 
 /* A key as storage holds it: 1..KV_KEY_MAX bytes, no NUL. */
 int kv_key_ok(const char *k, size_t n);
@@ -34,15 +34,17 @@ int kv_name_char(char c);
 /* An address HOST:PORT: 3..KV_ADDR_MAX printable bytes without spaces,
  * ending in ':' and a port of 1..65535. */
 int kv_addr_ok(const char *s);
+/* Is HOST:PORT's host unspecified (0.0.0.0, ::, [::], empty)? Such an
+ * address can be bound but not advertised: nobody can reach it. */
+int kv_addr_unspecified(const char *s);
 
 /* A member's meta in the Raft configuration (RAFT_META_MAX bytes at most):
  * "NAME RADDR HADDR", HADDR "-" when the node serves no HTTP. */
-int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr,
-                   const char *haddr);
+int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr, const char *haddr);
 
 /* Splits a meta into its words; a missing part (or HADDR "-") becomes "".
  * Each output is NUL-terminated within its capacity. */
-void kv_meta_split(const char *meta, char *name, size_t name_cap, char *raddr,
-                   size_t raddr_cap, char *haddr, size_t haddr_cap);
+void kv_meta_split(const char *meta, char *name, size_t name_cap, char *raddr, size_t raddr_cap,
+                   char *haddr, size_t haddr_cap);
 
 #endif

@@ -18,14 +18,15 @@ int main(void)
     memset(k, 'k', sizeof k);
     EXPECT(KV_KEY_MAX == 1024, "key_limit_1024");
     EXPECT(kv_key_ok(k, KV_KEY_MAX) && kv_key_check(k, KV_KEY_MAX, &why) == 0, "key_max_ok");
-    EXPECT(!kv_key_ok(k, KV_KEY_MAX + 1) &&
-                                  kv_key_check(k, KV_KEY_MAX + 1, &why) == 413 &&
-                                  strstr(why, "1024"), "key_too_long_413");
+    EXPECT(!kv_key_ok(k, KV_KEY_MAX + 1) && kv_key_check(k, KV_KEY_MAX + 1, &why) == 413 &&
+               strstr(why, "1024"),
+           "key_too_long_413");
     EXPECT(!kv_key_ok("", 0) && kv_key_check("", 0, &why) == 400, "key_empty_400");
-    EXPECT(!kv_key_ok("a\0b", 3) && kv_key_check("a\0b", 3, &why) == 400 &&
-                             strstr(why, "NUL"), "key_nul_400");
-    EXPECT(KV_VALUE_MAX == 1048576 && KV_BATCH_MAX == 1000 &&
-                        KV_LIST_DEFAULT == 100 && KV_LIST_MAX == 1000, "limits");
+    EXPECT(!kv_key_ok("a\0b", 3) && kv_key_check("a\0b", 3, &why) == 400 && strstr(why, "NUL"),
+           "key_nul_400");
+    EXPECT(KV_VALUE_MAX == 1048576 && KV_BATCH_MAX == 1000 && KV_LIST_DEFAULT == 100 &&
+               KV_LIST_MAX == 1000,
+           "limits");
 
     char name[KV_NAME_MAX + 2];
     memset(name, 'n', sizeof name);
@@ -35,12 +36,20 @@ int main(void)
     name[KV_NAME_MAX + 1] = 0;
     EXPECT(!kv_name_ok(name), "name_64_refused");
     EXPECT(kv_name_ok("node-0.a_B") && !kv_name_ok("") && !kv_name_ok("a b") &&
-                            !kv_name_ok("a/b") && !kv_name_ok("a:b"), "name_chars");
+               !kv_name_ok("a/b") && !kv_name_ok("a:b"),
+           "name_chars");
 
-    EXPECT(kv_addr_ok("127.0.0.1:12000") && kv_addr_ok("[::1]:1") &&
-                         kv_addr_ok("h:65535"), "addr_ok");
-    EXPECT(!kv_addr_ok("h:0") && !kv_addr_ok("h:65536") && !kv_addr_ok("h:") &&
-                          !kv_addr_ok("h") && !kv_addr_ok("h :1") && !kv_addr_ok("h:1x"), "addr_bad");
+    EXPECT(kv_addr_ok("127.0.0.1:12000") && kv_addr_ok("[::1]:1") && kv_addr_ok("h:65535"),
+           "addr_ok");
+    EXPECT(!kv_addr_ok("h:0") && !kv_addr_ok("h:65536") && !kv_addr_ok("h:") && !kv_addr_ok("h") &&
+               !kv_addr_ok("h :1") && !kv_addr_ok("h:1x"),
+           "addr_bad");
+    EXPECT(kv_addr_unspecified("0.0.0.0:11000") && kv_addr_unspecified("[::]:1") &&
+               kv_addr_unspecified("::1") == 0 && kv_addr_unspecified(":11000"),
+           "addr_unspecified");
+    EXPECT(!kv_addr_unspecified("10.0.0.1:11000") && !kv_addr_unspecified("[::1]:1") &&
+               !kv_addr_unspecified("localhost:1") && !kv_addr_unspecified("0.0.0.1:1"),
+           "addr_specified");
     char addr[KV_ADDR_MAX + 2];
     memset(addr, 'a', sizeof addr);
     memcpy(addr + KV_ADDR_MAX - 3, ":80", 4);
@@ -50,8 +59,8 @@ int main(void)
     EXPECT(!kv_addr_ok(addr), "addr_96_refused");
 
     char meta[256], n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
-    EXPECT(kv_meta_format(meta, sizeof meta, "a", "h:1", "h:2") == 0 &&
-                             !strcmp(meta, "a h:1 h:2"), "meta_format");
+    EXPECT(kv_meta_format(meta, sizeof meta, "a", "h:1", "h:2") == 0 && !strcmp(meta, "a h:1 h:2"),
+           "meta_format");
     kv_meta_format(meta, sizeof meta, "a", "h:1", NULL);
     EXPECT(!strcmp(meta, "a h:1 -"), "meta_no_haddr");
     kv_meta_split(meta, n, sizeof n, r, sizeof r, h, sizeof h);

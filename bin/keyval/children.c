@@ -251,10 +251,11 @@ pid_t start_raftd(const options *o, const install *in, const paths *p, const sec
     rargv[ra++] = (char *)in->raftd;
     rargv[ra++] = "-id";
     rargv[ra++] = (char *)o->id;
+    /* raftd opens no TCP socket: its addresses are the advertised ones. */
     rargv[ra++] = "-raddr";
-    rargv[ra++] = (char *)o->raddr.text;
+    rargv[ra++] = (char *)o->radv.text;
     rargv[ra++] = "-haddr";
-    rargv[ra++] = (char *)o->haddr.text;
+    rargv[ra++] = (char *)o->hadv.text;
     if (bootstrap)
         rargv[ra++] = "-bootstrap";
     if (o->peer_tls_s) {
@@ -272,7 +273,7 @@ pid_t start_raftd(const options *o, const install *in, const paths *p, const sec
     if (child_pid[C_RAFTD] < 0)
         finish(1);
     say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s %s", (int)child_pid[C_RAFTD],
-        in->raftd, o->id, o->raddr.text, o->haddr.text, bootstrap ? " -bootstrap" : "",
+        in->raftd, o->id, o->radv.text, o->hadv.text, bootstrap ? " -bootstrap" : "",
         o->peer_tls_s ? " -peer-connect '" : "", o->peer_tls_s ? connect_tmpl : "",
         o->peer_tls_s ? "'" : "", p->datadir);
     return child_pid[C_RAFTD];

@@ -20,8 +20,7 @@ int config_safe(const char *s)
 }
 
 /* Replaces @NAME@ placeholders; returns malloc'ed text. */
-static char *render(const char *tmpl, const char *const *names,
-                    const char *const *values, int n)
+static char *render(const char *tmpl, const char *const *names, const char *const *values, int n)
 {
     size_t cap = strlen(tmpl) + 1, len = 0;
     for (int i = 0; i < n; i++)
@@ -69,16 +68,26 @@ static int write_error_pages(const paths *p)
         die_msg("create %s/www and %s/tmp: %s", p->datadir, p->datadir, strerror(errno));
         return -1;
     }
-    static const struct { int code; const char *msg; } errpages[] = {
-        { 400, "bad request" }, { 401, "authentication required" },
-        { 403, "forbidden" }, { 404, "not found" },
-        { 405, "method not allowed" }, { 408, "request timeout" },
-        { 411, "length required" }, { 413, "request body too large (max 4 MiB)" },
-        { 414, "request URI too long" }, { 417, "expectation failed" },
-        { 431, "request header fields too large" },
-        { 500, "internal server error" }, { 501, "not implemented" },
-        { 502, "bad gateway" }, { 503, "service unavailable" },
-        { 504, "gateway timeout" },
+    static const struct {
+        int code;
+        const char *msg;
+    } errpages[] = {
+        {400, "bad request"},
+        {401, "authentication required"},
+        {403, "forbidden"},
+        {404, "not found"},
+        {405, "method not allowed"},
+        {408, "request timeout"},
+        {411, "length required"},
+        {413, "request body too large (max 4 MiB)"},
+        {414, "request URI too long"},
+        {417, "expectation failed"},
+        {431, "request header fields too large"},
+        {500, "internal server error"},
+        {501, "not implemented"},
+        {502, "bad gateway"},
+        {503, "service unavailable"},
+        {504, "gateway timeout"},
     };
     for (size_t i = 0; i < sizeof errpages / sizeof errpages[0]; i++) {
         char f[PATH_MAX + 64], text[128];
@@ -106,8 +115,7 @@ static void http_limits(char *maxfds, char *maxconns, size_t cap)
 {
     rlim_t fds = 16384;
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
-        rl.rlim_max < fds)
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < fds)
         fds = rl.rlim_max;
     if (fds < 256)
         fds = 256;
@@ -130,11 +138,18 @@ int config_write(const options *o, const install *in, const paths *p)
     char port[16], maxfds[24], maxconns[24];
     snprintf(port, sizeof port, "%d", o->haddr.port);
     http_limits(maxfds, maxconns, sizeof maxfds);
-    const char *names[] = { "HOST", "PORT", "DATADIR", "CGIDIR", "SOCKET",
-                            "ETCDIR", "MODE", "SECURITY", "MAXFDS", "MAXCONNS" };
-    const char *values[] = { o->haddr.host, port, p->datadir, in->cgidir, p->sock,
-                             in->etcdir, o->fastcgi ? "fastcgi" : "cgi", p->secpath,
-                             maxfds, maxconns };
+    const char *names[] = {"HOST",   "PORT", "DATADIR",  "CGIDIR", "SOCKET",
+                           "ETCDIR", "MODE", "SECURITY", "MAXFDS", "MAXCONNS"};
+    const char *values[] = {o->haddr.host,
+                            port,
+                            p->datadir,
+                            in->cgidir,
+                            p->sock,
+                            in->etcdir,
+                            o->fastcgi ? "fastcgi" : "cgi",
+                            p->secpath,
+                            maxfds,
+                            maxconns};
     char *text = render(tmpl, names, values, 10);
     free(tmpl);
     if (!text || write_file(p->conf, text, 0600) < 0) {
@@ -144,5 +159,35 @@ int config_write(const options *o, const install *in, const paths *p)
     }
     free(text);
     say("wrote %s", p->conf);
+    return 0;
+}
+
+/* DATADIR/node.conf: how a tool on this host reaches this node's HTTP API
+ * (kv-health -d DATADIR reads it; kv-health(8)). KEY=VALUE lines, read
+ * with sed, never sourced. Rewritten at every start. 0, or -1 (printed). */
+int node_conf_write(const options *o, const paths *p, const security *sec)
+{
+    char path[PATH_MAX + 32], authf[PATH_MAX] = "", text[4 * PATH_MAX + 512];
+    snprintf(path, sizeof path, "%s/node.conf", p->datadir);
+    if (o->join_auth_s && !realpath(o->join_auth_s, authf))
+        authf[0] = '\0';
+    const char *ca = sec->join_cacert[0] ? sec->join_cacert : "";
+    snprintf(text, sizeof text,
+             "# Written by keyval at each start: this node's HTTP API for the\n"
+             "# tools on this host (kv-health -d DATADIR). Do not edit.\n"
+             "haddr=%s\n"
+             "scheme=%s\n"
+             "cacert=%s\n"
+             "auth=%s\n"
+             "auth_file=%s\n",
+             o->hadv.text, o->https_cert_s ? "https" : "http", o->https_cert_s ? ca : "",
+             !o->auth_file_s  ? "none"
+             : o->auth_health ? "all"
+                              : "status",
+             o->auth_file_s ? authf : "");
+    if (write_file(path, text, 0600) < 0) {
+        die_msg("write %s: %s", path, strerror(errno));
+        return -1;
+    }
     return 0;
 }

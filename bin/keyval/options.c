@@ -16,50 +16,55 @@
 void usage(FILE *f)
 {
     fprintf(f,
-"usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
-"       keyval -fastcgi [options as above] DATADIR\n"
-"       keyval -restore FILE [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] DATADIR\n"
-"\n"
-"Starts one keyval node: raftd (Raft state, log and data in DATADIR/raft.db),\n"
-"a socat listener for peer traffic on the Raft address and lighttpd serving\n"
-"the HTTP API on the HTTP address. Stops them all on SIGINT or SIGTERM.\n"
-"\n"
-"  -id ID             node ID, 1-63 of [A-Za-z0-9._-] (default: the Raft\n"
-"                     address with ':' replaced by '-', localhost-12000)\n"
-"  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
-"  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
-"  -join ADDR         HTTP address of a cluster member to join, e.g. :11000\n"
-"                     (used the first time only; a restarted node rejoins\n"
-"                     from its saved state)\n"
-"  -fastcgi           run the HTTP programs as resident FastCGI applications\n"
-"                     (lighttpd mod_fastcgi) instead of one CGI process per\n"
-"                     request (mod_cgi, the default)\n"
-"Security (see keyval(1) and kv-certs(1)):\n"
-"  -peer-tls DIR      mutual TLS on every peer link (socat OPENSSL): DIR\n"
-"                     holds ca.crt (the cluster CA), node.crt and node.key;\n"
-"                     peers without a certificate from that CA are refused\n"
-"  -https-cert FILE   serve HTTPS (lighttpd mod_openssl) with this PEM\n"
-"                     certificate (and key, unless -https-key is given)\n"
-"  -https-key FILE    its private key\n"
-"  -https-ca FILE     CA that -join trusts for the member's HTTPS\n"
-"                     (default: DIR/ca.crt of -peer-tls, else the system's)\n"
-"  -auth-file FILE    HTTP basic authentication; lines USER:HASH:ro or\n"
-"                     USER:HASH:rw (HASH from openssl passwd -6); ro users\n"
-"                     may GET/HEAD, rw users may also write and join;\n"
-"                     no or bad credentials get 401, a user without the\n"
-"                     right 403; GET /health needs none (for load balancers)\n"
-"  -auth-health       with -auth-file: GET /health needs credentials too\n"
-"  -join-auth FILE    USER:PASSWORD (one line) that -join sends\n"
-"  -restore FILE      start a NEW one-node cluster in an empty DATADIR from\n"
-"                     FILE, a kv-backup file (runs kv-restore; see there for\n"
-"                     a node's own raft.db after losing a majority)\n"
-"  DATADIR            created if missing (mode 0700)\n"
-"\n"
-"A fresh DATADIR without -join starts a new one-node cluster.\n"
-"Environment: KEYVAL_RAFTD, KEYVAL_LIGHTTPD, KEYVAL_SOCAT, KEYVAL_CURL\n"
-"override the programs run.\n"
-"Exit status: 0 after a requested stop, 1 when a child failed or a step\n"
-"failed, 2 on a usage error.\n");
+            "usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
+            "       keyval [-hadv HOST:PORT] [-radv HOST:PORT] [options as above] DATADIR\n"
+            "       keyval -fastcgi [options as above] DATADIR\n"
+            "       keyval -restore FILE [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] DATADIR\n"
+            "\n"
+            "Starts one keyval node: raftd (Raft state, log and data in DATADIR/raft.db),\n"
+            "a socat listener for peer traffic on the Raft address and lighttpd serving\n"
+            "the HTTP API on the HTTP address. Stops them all on SIGINT or SIGTERM.\n"
+            "\n"
+            "  -id ID             node ID, 1-63 of [A-Za-z0-9._-] (default: the Raft\n"
+            "                     address with ':' replaced by '-', localhost-12000)\n"
+            "  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
+            "  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
+            "  -hadv HOST:PORT    HTTP address told to clients and peers (default -haddr);\n"
+            "                     needed when -haddr is 0.0.0.0 or ::, which listen on\n"
+            "                     every address but cannot be advertised\n"
+            "  -radv HOST:PORT    Raft address told to peers (default -raddr); likewise\n"
+            "  -join ADDR         HTTP address of a cluster member to join, e.g. :11000\n"
+            "                     (used the first time only; a restarted node rejoins\n"
+            "                     from its saved state)\n"
+            "  -fastcgi           run the HTTP programs as resident FastCGI applications\n"
+            "                     (lighttpd mod_fastcgi) instead of one CGI process per\n"
+            "                     request (mod_cgi, the default)\n"
+            "Security (see keyval(1) and kv-certs(1)):\n"
+            "  -peer-tls DIR      mutual TLS on every peer link (socat OPENSSL): DIR\n"
+            "                     holds ca.crt (the cluster CA), node.crt and node.key;\n"
+            "                     peers without a certificate from that CA are refused\n"
+            "  -https-cert FILE   serve HTTPS (lighttpd mod_openssl) with this PEM\n"
+            "                     certificate (and key, unless -https-key is given)\n"
+            "  -https-key FILE    its private key\n"
+            "  -https-ca FILE     CA that -join trusts for the member's HTTPS\n"
+            "                     (default: DIR/ca.crt of -peer-tls, else the system's)\n"
+            "  -auth-file FILE    HTTP basic authentication; lines USER:HASH:ro or\n"
+            "                     USER:HASH:rw (HASH from openssl passwd -6); ro users\n"
+            "                     may GET/HEAD, rw users may also write and join;\n"
+            "                     no or bad credentials get 401, a user without the\n"
+            "                     right 403; GET /health needs none (for load balancers)\n"
+            "  -auth-health       with -auth-file: GET /health needs credentials too\n"
+            "  -join-auth FILE    USER:PASSWORD (one line) that -join sends\n"
+            "  -restore FILE      start a NEW one-node cluster in an empty DATADIR from\n"
+            "                     FILE, a kv-backup file (runs kv-restore; see there for\n"
+            "                     a node's own raft.db after losing a majority)\n"
+            "  DATADIR            created if missing (mode 0700)\n"
+            "\n"
+            "A fresh DATADIR without -join starts a new one-node cluster.\n"
+            "Environment: KEYVAL_RAFTD, KEYVAL_LIGHTTPD, KEYVAL_SOCAT, KEYVAL_CURL\n"
+            "override the programs run.\n"
+            "Exit status: 0 after a requested stop, 1 when a child failed or a step\n"
+            "failed, 2 on a usage error.\n");
 }
 
 /* ---- addresses ---- */
@@ -93,8 +98,8 @@ static int parse_addr(const char *s, addr *a, char *err, size_t errlen)
         host[hl - 2] = '\0';
     }
     for (char *c = host; *c; c++)
-        if (*c <= ' ' || *c == '"' || *c == '\\' || *c == '\'' || *c == ',' ||
-            *c == '/' || (unsigned char)*c >= 0x7f) {
+        if (*c <= ' ' || *c == '"' || *c == '\\' || *c == '\'' || *c == ',' || *c == '/' ||
+            (unsigned char)*c >= 0x7f) {
             snprintf(err, errlen, "bad address %s: bad character in host", s);
             return -1;
         }
@@ -102,16 +107,16 @@ static int parse_addr(const char *s, addr *a, char *err, size_t errlen)
         snprintf(a->text, sizeof a->text, "localhost:%ld", p);
         snprintf(a->host, sizeof a->host, "127.0.0.1");
     } else {
-        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
         int rc = getaddrinfo(host, NULL, &hints, &res);
         if (rc != 0 || !res) {
-            snprintf(err, errlen, "bad address %s: cannot resolve %s: %s", s,
-                     host, gai_strerror(rc));
+            snprintf(err, errlen, "bad address %s: cannot resolve %s: %s", s, host,
+                     gai_strerror(rc));
             return -1;
         }
-        if (getnameinfo(res->ai_addr, res->ai_addrlen, a->host, sizeof a->host,
-                        NULL, 0, NI_NUMERICHOST) != 0) {
+        if (getnameinfo(res->ai_addr, res->ai_addrlen, a->host, sizeof a->host, NULL, 0,
+                        NI_NUMERICHOST) != 0) {
             freeaddrinfo(res);
             snprintf(err, errlen, "bad address %s: cannot resolve %s", s, host);
             return -1;
@@ -130,17 +135,19 @@ static const struct {
     const char *name;
     size_t off;
 } value_flags[] = {
-    { "id", offsetof(options, id) },
-    { "haddr", offsetof(options, haddr_s) },
-    { "raddr", offsetof(options, raddr_s) },
-    { "join", offsetof(options, join_s) },
-    { "restore", offsetof(options, restore_s) },
-    { "peer-tls", offsetof(options, peer_tls_s) },
-    { "https-cert", offsetof(options, https_cert_s) },
-    { "https-key", offsetof(options, https_key_s) },
-    { "https-ca", offsetof(options, https_ca_s) },
-    { "auth-file", offsetof(options, auth_file_s) },
-    { "join-auth", offsetof(options, join_auth_s) },
+    {"id", offsetof(options, id)},
+    {"haddr", offsetof(options, haddr_s)},
+    {"raddr", offsetof(options, raddr_s)},
+    {"hadv", offsetof(options, hadv_s)},
+    {"radv", offsetof(options, radv_s)},
+    {"join", offsetof(options, join_s)},
+    {"restore", offsetof(options, restore_s)},
+    {"peer-tls", offsetof(options, peer_tls_s)},
+    {"https-cert", offsetof(options, https_cert_s)},
+    {"https-key", offsetof(options, https_key_s)},
+    {"https-ca", offsetof(options, https_ca_s)},
+    {"auth-file", offsetof(options, auth_file_s)},
+    {"join-auth", offsetof(options, join_auth_s)},
 };
 
 static const char **value_flag(options *o, const char *name, size_t nl)
@@ -166,8 +173,7 @@ static int parse_flags(int argc, char **argv, options *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0 ||
-            strcmp(a, "--help") == 0) {
+        if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         }
@@ -199,8 +205,7 @@ static int parse_flags(int argc, char **argv, options *o)
             continue;
         }
         if (o->datadir_s) {
-            fprintf(stderr, PROG ": more than one DATADIR given (%s, %s)\n",
-                    o->datadir_s, a);
+            fprintf(stderr, PROG ": more than one DATADIR given (%s, %s)\n", o->datadir_s, a);
             usage(stderr);
             return 2;
         }
@@ -224,7 +229,7 @@ int options_parse(int argc, char **argv, options *o)
         return rc;
     if (o->restore_s && o->join_s) {
         fprintf(stderr, PROG ": -restore starts a new cluster; it cannot be "
-                "combined with -join\n");
+                             "combined with -join\n");
         return 2;
     }
     if (o->auth_health && !o->auth_file_s) {
@@ -234,8 +239,22 @@ int options_parse(int argc, char **argv, options *o)
     char err[512];
     if (parse_addr(o->haddr_s, &o->haddr, err, sizeof err) < 0 ||
         parse_addr(o->raddr_s, &o->raddr, err, sizeof err) < 0 ||
-        (o->join_s && parse_addr(o->join_s, &o->join, err, sizeof err) < 0)) {
+        (o->join_s && parse_addr(o->join_s, &o->join, err, sizeof err) < 0) ||
+        parse_addr(o->hadv_s ? o->hadv_s : o->haddr_s, &o->hadv, err, sizeof err) < 0 ||
+        parse_addr(o->radv_s ? o->radv_s : o->raddr_s, &o->radv, err, sizeof err) < 0) {
         fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
+    for (int r = 0; r < 2; r++) {
+        const addr *adv = r ? &o->radv : &o->hadv;
+        if (!kv_addr_unspecified(adv->text))
+            continue;
+        fprintf(stderr,
+                PROG ": cannot advertise %s %s: clients and peers cannot reach an "
+                     "unspecified address; pass -%sadv HOST:PORT with an address of this host "
+                     "that they reach (-%saddr %s still listens on every address)\n",
+                r ? "Raft address" : "HTTP address", adv->text, r ? "r" : "h", r ? "r" : "h",
+                r ? o->raddr.text : o->haddr.text);
         return 2;
     }
     /* raftd takes node IDs of 1-63 of [A-Za-z0-9._-]. The seed's default ID
@@ -243,19 +262,23 @@ int options_parse(int argc, char **argv, options *o)
      * replaced by '-' ("localhost:12000" -> "localhost-12000"). */
     if (!o->id) {
         size_t k = 0;
-        for (const char *c = o->raddr.text; *c && k < sizeof o->default_id - 1; c++)
+        for (const char *c = o->radv.text; *c && k < sizeof o->default_id - 1; c++)
             o->default_id[k++] = kv_name_char(*c) ? *c : '-';
         o->default_id[k] = '\0';
         o->id = o->default_id;
     }
     if (!kv_name_ok(o->id)) {
-        fprintf(stderr, PROG ": bad -id %s: must be 1-63 characters of "
-                "[A-Za-z0-9._-]\n", o->id);
+        fprintf(stderr,
+                PROG ": bad -id %s: must be 1-63 characters of "
+                     "[A-Za-z0-9._-]\n",
+                o->id);
         return 2;
     }
     if (!config_safe(o->datadir_s) || strpbrk(o->datadir_s, ",:!'")) {
-        fprintf(stderr, PROG ": bad DATADIR %s: it may not contain quotes, "
-                "backslashes, control characters or any of ,:!'\n", o->datadir_s);
+        fprintf(stderr,
+                PROG ": bad DATADIR %s: it may not contain quotes, "
+                     "backslashes, control characters or any of ,:!'\n",
+                o->datadir_s);
         return 2;
     }
     return -1;

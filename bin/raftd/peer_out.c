@@ -44,9 +44,11 @@ static void peer_kill(struct raftd *d, peer *p)
 static void peer_free(struct raftd *d, peer *p)
 {
     peer_kill(d, p);
+    link_stderr_close(d, p);
     wbuf_free(&p->out);
     memset(p, 0, sizeof *p);
     p->wfd = -1;
+    p->err_fd = -1;
 }
 
 static peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
@@ -61,6 +63,7 @@ static peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
     p->used = 1;
     p->id = id;
     p->wfd = -1;
+    p->err_fd = -1;
     p->backoff = 100;
     snprintf(p->meta, sizeof p->meta, "%s", meta);
     char h[KV_ADDR_MAX + 1];
@@ -120,21 +123,26 @@ static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
         logf_(d, "peer link to %s: pipe: %s", p->name, strerror(errno));
         return;
     }
+    int efd = link_stderr_open(d, p); /* its stderr into our log */
     pid_t pid = fork();
     if (pid < 0) {
         logf_(d, "peer link to %s: fork: %s", p->name, strerror(errno));
         close(fds[0]);
         close(fds[1]);
+        if (efd >= 0)
+            close(efd);
+        link_stderr_close(d, p);
         return;
     }
     if (pid == 0) {
         int nul = open("/dev/null", O_RDWR);
         dup2(fds[0], 0);
-        if (nul >= 0) {
+        if (nul >= 0)
             dup2(nul, 1);
-            if (!d->verbose)
-                dup2(nul, 2);
-        }
+        if (efd >= 0)
+            dup2(efd, 2);
+        else if (nul >= 0 && !d->verbose)
+            dup2(nul, 2);
         signal(SIGPIPE, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
@@ -143,6 +151,8 @@ static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
         _exit(127);
     }
     close(fds[0]);
+    if (efd >= 0)
+        close(efd);
     p->pid = pid;
     p->wfd = fds[1];
     set_nonblock(p->wfd);
@@ -297,6 +307,7 @@ void peers_reap(struct raftd *d, uint64_t now)
             if (!p->used || p->pid != pid)
                 continue;
             peer_close_pipe(d, p);
+            link_stderr_close(d, p);
             p->pid = 0;
             char why[64];
             if (WIFEXITED(st))

@@ -6,7 +6,8 @@
  * boot.c (store, node id, bootstrap/restore, pidfile, sockets; shutdown),
  * loop.c (epoll; knows no handler), run.c (one loop turn: timers, ready,
  * sweep), peer_out.c (outbound links: socat children), link_health.c
- * (declaring silent links dead), peer_in.c
+ * (declaring silent links dead), link_stderr.c (their stderr into the
+ * log), peer_in.c
  * (inbound peer connections), client.c (raftd.sock clients), request.c
  * (parsing and validation, one function per op), pending.c (the pending
  * request life cycle), ready.c (one Ready: persist, send, apply, answer),
@@ -78,6 +79,12 @@ typedef struct peer { /* an outbound link: a child running -peer-connect */
     uint64_t heard;    /* last frame from this peer (link_health.c) */
     unsigned hellos;   /* HELLOs from it since the link was added */
     int declared_dead; /* killed for silence, not heard from since */
+    int err_fd;        /* read end of the child's stderr, -1 none (link_stderr.c) */
+    char err_buf[256]; /* the line being read */
+    size_t err_len;
+    char err_last[256]; /* the last whole line */
+    int err_pending;    /* err_last not logged yet */
+    uint64_t err_logged;
 } peer;
 
 typedef struct known { /* id -> meta learned from a HELLO */
@@ -292,6 +299,11 @@ int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char 
 void peers_flush(struct raftd *d);
 void peers_watch(struct raftd *d);
 void peers_stop(struct raftd *d);
+
+/* link_stderr.c */
+int link_stderr_open(struct raftd *d, peer *p);
+void link_stderr_close(struct raftd *d, peer *p);
+void link_stderr_timers(struct raftd *d, uint64_t now);
 
 /* link_health.c */
 void link_heard(struct raftd *d, uint64_t id);

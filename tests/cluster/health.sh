@@ -62,6 +62,8 @@ check healthy_leader_stays_ok_30_times [ -z "$blinks" ]
 [ -n "$blinks" ] && echo "# not OK:$blinks"
 expect_health healthy_follower 0 '^KEYVAL OK - node n1 is follower.*leader n0' \
     -H 127.0.0.1:17201 -d "$T/n1"
+# -d alone: the node's own HTTP address comes from DATADIR/node.conf.
+KEYVAL_HADDR= expect_health address_from_datadir 0 '^KEYVAL OK - node n1 is follower' -d "$T/n1"
 run_health -q -H 127.0.0.1:17200 -d "$T/n0"
 cond quiet_when_ok '[ "$RC" = 0 ] && [ -z "$OUT" ]'
 KEYVAL_HADDR=127.0.0.1:17201 KEYVAL_DATADIR=$T/n1 run_health

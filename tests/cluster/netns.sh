@@ -73,8 +73,12 @@ start() {
     [ "$_n" != 1 ] && [ ! -e "$T/n$_n/raft.db" ] && _join="-join $NET.11:11000"
     _tls=""
     [ -n "$PEER_TLS" ] && _tls="-peer-tls $T/pki/n$_n"
-    ip netns exec $NS-n$_n "$KEYVAL" -id n$_n -haddr $NET.1$_n:11000 -raddr $NET.1$_n:12000 \
-        $_join $_tls "$@" "$T/n$_n" >>"$T/n$_n.log" 2>&1 9>&- &
+    # n3 listens on every address and advertises its own (-hadv/-radv).
+    _addrs="-haddr $NET.1$_n:11000 -raddr $NET.1$_n:12000"
+    [ "$_n" = 3 ] && _addrs="-haddr 0.0.0.0:11000 -raddr 0.0.0.0:12000 -hadv $NET.13:11000
+        -radv $NET.13:12000"
+    ip netns exec $NS-n$_n "$KEYVAL" -id n$_n $_addrs $_join $_tls "$@" "$T/n$_n" \
+        >>"$T/n$_n.log" 2>&1 9>&- &
     eval "pid_n$_n=$!"
     all_pids="$all_pids $!"
 }
@@ -257,10 +261,16 @@ run_cluster() {
     fi
     check "${_lab}_status_shows_real_address" \
         [ "$(st 1 '.nodes[] | select(.id == "n2") | .haddr')" = "$NET.12:11000" ]
+    check "${_lab}_bound_to_any_advertises_its_own_address" \
+        [ "$(st 1 '.nodes[] | select(.id == "n3") | .haddr + " " + .addr')" = \
+            "$NET.13:11000 $NET.13:12000" ]
     # HTTP across hosts: n3's namespace asks n2 for a key written on n1.
     "$KVSET" -s "$(sock 1)" hello world >/dev/null
     check "${_lab}_http_read_across_hosts" wait_until 10 sh -c \
         "ip netns exec $NS-n3 curl -s -m 3 http://$NET.12:11000/key/hello | grep -q world"
+    # kv-health on a host, given only the data directory, finds its node.
+    _hl=$(ip netns exec $NS-n1 "$BUILD/bin/kv-health" -d "$T/n1" 2>&1)
+    check "${_lab}_kv_health_finds_its_node" sh -c "echo '$_hl' | grep -q '^KEYVAL OK - node n1'"
     follower_cut "${_lab}_cut${CUT}" "$CUT"
     if [ -n "$NETNS_LONG" ]; then
         follower_cut "${_lab}_cut120" 120
