@@ -119,8 +119,8 @@ static int boot_limits(struct raftd *d)
     if (rl.rlim_cur < want) {
         rlim_t other = 64 + MAX_INBOUND + 16 + MAX_PEERS + 64;
         d->max_clients = rl.rlim_cur > other + 16 ? (size_t)(rl.rlim_cur - other) : 16;
-        logf_(d, "file descriptor limit %llu: at most %zu clients",
-              (unsigned long long)rl.rlim_cur, d->max_clients);
+        logf_(d, "file descriptor limit %llu: at most %zu clients", (unsigned long long)rl.rlim_cur,
+              d->max_clients);
     }
     return rl.rlim_cur > 1u << 20 ? 1 << 20 : (int)rl.rlim_cur;
 }
@@ -168,12 +168,13 @@ static int boot_store(struct raftd *d, store_loaded *ld)
      * version before incarnations (lib/nodeid.h). */
     char inc[NODEID_HEX_LEN + 1], why[300];
     int legacy = 0;
-    if (nodeid_load(d->st, d->name, fresh, &d->id, inc, sizeof inc, &legacy, why,
-                    sizeof why) < 0)
+    if (nodeid_load(d->st, d->name, fresh, &d->id, inc, sizeof inc, &legacy, why, sizeof why) < 0)
         fatal(d, "%s", why);
     if (legacy)
-        logf_(d, "node id %016llx (the name's hash: a data directory made before "
-              "incarnations)", (unsigned long long)d->id);
+        logf_(d,
+              "node id %016llx (the name's hash: a data directory made before "
+              "incarnations)",
+              (unsigned long long)d->id);
     else
         vlog(d, "node id %016llx (incarnation %s)", (unsigned long long)d->id, inc);
     if (rc == 0 && store_meta_set(d->st, "name", d->name) < 0)
@@ -192,6 +193,10 @@ static void boot_core(struct raftd *d)
         fatal(d, "/dev/urandom: %s", strerror(errno));
     close(ufd);
     memcpy(&o.seed, seed, 8);
+    /* Request ids from a random start (48 bits, so they never wrap): a
+     * leader's kept reply to a request of our previous run (fwd_replies.c)
+     * cannot match one of ours. */
+    d->next_id = (o.seed >> 16) | 1;
     o.election_ticks = d->election_ticks;
     o.snapshot_trail = d->snap_trail;
     o.snapshot_trail_bytes = d->snap_bytes ? (size_t)SNAP_TRAIL_SHARE(d->snap_bytes) : 0;
@@ -313,6 +318,7 @@ void cleanup(struct raftd *d)
     d->cleaned = 1;
     pending_shutdown(d);
     peers_stop(d);
+    fwd_replies_free(d);
     for (size_t i = 0; i < d->n_clients; i++)
         client_free(d, d->clients[i]);
     d->n_clients = 0;

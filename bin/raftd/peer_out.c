@@ -167,6 +167,7 @@ static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
     snprintf(h.meta, sizeof h.meta, "%s", d->meta);
     if (codec_hello_frame(&p->out, &h) < 0)
         logf_(d, "peer link to %s: cannot encode hello", p->name);
+    fwd_replies_relink(d, p->id); /* replies the last link may have lost */
     vlog(d, "peer link to %s: started pid %d", p->name, (int)pid);
 }
 

@@ -75,8 +75,7 @@ static void finish_text(struct raftd *d, pending *p, const char *s, size_t n)
         client_send_text(p->cl, s, n);
         pending_detach(p);
     } else if (p->remote) {
-        if (send_fwd(d, p->from, PEER_FWD_RESP, p->rreqid, s, n) < 0)
-            vlog(d, "cannot relay reply to forwarded request (no link)");
+        fwd_reply_send(d, p->from, p->rreqid, s, n); /* kept for a resend */
     }
     pending_unlink(d, p);
     json_decref(p->req);

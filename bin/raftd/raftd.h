@@ -7,7 +7,8 @@
  * loop.c (epoll; knows no handler), run.c (one loop turn: timers, ready,
  * sweep), peer_out.c (outbound links: socat children), link_health.c
  * (declaring silent links dead), link_stderr.c (their stderr into the
- * log), peer_in.c
+ * log), fwd_replies.c (replies to forwarded requests, kept for a resend),
+ * peer_in.c
  * (inbound peer connections), client.c (raftd.sock clients), request.c
  * (parsing and validation, one function per op), pending.c (the pending
  * request life cycle), ready.c (one Ready: persist, send, apply, answer),
@@ -86,6 +87,17 @@ typedef struct peer { /* an outbound link: a child running -peer-connect */
     int err_pending;    /* err_last not logged yet */
     uint64_t err_logged;
 } peer;
+
+/* A reply to a forwarded request, kept for a resend (fwd_replies.c). */
+#define FWD_KEEP_MAX 1024
+#define FWD_KEEP_MS 5000
+#define FWD_KEEP_TEXT 4096
+typedef struct fwd_kept {
+    uint64_t to, reqid, at;
+    char *text; /* NULL: slot free */
+    size_t len;
+    int sent; /* queued on a link at least once */
+} fwd_kept;
 
 typedef struct known { /* id -> meta learned from a HELLO */
     uint64_t id;
@@ -223,6 +235,8 @@ struct raftd {
     /* peers (peer_out.c, peer_in.c) */
     peer peers[MAX_PEERS];
     known known[MAX_KNOWN];
+    fwd_kept fwd_kept[FWD_KEEP_MAX]; /* fwd_replies.c */
+    unsigned fwd_kept_next;
     inconn *inconns[MAX_INBOUND + 16]; /* + room for the dead of one turn */
     size_t n_inconns;
     uint8_t *inbound_buf; /* INBOUND_READ_BYTES, for reads */
@@ -299,6 +313,12 @@ int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char 
 void peers_flush(struct raftd *d);
 void peers_watch(struct raftd *d);
 void peers_stop(struct raftd *d);
+
+/* fwd_replies.c */
+void fwd_reply_send(struct raftd *d, uint64_t to, uint64_t reqid, const char *s, size_t n);
+void fwd_replies_relink(struct raftd *d, uint64_t to);
+void fwd_replies_timers(struct raftd *d, uint64_t now);
+void fwd_replies_free(struct raftd *d);
 
 /* link_stderr.c */
 int link_stderr_open(struct raftd *d, peer *p);

@@ -92,6 +92,7 @@ static void run_ticks(struct raftd *d, uint64_t now)
     pending_timers(d, now);
     links_check(d, now);
     link_stderr_timers(d, now);
+    fwd_replies_timers(d, now);
     peers_timers(d, now);
     fix_own_meta(d, now);
     inconns_timers(d, now);

@@ -168,6 +168,43 @@ follower_cut() {
         grep -q "peer link to n$_f back" "$T/n$_ln.log"
 }
 
+# link_child N M: the pid of node N's link child (socat) to node M.
+link_child() {
+    eval "_kp=\$pid_n$1"
+    _rp=""
+    for _c in $(children_of "$_kp"); do
+        [ "$(cat /proc/$_c/comm 2>/dev/null)" = raftd ] && _rp=$_c
+    done
+    for _c in $(children_of "$_rp"); do
+        tr '\0' ' ' </proc/$_c/cmdline 2>/dev/null | grep -q "$NET.1$2:12000" && echo "$_c"
+    done | head -n 1
+}
+
+# fwd_reply_cut LABEL: the leader's link to a follower stopped (SIGSTOP):
+# a write sent to that follower is forwarded to the leader and committed;
+# the client must learn that it was (not "outcome unknown").
+fwd_reply_cut() {
+    _wl=$1
+    _l=$(leader_of 1)
+    _ln=${_l#n}
+    _f=3
+    [ "$_ln" = 3 ] && _f=2
+    _sp=$(link_child "$_ln" "$_f")
+    if [ -z "$_sp" ]; then
+        bad "${_wl}_find_link_child" "no link child of n$_ln to n$_f"
+        return
+    fi
+    kill -STOP "$_sp"
+    _t0=$(ms)
+    KEYVAL_TIMEOUT_MS=10000 "$KVSET" -s "$(sock $_f)" fwd-$_wl 1 >"$T/out" 2>&1
+    _rc=$?
+    echo "figure: $_wl: write to n$_f with the leader's link to it stopped: exit $_rc" \
+        "after $(($(ms) - _t0)) ms ($(head -c 100 "$T/out"))"
+    check "${_wl}_forwarded_write_acknowledged" [ $_rc = 0 ]
+    kill -CONT "$_sp" 2>/dev/null
+    wait_until 10 caught_up $_f "$(st "$_ln" .commit_index)"
+}
+
 # oneway_cut LABEL: stop (SIGSTOP) a follower's link child to the leader:
 # its acknowledgements stop, the leader's messages still arrive. The
 # follower must take writes again without anyone resuming that process.
@@ -177,15 +214,7 @@ oneway_cut() {
     _ln=${_l#n}
     _f=3
     [ "$_ln" = 3 ] && _f=2
-    eval "_kp=\$pid_n$_f"
-    _rp=""
-    for _c in $(children_of "$_kp"); do
-        [ "$(cat /proc/$_c/comm 2>/dev/null)" = raftd ] && _rp=$_c
-    done
-    _sp=""
-    for _c in $(children_of "$_rp"); do
-        tr '\0' ' ' </proc/$_c/cmdline 2>/dev/null | grep -q "$NET.1$_ln:12000" && _sp=$_c
-    done
+    _sp=$(link_child "$_f" "$_ln")
     if [ -z "$_sp" ]; then
         bad "${_ol}_find_link_child" "no socat child of n$_f raftd ($_rp) to n$_ln"
         return
@@ -276,6 +305,7 @@ run_cluster() {
         follower_cut "${_lab}_cut120" 120
     fi
     oneway_cut "${_lab}_oneway"
+    fwd_reply_cut "${_lab}_fwdreply"
     leader_cut "${_lab}_leadercut"
     # kill -9 a follower and restart it with the same command line.
     _l=$(leader_of 1)
