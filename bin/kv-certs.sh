@@ -6,7 +6,7 @@ PROG=kv-certs
 
 usage() {
     cat <<'USAGE'
-usage: kv-certs [-d DAYS] [-H HOSTS] [-b BITS] DIR NODE...
+usage: kv-certs [-d DAYS] [-H HOSTS] [-b BITS] DIR NODE[=HOSTS]...
 Creates DIR/ca.crt and DIR/ca.key (a new CA, unless DIR/ca.key exists,
 then that CA signs), and for each NODE a directory DIR/NODE holding
   ca.crt     the cluster CA (what peers and clients verify against)
@@ -18,6 +18,11 @@ which is what keyval -peer-tls DIR/NODE takes; the same pair serves as
   -H HOSTS   comma-separated host names and IP addresses the certificates
              are valid for, besides NODE itself
              (default localhost,127.0.0.1,::1)
+  NODE=HOSTS this node's own names and addresses instead of -H: give each
+             host its own, so a peer's name check means something
+Serial numbers are random (128 bits), so certificates made at any time by
+the same CA never share one. To add a node later, run kv-certs again on
+the same DIR with the new NODE=HOSTS: the existing CA signs it.
   -b BITS    RSA key size (default 2048)
 Keys are written with umask 077. Exit status 0 ok, 1 openssl failed,
 2 usage.
@@ -49,9 +54,14 @@ if [ $# -lt 2 ]; then
 fi
 dir=$1
 shift
-for n in "$@"; do
+for a in "$@"; do
+    n=${a%%=*}
     case $n in
     ''|*[!A-Za-z0-9._-]*|.|..) echo "$PROG: bad node name '$n': use [A-Za-z0-9._-]" >&2; exit 2 ;;
+    esac
+    case $a in
+    *=*[!A-Za-z0-9.,:_-]*) echo "$PROG: $n=: bad character in ${a#*=}" >&2; exit 2 ;;
+    *=) echo "$PROG: $n=: no hosts given" >&2; exit 2 ;;
     esac
 done
 command -v openssl >/dev/null 2>&1 || { echo "$PROG: openssl not found" >&2; exit 1; }
@@ -72,8 +82,9 @@ if [ ! -f "$dir/ca.key" ]; then
     echo "$PROG: new CA $dir/ca.crt"
 fi
 
-san() { # NODE -> subjectAltName value
+san() { # NODE [HOSTS] -> subjectAltName value
     out="DNS:$1"
+    hosts=${2:-$default_hosts}
     old_ifs=$IFS; IFS=,
     for h in $hosts; do
         [ -z "$h" ] && continue
@@ -91,23 +102,32 @@ san() { # NODE -> subjectAltName value
     echo "$out"
 }
 
-serial=$(date +%s)
-for n in "$@"; do
+default_hosts=$hosts
+# A random positive 128-bit serial (RFC 5280: at most 20 bytes, positive):
+# two certificates of one CA never share a serial, whenever they are made.
+new_serial() {
+    h=$(openssl rand -hex 16) || return 1
+    printf '0x%x%s\n' $((0x$(printf %.1s "$h") & 7)) "${h#?}"
+}
+for a in "$@"; do
+    n=${a%%=*}
+    nh=""
+    case $a in *=*) nh=${a#*=} ;; esac
     mkdir -p "$dir/$n" || exit 1
     cat >"$tmp/ext" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=$(san "$n")
+subjectAltName=$(san "$n" "$nh")
 EXT
     openssl req -new -newkey "rsa:$bits" -nodes -sha256 -subj "/CN=$n" \
         -keyout "$dir/$n/node.key" -out "$tmp/csr" 2>"$tmp/err" || fail "cannot make a key for $n"
-    serial=$((serial + 1))
+    serial=$(new_serial) || fail "openssl rand failed"
     openssl x509 -req -in "$tmp/csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
         -set_serial "$serial" -days "$days" -sha256 -extfile "$tmp/ext" \
         -out "$dir/$n/node.crt" 2>"$tmp/err" || fail "cannot sign the certificate of $n"
     cp "$dir/ca.crt" "$dir/$n/ca.crt" || exit 1
     chmod 600 "$dir/$n/node.key"
     chmod 644 "$dir/$n/node.crt" "$dir/$n/ca.crt"
-    echo "$PROG: $dir/$n/node.crt ($(san "$n"))"
+    echo "$PROG: $dir/$n/node.crt ($(san "$n" "$nh"), serial $serial)"
 done

@@ -10,15 +10,19 @@ usage: kv-health [-H HOST:PORT] [-d DATADIR] [-C CAFILE] [-a FILE] [-t SECONDS]
                  [-c PERCENT] [-q]
 Checks one keyval node through GET /status (and GET /status of the leader
 it names) and prints one line: KEYVAL OK|WARNING|CRITICAL|UNKNOWN - why.
-  -H HOST:PORT  the node's HTTP address
-                (default: $KEYVAL_HADDR, else localhost:11000)
+  -H HOST:PORT  the node's HTTP address (default: $KEYVAL_HADDR, else
+                the address in DATADIR/node.conf, else localhost:11000)
   -d DATADIR    the node's data directory; adds the raftd.sock and disk
-                checks (default: $KEYVAL_DATADIR when set, else none)
+                checks, and the node's own HTTP address, CA and
+                credentials file from DATADIR/node.conf, which keyval
+                writes at start (default: $KEYVAL_DATADIR when set, else
+                none)
   -C CAFILE     the node serves HTTPS: ask over https, trusting CAFILE
-                (default: $KEYVAL_CACERT)
+                (default: $KEYVAL_CACERT, else node.conf's CA)
   -a FILE       the node wants HTTP basic auth: FILE has one line
                 USER:PASSWORD, a read-only user is enough; the password
-                stays out of the command line (default: $KEYVAL_AUTH_FILE)
+                stays out of the command line (default: $KEYVAL_AUTH_FILE,
+                else node.conf's, the node's -join-auth file)
   -t SECONDS    timeout of each request (default 5)
   -l ENTRIES    replication lag that is a WARNING (default 1000)
   -L ENTRIES    replication lag that is CRITICAL (default 10000)
@@ -41,7 +45,7 @@ USAGE
 # The usage lines alone, for a usage error (-h prints the rest).
 short_usage() { usage | awk '/^usage:/ { u = 1; print; next } u && /^[ \t]/ { print; next } { exit }'; }
 
-haddr=${KEYVAL_HADDR:-localhost:11000}
+haddr=${KEYVAL_HADDR:-}
 datadir=${KEYVAL_DATADIR:-}
 timeout=5
 lag_warn=1000
@@ -91,6 +95,17 @@ while getopts :H:d:C:a:t:l:L:s:w:c:qh opt; do
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || usage_error "unexpected argument: $1"
+# What DATADIR/node.conf says (KEY=VALUE lines; read, never sourced).
+conf_get() { sed -n "s/^$1=//p" "$datadir/node.conf" 2>/dev/null | head -n 1; }
+if [ -n "$datadir" ] && [ -r "$datadir/node.conf" ]; then
+    [ -z "$haddr" ] && haddr=$(conf_get haddr)
+    if [ -z "$cafile" ] && [ "$(conf_get scheme)" = https ]; then
+        cafile=$(conf_get cacert)
+        [ -z "$cafile" ] && cafile_system=1
+    fi
+    [ -z "$authfile" ] && authfile=$(conf_get auth_file)
+fi
+haddr=${haddr:-localhost:11000}
 case $haddr in
 *:*) ;;
 *) usage_error "-H: expected HOST:PORT, got '$haddr'" ;;
@@ -105,6 +120,8 @@ scheme=http
 if [ -n "$cafile" ]; then
     [ -r "$cafile" ] || usage_error "-C $cafile: not a readable file"
     scheme=https
+elif [ -n "${cafile_system:-}" ]; then
+    scheme=https # node.conf: HTTPS with a certificate the system trusts
 fi
 # curl reads "user" from a config on stdin, so the password is not in ps.
 curl_user=""

@@ -382,8 +382,12 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
     }
     /* Kept open across requests of a resident (FastCGI) program. */
     static int conn = -1;
-    int rc = client_request_keep(&conn, sock, req, client_timeout_from_env(), &reply, err,
-                                 sizeof err);
+    int timeout = client_timeout_from_env();
+    const char *op = json_string_value(json_object_get(req, "op"));
+    if (op && (!strcmp(op, "status") || !strcmp(op, "metrics")) &&
+        timeout > CLIENT_STATUS_TIMEOUT_MS)
+        timeout = CLIENT_STATUS_TIMEOUT_MS;
+    int rc = client_request_keep(&conn, sock, req, timeout, &reply, err, sizeof err);
     if (rc == -2) {
         cgi_error(stdout, 413, err);
         return 413;

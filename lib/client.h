@@ -19,6 +19,10 @@
 /* Default overall timeout of one request, in milliseconds. It is longer
  * than raftd's own request timeout so that raftd's 503 reaches the user. */
 #define CLIENT_TIMEOUT_MS 15000
+/* Timeout of a status or metrics request: raftd answers those at once, so
+ * a raftd that says nothing for this long is not answering (a paused or
+ * wedged daemon), and GET /health and /status say so quickly. */
+#define CLIENT_STATUS_TIMEOUT_MS 3000
 
 /* Sends req (a JSON object) to the raftd socket at sockpath and waits at
  * most timeout_ms (<= 0: CLIENT_TIMEOUT_MS) for the reply. On success

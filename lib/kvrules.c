@@ -66,6 +66,17 @@ int kv_addr_ok(const char *s)
     return !errno && *end == 0 && port >= 1 && port <= 65535;
 }
 
+int kv_addr_unspecified(const char *s)
+{
+    const char *c = strrchr(s, ':');
+    size_t hl = c ? (size_t)(c - s) : strlen(s);
+    static const char *const any[] = {"", "0.0.0.0", "::", "[::]", "0", "[::0]", "::0"};
+    for (size_t i = 0; i < sizeof any / sizeof any[0]; i++)
+        if (strlen(any[i]) == hl && strncmp(s, any[i], hl) == 0)
+            return 1;
+    return 0;
+}
+
 int kv_meta_format(char *buf, size_t cap, const char *name, const char *raddr, const char *haddr)
 {
     int n = snprintf(buf, cap, "%s %s %s", name, raddr, haddr && haddr[0] ? haddr : "-");

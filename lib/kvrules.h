@@ -36,6 +36,9 @@ int kv_name_char(char c);
 /* An address HOST:PORT: 3..KV_ADDR_MAX printable bytes without spaces,
  * ending in ':' and a port of 1..65535. */
 int kv_addr_ok(const char *s);
+/* Is HOST:PORT's host unspecified (0.0.0.0, ::, [::], empty)? Such an
+ * address can be bound but not advertised: nobody can reach it. */
+int kv_addr_unspecified(const char *s);
 
 /* A member's meta in the Raft configuration (RAFT_META_MAX bytes at most):
  * "NAME RADDR HADDR", HADDR "-" when the node serves no HTTP. */

@@ -44,6 +44,12 @@ int main(void)
     EXPECT(!kv_addr_ok("h:0") && !kv_addr_ok("h:65536") && !kv_addr_ok("h:") && !kv_addr_ok("h") &&
                !kv_addr_ok("h :1") && !kv_addr_ok("h:1x"),
            "addr_bad");
+    EXPECT(kv_addr_unspecified("0.0.0.0:11000") && kv_addr_unspecified("[::]:1") &&
+               kv_addr_unspecified("::1") == 0 && kv_addr_unspecified(":11000"),
+           "addr_unspecified");
+    EXPECT(!kv_addr_unspecified("10.0.0.1:11000") && !kv_addr_unspecified("[::1]:1") &&
+               !kv_addr_unspecified("localhost:1") && !kv_addr_unspecified("0.0.0.1:1"),
+           "addr_specified");
     char addr[KV_ADDR_MAX + 2];
     memset(addr, 'a', sizeof addr);
     memcpy(addr + KV_ADDR_MAX - 3, ":80", 4);

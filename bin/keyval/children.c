@@ -236,27 +236,34 @@ _Noreturn void supervise(void)
 
 /* ---- starting them ---- */
 
+/* The outbound TLS link's TCP options: as raftd's default -peer-connect
+ * (raftd(8)): connect timeout, keepalive, TCP_USER_TIMEOUT 10 s. */
+#define LINK_TCP_OPTS \
+    "connect-timeout=2,keepalive,keepidle=5,keepintvl=2,keepcnt=3," \
+    "setsockopt-int=6:18:10000"
+
 pid_t start_raftd(const options *o, const install *in, const paths *p, const security *sec,
                   int bootstrap)
 {
     char *rargv[14];
-    char connect_tmpl[4 * PATH_MAX + 128];
+    char connect_tmpl[4 * PATH_MAX + 256];
     int ra = 0;
     rargv[ra++] = (char *)in->raftd;
     rargv[ra++] = "-id";
     rargv[ra++] = (char *)o->id;
+    /* raftd opens no TCP socket: its addresses are the advertised ones. */
     rargv[ra++] = "-raddr";
-    rargv[ra++] = (char *)o->raddr.text;
+    rargv[ra++] = (char *)o->radv.text;
     rargv[ra++] = "-haddr";
-    rargv[ra++] = (char *)o->haddr.text;
+    rargv[ra++] = (char *)o->hadv.text;
     if (bootstrap)
         rargv[ra++] = "-bootstrap";
     if (o->peer_tls_s) {
         /* Outbound links: mutual TLS with our certificate, trusting only
          * the cluster CA (socat also checks the peer's name, %a's host). */
         snprintf(connect_tmpl, sizeof connect_tmpl,
-                 "%s STDIO OPENSSL:%%a,cert=%s,key=%s,cafile=%s,verify=1", in->socat, sec->tls_crt,
-                 sec->tls_key, sec->tls_ca);
+                 "%s STDIO OPENSSL:%%a,cert=%s,key=%s,cafile=%s,verify=1,%s", in->socat,
+                 sec->tls_crt, sec->tls_key, sec->tls_ca, LINK_TCP_OPTS);
         rargv[ra++] = "-peer-connect";
         rargv[ra++] = connect_tmpl;
     }
@@ -266,11 +273,16 @@ pid_t start_raftd(const options *o, const install *in, const paths *p, const sec
     if (child_pid[C_RAFTD] < 0)
         finish(1);
     say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s %s", (int)child_pid[C_RAFTD],
-        in->raftd, o->id, o->raddr.text, o->haddr.text, bootstrap ? " -bootstrap" : "",
+        in->raftd, o->id, o->radv.text, o->hadv.text, bootstrap ? " -bootstrap" : "",
         o->peer_tls_s ? " -peer-connect '" : "", o->peer_tls_s ? connect_tmpl : "",
         o->peer_tls_s ? "'" : "", p->datadir);
     return child_pid[C_RAFTD];
 }
+
+/* The listener's TCP keepalive: a connection whose peer vanished in a
+ * partition (it has since connected anew) is closed within ~25 s, and
+ * its socat child with it, instead of lingering for hours. */
+#define LISTEN_TCP_OPTS "keepalive,keepidle=10,keepintvl=5,keepcnt=3"
 
 /* socat: inbound peer traffic on the Raft address */
 void start_socat(const options *o, const install *in, const paths *p, const security *sec)
@@ -286,13 +298,14 @@ void start_socat(const options *o, const install *in, const paths *p, const secu
     if (o->peer_tls_s) /* refuses peers without a certificate from the CA */
         snprintf(listen, sizeof listen,
                  "OPENSSL-LISTEN:%d,bind=%s%s%s,pf=ip%s,reuseaddr,fork,backlog=128,"
-                 "max-children=512,cert=%s,key=%s,cafile=%s,verify=1",
+                 "max-children=512,cert=%s,key=%s,cafile=%s,verify=1,%s",
                  o->raddr.port, v6 ? "[" : "", o->raddr.host, v6 ? "]" : "", v6 ? "6" : "4",
-                 sec->tls_crt, sec->tls_key, sec->tls_ca);
+                 sec->tls_crt, sec->tls_key, sec->tls_ca, LISTEN_TCP_OPTS);
     else
         snprintf(listen, sizeof listen,
-                 "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork,backlog=128,max-children=512",
-                 v6 ? "6" : "4", o->raddr.port, v6 ? "[" : "", o->raddr.host, v6 ? "]" : "");
+                 "TCP%s-LISTEN:%d,bind=%s%s%s,reuseaddr,fork,backlog=128,max-children=512,%s",
+                 v6 ? "6" : "4", o->raddr.port, v6 ? "[" : "", o->raddr.host, v6 ? "]" : "",
+                 LISTEN_TCP_OPTS);
     snprintf(connect_to, sizeof connect_to, "UNIX-CONNECT:%s", p->peersock);
     char *sargv[] = {(char *)in->socat, listen, connect_to, NULL};
     child_pid[C_SOCAT] = spawn(sargv);

@@ -161,3 +161,33 @@ int config_write(const options *o, const install *in, const paths *p)
     say("wrote %s", p->conf);
     return 0;
 }
+
+/* DATADIR/node.conf: how a tool on this host reaches this node's HTTP API
+ * (kv-health -d DATADIR reads it; kv-health(8)). KEY=VALUE lines, read
+ * with sed, never sourced. Rewritten at every start. 0, or -1 (printed). */
+int node_conf_write(const options *o, const paths *p, const security *sec)
+{
+    char path[PATH_MAX + 32], authf[PATH_MAX] = "", text[4 * PATH_MAX + 512];
+    snprintf(path, sizeof path, "%s/node.conf", p->datadir);
+    if (o->join_auth_s && !realpath(o->join_auth_s, authf))
+        authf[0] = '\0';
+    const char *ca = sec->join_cacert[0] ? sec->join_cacert : "";
+    snprintf(text, sizeof text,
+             "# Written by keyval at each start: this node's HTTP API for the\n"
+             "# tools on this host (kv-health -d DATADIR). Do not edit.\n"
+             "haddr=%s\n"
+             "scheme=%s\n"
+             "cacert=%s\n"
+             "auth=%s\n"
+             "auth_file=%s\n",
+             o->hadv.text, o->https_cert_s ? "https" : "http", o->https_cert_s ? ca : "",
+             !o->auth_file_s  ? "none"
+             : o->auth_health ? "all"
+                              : "status",
+             o->auth_file_s ? authf : "");
+    if (write_file(path, text, 0600) < 0) {
+        die_msg("write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}

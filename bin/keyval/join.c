@@ -2,6 +2,7 @@
  * join.c - -join: asking a cluster member, over its HTTP API (POST /join
  * with curl), to add this node, retrying while the cluster has no leader.
  */
+#include "client.h"
 #include "keyval.h"
 
 #include <errno.h>
@@ -113,10 +114,49 @@ static int http_post(const char *curl, const security *sec, const char *url, con
     return 0;
 }
 
-void join_cluster(const options *o, const install *in, const security *sec, const char *node_id,
-                  const char *marker)
+/* After the leader said yes: has it replicated to this node? Waits up to
+ * JOIN_CONFIRM_MS for this node's raftd (sock) to know a leader and to
+ * have applied the entry that added it (index; 0: it was a member
+ * already, any applied entry will do). 1 when it has, else 0 with the
+ * reason printed. */
+static int join_confirmed(const options *o, const char *sock, long long index)
 {
-    const addr *join = &o->join, *raddr = &o->raddr, *haddr = &o->haddr;
+    long long deadline = now_ms() + JOIN_CONFIRM_MS;
+    json_int_t applied = -1;
+    char leader[80] = "", err[512] = "";
+    for (;;) {
+        check_children();
+        json_t *req = json_pack("{s:s}", "op", "status"), *st = NULL;
+        int rc = client_request(sock, req, 2000, &st, err, sizeof err);
+        json_decref(req);
+        if (rc == 0) {
+            const char *l = json_string_value(json_object_get(st, "leader"));
+            snprintf(leader, sizeof leader, "%s", l ? l : "");
+            json_t *a = json_object_get(st, "applied_index");
+            applied = json_is_integer(a) ? json_integer_value(a) : -1;
+        }
+        json_decref(st);
+        if (rc == 0 && leader[0] && applied > 0 && applied >= index)
+            return 1;
+        if (now_ms() > deadline)
+            break;
+        wait_event(200);
+    }
+    die_msg("join: the leader added this node (entry %lld) but has not replicated to it within "
+            "%d s (this node: leader %s, applied %lld%s%s). The leader cannot reach this node "
+            "at %s: check -radv (the address the others connect to), the network between "
+            "them, and with -peer-tls that this node's certificate names that host and that "
+            "every node trusts the same CA; raftd's \"peer link\" lines say more. Not marked "
+            "as joined: a restart joins again.",
+            index, JOIN_CONFIRM_MS / 1000, leader[0] ? leader : "unknown", (long long)applied,
+            err[0] && applied < 0 ? ", " : "", err[0] && applied < 0 ? err : "", o->radv.text);
+    return 0;
+}
+
+void join_cluster(const options *o, const install *in, const security *sec, const char *node_id,
+                  const char *marker, const char *sock)
+{
+    const addr *join = &o->join, *raddr = &o->radv, *haddr = &o->hadv;
     const char *id = o->id, *curl = in->curl;
     char url[400];
     snprintf(url, sizeof url, "%s://%s%s%s:%d/join", sec->join_scheme,
@@ -146,10 +186,17 @@ void join_cluster(const options *o, const install *in, const security *sec, cons
             finish(1);
         }
         if (code == 200) {
+            json_t *r = json_loads(reply, 0, NULL);
+            json_t *ix = json_object_get(r, "index");
+            long long index = json_is_integer(ix) ? (long long)json_integer_value(ix) : 0;
+            json_decref(r);
+            free(body);
+            say("join: %s added this node; waiting for the leader to replicate to it", join->text);
+            if (!join_confirmed(o, sock, index))
+                return;
             say("joined the cluster via %s", join->text);
             if (write_file(marker, "joined\n", 0600) < 0)
                 die_msg("write %s: %s", marker, strerror(errno));
-            free(body);
             return;
         }
         if (code == 409) {

@@ -14,6 +14,7 @@
 #define RAFTD_READY_MS 60000
 #define HTTP_READY_MS 15000
 #define JOIN_RETRY_MS 120000
+#define JOIN_CONFIRM_MS 30000
 #define STOP_GRACE_MS 10000
 #define AUTH_USERS_MAX 64
 
@@ -25,10 +26,11 @@ typedef struct addr {
 
 /* The command line, checked (options.c). */
 typedef struct options {
-    const char *id, *haddr_s, *raddr_s, *join_s, *datadir_s, *restore_s;
+    const char *id, *haddr_s, *raddr_s, *hadv_s, *radv_s, *join_s, *datadir_s, *restore_s;
     const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s, *join_auth_s;
     int fastcgi, auth_health;
-    addr haddr, raddr, join;
+    addr haddr, raddr, join; /* bound (-haddr, -raddr) and the member to join */
+    addr hadv, radv;         /* advertised: -hadv, -radv, else as bound */
     char default_id[64];
 } options;
 
@@ -76,6 +78,7 @@ void find_prog(const char *env, const char *bindir, const char *name, char *out,
 /* config.c: lighttpd's configuration in DATADIR. */
 int config_safe(const char *s);
 int config_write(const options *o, const install *in, const paths *p);
+int node_conf_write(const options *o, const paths *p, const security *sec);
 
 /* security.c: checks the security options' files and writes
  * lighttpd-security.conf, htpasswd and join.curlrc. 0, or -1 (printed). */
@@ -99,7 +102,9 @@ void wait_raftd(const char *sock, char *node_id, size_t cap, int *removed);
 void wait_tcp(const char *what, const char *host, int port);
 
 /* join.c: asking a member (-join) to add this node. */
+/* Says "joined the cluster" (and writes marker) only once the leader has
+ * replicated to this node (its raftd at sock has applied the join). */
 void join_cluster(const options *o, const install *in, const security *sec, const char *node_id,
-                  const char *marker);
+                  const char *marker, const char *sock);
 
 #endif

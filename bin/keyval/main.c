@@ -80,9 +80,9 @@ static int restore_datadir(const options *o, const install *in)
                      "-id",
                      (char *)o->id,
                      "-haddr",
-                     (char *)o->haddr.text,
+                     (char *)o->hadv.text,
                      "-raddr",
-                     (char *)o->raddr.text,
+                     (char *)o->radv.text,
                      (char *)o->restore_s,
                      (char *)o->datadir_s,
                      NULL};
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
     if (o.restore_s && (rc = restore_datadir(&o, &in)) >= 0)
         return rc;
     if (prepare_datadir(&o, &p, &fresh) < 0 || security_setup(&o, &in, &p, &sec) < 0 ||
-        config_write(&o, &in, &p) < 0)
+        config_write(&o, &in, &p) < 0 || node_conf_write(&o, &p, &sec) < 0)
         return 1;
     supervise_init(p.lighttpd_log);
 
@@ -267,8 +267,8 @@ int main(int argc, char **argv)
     start_lighttpd(&in, &p);
     wait_tcp("socat", o.raddr.host, o.raddr.port);
     wait_tcp("lighttpd", o.haddr.host, o.haddr.port);
-    say("serving HTTP on %s (%s:%d), Raft on %s", o.haddr.text, o.haddr.host, o.haddr.port,
-        o.raddr.text);
+    say("serving HTTP on %s (%s:%d), Raft on %s; advertised as %s and %s", o.haddr.text,
+        o.haddr.host, o.haddr.port, o.raddr.text, o.hadv.text, o.radv.text);
 
     if (o.join_s) {
         if (removed)
@@ -276,7 +276,7 @@ int main(int argc, char **argv)
         if (!removed && !fresh && file_exists(p.marker))
             say("already joined; not joining %s again", o.join.text);
         else
-            join_cluster(&o, &in, &sec, node_id, p.marker);
+            join_cluster(&o, &in, &sec, node_id, p.marker, p.sock);
     } else if (removed) {
         say("this node was removed from the cluster: start it with -join ADDR of a member "
             "to join again");

@@ -17,6 +17,7 @@ void usage(FILE *f)
 {
     fprintf(f,
             "usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
+            "       keyval [-hadv HOST:PORT] [-radv HOST:PORT] [options as above] DATADIR\n"
             "       keyval -fastcgi [options as above] DATADIR\n"
             "       keyval -restore FILE [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] DATADIR\n"
             "\n"
@@ -28,6 +29,10 @@ void usage(FILE *f)
             "                     address with ':' replaced by '-', localhost-12000)\n"
             "  -haddr HOST:PORT   HTTP API address (default localhost:11000)\n"
             "  -raddr HOST:PORT   Raft peer address (default localhost:12000)\n"
+            "  -hadv HOST:PORT    HTTP address told to clients and peers (default -haddr);\n"
+            "                     needed when -haddr is 0.0.0.0 or ::, which listen on\n"
+            "                     every address but cannot be advertised\n"
+            "  -radv HOST:PORT    Raft address told to peers (default -raddr); likewise\n"
             "  -join ADDR         HTTP address of a cluster member to join, e.g. :11000\n"
             "                     (used the first time only; a restarted node rejoins\n"
             "                     from its saved state)\n"
@@ -133,6 +138,8 @@ static const struct {
     {"id", offsetof(options, id)},
     {"haddr", offsetof(options, haddr_s)},
     {"raddr", offsetof(options, raddr_s)},
+    {"hadv", offsetof(options, hadv_s)},
+    {"radv", offsetof(options, radv_s)},
     {"join", offsetof(options, join_s)},
     {"restore", offsetof(options, restore_s)},
     {"peer-tls", offsetof(options, peer_tls_s)},
@@ -232,8 +239,22 @@ int options_parse(int argc, char **argv, options *o)
     char err[512];
     if (parse_addr(o->haddr_s, &o->haddr, err, sizeof err) < 0 ||
         parse_addr(o->raddr_s, &o->raddr, err, sizeof err) < 0 ||
-        (o->join_s && parse_addr(o->join_s, &o->join, err, sizeof err) < 0)) {
+        (o->join_s && parse_addr(o->join_s, &o->join, err, sizeof err) < 0) ||
+        parse_addr(o->hadv_s ? o->hadv_s : o->haddr_s, &o->hadv, err, sizeof err) < 0 ||
+        parse_addr(o->radv_s ? o->radv_s : o->raddr_s, &o->radv, err, sizeof err) < 0) {
         fprintf(stderr, PROG ": %s\n", err);
+        return 2;
+    }
+    for (int r = 0; r < 2; r++) {
+        const addr *adv = r ? &o->radv : &o->hadv;
+        if (!kv_addr_unspecified(adv->text))
+            continue;
+        fprintf(stderr,
+                PROG ": cannot advertise %s %s: clients and peers cannot reach an "
+                     "unspecified address; pass -%sadv HOST:PORT with an address of this host "
+                     "that they reach (-%saddr %s still listens on every address)\n",
+                r ? "Raft address" : "HTTP address", adv->text, r ? "r" : "h", r ? "r" : "h",
+                r ? o->raddr.text : o->haddr.text);
         return 2;
     }
     /* raftd takes node IDs of 1-63 of [A-Za-z0-9._-]. The seed's default ID
@@ -241,7 +262,7 @@ int options_parse(int argc, char **argv, options *o)
      * replaced by '-' ("localhost:12000" -> "localhost-12000"). */
     if (!o->id) {
         size_t k = 0;
-        for (const char *c = o->raddr.text; *c && k < sizeof o->default_id - 1; c++)
+        for (const char *c = o->radv.text; *c && k < sizeof o->default_id - 1; c++)
             o->default_id[k++] = kv_name_char(*c) ? *c : '-';
         o->default_id[k] = '\0';
         o->id = o->default_id;

@@ -193,6 +193,10 @@ static void boot_core(struct raftd *d)
         fatal(d, "/dev/urandom: %s", strerror(errno));
     close(ufd);
     memcpy(&o.seed, seed, 8);
+    /* Request ids from a random start (48 bits, so they never wrap): a
+     * leader's kept reply to a request of our previous run (fwd_replies.c)
+     * cannot match one of ours. */
+    d->next_id = (o.seed >> 16) | 1;
     o.election_ticks = d->election_ticks;
     o.snapshot_trail = d->snap_trail;
     o.snapshot_trail_bytes = d->snap_bytes ? (size_t)SNAP_TRAIL_SHARE(d->snap_bytes) : 0;
@@ -317,6 +321,7 @@ void cleanup(struct raftd *d)
     d->cleaned = 1;
     pending_shutdown(d);
     peers_stop(d);
+    fwd_replies_free(d);
     for (size_t i = 0; i < d->n_clients; i++)
         client_free(d, d->clients[i]);
     d->n_clients = 0;

@@ -19,9 +19,12 @@ static void usage_to(FILE *out, int status)
                  "  -id NAME               node name, 1-63 of [A-Za-z0-9._-]\n"
                  "  -raddr HOST:PORT       address peers reach this node at (its socat listener)\n"
                  "  -haddr HOST:PORT       the node's HTTP address, told to clients\n"
+                 "  -radv HOST:PORT        Raft address advertised to peers (default -raddr)\n"
+                 "  -hadv HOST:PORT        HTTP address advertised (default -haddr); neither\n"
+                 "                         may be unspecified (0.0.0.0, ::)\n"
                  "  -bootstrap             on an empty DATADIR, start a new one-node cluster\n"
                  "  -peer-connect TEMPLATE command that connects to a peer, %%a its HOST:PORT\n"
-                 "                         (default: socat STDIO TCP:%%a)\n"
+                 "                         (default: socat STDIO TCP:%%a," PEER_TCP_OPTS ")\n"
                  "  -tick-ms MS            length of one Raft tick (default 50)\n"
                  "  -election-ticks N      election timeout in ticks (default 10)\n"
                  "  -snapshot-entries N    applied entries between snapshots (default 10000)\n"
@@ -57,7 +60,7 @@ static unsigned long long parse_num(const char *opt, const char *s, unsigned lon
 /* The defaults of every option and of the state that is not zero. */
 void options_defaults(struct raftd *d)
 {
-    d->connect = "socat STDIO TCP:%a";
+    d->connect = "socat STDIO TCP:%a," PEER_TCP_OPTS;
     d->tick_ms = 50;
     d->election_ticks = 10;
     d->snap_entries = 10000;
@@ -71,13 +74,14 @@ void options_defaults(struct raftd *d)
     d->last_leader = (uint64_t)-1;
     d->loop.epfd = -1;
     for (int i = 0; i < MAX_PEERS; i++)
-        d->peers[i].wfd = -1;
+        d->peers[i].wfd = d->peers[i].err_fd = -1;
 }
 
 /* Parse the command line into d; a bad one ends raftd with status 2. */
 void options_parse(struct raftd *d, int argc, char **argv)
 {
     const char *dir = NULL;
+    char radv[KV_ADDR_MAX + 1] = "", hadv[KV_ADDR_MAX + 1] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -96,13 +100,17 @@ void options_parse(struct raftd *d, int argc, char **argv)
                 exit(2);
             }
             snprintf(d->name, sizeof d->name, "%s", next);
-        } else if (!strcmp(a, "-raddr") || !strcmp(a, "-haddr")) {
+        } else if (!strcmp(a, "-raddr") || !strcmp(a, "-haddr") || !strcmp(a, "-radv") ||
+                   !strcmp(a, "-hadv")) {
             NEEDARG();
             if (!kv_addr_ok(next)) {
                 fprintf(stderr, "%s: %s: '%s' is not HOST:PORT\n", prog, a, next);
                 exit(2);
             }
-            snprintf(a[1] == 'r' ? d->raddr : d->haddr, sizeof d->raddr, "%s", next);
+            char *dst = a[2] == 'a' && a[3] == 'd' && a[4] == 'v'
+                            ? (a[1] == 'r' ? radv : hadv)
+                            : (a[1] == 'r' ? d->raddr : d->haddr);
+            snprintf(dst, sizeof d->raddr, "%s", next);
         } else if (!strcmp(a, "-bootstrap")) {
             d->bootstrap = 1;
         } else if (!strcmp(a, "-peer-connect")) {
@@ -151,5 +159,18 @@ void options_parse(struct raftd *d, int argc, char **argv)
         exit(2);
     }
     snprintf(d->dir, sizeof d->dir, "%s", dir);
+    /* What peers and clients are told: the advertised addresses. */
+    if (radv[0])
+        snprintf(d->raddr, sizeof d->raddr, "%s", radv);
+    if (hadv[0])
+        snprintf(d->haddr, sizeof d->haddr, "%s", hadv);
+    if (kv_addr_unspecified(d->raddr) || kv_addr_unspecified(d->haddr)) {
+        int r = kv_addr_unspecified(d->raddr);
+        fprintf(stderr,
+                "%s: cannot advertise %s %s: no peer or client can reach an unspecified "
+                "address; pass -%sadv HOST:PORT, an address of this host that others reach\n",
+                prog, r ? "Raft address" : "HTTP address", r ? d->raddr : d->haddr, r ? "r" : "h");
+        exit(2);
+    }
     kv_meta_format(d->meta, sizeof d->meta, d->name, d->raddr, d->haddr);
 }

@@ -104,6 +104,7 @@ static int handle_hello(struct raftd *d, inconn *c, const uint8_t *pl, size_t le
     known_set(d, h.from, h.meta);
     c->hello = 1;
     c->from = h.from;
+    link_hello(d, h.from);
     vlog(d, "peer connection from %s", n);
     if (joiner)
         peers_reconcile(d);
@@ -252,6 +253,8 @@ void inconn_read(struct raftd *d, inconn *c)
         default: inconn_close(d, c, "unexpected frame"); return;
         }
     }
+    if (c->hello && !c->dead)
+        link_heard(d, c->from);
     if (rc < 0)
         inconn_close(d, c, "framing error");
 }

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static peer *peer_find(struct raftd *d, uint64_t id)
+peer *peer_by_id(struct raftd *d, uint64_t id)
 {
     for (int i = 0; i < MAX_PEERS; i++)
         if (d->peers[i].used && d->peers[i].id == id)
@@ -44,9 +44,11 @@ static void peer_kill(struct raftd *d, peer *p)
 static void peer_free(struct raftd *d, peer *p)
 {
     peer_kill(d, p);
+    link_stderr_close(d, p);
     wbuf_free(&p->out);
     memset(p, 0, sizeof *p);
     p->wfd = -1;
+    p->err_fd = -1;
 }
 
 static peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
@@ -61,6 +63,7 @@ static peer *peer_add(struct raftd *d, uint64_t id, const char *meta)
     p->used = 1;
     p->id = id;
     p->wfd = -1;
+    p->err_fd = -1;
     p->backoff = 100;
     snprintf(p->meta, sizeof p->meta, "%s", meta);
     char h[KV_ADDR_MAX + 1];
@@ -120,21 +123,26 @@ static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
         logf_(d, "peer link to %s: pipe: %s", p->name, strerror(errno));
         return;
     }
+    int efd = link_stderr_open(d, p); /* its stderr into our log */
     pid_t pid = fork();
     if (pid < 0) {
         logf_(d, "peer link to %s: fork: %s", p->name, strerror(errno));
         close(fds[0]);
         close(fds[1]);
+        if (efd >= 0)
+            close(efd);
+        link_stderr_close(d, p);
         return;
     }
     if (pid == 0) {
         int nul = open("/dev/null", O_RDWR);
         dup2(fds[0], 0);
-        if (nul >= 0) {
+        if (nul >= 0)
             dup2(nul, 1);
-            if (!d->verbose)
-                dup2(nul, 2);
-        }
+        if (efd >= 0)
+            dup2(efd, 2);
+        else if (nul >= 0 && !d->verbose)
+            dup2(nul, 2);
         signal(SIGPIPE, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
@@ -143,6 +151,8 @@ static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
         _exit(127);
     }
     close(fds[0]);
+    if (efd >= 0)
+        close(efd);
     p->pid = pid;
     p->wfd = fds[1];
     set_nonblock(p->wfd);
@@ -157,6 +167,7 @@ static void peer_spawn(struct raftd *d, peer *p, uint64_t now)
     snprintf(h.meta, sizeof h.meta, "%s", d->meta);
     if (codec_hello_frame(&p->out, &h) < 0)
         logf_(d, "peer link to %s: cannot encode hello", p->name);
+    fwd_replies_relink(d, p->id); /* replies the last link may have lost */
     vlog(d, "peer link to %s: started pid %d", p->name, (int)pid);
 }
 
@@ -296,7 +307,7 @@ void peers_reconcile(struct raftd *d)
         }
     }
     for (int j = 0; j < nw; j++)
-        if (!peer_find(d, want_id[j]) && !peer_add(d, want_id[j], want_meta[j]))
+        if (!peer_by_id(d, want_id[j]) && !peer_add(d, want_id[j], want_meta[j]))
             logf_(d, "too many peer links");
 }
 
@@ -310,6 +321,7 @@ void peers_reap(struct raftd *d, uint64_t now)
             if (!p->used || p->pid != pid)
                 continue;
             peer_close_pipe(d, p);
+            link_stderr_close(d, p);
             p->pid = 0;
             char why[64];
             if (WIFEXITED(st))
@@ -317,16 +329,22 @@ void peers_reap(struct raftd *d, uint64_t now)
             else
                 snprintf(why, sizeof why, "killed by signal %d",
                          WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-            if (p->announced_up || WIFSIGNALED(st)) {
+            if (p->declared_dead) {
+                vlog(d, "peer link to %s: killed (declared dead)", p->name);
+            } else if (p->announced_up || WIFSIGNALED(st)) {
                 logf_(d, "peer link to %s down (%s)", p->name, why);
             } else if (!p->failing) {
                 logf_(d, "peer link to %s down: cannot reach %s (%s); retrying", p->name, p->raddr,
                       why);
             }
-            if (now - p->started >= 2000)
+            /* At most 2 election timeouts (1..5 s) between attempts, so
+             * a healed link is back within a few election timeouts. */
+            uint64_t cap = 2ull * d->tick_ms * d->election_ticks;
+            cap = cap < 1000 ? 1000 : cap > 5000 ? 5000 : cap;
+            if (now - p->started >= 2000 || p->declared_dead)
                 p->backoff = 100;
             else
-                p->backoff = p->backoff * 2 > 5000 ? 5000 : p->backoff * 2;
+                p->backoff = p->backoff * 2 > cap ? cap : p->backoff * 2;
             p->failing = !p->announced_up || p->failing;
             if (p->announced_up)
                 p->failing = 0;
@@ -344,7 +362,7 @@ void peers_timers(struct raftd *d, uint64_t now)
             continue;
         if (p->pid == 0 && now >= p->restart_at)
             peer_spawn(d, p, now);
-        else if (p->pid > 0 && !p->announced_up && now - p->started >= 1000) {
+        else if (p->pid > 0 && !p->announced_up && !p->declared_dead && now - p->started >= 1000) {
             p->announced_up = 1;
             p->failing = 0;
             logf_(d, "peer link to %s up (%s)", p->name, p->raddr);
@@ -355,7 +373,7 @@ void peers_timers(struct raftd *d, uint64_t now)
 /* Send a raft message; drops it when there is no link or no room. */
 void send_msg(struct raftd *d, raft_msg *m)
 {
-    peer *p = peer_find(d, m->to);
+    peer *p = peer_by_id(d, m->to);
     if (!p) {
         /* Links to non-members: see peers_reconcile. */
         const raft_config *c = raft_config_get(d->r);
@@ -385,7 +403,7 @@ void send_msg(struct raftd *d, raft_msg *m)
 
 int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char *json, size_t len)
 {
-    peer *p = peer_find(d, to);
+    peer *p = peer_by_id(d, to);
     if (!peer_ready(p))
         return -1;
     if (codec_fwd_frame(&p->out, kind, reqid, d->id, json, len) < 0)
@@ -395,7 +413,7 @@ int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char 
 
 int send_removed(struct raftd *d, uint64_t to, uint64_t term)
 {
-    peer *p = peer_find(d, to);
+    peer *p = peer_by_id(d, to);
     if (!peer_ready(p) || codec_removed_frame(&p->out, to, term) < 0)
         return -1;
     return 0; /* written by peers_flush */

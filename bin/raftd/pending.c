@@ -14,6 +14,8 @@
  *   PS_WAIT_APPLY    its entry applied (ready.c)       answered
  *   PS_WAIT_FWD      the leader's reply / "notleader"  answered / PS_RETRY
  *   any              deadline passed                   answered 503
+ *   PS_NEW, PS_RETRY no leader heard for 2 election     answered 503 "no leader"
+ *                    timeouts (leaderless)              at once
  */
 #include "raftd.h"
 
@@ -73,8 +75,7 @@ static void finish_text(struct raftd *d, pending *p, const char *s, size_t n)
         client_send_text(p->cl, s, n);
         pending_detach(p);
     } else if (p->remote) {
-        if (send_fwd(d, p->from, PEER_FWD_RESP, p->rreqid, s, n) < 0)
-            vlog(d, "cannot relay reply to forwarded request (no link)");
+        fwd_reply_send(d, p->from, p->rreqid, s, n); /* kept for a resend */
     }
     pending_unlink(d, p);
     json_decref(p->req);
@@ -304,6 +305,26 @@ static void leader_write(struct raftd *d, pending *p)
     proposal_result(d, p, rc, idx, term);
 }
 
+/* Does this node know it has no leader? Not a leader, no leader known
+ * or none heard from for two election timeouts (an election normally ends
+ * within one, so a request arriving during a failover still waits for
+ * the new leader; a node cut off from the others answers at once). */
+static int leaderless(struct raftd *d)
+{
+    raft_status_info st;
+    raft_status(d->r, &st);
+    return st.role != RAFT_LEADER && st.ticks_since_leader >= 2 * (uint64_t)d->election_ticks;
+}
+
+/* The 503 of a request that was not proposed and has no leader to go to. */
+static json_t *no_leader_reply(const pending *p)
+{
+    if (is_write(p->op))
+        return err_reply(503, "no leader: the cluster cannot take writes now");
+    return err_reply(503, "no leader: cannot serve a linearizable read now "
+                          "(try \"level\":\"stale\")");
+}
+
 /* Move p forward as far as it can go now. */
 void dispatch(struct raftd *d, pending *p)
 {
@@ -333,6 +354,10 @@ void dispatch(struct raftd *d, pending *p)
             finish(d, p, do_read(d, p));
             return;
         }
+        if (leaderless(d)) {
+            finish(d, p, no_leader_reply(p));
+            return;
+        }
         if (raft_read_index(d->r, p->id) == RAFT_OK)
             p->state = PS_WAIT_READ;
         else
@@ -348,6 +373,10 @@ void dispatch(struct raftd *d, pending *p)
     if (p->remote) {
         finish(d, p,
                json_pack("{s:i,s:s,s:b}", "code", 503, "error", "not the leader", "notleader", 1));
+        return;
+    }
+    if (!p->proposed && leaderless(d)) {
+        finish(d, p, no_leader_reply(p));
         return;
     }
     if (st.leader && st.leader != d->id) {
@@ -407,12 +436,8 @@ void pending_timers(struct raftd *d, uint64_t now)
                                  "request timed out; the write may or may not have been "
                                  "applied",
                                  "outcome", "unknown"));
-            else if (is_write(p->op))
-                finish(d, p, err_reply(503, "no leader: the cluster cannot take writes now"));
             else
-                finish(d, p,
-                       err_reply(503, "no leader: cannot serve a linearizable read now "
-                                      "(try \"level\":\"stale\")"));
+                finish(d, p, no_leader_reply(p));
             continue;
         }
         if (p->state == PS_RETRY)

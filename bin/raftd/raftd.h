@@ -5,7 +5,10 @@
  * Modules (one job each): main.c (parse, boot, run, clean up), options.c,
  * boot.c (store, node id, bootstrap/restore, pidfile, sockets; shutdown),
  * loop.c (epoll; knows no handler), run.c (one loop turn: timers, ready,
- * sweep), peer_out.c (outbound links: socat children), peer_in.c
+ * sweep), peer_out.c (outbound links: socat children), link_health.c
+ * (declaring silent links dead), link_stderr.c (their stderr into the
+ * log), fwd_replies.c (replies to forwarded requests, kept for a resend),
+ * peer_in.c
  * (inbound peer connections), client.c (raftd.sock clients), request.c
  * (parsing and validation, one function per op), pending.c (the pending
  * request life cycle), ready.c (one Ready: persist, send, apply, answer),
@@ -30,6 +33,13 @@
 #include <sys/types.h>
 
 #define REQ_TIMEOUT_MS 5000
+/* socat options of the default -peer-connect: give up a connect after 2 s,
+ * TCP keepalive, and TCP_USER_TIMEOUT (level 6, option 18) of 10 s, so a
+ * link whose data is not acknowledged fails instead of waiting out the
+ * retransmission backoff (link_health.c restarts silent links sooner). */
+#define PEER_TCP_OPTS \
+    "connect-timeout=2,keepalive,keepidle=5,keepintvl=2,keepcnt=3," \
+    "setsockopt-int=6:18:10000"
 #define LINE_MAX_BYTES (16u * 1024u * 1024u)
 /* All raftd.sock clients' request buffers together: a client whose line
  * would need more is answered 503 and closed; nothing of it was started. */
@@ -67,7 +77,27 @@ typedef struct peer { /* an outbound link: a child running -peer-connect */
     size_t off;
     uint64_t started, restart_at, backoff;
     int announced_up, failing;
+    uint64_t heard;    /* last frame from this peer (link_health.c) */
+    unsigned hellos;   /* HELLOs from it since the link was added */
+    int declared_dead; /* killed for silence, not heard from since */
+    int err_fd;        /* read end of the child's stderr, -1 none (link_stderr.c) */
+    char err_buf[256]; /* the line being read */
+    size_t err_len;
+    char err_last[256]; /* the last whole line */
+    int err_pending;    /* err_last not logged yet */
+    uint64_t err_logged;
 } peer;
+
+/* A reply to a forwarded request, kept for a resend (fwd_replies.c). */
+#define FWD_KEEP_MAX 1024
+#define FWD_KEEP_MS 5000
+#define FWD_KEEP_TEXT 4096
+typedef struct fwd_kept {
+    uint64_t to, reqid, at;
+    char *text; /* NULL: slot free */
+    size_t len;
+    int sent; /* queued on a link at least once */
+} fwd_kept;
 
 typedef struct known { /* id -> meta learned from a HELLO */
     uint64_t id;
@@ -206,6 +236,8 @@ struct raftd {
     /* peers (peer_out.c, peer_in.c) */
     peer peers[MAX_PEERS];
     known known[MAX_KNOWN];
+    fwd_kept fwd_kept[FWD_KEEP_MAX]; /* fwd_replies.c */
+    unsigned fwd_kept_next;
     inconn *inconns[MAX_INBOUND + 16]; /* + room for the dead of one turn */
     size_t n_inconns;
     uint8_t *inbound_buf; /* INBOUND_READ_BYTES, for reads */
@@ -223,6 +255,7 @@ struct raftd {
     uint64_t last_meta_fix, last_slow_log;
     int last_role;
     uint64_t last_leader, counted_leader, counted_term;
+    uint64_t link_leader; /* the last leader known (link_health.c) */
     log_limit lim_stranger, lim_hello, lim_refusal, lim_inbound_full;
 
     /* removal (removal.c): this node is not in the cluster any more */
@@ -282,6 +315,7 @@ void run_signals(void);
 void run(struct raftd *d);
 
 /* peer_out.c */
+peer *peer_by_id(struct raftd *d, uint64_t id);
 int peer_ready(peer *p);
 void known_set(struct raftd *d, uint64_t id, const char *meta);
 void peers_reconcile(struct raftd *d);
@@ -296,6 +330,22 @@ int send_removed(struct raftd *d, uint64_t to, uint64_t term);
 void peers_flush(struct raftd *d);
 void peers_watch(struct raftd *d);
 void peers_stop(struct raftd *d);
+
+/* fwd_replies.c */
+void fwd_reply_send(struct raftd *d, uint64_t to, uint64_t reqid, const char *s, size_t n);
+void fwd_replies_relink(struct raftd *d, uint64_t to);
+void fwd_replies_timers(struct raftd *d, uint64_t now);
+void fwd_replies_free(struct raftd *d);
+
+/* link_stderr.c */
+int link_stderr_open(struct raftd *d, peer *p);
+void link_stderr_close(struct raftd *d, peer *p);
+void link_stderr_timers(struct raftd *d, uint64_t now);
+
+/* link_health.c */
+void link_heard(struct raftd *d, uint64_t id);
+void link_hello(struct raftd *d, uint64_t id);
+void links_check(struct raftd *d, uint64_t now);
 
 /* peer_in.c */
 void inconn_read(struct raftd *d, inconn *c);

@@ -91,6 +91,9 @@ static void run_ticks(struct raftd *d, uint64_t now)
     if (now >= d->next_tick)
         d->next_tick = now + d->tick_ms;
     pending_timers(d, now);
+    links_check(d, now);
+    link_stderr_timers(d, now);
+    fwd_replies_timers(d, now);
     peers_timers(d, now);
     fix_own_meta(d, now);
     inconns_timers(d, now);

@@ -3,7 +3,7 @@
 # follower (exit 0, one line, -q silent), a lagging follower seen from the
 # leader (raftd of a follower stopped with SIGSTOP while writes go on: 1 or
 # 2 by threshold), a log without snapshots and a full disk by threshold, a
-# hung raftd (SIGSTOP: 2), no HTTP API (2), a node whose two peers were
+# hung raftd (SIGSTOP: 2; GET /health says so within seconds), no HTTP API (2), a node whose two peers were
 # killed (no leader: 2), bad usage (3). Ports 17200-17202, 17210-17212.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/cluster/helpers.inc
@@ -62,6 +62,8 @@ check healthy_leader_stays_ok_30_times [ -z "$blinks" ]
 [ -n "$blinks" ] && echo "# not OK:$blinks"
 expect_health healthy_follower 0 '^KEYVAL OK - node n1 is follower.*leader n0' \
     -H 127.0.0.1:17201 -d "$T/n1"
+# -d alone: the node's own HTTP address comes from DATADIR/node.conf.
+KEYVAL_HADDR= expect_health address_from_datadir 0 '^KEYVAL OK - node n1 is follower' -d "$T/n1"
 run_health -q -H 127.0.0.1:17200 -d "$T/n0"
 cond quiet_when_ok '[ "$RC" = 0 ] && [ -z "$OUT" ]'
 KEYVAL_HADDR=127.0.0.1:17201 KEYVAL_DATADIR=$T/n1 run_health
@@ -90,6 +92,14 @@ expect_health lagging_follower_critical 2 '^KEYVAL CRITICAL - .*follower n2 lags
 # The same raftd, hung: its own node is CRITICAL.
 expect_health hung_raftd 2 '^KEYVAL CRITICAL - raftd not answering on .*n2/raftd.sock' \
     -H 127.0.0.1:17202 -d "$T/n2" -t 2
+# GET /health on the node whose raftd is paused: an answer (503, raftd
+# does not answer) within a client's 10 s, not silence until 15 s.
+_h0=$(date +%s%N)
+http_get 17202 /health
+echo "# figure: GET /health with raftd paused answered $HTTP_CODE in" \
+    "$((($(date +%s%N) - _h0) / 1000000)) ms"
+cond health_of_paused_raftd_answers \
+    '[ "$HTTP_CODE" = 503 ] && printf "%s" "$BODY" | grep -q "raftd unavailable.*within"'
 kill -CONT "$r2"
 caught_up() { [ "$(status_field 17200 '[.nodes[] | select(.id == "n2") | .match] | .[0]')" = \
     "$(status_field 17200 .last_log_index)" ]; }

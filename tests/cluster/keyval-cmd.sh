@@ -31,6 +31,11 @@ expect_exit bad_addr 2 "expected HOST:PORT" -raddr nocolon "$T/x"
 expect_exit bad_id 2 "bad -id" -id 'a b' "$T/x"
 expect_exit two_datadirs 2 "more than one DATADIR" "$T/x" "$T/y"
 expect_exit bad_datadir_chars 2 "bad DATADIR" "$T/a,b"
+# Bind every address, advertise none: refused, with the way out.
+expect_exit unspecified_haddr_refused 2 "cannot advertise HTTP address 0.0.0.0:11049.*pass -hadv" \
+    -haddr 0.0.0.0:11049 "$T/x"
+expect_exit unspecified_radv_refused 2 "cannot advertise Raft address \[::\]:12049.*pass -radv" \
+    -raddr '[::]:12049' "$T/x"
 check usage_errors_create_nothing test ! -e "$T/x"
 timeout 5 "$KEYVAL" -h >"$T/out" 2>&1
 check help_exit_0 test $? = 0
