@@ -306,7 +306,7 @@ static void accept_clients(struct raftd *d)
             if (o->dead)
                 continue;
             live++;
-            if (!o->busy && o->out_off == o->out_len && o->in_len == 0 &&
+            if (!o->busy && !o->watch && o->out_off == o->out_len && o->in_len == 0 &&
                 (!victim || o->last < victim->last))
                 victim = o;
         }

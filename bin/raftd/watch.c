@@ -82,7 +82,7 @@ int watch_hold(struct raftd *d, pending *p)
     const char *k;
     size_t kl;
     int prefix;
-    if (now_ms() >= p->wait_until)
+    if (now_ms() >= p->wait_until || !p->cl) /* due, or nobody to tell */
         return 0;
     query_span(p, &k, &kl, &prefix);
     int ch = store_changed_after(d->st, k, kl, prefix, p->wait_index);
@@ -171,6 +171,17 @@ static void cut(struct raftd *d, watcher *w, const char *why)
     logf_(d, "watch cut at index %llu: %s", (unsigned long long)w->last_index, why);
 }
 
+/* Has the history lost a row that w has not been given? A new watcher
+ * (nothing read yet) needs every change after its M; one that has read
+ * needs every row after its seq. */
+static int behind(struct raftd *d, const watcher *w)
+{
+    if (w->seq == 0)
+        return store_history_floor(d->st) > w->from;
+    uint64_t min_seq = store_history_last_seq(d->st) + 1 - store_history_rows(d->st);
+    return w->seq + 1 < min_seq;
+}
+
 typedef struct fill_ctx {
     watcher *w;
     int full;
@@ -192,7 +203,7 @@ static int fill_cb(void *arg, const store_change *ch)
 static void fill(struct raftd *d, watcher *w)
 {
     while (!w->live && !w->cut_at && !w->cl->dead) {
-        if (store_history_floor(d->st) > w->last_index) {
+        if (behind(d, w)) {
             cut(d, w, "slow watcher");
             return;
         }
@@ -308,7 +319,7 @@ void watch_applied(struct raftd *d, int installed)
         for (watcher *w = d->watchers; w; w = w->next) {
             if (w->live && last > w->seq)
                 w->seq = last; /* the rest were not its */
-            else if (!w->live && !w->cut_at && store_history_floor(d->st) > w->last_index)
+            else if (!w->live && !w->cut_at && behind(d, w))
                 cut(d, w, "slow watcher");
             client_flush(w->cl);
         }
