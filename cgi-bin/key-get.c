@@ -63,6 +63,7 @@ static int handle(void)
         return 0;
     if (code != 200) {
         json_object_del(reply, "code");
+        json_object_del(reply, "index"); /* a 404's store index: not the body's */
         cgi_respond(stdout, code, NULL, reply);
         json_decref(reply);
         return 0;

@@ -290,6 +290,16 @@ int main(int argc, char **argv)
         "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"127.0.0.1:12001\",\"haddr\":\"127.0.0.1:11001\"}\n",
         "{\"op\":\"remove\",\"id\":\"node1\"}\n{\"op\":\"transfer\",\"id\":\"node2\"}\n",
         "{\"op\":\"status\"}\n  \n[1]\n{bad\n",
+        "{\"op\":\"get\",\"key\":\"a\",\"index\":3,\"wait_ms\":50,\"level\":\"stale\"}\n"
+        "{\"op\":\"list\",\"prefix\":\"a\",\"index\":0,\"wait_ms\":10}\n",
+        "{\"op\":\"watch\",\"prefix\":\"a/\",\"from\":0}\n{\"op\":\"get\",\"key\":\"a\"}\n",
+        "{\"op\":\"watch\",\"key\":\"k\"}\n",
+        "{\"op\":\"lease_grant\",\"ttl_ms\":5000}\n{\"op\":\"lease_renew\",\"lease\":\"12\"}\n"
+        "{\"op\":\"lease_get\",\"lease\":12}\n{\"op\":\"lease_revoke\",\"lease\":\"12\"}\n",
+        "{\"op\":\"set\",\"kv\":{\"a\":\"1\"},\"lease\":\"7\"}\n",
+        "{\"op\":\"txn\",\"if\":[{\"key\":\"a\",\"index\":0},{\"key\":\"b\",\"absent\":true},"
+        "{\"key\":\"c\",\"value\":\"v\"}],\"then\":[{\"set\":{\"a\":\"1\"},\"lease\":3},"
+        "{\"del\":\"b\"}],\"else\":[{\"set\":{\"x\":\"y\"}}]}\n",
     };
     /* byte 0 is fuzz_client's read-size selector, then the stream */
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {

@@ -24,6 +24,7 @@ static unsigned harness_runs;
 
 static void harness_free_pending(void)
 {
+    watch_shutdown(hd); /* held blocking queries come back to hd->pending */
     while (hd->pending) {
         pending *p = hd->pending;
         finish(hd, p, err_reply(503, "harness: dropped"));
