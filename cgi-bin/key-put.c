@@ -2,6 +2,7 @@
  * key-put - CGI: PUT /key/K with the raw request body as the value.
  * If-Match: "N" sets only when K was last modified at index N;
  * If-None-Match: * sets only when K does not exist (412 otherwise).
+ * ?lease=ID attaches K to lease ID (404 when there is no such lease).
  * Replies {"index":N}.
  */
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_coord.h"
 #include "cgi_main.h"
 
 #define PROG "key-put"
@@ -52,6 +54,13 @@ static int handle(void)
         req = json_pack("{s:s,s:o,s:o}", "op", "txn", "set", kv, "if", conds);
     else
         req = json_pack("{s:s,s:o}", "op", "set", "kv", kv);
+    char lwhy[256];
+    if (cgi_lease_param(t.query, t.query_len, req, lwhy, sizeof lwhy) < 0 ||
+        (conds && json_object_get(req, "lease"))) {
+        json_decref(req);
+        return cgi_error(stdout, 400, conds ? "lease with If-Match or If-None-Match: "
+                         "use POST /txn" : lwhy), 0;
+    }
     cgi_relay_write(PROG, req);
     return 0;
 }

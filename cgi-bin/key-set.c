@@ -1,6 +1,7 @@
 /*
  * key-set - CGI: POST /key with a JSON object of string values.
- * Sets all keys in one atomic operation; replies {"index":N}.
+ * Sets all keys in one atomic operation; replies {"index":N}. ?lease=ID
+ * attaches them all to lease ID (404 when there is no such lease).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_coord.h"
 #include "cgi_main.h"
 
 #define PROG "key-set"
@@ -56,6 +58,11 @@ static int handle(void)
         }
     }
     json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", obj);
+    char lwhy[256];
+    if (cgi_lease_param(t.query, t.query_len, req, lwhy, sizeof lwhy) < 0) {
+        json_decref(req);
+        return cgi_error(stdout, 400, lwhy), 0;
+    }
     cgi_relay_write(PROG, req);
     return 0;
 }

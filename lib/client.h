@@ -79,4 +79,38 @@ int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg);
 int client_sockopt_path(const struct client_sockopt *o, const char *prog,
                         char *out, size_t outlen);
 
+/* ---- streaming calls (lib/client_stream.c): a watch on raftd.sock ----
+ *
+ * Open: connect, send one request line, read the first reply line (all
+ * within timeout_ms), then read the lines that follow one at a time, each
+ * at most CLIENT_EVENT_MAX bytes, with a deadline per call or none. Used
+ * by the watch CGI program and kv-watch. */
+
+/* Largest event line accepted after the first reply: a 1 MiB value may
+ * take up to 6 MiB JSON-escaped, plus the key. */
+#define CLIENT_EVENT_MAX (8u * 1024u * 1024u)
+
+typedef struct client_stream client_stream;
+
+/* Returns the open stream and the first reply in *first (caller decref's;
+ * it has an integer "code": the caller decides whether events follow), or
+ * NULL with *first NULL and err set (nothing worth keeping). */
+client_stream *client_stream_open(const char *sockpath, json_t *req, int timeout_ms,
+                                  json_t **first, char *err, size_t errlen);
+
+/* The next line, without its newline, NUL-terminated in *line (valid until
+ * the next call) of *len bytes. timeout_ms < 0 waits for ever, 0 only
+ * takes what is already there. Returns 1 a line, 0 timed out, -1 the
+ * stream ended (raftd closed it: err "closed") or failed (err says why;
+ * a line above CLIENT_EVENT_MAX is a failure). */
+int client_stream_next(client_stream *s, int timeout_ms, const char **line,
+                       size_t *len, char *err, size_t errlen);
+
+/* The socket, to poll it beside other descriptors. A line may already be
+ * buffered: call client_stream_next(s, 0, ...) before waiting on it. */
+int client_stream_fd(const client_stream *s);
+
+/* Closes the connection (raftd drops the watch) and frees s (NULL ok). */
+void client_stream_close(client_stream *s);
+
 #endif
