@@ -29,13 +29,18 @@
 #define PROG "watch"
 
 /* Idle stream: a comment (SSE) or an empty line (ndjson) this often, so
- * that a client gone away is noticed even when nothing changes. */
+ * that a client gone away is noticed even when nothing changes (lighttpd
+ * notices only when it writes to the client, then closes our stdout). */
 static int heartbeat_ms(void)
 {
     const char *s = getenv("KEYVAL_WATCH_HEARTBEAT_MS");
     int v = s ? atoi(s) : 0;
-    return v >= 100 && v <= 600000 ? v : 15000;
+    return v >= 100 && v <= 600000 ? v : 5000;
 }
+
+/* SSE: how long an event waits for more events of its index before it
+ * goes out with "id:" (raftd writes one entry's events together). */
+#define SSE_GRACE_MS 50
 
 static int sse;
 static int raftd_said_why; /* raftd's own last line ({"error":..}) was relayed */
@@ -153,7 +158,8 @@ static long long relay(client_stream *s, char *err, size_t errlen)
     for (;;) {
         const char *line;
         size_t len;
-        int r = client_stream_next(s, 0, &line, &len, err, errlen);
+        /* SSE: give the rest of an entry's events a moment to arrive */
+        int r = client_stream_next(s, pend ? SSE_GRACE_MS : 0, &line, &len, err, errlen);
         if (r == 0 && pend) { /* nothing more at once: the entry is whole */
             emit(pend, plen, perr ? -1 : pidx, perr);
             free(pend);
