@@ -113,4 +113,24 @@ int client_stream_fd(const client_stream *s);
 /* Closes the connection (raftd drops the watch) and frees s (NULL ok). */
 void client_stream_close(client_stream *s);
 
+/* ---- the coordination tools' calls (lib/client_tool.c) ----
+ * Exit statuses of kv-watch, kv-lease and kv-lock, as s6's tools. */
+#define TOOL_OK 0
+#define TOOL_NO 1      /* a negative answer: not found, not acquired */
+#define TOOL_USAGE 2
+#define TOOL_UNKNOWN 5 /* a write was sent, its outcome is not known */
+#define TOOL_TEMP 111  /* temporary failure: raftd unreachable, 503 */
+
+/* client_request for a tool: 0 with *reply (any code) when raftd
+ * answered; otherwise prints "PROG: ..." on stderr and returns TOOL_TEMP,
+ * or TOOL_UNKNOWN when a write (is_write) was sent; *reply is NULL then.
+ * An answer 503 with "outcome":"unknown" is TOOL_UNKNOWN too (printed). */
+int client_tool_call(const char *prog, const char *sock, json_t *req, int is_write,
+                     int timeout_ms, json_t **reply);
+
+/* Prints "PROG: WHAT: error (HTTP code)" for a reply that is not 200 and
+ * returns the tool's status: TOOL_NO for 404, TOOL_TEMP for 5xx, else
+ * TOOL_NO. */
+int client_tool_refused(const char *prog, const char *what, const json_t *reply);
+
 #endif
