@@ -22,7 +22,7 @@ struct client_stream {
 };
 
 /* Makes room for at least one more read; the buffer grows up to
- * CLIENT_EVENT_MAX + 1 bytes. Returns 0, or -1 when a line is too long. */
+ * CLIENT_EVENT_MAX + 2 bytes. Returns 0, or -1 when a line is too long. */
 static int make_room(client_stream *s)
 {
     if (s->start > 0) {
@@ -33,10 +33,10 @@ static int make_room(client_stream *s)
     if (s->cap - s->len >= 4096)
         return 0;
     size_t ncap = s->cap ? s->cap * 2 : 65536;
-    if (ncap > CLIENT_EVENT_MAX + 1)
-        ncap = CLIENT_EVENT_MAX + 1;
-    if (ncap <= s->len)
-        return -1;
+    if (ncap > CLIENT_EVENT_MAX + 2)
+        ncap = CLIENT_EVENT_MAX + 2; /* a line, its newline, one spare byte */
+    if (ncap < s->len + 2)
+        return -1; /* full: no newline within CLIENT_EVENT_MAX + 1 bytes */
     char *nb = realloc(s->buf, ncap);
     if (!nb)
         return -1;
