@@ -103,8 +103,9 @@ fenced_in_order() {
 
 t0=$(ms)
 : >"$T/lock.log"
-for n in k0 k1 k2; do contender $n 4 "$T/lock.log" & done
-wait
+cpids=""
+for n in k0 k1 k2; do contender $n 4 "$T/lock.log" & cpids="$cpids $!"; done
+wait $cpids
 t1=$(ms)
 acq=$(grep -c '^acquire' "$T/lock.log")
 check "12 acquisitions by 3 contenders ($acq)" [ "$acq" = 12 ]
@@ -152,7 +153,8 @@ echo "figure: kv-lock noticed the revoked lease after $((r1 - r0)) ms (ttl 3s, r
 
 # ---- contenders under faults: kill -9 the leader, restart it ----
 : >"$T/fault.log"
-for n in k0 k1 k2; do contender $n 6 "$T/fault.log" & done
+cpids=""
+for n in k0 k1 k2; do contender $n 6 "$T/fault.log" & cpids="$cpids $!"; done
 sleep 3
 leader=""
 for p in 26800 26801 26802; do is_leader $p && leader=k$((p - 26800)); done
@@ -162,7 +164,7 @@ f0=$(ms)
 sleep 4
 eval "largs=\$args_$leader"
 [ -n "$leader" ] && start_node "$leader" $largs
-wait
+wait $cpids
 f1=$(ms)
 echo "figure: $(grep -c '^acquire' "$T/fault.log") acquisitions, $(grep -c '^fenced' "$T/fault.log") fenced writes, $(grep -c lost "$T/fault.log") holders lost their lock, in $((f1 - f0)) ms after the kill"
 check "under faults: tokens strictly increase in acquisition order" \
