@@ -36,8 +36,7 @@ static int handle(void)
         return cgi_errorf2(stdout, 400, "bad level parameter", why), 0;
     if (lv > 0 && strcmp(level, "stale") != 0 && strcmp(level, "linearizable") != 0 &&
         strcmp(level, "") != 0)
-        return cgi_error(stdout, 400,
-                         "bad level parameter: expected stale or linearizable"), 0;
+        return cgi_error(stdout, 400, "bad level parameter: expected stale or linearizable"), 0;
 
     json_t *req = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen);
     if (lv > 0 && strcmp(level, "stale") == 0)
@@ -55,11 +54,10 @@ static int handle(void)
         return 0;
     if (code != 200) {
         char x404[64];
-        const char *h404[2] = { NULL, NULL };
+        const char *h404[2] = {NULL, NULL};
         json_t *ix = json_object_get(reply, "index");
         if (json_is_integer(ix)) {
-            snprintf(x404, sizeof x404, "X-Keyval-Index: %lld",
-                     (long long)json_integer_value(ix));
+            snprintf(x404, sizeof x404, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
             h404[0] = x404;
         }
         json_object_del(reply, "code");
@@ -81,15 +79,13 @@ static int handle(void)
     int nh = 0;
     if (json_is_integer(idx)) {
         snprintf(etag, sizeof etag, "ETag: \"%lld\"", (long long)json_integer_value(idx));
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
-                 (long long)json_integer_value(idx));
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
         hdrs[nh++] = etag;
         hdrs[nh++] = xidx;
     }
     json_t *app = json_object_get(reply, "applied");
     if (json_is_integer(app)) {
-        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld",
-                 (long long)json_integer_value(app));
+        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld", (long long)json_integer_value(app));
         hdrs[nh++] = xapp;
     }
     hdrs[nh] = NULL;
@@ -101,4 +97,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -29,15 +29,13 @@ static int handle(void)
     int r = cgi_query_get(t.query, t.query_len, "prefix", prefix, sizeof prefix, &why);
     if (r < 0 || (r > 0 && !cgi_utf8_valid(prefix, strlen(prefix)))) {
         json_decref(req);
-        return cgi_errorf2(stdout, 400, "bad prefix parameter",
-                           r < 0 ? why : "not valid UTF-8"), 0;
+        return cgi_errorf2(stdout, 400, "bad prefix parameter", r < 0 ? why : "not valid UTF-8"), 0;
     }
     json_object_set_new(req, "prefix", json_string(r > 0 ? prefix : ""));
     r = cgi_query_get(t.query, t.query_len, "after", after, sizeof after, &why);
     if (r < 0 || (r > 0 && !cgi_utf8_valid(after, strlen(after)))) {
         json_decref(req);
-        return cgi_errorf2(stdout, 400, "bad after parameter",
-                           r < 0 ? why : "not valid UTF-8"), 0;
+        return cgi_errorf2(stdout, 400, "bad after parameter", r < 0 ? why : "not valid UTF-8"), 0;
     }
     if (r > 0 && after[0])
         json_object_set_new(req, "after", json_string(after));
@@ -48,16 +46,16 @@ static int handle(void)
         if (r < 0 || !num[0] || *end || v < 1 || v > LIMIT_MAX) {
             json_decref(req);
             return cgi_error(stdout, 400,
-                             "bad limit parameter: expected a number from 1 to 100000"), 0;
+                             "bad limit parameter: expected a number from 1 to 100000"),
+                   0;
         }
         json_object_set_new(req, "limit", json_integer(v));
     }
     r = cgi_query_get(t.query, t.query_len, "level", level, sizeof level, &why);
-    if (r < 0 || (r > 0 && strcmp(level, "stale") && strcmp(level, "linearizable") &&
-                  strcmp(level, ""))) {
+    if (r < 0 ||
+        (r > 0 && strcmp(level, "stale") && strcmp(level, "linearizable") && strcmp(level, ""))) {
         json_decref(req);
-        return cgi_error(stdout, 400,
-                         "bad level parameter: expected stale or linearizable"), 0;
+        return cgi_error(stdout, 400, "bad level parameter: expected stale or linearizable"), 0;
     }
     if (r > 0 && strcmp(level, "stale") == 0)
         json_object_set_new(req, "level", json_string("stale"));
@@ -73,7 +71,7 @@ static int handle(void)
     if (!reply)
         return 0;
     char xidx[64];
-    const char *hdrs[2] = { NULL, NULL };
+    const char *hdrs[2] = {NULL, NULL};
     json_t *ix = json_object_get(reply, "index");
     if (json_is_integer(ix)) {
         snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
@@ -86,4 +84,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -35,8 +35,8 @@ static int handle(void)
     json_t *conds;
     if (cgi_conditions(key, klen, &conds, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
-    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX,
-                           &body, &blen, &why);
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX, &body, &blen,
+                           &why);
     if (st) {
         json_decref(conds);
         return cgi_error(stdout, st, why), 0;
@@ -58,11 +58,17 @@ static int handle(void)
     if (cgi_lease_param(t.query, t.query_len, req, lwhy, sizeof lwhy) < 0 ||
         (conds && json_object_get(req, "lease"))) {
         json_decref(req);
-        return cgi_error(stdout, 400, conds ? "lease with If-Match or If-None-Match: "
-                         "use POST /txn" : lwhy), 0;
+        return cgi_error(stdout, 400,
+                         conds ? "lease with If-Match or If-None-Match: "
+                                 "use POST /txn"
+                               : lwhy),
+               0;
     }
     cgi_relay_write(PROG, req);
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

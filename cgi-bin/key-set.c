@@ -25,8 +25,8 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (!cgi_path_is(t.path, t.path_len, "/key"))
         return cgi_error(stdout, 404, "not found"), 0;
-    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX,
-                           &body, &blen, &why);
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX, &body, &blen,
+                           &why);
     if (st)
         return cgi_error(stdout, st, why), 0;
     json_error_t jerr;
@@ -45,7 +45,8 @@ static int handle(void)
     const char *k;
     json_t *v;
     void *tmp;
-    json_object_foreach_safe(obj, tmp, k, v) {
+    json_object_foreach_safe(obj, tmp, k, v)
+    {
         if (cgi_key_valid(k, strlen(k), &why) < 0) {
             cgi_error(stdout, 400, why);
             json_decref(obj);
@@ -67,4 +68,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -41,11 +41,14 @@ static int handle(void)
         allow = "Allow: GET";
     if (!allow)
         return cgi_error(stdout, 404, "not found"), 0;
-    const char *hdrs[2] = { allow, NULL };
+    const char *hdrs[2] = {allow, NULL};
     json_t *b = json_pack("{s:s}", "error", "method not allowed");
     cgi_respond(stdout, 405, hdrs, b);
     json_decref(b);
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -21,9 +21,8 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-int cgi_pct_decode(const char *in, size_t inlen, int plus_is_space,
-                   char *out, size_t outcap, size_t *outlen,
-                   const char **why)
+int cgi_pct_decode(const char *in, size_t inlen, int plus_is_space, char *out, size_t outcap,
+                   size_t *outlen, const char **why)
 {
     size_t o = 0;
     if (outcap == 0) {
@@ -91,8 +90,8 @@ int cgi_utf8_valid(const char *str, size_t len)
                 return 0;
             cp = (cp << 6) | (s[i + k] & 0x3F);
         }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
             return 0;
         i += n + 1;
     }
@@ -102,9 +101,9 @@ int cgi_utf8_valid(const char *str, size_t len)
 int cgi_key_valid(const char *key, size_t len, const char **why)
 {
     if (!kv_key_ok(key, len)) { /* the rule is lib/kvrules'; the words are HTTP's */
-        *why = len == 0 ? "key is empty"
+        *why = len == 0           ? "key is empty"
                : len > KV_KEY_MAX ? "key is longer than 1024 bytes"
-               : "key contains a NUL byte";
+                                  : "key contains a NUL byte";
         return -1;
     }
     if (!cgi_utf8_valid(key, len)) {
@@ -161,8 +160,7 @@ int cgi_path_is(const char *path, size_t path_len, const char *name)
     return path_len == nl && memcmp(path, name, nl) == 0;
 }
 
-int cgi_match_key_path(const char *path, size_t path_len,
-                       char *key, size_t keycap, size_t *keylen,
+int cgi_match_key_path(const char *path, size_t path_len, char *key, size_t keycap, size_t *keylen,
                        const char **why)
 {
     static const char prefix[] = "/key/";
@@ -189,8 +187,8 @@ int cgi_match_key_path(const char *path, size_t path_len,
     return 1;
 }
 
-int cgi_query_get(const char *query, size_t query_len, const char *name,
-                  char *out, size_t outcap, const char **why)
+int cgi_query_get(const char *query, size_t query_len, const char *name, char *out, size_t outcap,
+                  const char **why)
 {
     size_t nl = strlen(name);
     size_t i = 0;
@@ -204,8 +202,8 @@ int cgi_query_get(const char *query, size_t query_len, const char *name,
         size_t kdl;
         const char *w;
         if (klen > 0 && klen < sizeof kbuf &&
-            cgi_pct_decode(p, klen, 1, kbuf, sizeof kbuf, &kdl, &w) == 0 &&
-            kdl == nl && memcmp(kbuf, name, nl) == 0) {
+            cgi_pct_decode(p, klen, 1, kbuf, sizeof kbuf, &kdl, &w) == 0 && kdl == nl &&
+            memcmp(kbuf, name, nl) == 0) {
             const char *v = eq ? eq + 1 : p + plen;
             size_t vlen = eq ? plen - klen - 1 : 0;
             if (cgi_pct_decode(v, vlen, 1, out, outcap, NULL, why) < 0)
@@ -221,8 +219,8 @@ int cgi_query_get(const char *query, size_t query_len, const char *name,
 
 ssize_t (*cgi_body_reader)(void *buf, size_t n);
 
-int cgi_read_body(int fd, const char *content_length, size_t max,
-                  char **body, size_t *len, const char **why)
+int cgi_read_body(int fd, const char *content_length, size_t max, char **body, size_t *len,
+                  const char **why)
 {
     *body = NULL;
     *len = 0;
@@ -327,13 +325,12 @@ const char *cgi_reason(int status)
     }
 }
 
-int cgi_respond(FILE *out, int status, const char *const *headers,
-                const json_t *body)
+int cgi_respond(FILE *out, int status, const char *const *headers, const json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc = 0;
-    if (fprintf(out, "Status: %d %s\r\nContent-Type: application/json\r\n",
-                status, cgi_reason(status)) < 0)
+    if (fprintf(out, "Status: %d %s\r\nContent-Type: application/json\r\n", status,
+                cgi_reason(status)) < 0)
         rc = -1;
     for (size_t i = 0; headers && headers[i]; i++)
         if (fprintf(out, "%s\r\n", headers[i]) < 0)
@@ -363,9 +360,9 @@ int cgi_errorf2(FILE *out, int status, const char *prefix, const char *detail)
 
 int cgi_is_write_request(const json_t *req)
 {
-    static const char *const writes[] = { "set", "del", "txn", "join",
-                                          "remove", "transfer", "lease_grant",
-                                          "lease_revoke", NULL };
+    static const char *const writes[] = {"set",         "del",          "txn",
+                                         "join",        "remove",       "transfer",
+                                         "lease_grant", "lease_revoke", NULL};
     const char *op = json_string_value(json_object_get(req, "op"));
     for (size_t i = 0; op && writes[i]; i++)
         if (!strcmp(op, writes[i]))
@@ -401,8 +398,10 @@ int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **rep
         /* raftd may have read the write and committed it: never call that
          * a failure (docs/http-api.md, "outcome"). */
         char msg[700];
-        snprintf(msg, sizeof msg, "raftd unavailable after the write was sent "
-                 "(it may or may not have been applied): %s", err);
+        snprintf(msg, sizeof msg,
+                 "raftd unavailable after the write was sent "
+                 "(it may or may not have been applied): %s",
+                 err);
         fprintf(stderr, "%s: outcome unknown: %s\n", prog, err);
         json_t *b = json_pack("{s:s,s:s}", "error", msg, "outcome", "unknown");
         cgi_respond(stdout, 503, NULL, b);
@@ -425,8 +424,7 @@ int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **rep
     return code;
 }
 
-int cgi_conditions(const char *key, size_t klen, json_t **conds,
-                   const char **why)
+int cgi_conditions(const char *key, size_t klen, json_t **conds, const char **why)
 {
     const char *im = getenv("HTTP_IF_MATCH");
     const char *inm = getenv("HTTP_IF_NONE_MATCH");
@@ -454,8 +452,7 @@ int cgi_conditions(const char *key, size_t klen, json_t **conds,
     } else {
         return 0;
     }
-    json_t *c = json_pack("[{s:s%,s:I}]", "key", key, klen, "index",
-                          (json_int_t)idx);
+    json_t *c = json_pack("[{s:s%,s:I}]", "key", key, klen, "index", (json_int_t)idx);
     if (!c) {
         *why = "out of memory";
         return -1;
@@ -472,11 +469,10 @@ void cgi_relay_write(const char *prog, json_t *req)
     if (!reply)
         return;
     char xidx[64];
-    const char *hdrs[2] = { NULL, NULL };
+    const char *hdrs[2] = {NULL, NULL};
     json_t *idx = json_object_get(reply, "index");
     if (code == 200 && json_is_integer(idx)) {
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld",
-                 (long long)json_integer_value(idx));
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
         hdrs[0] = xidx;
     }
     json_object_del(reply, "code");

@@ -20,16 +20,15 @@
 /* The old name of KV_KEY_MAX, still used by tests/test_cgi.c and
  * tests/fuzz/fuzz_cgi.c; new code says KV_KEY_MAX. */
 #define CGI_KEY_MAX KV_KEY_MAX
-#define CGI_BODY_MAX (4u * 1024u * 1024u)    /* request body limit */
-#define CGI_URI_MAX 8192                     /* whole REQUEST_URI */
+#define CGI_BODY_MAX (4u * 1024u * 1024u) /* request body limit */
+#define CGI_URI_MAX 8192                  /* whole REQUEST_URI */
 
 /* Percent-decodes in[0..inlen) into out (capacity outcap, NUL-terminated).
  * '+' is kept as '+' unless plus_is_space. Returns 0 and sets *outlen,
  * or -1 with *why on a bad escape ("%" not followed by two hex digits),
  * a decoded NUL byte, or output longer than outcap-1. */
-int cgi_pct_decode(const char *in, size_t inlen, int plus_is_space,
-                   char *out, size_t outcap, size_t *outlen,
-                   const char **why);
+int cgi_pct_decode(const char *in, size_t inlen, int plus_is_space, char *out, size_t outcap,
+                   size_t *outlen, const char **why);
 
 /* Checks a decoded key: 1..KV_KEY_MAX bytes, no NUL, valid UTF-8.
  * Returns 0 or -1 with *why. */
@@ -40,7 +39,7 @@ int cgi_utf8_valid(const char *s, size_t len);
 
 /* The raw path and query of a request target ("/key/a%2Fb?level=stale"). */
 typedef struct cgi_target {
-    const char *path;  /* points into the target; not NUL-terminated */
+    const char *path; /* points into the target; not NUL-terminated */
     size_t path_len;
     const char *query; /* after '?', or "" */
     size_t query_len;
@@ -55,8 +54,7 @@ int cgi_split_target(const char *uri, cgi_target *t, const char **why);
  * key in key (capacity keycap >= KV_KEY_MAX+1) when it matches and the key
  * is valid; 0 when the path is not of that form; -1 with *why when it is but
  * the key is bad (bad escape, empty, too long, not UTF-8). */
-int cgi_match_key_path(const char *path, size_t path_len,
-                       char *key, size_t keycap, size_t *keylen,
+int cgi_match_key_path(const char *path, size_t path_len, char *key, size_t keycap, size_t *keylen,
                        const char **why);
 
 /* Nonzero when the raw path equals name ("/key", "/status", ...), ignoring
@@ -67,16 +65,16 @@ int cgi_path_is(const char *path, size_t path_len, const char *name);
  * decodes its value ('+' means space) into out. Returns 1 found, 0 absent,
  * -1 with *why on a bad escape or a value longer than outcap-1. A parameter
  * without '=' has the value "". */
-int cgi_query_get(const char *query, size_t query_len, const char *name,
-                  char *out, size_t outcap, const char **why);
+int cgi_query_get(const char *query, size_t query_len, const char *name, char *out, size_t outcap,
+                  const char **why);
 
 /* Reads the request body from fd according to content_length (the
  * CONTENT_LENGTH variable; NULL or "" means no body). Rejects a length that
  * is not a plain decimal number (400), above max (413), or a short body
  * (400). On success returns 0 with a malloc'ed, NUL-terminated *body of
  * *len bytes; on failure returns the HTTP status and sets *why. */
-int cgi_read_body(int fd, const char *content_length, size_t max,
-                  char **body, size_t *len, const char **why);
+int cgi_read_body(int fd, const char *content_length, size_t max, char **body, size_t *len,
+                  const char **why);
 
 /* When set (FastCGI mode, lib/cgi_main.c), cgi_read_body reads the body
  * through it instead of from fd: like read(2), returns bytes read, 0 at
@@ -92,8 +90,7 @@ int cgi_parse_etag(const char *s, long long *index);
  * NULL-terminated array or NULL), then body as compact JSON with no
  * trailing newline, byte for byte what the seed sends for GET /key/K
  * ({"K":"V"}). When body is NULL, writes {}. Returns 0, or -1 when the write failed. */
-int cgi_respond(FILE *out, int status, const char *const *headers,
-                const json_t *body);
+int cgi_respond(FILE *out, int status, const char *const *headers, const json_t *body);
 
 /* Writes {"error": msg} with status. */
 int cgi_error(FILE *out, int status, const char *msg);
@@ -134,7 +131,6 @@ int cgi_is_write_request(const json_t *req);
  * the key must not exist). Returns 0 with *conds NULL when neither header is
  * present, 0 with a new JSON array in *conds, or -1 with *why (400) for an
  * unsupported or malformed header value. */
-int cgi_conditions(const char *key, size_t klen, json_t **conds,
-                   const char **why);
+int cgi_conditions(const char *key, size_t klen, json_t **conds, const char **why);
 
 #endif

@@ -29,7 +29,7 @@ int client_wait_fd(int fd, short events, long long deadline)
         long long left = deadline - client_now_ms();
         if (left <= 0)
             return 0;
-        struct pollfd p = { .fd = fd, .events = events };
+        struct pollfd p = {.fd = fd, .events = events};
         int r = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
         if (r < 0 && errno == EINTR)
             continue;
@@ -71,16 +71,15 @@ int client_reply_code(const json_t *reply)
  * request is ever sent twice. */
 static int conn_idle_ok(int fd)
 {
-    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct pollfd p = {.fd = fd, .events = POLLIN};
     int r = poll(&p, 1, 0);
     return r == 0;
 }
 
-int client_request(const char *sockpath, json_t *req, int timeout_ms,
-                   json_t **reply, char *err, size_t errlen)
+int client_request(const char *sockpath, json_t *req, int timeout_ms, json_t **reply, char *err,
+                   size_t errlen)
 {
-    return client_request_keep(NULL, sockpath, req, timeout_ms, reply, err,
-                               errlen);
+    return client_request_keep(NULL, sockpath, req, timeout_ms, reply, err, errlen);
 }
 
 /* Declared in client_impl.h, as are the next two. */
@@ -95,8 +94,8 @@ int client_connect_unix(const char *sockpath, long long deadline, int timeout_ms
         return -1;
     }
     if (strlen(sockpath) >= sizeof sa.sun_path) {
-        snprintf(err, errlen, "socket path too long (max %zu bytes): %s",
-                 sizeof sa.sun_path - 1, sockpath);
+        snprintf(err, errlen, "socket path too long (max %zu bytes): %s", sizeof sa.sun_path - 1,
+                 sockpath);
         return -1;
     }
     memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
@@ -119,7 +118,9 @@ int client_connect_unix(const char *sockpath, long long deadline, int timeout_ms
         snprintf(err, errlen, "connect %s: timed out after %d ms", sockpath, timeout_ms);
     } else if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
         snprintf(err, errlen, "connect %s: %s", sockpath,
-                 strerror(w < 0 ? errno : soerr ? soerr : EIO));
+                 strerror(w < 0   ? errno
+                          : soerr ? soerr
+                                  : EIO));
     } else {
         return fd;
     }
@@ -255,7 +256,8 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeou
 
     /* Send the request line (with its newline). */
     line[linelen] = '\n'; /* json_dumps' NUL is replaced; length known */
-    if (client_send_all(fd, line, linelen + 1, deadline, timeout_ms, sockpath, &sent, err, errlen) < 0)
+    if (client_send_all(fd, line, linelen + 1, deadline, timeout_ms, sockpath, &sent, err, errlen) <
+        0)
         goto out;
     /* From here on raftd may have read the request and acted on it. */
     sent = 1;
@@ -286,8 +288,7 @@ out:
     return ret;
 }
 
-int client_socket_path(const char *sock, const char *datadir, char *out,
-                       size_t outlen)
+int client_socket_path(const char *sock, const char *datadir, char *out, size_t outlen)
 {
     const char *e;
     int n;
@@ -300,8 +301,7 @@ int client_socket_path(const char *sock, const char *datadir, char *out,
     else if ((e = getenv("KEYVAL_DATADIR")) && *e)
         n = snprintf(out, outlen, "%s/raftd.sock", e);
     else
-        n = snprintf(out, outlen, "%s/node0/raftd.sock",
-                     (e = getenv("HOME")) && *e ? e : ".");
+        n = snprintf(out, outlen, "%s/node0/raftd.sock", (e = getenv("HOME")) && *e ? e : ".");
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
@@ -316,8 +316,7 @@ int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg)
     return 1;
 }
 
-int client_sockopt_path(const struct client_sockopt *o, const char *prog,
-                        char *out, size_t outlen)
+int client_sockopt_path(const struct client_sockopt *o, const char *prog, char *out, size_t outlen)
 {
     if (client_socket_path(o->sock, o->datadir, out, outlen) < 0) {
         fprintf(stderr, "%s: socket path too long\n", prog);

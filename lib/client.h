@@ -31,17 +31,16 @@
  * request was sent (no reply, closed, timed out): raftd may have acted on
  * it, so a write's outcome is unknown. -1 means nothing was sent. */
 #define CLIENT_SENT (-3)
-int client_request(const char *sockpath, json_t *req, int timeout_ms,
-                   json_t **reply, char *err, size_t errlen);
+int client_request(const char *sockpath, json_t *req, int timeout_ms, json_t **reply, char *err,
+                   size_t errlen);
 
 /* Like client_request, over a connection kept in *keep (-1: none yet).
  * An idle kept connection that raftd closed (restart) is replaced by a
  * new one before anything is sent; after a reply the connection stays
  * open in *keep; after any failure it is closed and *keep is -1. With
  * keep NULL this is client_request. */
-int client_request_keep(int *keep, const char *sockpath, json_t *req,
-                        int timeout_ms, json_t **reply, char *err,
-                        size_t errlen);
+int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeout_ms,
+                        json_t **reply, char *err, size_t errlen);
 
 /* Returns the reply's HTTP status ("code"), or 502 when missing/invalid. */
 int client_reply_code(const json_t *reply);
@@ -54,8 +53,7 @@ int client_timeout_from_env(void);
  * sock (-s PATH), datadir (-d DATADIR: DATADIR/raftd.sock), $KEYVAL_SOCKET,
  * $KEYVAL_DATADIR/raftd.sock, $HOME/node0/raftd.sock (the seed's first
  * node). Returns 0, or -1 when the result does not fit in out. */
-int client_socket_path(const char *sock, const char *datadir, char *out,
-                       size_t outlen);
+int client_socket_path(const char *sock, const char *datadir, char *out, size_t outlen);
 
 /* The socket options of the kv-* tools: -s SOCKET and -d DATADIR. */
 struct client_sockopt {
@@ -65,10 +63,10 @@ struct client_sockopt {
 
 /* Their lines in the tools' -h text (kv-bench words its own). */
 #define CLIENT_SOCKOPT_USAGE \
-"  -s SOCKET   raftd socket to use\n" \
-"  -d DATADIR  use DATADIR/raftd.sock\n" \
-"              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n" \
-"              else $HOME/node0/raftd.sock\n"
+    "  -s SOCKET   raftd socket to use\n" \
+    "  -d DATADIR  use DATADIR/raftd.sock\n" \
+    "              default: $KEYVAL_SOCKET, else $KEYVAL_DATADIR/raftd.sock,\n" \
+    "              else $HOME/node0/raftd.sock\n"
 
 /* For an option loop: when opt is 's' or 'd', stores arg in *o and
  * returns 1; otherwise returns 0 and leaves *o alone. */
@@ -76,8 +74,7 @@ int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg);
 
 /* client_socket_path of *o. On failure prints "PROG: socket path too
  * long" on stderr and returns -1 (the tools then exit 2). */
-int client_sockopt_path(const struct client_sockopt *o, const char *prog,
-                        char *out, size_t outlen);
+int client_sockopt_path(const struct client_sockopt *o, const char *prog, char *out, size_t outlen);
 
 /* ---- streaming calls (lib/client_stream.c): a watch on raftd.sock ----
  *
@@ -95,16 +92,16 @@ typedef struct client_stream client_stream;
 /* Returns the open stream and the first reply in *first (caller decref's;
  * it has an integer "code": the caller decides whether events follow), or
  * NULL with *first NULL and err set (nothing worth keeping). */
-client_stream *client_stream_open(const char *sockpath, json_t *req, int timeout_ms,
-                                  json_t **first, char *err, size_t errlen);
+client_stream *client_stream_open(const char *sockpath, json_t *req, int timeout_ms, json_t **first,
+                                  char *err, size_t errlen);
 
 /* The next line, without its newline, NUL-terminated in *line (valid until
  * the next call) of *len bytes. timeout_ms < 0 waits for ever, 0 only
  * takes what is already there. Returns 1 a line, 0 timed out, -1 the
  * stream ended (raftd closed it: err "closed") or failed (err says why;
  * a line above CLIENT_EVENT_MAX is a failure). */
-int client_stream_next(client_stream *s, int timeout_ms, const char **line,
-                       size_t *len, char *err, size_t errlen);
+int client_stream_next(client_stream *s, int timeout_ms, const char **line, size_t *len, char *err,
+                       size_t errlen);
 
 /* The socket, to poll it beside other descriptors. A line may already be
  * buffered: call client_stream_next(s, 0, ...) before waiting on it. */
@@ -116,7 +113,7 @@ void client_stream_close(client_stream *s);
 /* ---- the coordination tools' calls (lib/client_tool.c) ----
  * Exit statuses of kv-watch, kv-lease and kv-lock, as s6's tools. */
 #define TOOL_OK 0
-#define TOOL_NO 1      /* a negative answer: not found, not acquired */
+#define TOOL_NO 1 /* a negative answer: not found, not acquired */
 #define TOOL_USAGE 2
 #define TOOL_UNKNOWN 5 /* a write was sent, its outcome is not known */
 #define TOOL_TEMP 111  /* temporary failure: raftd unreachable, 503 */
@@ -125,8 +122,8 @@ void client_stream_close(client_stream *s);
  * answered; otherwise prints "PROG: ..." on stderr and returns TOOL_TEMP,
  * or TOOL_UNKNOWN when a write (is_write) was sent; *reply is NULL then.
  * An answer 503 with "outcome":"unknown" is TOOL_UNKNOWN too (printed). */
-int client_tool_call(const char *prog, const char *sock, json_t *req, int is_write,
-                     int timeout_ms, json_t **reply);
+int client_tool_call(const char *prog, const char *sock, json_t *req, int is_write, int timeout_ms,
+                     json_t **reply);
 
 /* Prints "PROG: WHAT: error (HTTP code)" for a reply that is not 200 and
  * returns the tool's status: TOOL_NO for 404, TOOL_TEMP for 5xx, else
