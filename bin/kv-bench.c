@@ -382,19 +382,24 @@ int main(int argc, char **argv)
     struct pollfd *pf = calloc((size_t)nconns, sizeof *pf);
     struct bench_run r = { .max_ops = a.max_ops, .lat_cap = 1u << 16 };
     r.lat = malloc(r.lat_cap * sizeof *r.lat);
-    if (!cs || !pf || !r.lat)
-        return 1;
-    for (int i = 0; i < nconns; i++) {
+    int ok = cs && pf && r.lat;
+    for (int i = 0; ok && i < nconns; i++) {
         cs[i].fd = conn_open(sock);
         if (cs[i].fd < 0) {
             fprintf(stderr, PROG ": connect %s: %s\n", sock, strerror(errno));
-            return 1;
+            ok = 0;
         }
+    }
+    if (!ok) {
+        free(r.lat);
+        return 1;
     }
     uint64_t t0 = now_ns();
     r.end = t0 + (uint64_t)(a.seconds * 1e9);
-    if (run_conns(&r, cs, pf, nconns))
+    if (run_conns(&r, cs, pf, nconns)) {
+        free(r.lat);
         return 1;
+    }
     double secs = (double)(now_ns() - t0) / 1e9;
     qsort(r.lat, r.n_lat, sizeof *r.lat, cmp_u64);
     size_t n = r.n_lat;
@@ -414,5 +419,6 @@ int main(int argc, char **argv)
         close(cs[i].fd);
         free(cs[i].buf);
     }
+    free(r.lat);
     return r.errors ? 1 : 0;
 }

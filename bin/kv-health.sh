@@ -29,7 +29,8 @@ it names) and prints one line: KEYVAL OK|WARNING|CRITICAL|UNKNOWN - why.
                 (default 90)
   -c PERCENT    disk use that is CRITICAL (default 95)
   -q            quiet: print nothing when the node is OK (for cron)
-CRITICAL: the HTTP API or raftd.sock does not answer, no leader, the
+CRITICAL: the HTTP API or raftd.sock does not answer, the node was
+removed from the cluster, no leader, the
 leader does not answer, lag >= -L, disk use >= -c. WARNING: lag >= -l, a
 follower the leader has not heard from, log >= -s entries without a
 snapshot, disk use >= -w.
@@ -199,7 +200,10 @@ for v in "$term" "$applied" "$last" "$snap"; do
 done
 
 lag=0
-if [ -z "$leader" ]; then
+removed=$(f '.removed // false')
+if [ "$removed" = true ]; then
+    problem 2 "node $id was removed from the cluster ($(f '.removed_reason // ""')); restart it with its keyval -join command line to join again"
+elif [ -z "$leader" ]; then
     problem 2 "no leader (node $id is $state in term $term)"
 elif [ "$state" = leader ]; then
     # The leader's view of each follower: how far behind, heard from.

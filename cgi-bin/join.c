@@ -18,6 +18,19 @@
 #define PROG "join"
 #define FIELD_MAX 255
 
+/* The query parameters of these routes (none) and the fields of each body:
+ * a new one is one line. */
+static const char *const known_params[] = {
+    NULL,
+};
+static const char *const join_fields[] = {
+    "id", "addr", "haddr", "node_id", NULL,
+};
+static const char *const id_fields[] = {
+    "id",
+    NULL,
+};
+
 /* Checks an optional/required string member; returns its value or NULL
  * after writing a 400. *ok is cleared on error. */
 static const char *member(json_t *obj, const char *name, int required, int *ok)
@@ -33,10 +46,9 @@ static const char *member(json_t *obj, const char *name, int required, int *ok)
         return NULL;
     }
     size_t n = json_string_length(v);
-    if (!json_is_string(v) || n == 0 || n > FIELD_MAX ||
-        strlen(json_string_value(v)) != n) {
-        snprintf(msg, sizeof msg, "\"%s\" must be a non-empty string of at most %d bytes",
-                 name, FIELD_MAX);
+    if (!json_is_string(v) || n == 0 || n > FIELD_MAX || strlen(json_string_value(v)) != n) {
+        snprintf(msg, sizeof msg, "\"%s\" must be a non-empty string of at most %d bytes", name,
+                 FIELD_MAX);
         cgi_error(stdout, 400, msg);
         *ok = 0;
         return NULL;
@@ -55,8 +67,8 @@ static int addr_ok(const char *addr)
     if (colon[1] == '\0' || *end || p < 1 || p > 65535)
         return 0;
     for (const char *s = addr; s < colon; s++)
-        if (*s <= ' ' || *s == '/' || *s == '"' || *s == '\'' || *s == '\\' ||
-            *s == ',' || (unsigned char)*s >= 0x7f)
+        if (*s <= ' ' || *s == '/' || *s == '"' || *s == '\'' || *s == '\\' || *s == ',' ||
+            (unsigned char)*s >= 0x7f)
             return 0;
     return 1;
 }
@@ -97,8 +109,8 @@ static int transfer(json_t *req, const char *want)
         }
         usleep(50 * 1000);
     }
-    json_t *b = json_pack("{s:s,s:s}", "error",
-                          "leadership transfer did not complete in time", "leader", seen);
+    json_t *b = json_pack("{s:s,s:s}", "error", "leadership transfer did not complete in time",
+                          "leader", seen);
     cgi_respond(stdout, 503, NULL, b);
     json_decref(b);
     return 0;
@@ -137,6 +149,8 @@ static int handle(void)
 
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     if (method && !strcmp(method, "DELETE")) {
         if (t.path_len > 6 && !memcmp(t.path, "/node/", 6))
             return delete_node(&t);
@@ -150,18 +164,20 @@ static int handle(void)
         remove = leader = 1;
     else
         return cgi_error(stdout, 404, "not found"), 0;
-    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), 64 * 1024,
-                           &body, &blen, &why);
+    int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), 64 * 1024, &body, &blen, &why);
     if (st)
         return cgi_error(stdout, st, why), 0;
-    json_error_t jerr;
-    json_t *obj = json_loadb(body, blen, 0, &jerr);
+    json_t *obj = cgi_json_body(body, blen, JSON_REJECT_DUPLICATES);
     free(body);
     if (!obj)
-        return cgi_errorf2(stdout, 400, "malformed JSON", jerr.text), 0;
+        return 0;
     if (!json_is_object(obj)) {
         json_decref(obj);
         return cgi_error(stdout, 400, "body must be a JSON object"), 0;
+    }
+    if (cgi_fields_known(obj, remove ? id_fields : join_fields) < 0) {
+        json_decref(obj);
+        return 0;
     }
     int ok = 1;
     const char *id = member(obj, "id", 1, &ok);
@@ -180,10 +196,8 @@ static int handle(void)
         json_decref(obj);
         return cgi_error(stdout, 400, "\"haddr\" must be HOST:PORT"), 0;
     }
-    json_t *req = remove ? json_pack("{s:s,s:s}", "op", leader ? "transfer" : "remove",
-                                     "id", id)
-                         : json_pack("{s:s,s:s,s:s}", "op", "join", "id", id,
-                                     "addr", addr);
+    json_t *req = remove ? json_pack("{s:s,s:s}", "op", leader ? "transfer" : "remove", "id", id)
+                         : json_pack("{s:s,s:s,s:s}", "op", "join", "id", id, "addr", addr);
     if (haddr)
         json_object_set_new(req, "haddr", json_string(haddr));
     if (node_id)
@@ -200,4 +214,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -1,6 +1,7 @@
 /*
  * key-del - CGI: DELETE /key/K (If-Match: "N" deletes only when K was last
- * modified at index N, else 412). Replies {"index":N}.
+ * modified at index N, else 412; If-Match: * only when K exists;
+ * If-None-Match: * only when it does not). Replies {"index":N}.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,11 @@
 #include "cgi_main.h"
 
 #define PROG "key-del"
+
+/* DELETE /key/K takes no query parameters; a new one is one line here. */
+static const char *const known_params[] = {
+    NULL,
+};
 
 static int handle(void)
 {
@@ -25,17 +31,16 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (m == 0)
         return cgi_error(stdout, 404, "not found"), 0;
-    json_t *conds;
-    if (cgi_conditions(key, klen, &conds, &why) < 0)
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
+    cgi_cond cond;
+    if (cgi_cond_from_env(&cond, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
-    json_t *req;
-    if (conds)
-        req = json_pack("{s:s,s:[s%],s:o}", "op", "txn", "del", key, klen,
-                        "if", conds);
-    else
-        req = json_pack("{s:s,s:s%}", "op", "del", "key", key, klen);
-    cgi_relay_write(PROG, req);
+    cgi_write_if(PROG, NULL, json_stringn(key, klen), &cond);
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -4,6 +4,7 @@
  * the entry that last modified K); 404 {"error":"key not found"} with
  * X-Keyval-Index: the store's index. With index=M, a blocking query: raftd
  * holds the answer until K changes after M or DUR passes.
+ * If-None-Match with that ETag (or *, or a list holding it): 304, no body.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,24 @@
 #include "cgi_main.h"
 
 #define PROG "key-get"
+
+/* The query parameters of GET /key/K: one line each. */
+static const char *const known_params[] = {
+    "level",
+    "index",
+    "wait",
+    NULL,
+};
+
+/* 304 for If-None-Match with the key's current entity tag: no body. */
+static void not_modified(const char *const *hdrs)
+{
+    fputs("Status: 304 Not Modified\r\n", stdout);
+    for (size_t i = 0; hdrs[i]; i++)
+        fprintf(stdout, "%s\r\n", hdrs[i]);
+    fputs("\r\n", stdout);
+    fflush(stdout);
+}
 
 static int handle(void)
 {
@@ -31,6 +50,8 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (m == 0)
         return cgi_error(stdout, 404, "not found"), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     int lv = cgi_query_get(t.query, t.query_len, "level", level, sizeof level, &why);
     if (lv < 0)
         return cgi_errorf2(stdout, 400, "bad level parameter", why), 0;
@@ -61,7 +82,7 @@ static int handle(void)
             h404[0] = x404;
         }
         json_object_del(reply, "code");
-        json_object_del(reply, "index");
+        json_object_del(reply, "index"); /* a 404's store index: not the body's */
         cgi_respond(stdout, code, h404, reply);
         json_decref(reply);
         return 0;
@@ -89,6 +110,12 @@ static int handle(void)
         hdrs[nh++] = xapp;
     }
     hdrs[nh] = NULL;
+    if (json_is_integer(idx) &&
+        cgi_etag_matches(getenv("HTTP_IF_NONE_MATCH"), (long long)json_integer_value(idx))) {
+        not_modified(hdrs);
+        json_decref(reply);
+        return 0;
+    }
     json_t *body = json_object();
     json_object_setn(body, key, klen, val);
     cgi_respond(stdout, 200, hdrs, body);

@@ -1,8 +1,11 @@
 /*
  * key-list - CGI: GET /key?prefix=P&after=K&limit=N[&level=stale][&index=M&wait=DUR]
- * Replies {"items":[{"key":..,"value":..,"index":..}],"more":bool} with
  * X-Keyval-Index: the store's index. With index=M, a blocking query.
+ * Replies {"items":[{"key":..,"value":..,"index":..}],"more":bool}: at most
+ * limit (default KV_LIST_DEFAULT) items; a limit above KV_LIST_MAX is
+ * KV_LIST_MAX, and "more" tells the client to ask again with after=.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,14 @@
 #include "cgi_main.h"
 
 #define PROG "key-list"
-#define LIMIT_MAX 100000
+#define LIMIT_WHY \
+    "bad limit parameter: expected a whole number of at least 1 (above 1000, " \
+    "the page holds 1000 keys and \"more\" says whether keys are left)"
+
+/* The query parameters of GET /key: one line each. */
+static const char *const known_params[] = {
+    "prefix", "after", "limit", "level", "index", "wait", NULL,
+};
 
 static int handle(void)
 {
@@ -25,6 +35,8 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (!cgi_path_is(t.path, t.path_len, "/key"))
         return cgi_error(stdout, 404, "not found"), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     json_t *req = json_pack("{s:s}", "op", "list");
     int r = cgi_query_get(t.query, t.query_len, "prefix", prefix, sizeof prefix, &why);
     if (r < 0 || (r > 0 && !cgi_utf8_valid(prefix, strlen(prefix)))) {
@@ -42,14 +54,14 @@ static int handle(void)
     r = cgi_query_get(t.query, t.query_len, "limit", num, sizeof num, &why);
     if (r != 0) {
         char *end;
-        long v = r > 0 ? strtol(num, &end, 10) : 0;
-        if (r < 0 || !num[0] || *end || v < 1 || v > LIMIT_MAX) {
+        errno = 0;
+        long long v = r > 0 ? strtoll(num, &end, 10) : 0;
+        if (r < 0 || !num[0] || *end || v < 1 || errno) {
             json_decref(req);
-            return cgi_error(stdout, 400,
-                             "bad limit parameter: expected a number from 1 to 100000"),
-                   0;
+            return cgi_error(stdout, 400, LIMIT_WHY), 0;
         }
-        json_object_set_new(req, "limit", json_integer(v));
+        /* Above the page size: one full page and "more", as raftd does. */
+        json_object_set_new(req, "limit", json_integer(v > KV_LIST_MAX ? KV_LIST_MAX : v));
     }
     r = cgi_query_get(t.query, t.query_len, "level", level, sizeof level, &why);
     if (r < 0 ||

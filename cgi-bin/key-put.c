@@ -1,9 +1,9 @@
 /*
  * key-put - CGI: PUT /key/K with the raw request body as the value.
  * If-Match: "N" sets only when K was last modified at index N;
- * If-None-Match: * sets only when K does not exist (412 otherwise).
- * ?lease=ID attaches K to lease ID (404 when there is no such lease).
- * Replies {"index":N}.
+ * If-Match: * only when K exists; If-None-Match: * only when K does not
+ * exist (412 otherwise). ?lease=ID attaches K to lease ID (404 when there
+ * is no such lease). Replies {"index":N} with ETag: "N".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,12 @@
 #include "cgi_main.h"
 
 #define PROG "key-put"
+
+/* The query parameters of PUT /key/K: one line each. */
+static const char *const known_params[] = {
+    "lease",
+    NULL,
+};
 
 static int handle(void)
 {
@@ -32,39 +38,43 @@ static int handle(void)
         return cgi_error(stdout, 400, why), 0;
     if (m == 0)
         return cgi_error(stdout, 404, "not found"), 0;
-    json_t *conds;
-    if (cgi_conditions(key, klen, &conds, &why) < 0)
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
+    cgi_cond cond;
+    if (cgi_cond_from_env(&cond, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
+    json_t *lreq = json_object();
+    char lwhy[256];
+    if (cgi_lease_param(t.query, t.query_len, lreq, lwhy, sizeof lwhy) < 0) {
+        json_decref(lreq);
+        return cgi_error(stdout, 400, lwhy), 0;
+    }
+    if (json_object_size(lreq) && cond.kind != CGI_IF_NONE) {
+        json_decref(lreq);
+        return cgi_error(stdout, 400, "lease with If-Match or If-None-Match: use POST /txn"), 0;
+    }
     int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX, &body, &blen,
                            &why);
     if (st) {
-        json_decref(conds);
+        json_decref(lreq);
         return cgi_error(stdout, st, why), 0;
     }
     if (memchr(body, '\0', blen) || !cgi_utf8_valid(body, blen)) {
         free(body);
-        json_decref(conds);
+        json_decref(lreq);
         return cgi_error(stdout, 400, "value must be valid UTF-8 without NUL bytes"), 0;
     }
     json_t *kv = json_object();
     json_object_setn_new(kv, key, klen, json_stringn(body, blen));
     free(body);
-    json_t *req;
-    if (conds)
-        req = json_pack("{s:s,s:o,s:o}", "op", "txn", "set", kv, "if", conds);
-    else
-        req = json_pack("{s:s,s:o}", "op", "set", "kv", kv);
-    char lwhy[256];
-    if (cgi_lease_param(t.query, t.query_len, req, lwhy, sizeof lwhy) < 0 ||
-        (conds && json_object_get(req, "lease"))) {
-        json_decref(req);
-        return cgi_error(stdout, 400,
-                         conds ? "lease with If-Match or If-None-Match: "
-                                 "use POST /txn"
-                               : lwhy),
-               0;
+    if (json_object_size(lreq)) { /* a set with a lease: no condition */
+        json_object_set_new(lreq, "op", json_string("set"));
+        json_object_set_new(lreq, "kv", kv);
+        cgi_relay_write(PROG, lreq);
+        return 0;
     }
-    cgi_relay_write(PROG, req);
+    json_decref(lreq);
+    cgi_write_if(PROG, kv, NULL, &cond);
     return 0;
 }
 

@@ -16,6 +16,15 @@
  * in applying is unhealthy (?max_lag=N overrides, 0..1000000000). */
 #define HEALTH_MAX_LAG 100
 
+/* The query parameters of each route: one line each. */
+static const char *const health_params[] = {
+    "max_lag",
+    NULL,
+};
+static const char *const no_params[] = {
+    NULL,
+};
+
 static json_int_t int_of(const json_t *o, const char *name, json_int_t dflt)
 {
     json_t *v = json_object_get(o, name);
@@ -55,24 +64,30 @@ static int health(const cgi_target *t)
     json_int_t commit = int_of(st, "commit_index", 0);
     json_int_t applied = int_of(st, "applied_index", 0);
     json_int_t lag = commit > applied ? commit - applied : 0;
-    char reason[160] = "";
-    if (!leader || !*leader)
+    char reason[400] = "";
+    if (json_is_true(json_object_get(st, "removed")))
+        snprintf(reason, sizeof reason,
+                 "removed from the cluster (%s): restart it with its keyval -join command "
+                 "line, or POST /join with its node_id to a member",
+                 json_string_value(json_object_get(st, "removed_reason"))
+                     ? json_string_value(json_object_get(st, "removed_reason"))
+                     : "");
+    else if (!leader || !*leader)
         snprintf(reason, sizeof reason, "no leader known");
     else if (contact < 0 || contact > eto)
         snprintf(reason, sizeof reason,
-                 "leader %s not heard from for %lld ms (election timeout %lld ms)",
-                 leader, (long long)contact, (long long)eto);
+                 "leader %s not heard from for %lld ms (election timeout %lld ms)", leader,
+                 (long long)contact, (long long)eto);
     else if (lag > max_lag)
         snprintf(reason, sizeof reason,
                  "applied index %lld is %lld entries behind commit index %lld (max %lld)",
                  (long long)applied, (long long)lag, (long long)commit, max_lag);
-    json_t *b = json_pack("{s:s,s:O,s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
-                          "status", *reason ? "unhealthy" : "ok",
-                          "id", json_object_get(st, "id") ? json_object_get(st, "id")
-                                                          : json_null(),
+    json_t *b = json_pack("{s:s,s:O,s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "status",
+                          *reason ? "unhealthy" : "ok", "id",
+                          json_object_get(st, "id") ? json_object_get(st, "id") : json_null(),
                           "state", state ? state : "", "leader", leader ? leader : "",
-                          "last_contact_ms", contact, "election_timeout_ms", eto,
-                          "commit_index", commit, "applied_index", applied, "lag", lag);
+                          "last_contact_ms", contact, "election_timeout_ms", eto, "commit_index",
+                          commit, "applied_index", applied, "lag", lag);
     json_decref(st);
     if (b && *reason)
         json_object_set_new(b, "error", json_string(reason));
@@ -112,8 +127,8 @@ static int valid_metric_name(const char *n)
     if (!n || !*n || (n[0] >= '0' && n[0] <= '9'))
         return 0;
     for (; *n; n++)
-        if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') ||
-              (*n >= '0' && *n <= '9') || *n == '_' || *n == ':'))
+        if (!((*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z') || (*n >= '0' && *n <= '9') ||
+              *n == '_' || *n == ':'))
             return 0;
     return 1;
 }
@@ -144,7 +159,8 @@ static int metrics(void)
     }
     size_t i;
     json_t *m;
-    json_array_foreach(arr, i, m) {
+    json_array_foreach(arr, i, m)
+    {
         const char *name = json_string_value(json_object_get(m, "name"));
         const char *type = json_string_value(json_object_get(m, "type"));
         const char *help = json_string_value(json_object_get(m, "help"));
@@ -156,7 +172,8 @@ static int metrics(void)
         if (!strcmp(type, "histogram")) {
             json_t *b = json_object_get(m, "buckets"), *e;
             size_t j;
-            json_array_foreach(b, j, e) {
+            json_array_foreach(b, j, e)
+            {
                 fprintf(o, "%s_bucket{le=\"", name);
                 prom_num(o, json_number_value(json_array_get(e, 0)));
                 fputs("\"} ", o);
@@ -174,12 +191,14 @@ static int metrics(void)
         } else if (json_is_array(json_object_get(m, "series"))) {
             json_t *e;
             size_t j;
-            json_array_foreach(json_object_get(m, "series"), j, e) {
+            json_array_foreach(json_object_get(m, "series"), j, e)
+            {
                 const char *k;
                 json_t *lv;
                 int first = 1;
                 fputs(name, o);
-                json_object_foreach(json_object_get(e, "labels"), k, lv) {
+                json_object_foreach(json_object_get(e, "labels"), k, lv)
+                {
                     if (!valid_metric_name(k) || !json_is_string(lv))
                         continue;
                     fprintf(o, "%s%s=\"", first ? "{" : ",", k);
@@ -203,7 +222,7 @@ static int metrics(void)
         return cgi_error(stdout, 500, "out of memory"), 0;
     }
     fprintf(stdout, "Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4; "
-            "charset=utf-8\r\n\r\n");
+                    "charset=utf-8\r\n\r\n");
     fwrite(text, 1, tlen, stdout);
     fflush(stdout);
     free(text);
@@ -216,7 +235,10 @@ static int handle(void)
     const char *why;
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &why) < 0)
         return cgi_error(stdout, 400, why), 0;
-    if (cgi_path_is(t.path, t.path_len, "/health"))
+    int is_health = cgi_path_is(t.path, t.path_len, "/health");
+    if (cgi_query_known(&t, is_health ? health_params : no_params) < 0)
+        return 0;
+    if (is_health)
         return health(&t);
     if (cgi_path_is(t.path, t.path_len, "/metrics"))
         return metrics();
@@ -228,4 +250,7 @@ static int handle(void)
     return 0;
 }
 
-int main(void) { return cgi_main(handle); }
+int main(void)
+{
+    return cgi_main(handle);
+}

@@ -14,6 +14,11 @@
 
 #define PROG "txn"
 
+/* POST /txn takes no query parameters; a new one is one line here. */
+static const char *const known_params[] = {
+    NULL,
+};
+
 static int handle(void)
 {
     cgi_target t;
@@ -24,14 +29,15 @@ static int handle(void)
         return cgi_error(stdout, 400, w), 0;
     if (!cgi_path_is(t.path, t.path_len, "/txn"))
         return cgi_error(stdout, 404, "not found"), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     int st = cgi_read_body(STDIN_FILENO, getenv("CONTENT_LENGTH"), CGI_BODY_MAX, &body, &blen, &w);
     if (st)
         return cgi_error(stdout, st, w), 0;
-    json_error_t jerr;
-    json_t *obj = json_loadb(body, blen, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *obj = cgi_json_body(body, blen, JSON_REJECT_DUPLICATES);
     free(body);
     if (!obj)
-        return cgi_errorf2(stdout, 400, "malformed JSON", jerr.text), 0;
+        return 0;
     json_t *req;
     st = cgi_txn_request(obj, &req, why, sizeof why);
     json_decref(obj);

@@ -28,6 +28,13 @@
 
 #define PROG "watch"
 
+/* The query parameters of GET /watch and /watch/K: one line each. */
+static const char *const known_params[] = {
+    "prefix",
+    "from",
+    NULL,
+};
+
 /* Idle stream: a comment (SSE) or an empty line (ndjson) this often, so
  * that a client gone away is noticed even when nothing changes (lighttpd
  * notices only when it writes to the client, then closes our stdout). */
@@ -215,6 +222,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     if (cgi_split_target(getenv("REQUEST_URI"), &t, &w) < 0)
         return cgi_error(stdout, 400, w), 0;
+    if (cgi_query_known(&t, known_params) < 0)
+        return 0;
     json_t *req = watch_request(&t, why, sizeof why);
     if (!req)
         return cgi_error(stdout, strcmp(why, "not found") ? 400 : 404, why), 0;

@@ -424,58 +424,88 @@ int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **rep
     return code;
 }
 
-int cgi_conditions(const char *key, size_t klen, json_t **conds, const char **why)
+int cgi_query_unknown(const char *query, size_t len, const char *const *known, char *bad,
+                      size_t badcap)
 {
-    const char *im = getenv("HTTP_IF_MATCH");
-    const char *inm = getenv("HTTP_IF_NONE_MATCH");
-    long long idx;
-    *conds = NULL;
-    if (im && *im && inm && *inm) {
-        *why = "give If-Match or If-None-Match, not both";
-        return -1;
-    }
-    if (im && *im) {
-        if (cgi_parse_etag(im, &idx) < 0 || idx <= 0) {
-            *why = "If-Match must be one entity tag \"N\" with N > 0 "
-                   "(as sent in ETag)";
+    size_t i = 0;
+    while (i < len) {
+        const char *p = query + i;
+        const char *amp = memchr(p, '&', len - i);
+        size_t plen = amp ? (size_t)(amp - p) : len - i;
+        const char *eq = memchr(p, '=', plen);
+        size_t klen = eq ? (size_t)(eq - p) : plen;
+        char name[256];
+        size_t nl = 0;
+        const char *w;
+        int found = plen == 0; /* "a&&b": nothing between */
+        if (!found && cgi_pct_decode(p, klen, 1, name, sizeof name, &nl, &w) == 0)
+            for (size_t k = 0; known && known[k] && !found; k++)
+                found = strcmp(name, known[k]) == 0;
+        else if (!found)
+            snprintf(name, sizeof name, "%.*s", (int)(klen < 64 ? klen : 64), p);
+        if (!found) {
+            snprintf(bad, badcap, "%s", name);
             return -1;
         }
-    } else if (inm && *inm) {
-        const char *s = inm;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (s[0] != '*' || s[1 + strspn(s + 1, " \t")] != '\0') {
-            *why = "If-None-Match supports only \"*\" (the key must not exist)";
-            return -1;
-        }
-        idx = 0;
-    } else {
-        return 0;
+        i += plen + 1;
     }
-    json_t *c = json_pack("[{s:s%,s:I}]", "key", key, klen, "index", (json_int_t)idx);
-    if (!c) {
-        *why = "out of memory";
-        return -1;
-    }
-    *conds = c;
     return 0;
 }
 
-void cgi_relay_write(const char *prog, json_t *req)
+/* "level, prefix" from a table, for an error message. */
+static void known_list(const char *const *known, char *buf, size_t cap)
 {
-    json_t *reply;
-    int code = cgi_call_raftd(prog, req, &reply);
-    json_decref(req);
-    if (!reply)
-        return;
-    char xidx[64];
-    const char *hdrs[2] = {NULL, NULL};
-    json_t *idx = json_object_get(reply, "index");
-    if (code == 200 && json_is_integer(idx)) {
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
-        hdrs[0] = xidx;
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; known && known[k] && o < cap; k++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", k ? ", " : "", known[k]);
+}
+
+int cgi_query_known(const cgi_target *t, const char *const *known)
+{
+    char bad[256], list[256], msg[600];
+    if (cgi_query_unknown(t->query, t->query_len, known, bad, sizeof bad) == 0)
+        return 0;
+    known_list(known, list, sizeof list);
+    snprintf(msg, sizeof msg, "unknown query parameter \"%s\" (%s%s)", bad,
+             list[0] ? "this route takes: " : "this route takes none", list);
+    cgi_error(stdout, 400, msg);
+    return -1;
+}
+
+int cgi_fields_known(const json_t *obj, const char *const *known)
+{
+    const char *name;
+    json_t *v;
+    char list[256], msg[600];
+    json_object_foreach ((json_t *)obj, name, v) {
+        int found = 0;
+        for (size_t k = 0; known[k] && !found; k++)
+            found = strcmp(name, known[k]) == 0;
+        if (!found) {
+            known_list(known, list, sizeof list);
+            snprintf(msg, sizeof msg, "unknown field \"%.200s\" (this body takes: %s)", name, list);
+            cgi_error(stdout, 400, msg);
+            return -1;
+        }
     }
-    json_object_del(reply, "code");
-    cgi_respond(stdout, code, hdrs, reply);
-    json_decref(reply);
+    return 0;
+}
+
+json_t *cgi_json_body(const char *body, size_t len, size_t flags)
+{
+    json_error_t jerr;
+    char why[240];
+    json_t *obj = json_loadb(body, len, flags, &jerr);
+    if (!obj) {
+        enum json_error_code e = json_error_code(&jerr);
+        int plain = e == json_error_null_character || e == json_error_null_byte_in_key ||
+                    e == json_error_duplicate_key || e == json_error_invalid_utf8;
+        client_json_why(&jerr, why, sizeof why);
+        if (plain)
+            cgi_error(stdout, 400, why);
+        else
+            cgi_errorf2(stdout, 400, "malformed JSON", why);
+    }
+    return obj;
 }

@@ -119,18 +119,61 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out);
 int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **reply_out);
 
 /* Send a write request (consumed) to raftd and answer the client with
- * raftd's reply, plus `X-Keyval-Index: N` when the write was applied. */
+ * raftd's reply, plus `X-Keyval-Index: N` when the write was applied and,
+ * for a write that sets keys, `ETag: "N"` (their entity tag now). */
 void cgi_relay_write(const char *prog, json_t *req);
 
 /* Nonzero when req's "op" changes state (set, del, txn, join, remove,
  * transfer). */
 int cgi_is_write_request(const json_t *req);
 
-/* Builds the "if" conditions of a txn for key from the request headers
- * If-Match ("N": the key must exist with index N) and If-None-Match ("*":
- * the key must not exist). Returns 0 with *conds NULL when neither header is
- * present, 0 with a new JSON array in *conds, or -1 with *why (400) for an
- * unsupported or malformed header value. */
-int cgi_conditions(const char *key, size_t klen, json_t **conds, const char **why);
+/* The condition of a write, from If-Match and If-None-Match. */
+enum { CGI_IF_NONE, CGI_IF_INDEX, CGI_IF_EXISTS };
+typedef struct cgi_cond {
+    int kind;        /* CGI_IF_NONE: unconditional */
+    long long index; /* CGI_IF_INDEX: the key's index must be this; 0 = absent */
+} cgi_cond;
+
+/* Parses the headers of a write (either may be NULL or ""): If-Match: "N"
+ * (the key was last changed at index N), If-Match: * (the key exists),
+ * If-None-Match: * (the key does not exist). Returns 0 with *c, or -1
+ * with *why (400) for both headers, a list, or another value. */
+int cgi_cond_parse(const char *if_match, const char *if_none_match, cgi_cond *c, const char **why);
+
+/* cgi_cond_parse of this request's HTTP_IF_MATCH and HTTP_IF_NONE_MATCH. */
+int cgi_cond_from_env(cgi_cond *c, const char **why);
+
+/* Nonzero when If-None-Match (a GET's: "*", or a list of entity tags, weak
+ * or strong) matches the entity tag of index. */
+int cgi_etag_matches(const char *if_none_match, long long index);
+
+/* Sends a write of either set (an object of key: value) or delkey (one
+ * key), both consumed, under condition c, and answers the client as
+ * cgi_relay_write does. An index condition goes to raftd as a txn "if" on
+ * every key; "exists" (one key only) reads the key's index, then writes on
+ * the condition that it is still that index, and reads again when the key
+ * changed in between (up to 8 times); a missing key is 412 with index 0. */
+void cgi_write_if(const char *prog, json_t *set, json_t *delkey, const cgi_cond *c);
+
+/* The query parameters a route knows: a NULL-terminated table per route
+ * (each program has its own; a new parameter is one more line). Returns 0
+ * when every parameter of query[0..len) is in known, else -1 with the
+ * first unknown name, decoded, in bad (capacity badcap). */
+int cgi_query_unknown(const char *query, size_t len, const char *const *known, char *bad,
+                      size_t badcap);
+
+/* The same for t's query, writing the 400 {"error":"unknown query parameter
+ * \"NAME\" ..."} itself. Returns 0 when all are known, -1 after the 400. */
+int cgi_query_known(const cgi_target *t, const char *const *known);
+
+/* The fields a JSON body object knows (NULL-terminated). Returns 0, or -1
+ * after writing 400 {"error":"unknown field \"NAME\" ..."}. */
+int cgi_fields_known(const json_t *obj, const char *const *known);
+
+/* Parses a JSON request body (jansson flags as json_loadb's). NULL after
+ * writing the 400 with a plain reason: jansson's own words are kept only
+ * for syntax errors ("malformed JSON: ..."); a \u0000 says "strings may
+ * not contain NUL bytes (\u0000)", not jansson's flag names. */
+json_t *cgi_json_body(const char *body, size_t len, size_t flags);
 
 #endif

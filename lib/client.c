@@ -268,8 +268,9 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeou
     json_t *r = json_loadb(buf, len, 0, &jerr);
     if (!r || !json_is_object(r)) {
         json_decref(r);
+        char jw[200];
         snprintf(err, errlen, "malformed reply from %s: %s", sockpath,
-                 r ? "not an object" : jerr.text);
+                 r ? "not an object" : client_json_why(&jerr, jw, sizeof jw));
         goto out;
     }
     *reply = r;
@@ -323,4 +324,22 @@ int client_sockopt_path(const struct client_sockopt *o, const char *prog, char *
         return -1;
     }
     return 0;
+}
+
+const char *client_json_why(const json_error_t *e, char *buf, size_t cap)
+{
+    switch (json_error_code(e)) {
+    case json_error_null_character:
+        snprintf(buf, cap, "strings may not contain NUL bytes (\\u0000)");
+        break;
+    case json_error_null_byte_in_key:
+        snprintf(buf, cap, "keys may not contain NUL bytes (\\u0000)");
+        break;
+    case json_error_duplicate_key:
+        snprintf(buf, cap, "a key appears twice in one object (line %d)", e->line);
+        break;
+    case json_error_invalid_utf8: snprintf(buf, cap, "not valid UTF-8"); break;
+    default: snprintf(buf, cap, "%s (line %d, column %d)", e->text, e->line, e->column);
+    }
+    return buf;
 }

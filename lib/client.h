@@ -43,6 +43,11 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeou
                         json_t **reply, char *err, size_t errlen);
 
 /* Returns the reply's HTTP status ("code"), or 502 when missing/invalid. */
+/* A jansson parse error in plain words, for a user: NUL bytes and
+ * duplicate keys named as such (not by jansson's flag names), the syntax
+ * errors in jansson's own text with where they are. Returns buf. */
+const char *client_json_why(const json_error_t *e, char *buf, size_t cap);
+
 int client_reply_code(const json_t *reply);
 
 /* Request timeout from $KEYVAL_TIMEOUT_MS when set to 1..600000, else

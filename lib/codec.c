@@ -94,7 +94,10 @@ static int wbuf_reserve(wbuf *b, size_t more)
 }
 
 /* Writers assume space was reserved. */
-static void put_u8(wbuf *b, uint8_t v) { b->p[b->len++] = v; }
+static void put_u8(wbuf *b, uint8_t v)
+{
+    b->p[b->len++] = v;
+}
 
 static void put_u16(wbuf *b, uint16_t v)
 {
@@ -141,7 +144,10 @@ typedef struct cursor {
     size_t len, pos;
 } cursor;
 
-static size_t cur_left(const cursor *c) { return c->len - c->pos; }
+static size_t cur_left(const cursor *c)
+{
+    return c->len - c->pos;
+}
 
 static int get_u8(cursor *c, uint8_t *v)
 {
@@ -274,8 +280,8 @@ int codec_msg_frame(wbuf *b, const raft_msg *m)
 {
     if (!b || !m)
         return -1;
-    if (m->type < 1 || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 ||
-        m->to == 0 || m->reject > 1 || m->transfer > 1 || m->last > 1)
+    if (m->type < 1 || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 || m->to == 0 || m->reject > 1 ||
+        m->transfer > 1 || m->last > 1)
         return -1;
     if (m->n_entries && !m->entries)
         return -1;
@@ -370,8 +376,7 @@ void codec_msg_free(raft_msg *m)
 static int decode_conf(cursor *c, raft_config *cf)
 {
     uint8_t n;
-    if (get_u8(c, &n) < 0 || n > RAFT_MAX_NODES ||
-        cur_left(c) < (size_t)n * NODE_HDR_BYTES)
+    if (get_u8(c, &n) < 0 || n > RAFT_MAX_NODES || cur_left(c) < (size_t)n * NODE_HDR_BYTES)
         return -1;
     cf->n = n;
     for (uint32_t i = 0; i < n; i++) {
@@ -392,16 +397,13 @@ static int decode_conf(cursor *c, raft_config *cf)
 static int decode_msg(raft_msg *m, cursor *c)
 {
     const uint8_t *span;
-    if (get_u8(c, &m->type) < 0 || m->type < 1 ||
-        m->type > RAFT_MSG_TYPE_MAX)
+    if (get_u8(c, &m->type) < 0 || m->type < 1 || m->type > RAFT_MSG_TYPE_MAX)
         return -1;
-    if (get_u64(c, &m->from) < 0 || m->from == 0 ||
-        get_u64(c, &m->to) < 0 || m->to == 0 ||
-        get_u64(c, &m->term) < 0 || get_u64(c, &m->index) < 0 ||
-        get_u64(c, &m->log_term) < 0 || get_u64(c, &m->commit) < 0 ||
-        get_flag(c, &m->reject) < 0 || get_u64(c, &m->hint_index) < 0 ||
-        get_u64(c, &m->hint_term) < 0 || get_flag(c, &m->transfer) < 0 ||
-        get_u64(c, &m->ctx) < 0)
+    if (get_u64(c, &m->from) < 0 || m->from == 0 || get_u64(c, &m->to) < 0 || m->to == 0 ||
+        get_u64(c, &m->term) < 0 || get_u64(c, &m->index) < 0 || get_u64(c, &m->log_term) < 0 ||
+        get_u64(c, &m->commit) < 0 || get_flag(c, &m->reject) < 0 ||
+        get_u64(c, &m->hint_index) < 0 || get_u64(c, &m->hint_term) < 0 ||
+        get_flag(c, &m->transfer) < 0 || get_u64(c, &m->ctx) < 0)
         return -1;
 
     uint32_t n;
@@ -417,18 +419,17 @@ static int decode_msg(raft_msg *m, cursor *c)
         m->n_entries = n;
         for (uint32_t i = 0; i < n; i++) {
             raft_entry *e = &m->entries[i];
-            if (get_u64(c, &e->term) < 0 || get_u64(c, &e->index) < 0 ||
-                get_u8(c, &e->type) < 0 || e->type > RAFT_ENTRY_CONFIG ||
-                get_u32(c, &e->len) < 0 || get_span(c, e->len, &span) < 0)
+            if (get_u64(c, &e->term) < 0 || get_u64(c, &e->index) < 0 || get_u8(c, &e->type) < 0 ||
+                e->type > RAFT_ENTRY_CONFIG || get_u32(c, &e->len) < 0 ||
+                get_span(c, e->len, &span) < 0)
                 return -1;
             e->data = e->len ? (uint8_t *)span : NULL;
         }
     }
 
     if (get_u64(c, &m->snap_index) < 0 || get_u64(c, &m->snap_term) < 0 ||
-        get_u64(c, &m->offset) < 0 || get_flag(c, &m->last) < 0 ||
-        get_u32(c, &m->len) < 0 || m->len > RAFT_SNAP_CHUNK ||
-        get_span(c, m->len, &span) < 0)
+        get_u64(c, &m->offset) < 0 || get_flag(c, &m->last) < 0 || get_u32(c, &m->len) < 0 ||
+        m->len > RAFT_SNAP_CHUNK || get_span(c, m->len, &span) < 0)
         return -1;
     m->data = m->len ? (uint8_t *)span : NULL;
 
@@ -461,8 +462,8 @@ int codec_msg_decode(raft_msg *m, const uint8_t *p, size_t len)
 
 /* ---------------------------------------------------------------- FWD */
 
-int codec_fwd_frame(wbuf *b, int kind, uint64_t reqid, uint64_t from,
-                    const char *json, size_t json_len)
+int codec_fwd_frame(wbuf *b, int kind, uint64_t reqid, uint64_t from, const char *json,
+                    size_t json_len)
 {
     if (!b || (kind != PEER_FWD_REQ && kind != PEER_FWD_RESP))
         return -1;
@@ -478,8 +479,8 @@ int codec_fwd_frame(wbuf *b, int kind, uint64_t reqid, uint64_t from,
     return 0;
 }
 
-int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid,
-                     uint64_t *from, const char **json, size_t *json_len)
+int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid, uint64_t *from,
+                     const char **json, size_t *json_len)
 {
     if (!p || !reqid || !json || !json_len)
         return -1;
@@ -495,19 +496,35 @@ int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid,
     return 0;
 }
 
+int codec_removed_frame(wbuf *b, uint64_t node, uint64_t term)
+{
+    if (!b || frame_begin(b, PEER_REMOVED, 16) < 0)
+        return -1;
+    put_u64(b, node);
+    put_u64(b, term);
+    return 0;
+}
+
+int codec_removed_decode(const uint8_t *p, size_t len, uint64_t *node, uint64_t *term)
+{
+    if (!p || !node || !term || len != 16)
+        return -1;
+    cursor c = {p, len, 0};
+    return get_u64(&c, node) < 0 || get_u64(&c, term) < 0 ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- reader */
 
 static int kind_known(int kind)
 {
-    return kind >= PEER_HELLO && kind <= PEER_FWD_RESP;
+    return kind >= PEER_HELLO && kind <= PEER_REMOVED;
 }
 
 /* Check the header of the frame at fr->off if it is all in: -1 bad. */
 static int header_check(const frame_reader *fr, uint32_t *flen)
 {
     const uint8_t *h = fr->buf + fr->off;
-    uint32_t l = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
-                 (uint32_t)h[2] << 8 | h[3];
+    uint32_t l = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
     if (l < 1 || l > PEER_FRAME_MAX || !kind_known(h[4]))
         return -1;
     *flen = l;
@@ -557,8 +574,7 @@ int codec_reader_feed(frame_reader *fr, const uint8_t *data, size_t n)
     return 0;
 }
 
-int codec_reader_next(frame_reader *fr, int *kind, const uint8_t **payload,
-                      size_t *len)
+int codec_reader_next(frame_reader *fr, int *kind, const uint8_t **payload, size_t *len)
 {
     if (!fr || !kind || !payload || !len)
         return -1;

@@ -18,6 +18,11 @@
  *   PEER_FWD_REQ : reqid:u64, from:u64, JSON request text (a client request
  *                  forwarded by a follower to the leader)
  *   PEER_FWD_RESP: reqid:u64, JSON reply text
+ *   PEER_REMOVED : node:u64, term:u64 (a leader of term `term` tells node
+ *                  `node`, which is talking to it, that it is not in the
+ *                  configuration: it was removed). A node of a version
+ *                  without this kind closes the link on it (unknown kind),
+ *                  which costs nothing: it was removed.
  */
 #ifndef KEYVAL_CODEC_H
 #define KEYVAL_CODEC_H
@@ -36,6 +41,7 @@ enum peer_kind {
     PEER_RAFT = 2,
     PEER_FWD_REQ = 3,
     PEER_FWD_RESP = 4,
+    PEER_REMOVED = 5,
 };
 
 typedef struct peer_hello {
@@ -56,8 +62,9 @@ void wbuf_free(wbuf *b);
  * (too big or out of memory). */
 int codec_hello_frame(wbuf *b, const peer_hello *h);
 int codec_msg_frame(wbuf *b, const raft_msg *m);
-int codec_fwd_frame(wbuf *b, int kind, uint64_t reqid, uint64_t from,
-                    const char *json, size_t json_len);
+int codec_fwd_frame(wbuf *b, int kind, uint64_t reqid, uint64_t from, const char *json,
+                    size_t json_len);
+int codec_removed_frame(wbuf *b, uint64_t node, uint64_t term);
 
 /* Incremental frame reader: feed bytes, take whole frames out.
  * codec_reader_next returns 1 with *kind, *payload, *len set to the next
@@ -68,8 +75,7 @@ typedef struct frame_reader {
     size_t len, cap, off;
 } frame_reader;
 int codec_reader_feed(frame_reader *fr, const uint8_t *data, size_t n);
-int codec_reader_next(frame_reader *fr, int *kind, const uint8_t **payload,
-                      size_t *len);
+int codec_reader_next(frame_reader *fr, int *kind, const uint8_t **payload, size_t *len);
 void codec_reader_free(frame_reader *fr);
 /* The length field of the next frame (1 + payload bytes) as soon as its
  * four bytes are in, before the frame is whole: 1 and *flen, else 0. Lets
@@ -83,7 +89,8 @@ int codec_reader_peek_len(const frame_reader *fr, uint32_t *flen);
 int codec_hello_decode(peer_hello *h, const uint8_t *p, size_t len);
 int codec_msg_decode(raft_msg *m, const uint8_t *p, size_t len);
 void codec_msg_free(raft_msg *m);
-int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid,
-                     uint64_t *from, const char **json, size_t *json_len);
+int codec_fwd_decode(const uint8_t *p, size_t len, uint64_t *reqid, uint64_t *from,
+                     const char **json, size_t *json_len);
+int codec_removed_decode(const uint8_t *p, size_t len, uint64_t *node, uint64_t *term);
 
 #endif

@@ -23,8 +23,7 @@
 
 /* ---- percent-decoding ---- */
 
-static void t_decode(const char *name, const char *in, int plus, int want_rc,
-                     const char *want)
+static void t_decode(const char *name, const char *in, int plus, int want_rc, const char *want)
 {
     char out[64];
     size_t n = 0;
@@ -34,8 +33,7 @@ static void t_decode(const char *name, const char *in, int plus, int want_rc,
         check(rc < 0, name, "decode(%s) = %d, want error", in, rc);
     else
         check(rc == 0 && n == strlen(want) && strcmp(out, want) == 0, name,
-              "decode(%s) = %d '%s' (%s), want '%s'", in, rc, rc ? "" : out,
-              rc ? why : "", want);
+              "decode(%s) = %d '%s' (%s), want '%s'", in, rc, rc ? "" : out, rc ? why : "", want);
 }
 
 static void test_decode(void)
@@ -82,12 +80,11 @@ static void test_keys(void)
     char k[CGI_KEY_MAX + 1];
     memset(k, 'a', sizeof k);
     check(cgi_key_valid(k, CGI_KEY_MAX, &why) == 0, "key_max_len", "1024 rejected");
-    check(cgi_key_valid(k, CGI_KEY_MAX + 1, &why) < 0 && strstr(why, "1024"),
-          "key_too_long", "1025 accepted");
-    check(cgi_key_valid("a\0b", 3, &why) < 0 && strstr(why, "NUL"), "key_nul",
+    check(cgi_key_valid(k, CGI_KEY_MAX + 1, &why) < 0 && strstr(why, "1024"), "key_too_long",
+          "1025 accepted");
+    check(cgi_key_valid("a\0b", 3, &why) < 0 && strstr(why, "NUL"), "key_nul", "accepted");
+    check(cgi_key_valid("caf\xE9", 4, &why) < 0 && strstr(why, "UTF-8"), "key_not_utf8",
           "accepted");
-    check(cgi_key_valid("caf\xE9", 4, &why) < 0 && strstr(why, "UTF-8"),
-          "key_not_utf8", "accepted");
 }
 
 /* ---- request targets and routes ---- */
@@ -98,12 +95,10 @@ static void test_targets(void)
     const char *why = NULL;
     int rc = cgi_split_target("/key/a%2Fb?level=stale#frag", &t, &why);
     check(rc == 0 && t.path_len == 10 && memcmp(t.path, "/key/a%2Fb", 10) == 0 &&
-          t.query_len == 11 && memcmp(t.query, "level=stale", 11) == 0,
-          "split_path_query", "rc=%d path_len=%zu query_len=%zu", rc, t.path_len,
-          t.query_len);
+              t.query_len == 11 && memcmp(t.query, "level=stale", 11) == 0,
+          "split_path_query", "rc=%d path_len=%zu query_len=%zu", rc, t.path_len, t.query_len);
     rc = cgi_split_target("/status", &t, &why);
-    check(rc == 0 && t.path_len == 7 && t.query_len == 0, "split_no_query",
-          "rc=%d", rc);
+    check(rc == 0 && t.path_len == 7 && t.query_len == 0, "split_no_query", "rc=%d", rc);
     check(cgi_split_target(NULL, &t, &why) < 0, "split_null", "accepted");
     check(cgi_split_target("", &t, &why) < 0, "split_empty", "accepted");
     check(cgi_split_target("key/a", &t, &why) < 0, "split_no_slash", "accepted");
@@ -119,12 +114,11 @@ static void test_targets(void)
     size_t kl = 0;
     const char *p = "/key/a%2Fb";
     rc = cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why);
-    check(rc == 1 && kl == 3 && strcmp(key, "a/b") == 0, "route_key_2f",
-          "rc=%d key=%s", rc, rc == 1 ? key : why);
+    check(rc == 1 && kl == 3 && strcmp(key, "a/b") == 0, "route_key_2f", "rc=%d key=%s", rc,
+          rc == 1 ? key : why);
     p = "/key/a/../b";
     rc = cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why);
-    check(rc == 1 && strcmp(key, "a/../b") == 0, "route_key_dots_kept",
-          "rc=%d", rc);
+    check(rc == 1 && strcmp(key, "a/../b") == 0, "route_key_dots_kept", "rc=%d", rc);
     p = "/key/user%201";
     rc = cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why);
     check(rc == 1 && strcmp(key, "user 1") == 0, "route_key_space", "rc=%d", rc);
@@ -144,11 +138,11 @@ static void test_targets(void)
     rc = cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why);
     check(rc == -1 && strstr(why, "UTF-8"), "route_key_not_utf8", "rc=%d", rc);
     p = "/keys/x";
-    check(cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why) == 0,
-          "route_not_key", "matched");
+    check(cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why) == 0, "route_not_key",
+          "matched");
     p = "/key";
-    check(cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why) == 0,
-          "route_key_collection", "matched");
+    check(cgi_match_key_path(p, strlen(p), key, sizeof key, &kl, &why) == 0, "route_key_collection",
+          "matched");
 
     /* 1024 bytes as %41 escapes: 3072 characters, still fine. */
     char esc[5 + 3 * (CGI_KEY_MAX + 1) + 1];
@@ -156,8 +150,7 @@ static void test_targets(void)
     for (int i = 0; i < CGI_KEY_MAX; i++)
         strcat(esc + 5 + 3 * i, "%41");
     rc = cgi_match_key_path(esc, strlen(esc), key, sizeof key, &kl, &why);
-    check(rc == 1 && kl == CGI_KEY_MAX, "route_key_1024_escaped", "rc=%d kl=%zu",
-          rc, kl);
+    check(rc == 1 && kl == CGI_KEY_MAX, "route_key_1024_escaped", "rc=%d kl=%zu", rc, kl);
     strcat(esc, "B");
     rc = cgi_match_key_path(esc, strlen(esc), key, sizeof key, &kl, &why);
     check(rc == -1 && strstr(why, "1024"), "route_key_1025", "rc=%d", rc);
@@ -173,8 +166,7 @@ static void test_query(void)
     const char *why = NULL;
     const char *q = "limit=10&prefix=a%20b+c&level=stale&flag";
     int rc = cgi_query_get(q, strlen(q), "prefix", out, sizeof out, &why);
-    check(rc == 1 && strcmp(out, "a b c") == 0, "query_decode", "rc=%d out=%s",
-          rc, out);
+    check(rc == 1 && strcmp(out, "a b c") == 0, "query_decode", "rc=%d out=%s", rc, out);
     rc = cgi_query_get(q, strlen(q), "level", out, sizeof out, &why);
     check(rc == 1 && strcmp(out, "stale") == 0, "query_middle", "rc=%d", rc);
     rc = cgi_query_get(q, strlen(q), "flag", out, sizeof out, &why);
@@ -188,8 +180,7 @@ static void test_query(void)
     check(rc == -1, "query_bad_escape", "rc=%d", rc);
     q = "a=1&&level=x&level=y";
     rc = cgi_query_get(q, strlen(q), "level", out, sizeof out, &why);
-    check(rc == 1 && strcmp(out, "x") == 0, "query_first_wins", "rc=%d out=%s",
-          rc, out);
+    check(rc == 1 && strcmp(out, "x") == 0, "query_first_wins", "rc=%d out=%s", rc, out);
     char longv[100];
     snprintf(longv, sizeof longv, "v=%060d", 0);
     rc = cgi_query_get(longv, strlen(longv), "v", out, sizeof out, &why);
@@ -209,14 +200,67 @@ static void test_etag(void)
     check(cgi_parse_etag("\"12", &v) < 0, "etag_unterminated", "accepted");
     check(cgi_parse_etag("abc", &v) < 0, "etag_garbage", "accepted");
     check(cgi_parse_etag("\"1\", \"2\"", &v) < 0, "etag_list_rejected", "accepted");
-    check(cgi_parse_etag("99999999999999999999999", &v) < 0, "etag_overflow",
-          "accepted");
+    check(cgi_parse_etag("99999999999999999999999", &v) < 0, "etag_overflow", "accepted");
+}
+
+/* cgi_cond_parse(im, inm): want_kind (-1: refused) and want_index. */
+static void t_cond(const char *name, const char *im, const char *inm, int want_kind,
+                   long long want_index)
+{
+    cgi_cond c = {-1, -1};
+    const char *why = "";
+    int rc = cgi_cond_parse(im, inm, &c, &why);
+    if (want_kind < 0)
+        check(rc < 0, name, "accepted: kind %d", c.kind);
+    else
+        check(rc == 0 && c.kind == want_kind && c.index == want_index, name,
+              "rc %d kind %d index %lld (%s)", rc, c.kind, c.index, rc ? why : "");
+}
+
+static void test_conditions(void)
+{
+    t_cond("cond_none", NULL, NULL, CGI_IF_NONE, 0);
+    t_cond("cond_if_match", "\"4\"", "", CGI_IF_INDEX, 4);
+    t_cond("cond_if_match_star", " * ", NULL, CGI_IF_EXISTS, 0);
+    t_cond("cond_if_none_match_star", NULL, "*", CGI_IF_INDEX, 0);
+    t_cond("cond_both_refused", "\"1\"", "*", -1, 0);
+    t_cond("cond_list_refused", "\"1\", \"2\"", NULL, -1, 0);
+    t_cond("cond_inm_tag_refused", NULL, "\"2\"", -1, 0);
+    check(cgi_etag_matches("\"7\"", 7), "inm_match", "no");
+    check(!cgi_etag_matches("\"8\"", 7), "inm_other", "matched");
+    check(cgi_etag_matches("\"1\", W/\"7\"", 7), "inm_list_weak", "no");
+    check(cgi_etag_matches("*", 7), "inm_star", "no");
+    check(!cgi_etag_matches(NULL, 7) && !cgi_etag_matches("", 7), "inm_absent", "matched");
+
+    static const char *const known[] = {"level", "limit", NULL};
+    static const char *const none[] = {NULL};
+    char bad[32] = "";
+    const char *q = "level=stale&limit=3";
+    check(cgi_query_unknown(q, strlen(q), known, bad, sizeof bad) == 0, "query_known", "bad %s",
+          bad);
+    q = "level=stale&wa%69t=true";
+    check(cgi_query_unknown(q, strlen(q), known, bad, sizeof bad) < 0 && !strcmp(bad, "wait"),
+          "query_unknown_decoded", "bad %s", bad);
+    q = "recursive";
+    check(cgi_query_unknown(q, strlen(q), none, bad, sizeof bad) < 0 && !strcmp(bad, "recursive"),
+          "query_unknown_flag", "bad %s", bad);
+    check(cgi_query_unknown("", 0, none, bad, sizeof bad) == 0, "query_empty_known", "bad %s", bad);
+    q = "level=stale&&limit=1&";
+    check(cgi_query_unknown(q, strlen(q), known, bad, sizeof bad) == 0, "query_empty_parts",
+          "bad %s", bad);
+
+    json_error_t je;
+    char jw[200];
+    json_t *j = json_loads("{\"a\":\"x\\u0000\"}", 0, &je);
+    check(!j && strstr(client_json_why(&je, jw, sizeof jw), "NUL bytes") && !strstr(jw, "JSON_"),
+          "json_why_nul_plain", "[%s]", jw);
+    json_decref(j);
 }
 
 /* ---- body reading ---- */
 
-static int body_case(const char *data, size_t dlen, const char *cl, size_t max,
-                     char **body, size_t *len, const char **why)
+static int body_case(const char *data, size_t dlen, const char *cl, size_t max, char **body,
+                     size_t *len, const char **why)
 {
     int p[2];
     if (pipe(p) < 0)
@@ -273,7 +317,7 @@ static void test_respond(void)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     json_t *b = json_pack("{s:s}", "user1", "batman");
-    const char *h[] = { "ETag: \"5\"", NULL };
+    const char *h[] = {"ETag: \"5\"", NULL};
     cgi_respond(f, 200, h, b);
     fclose(f);
     json_decref(b);
@@ -286,7 +330,7 @@ static void test_respond(void)
     cgi_error(f, 404, "key not found");
     fclose(f);
     check(buf && strstr(buf, "Status: 404 Not Found\r\n") == buf &&
-          ends(buf, "\r\n\r\n{\"error\":\"key not found\"}"),
+              ends(buf, "\r\n\r\n{\"error\":\"key not found\"}"),
           "error_format", "got [%s]", buf);
     free(buf);
 }
@@ -306,10 +350,9 @@ static int fake_start(fake *fk, int mode, const char *reply)
 {
     unlink(sockpath);
     int ls = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sockpath);
-    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        listen(ls, 4) < 0)
+    if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 4) < 0)
         return -1;
     int p[2];
     if (pipe(p) < 0)
@@ -393,10 +436,10 @@ static void test_client(void)
     int rc = client_request(sockpath, req, 2000, &reply, err, sizeof err);
     const char *got = fake_finish(&fk);
     check(rc == 0 && client_reply_code(reply) == 200 &&
-          strcmp(json_string_value(json_object_get(reply, "value")), "v") == 0,
+              strcmp(json_string_value(json_object_get(reply, "value")), "v") == 0,
           "client_roundtrip", "rc=%d err=%s", rc, rc ? err : "");
     check(strcmp(got, "{\"op\":\"get\",\"key\":\"a/b\"}") == 0 ||
-          strcmp(got, "{\"key\":\"a/b\",\"op\":\"get\"}") == 0,
+              strcmp(got, "{\"key\":\"a/b\",\"op\":\"get\"}") == 0,
           "client_request_line", "sent [%s]", got);
     json_decref(reply);
 
@@ -405,8 +448,8 @@ static void test_client(void)
     rc = client_request(sockpath, req, 300, &reply, err, sizeof err);
     long long dt = ms_now() - t0;
     fake_finish(&fk);
-    check(rc < 0 && !reply && dt >= 250 && dt < 2000 && strstr(err, "300 ms"),
-          "client_timeout", "rc=%d dt=%lld err=%s", rc, dt, err);
+    check(rc < 0 && !reply && dt >= 250 && dt < 2000 && strstr(err, "300 ms"), "client_timeout",
+          "rc=%d dt=%lld err=%s", rc, dt, err);
 
     fake_start(&fk, 3, NULL);
     rc = client_request(sockpath, req, 300, &reply, err, sizeof err);
@@ -416,33 +459,30 @@ static void test_client(void)
     fake_start(&fk, 2, NULL);
     rc = client_request(sockpath, req, 2000, &reply, err, sizeof err);
     fake_finish(&fk);
-    check(rc < 0 && strstr(err, "without a reply"), "client_closed", "rc=%d err=%s",
-          rc, err);
+    check(rc < 0 && strstr(err, "without a reply"), "client_closed", "rc=%d err=%s", rc, err);
 
     fake_start(&fk, 0, "not json");
     rc = client_request(sockpath, req, 2000, &reply, err, sizeof err);
     fake_finish(&fk);
-    check(rc < 0 && strstr(err, "malformed"), "client_malformed_reply",
-          "rc=%d err=%s", rc, err);
+    check(rc < 0 && strstr(err, "malformed"), "client_malformed_reply", "rc=%d err=%s", rc, err);
 
     fake_start(&fk, 0, "[1,2]");
     rc = client_request(sockpath, req, 2000, &reply, err, sizeof err);
     fake_finish(&fk);
-    check(rc < 0 && strstr(err, "not an object"), "client_array_reply",
-          "rc=%d err=%s", rc, err);
+    check(rc < 0 && strstr(err, "not an object"), "client_array_reply", "rc=%d err=%s", rc, err);
 
     fake_start(&fk, 4, NULL);
     t0 = ms_now();
     rc = client_request(sockpath, req, 10000, &reply, err, sizeof err);
     dt = ms_now() - t0;
     fake_finish(&fk);
-    check(rc < 0 && strstr(err, "too large"), "client_reply_too_large",
-          "rc=%d dt=%lld err=%s", rc, dt, err);
+    check(rc < 0 && strstr(err, "too large"), "client_reply_too_large", "rc=%d dt=%lld err=%s", rc,
+          dt, err);
 
     unlink(sockpath);
     rc = client_request(sockpath, req, 2000, &reply, err, sizeof err);
-    check(rc < 0 && strstr(err, "connect") && strstr(err, sockpath),
-          "client_no_socket", "rc=%d err=%s", rc, err);
+    check(rc < 0 && strstr(err, "connect") && strstr(err, sockpath), "client_no_socket",
+          "rc=%d err=%s", rc, err);
 
     char longp[200];
     memset(longp, 'p', sizeof longp - 1);
@@ -471,8 +511,8 @@ typedef struct cgi_run {
 
 /* Runs program with the given environment (NULL-terminated "K=V" list)
  * and stdin body (CONTENT_LENGTH = its length unless env sets it), against a fake replying with reply (NULL: no fake). */
-static void run_cgi(cgi_run *r, const char *prog, const char *const *env,
-                    const char *body, const char *reply)
+static void run_cgi(cgi_run *r, const char *prog, const char *const *env, const char *body,
+                    const char *reply)
 {
     fake fk;
     int have_fake = reply != NULL;
@@ -535,7 +575,10 @@ static int req_is(const cgi_run *r, const char *want)
     return eq;
 }
 
-static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static int starts(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
 
 static void test_programs(void)
 {
@@ -547,75 +590,74 @@ static void test_programs(void)
     }
     cgi_run *r = malloc(sizeof *r);
 
-    const char *get_env[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/key/a%2Fb",
-                              "CONTENT_LENGTH=0", NULL };
+    const char *get_env[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/key/a%2Fb", "CONTENT_LENGTH=0",
+                             NULL};
     run_cgi(r, "key-get", get_env, NULL,
             "{\"code\":200,\"key\":\"a/b\",\"value\":\"batman\",\"index\":7}");
     check(starts(r->out, "Status: 200 OK\r\n") && strstr(r->out, "ETag: \"7\"\r\n") &&
-          strstr(r->out, "X-Keyval-Index: 7\r\n") &&
-          ends(r->out, "\r\n\r\n{\"a/b\":\"batman\"}"),
+              strstr(r->out, "X-Keyval-Index: 7\r\n") &&
+              ends(r->out, "\r\n\r\n{\"a/b\":\"batman\"}"),
           "key_get_body_and_etag", "out [%s]", r->out);
-    check(req_is(r, "{\"op\":\"get\",\"key\":\"a/b\"}"), "key_get_request",
-          "sent [%s]", r->req);
+    check(req_is(r, "{\"op\":\"get\",\"key\":\"a/b\"}"), "key_get_request", "sent [%s]", r->req);
 
-    const char *stale_env[] = { "REQUEST_URI=/key/x?level=stale", NULL };
+    const char *stale_env[] = {"REQUEST_URI=/key/x?level=stale", NULL};
     run_cgi(r, "key-get", stale_env, NULL,
             "{\"code\":200,\"key\":\"x\",\"value\":\"1\",\"index\":2,\"applied\":9}");
-    check(req_is(r, "{\"op\":\"get\",\"key\":\"x\",\"level\":\"stale\"}"),
-          "key_get_stale_request", "sent [%s]", r->req);
+    check(req_is(r, "{\"op\":\"get\",\"key\":\"x\",\"level\":\"stale\"}"), "key_get_stale_request",
+          "sent [%s]", r->req);
 
     run_cgi(r, "key-get", get_env, NULL, "{\"code\":404,\"error\":\"key not found\"}");
     check(starts(r->out, "Status: 404 Not Found\r\n") &&
-          ends(r->out, "\r\n\r\n{\"error\":\"key not found\"}"),
+              ends(r->out, "\r\n\r\n{\"error\":\"key not found\"}"),
           "key_get_404", "out [%s]", r->out);
 
-    const char *bad_env[] = { "REQUEST_URI=/key/%zz", NULL };
+    const char *bad_env[] = {"REQUEST_URI=/key/%zz", NULL};
     run_cgi(r, "key-get", bad_env, NULL, NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "escape"),
-          "key_get_bad_escape_400", "out [%s]", r->out);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "escape"), "key_get_bad_escape_400",
+          "out [%s]", r->out);
 
-    const char *lvl_env[] = { "REQUEST_URI=/key/x?level=bogus", NULL };
+    const char *lvl_env[] = {"REQUEST_URI=/key/x?level=bogus", NULL};
     run_cgi(r, "key-get", lvl_env, NULL, NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "level"),
-          "key_get_bad_level_400", "out [%s]", r->out);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "level"), "key_get_bad_level_400",
+          "out [%s]", r->out);
 
     run_cgi(r, "key-get", get_env, NULL, NULL);
     check(starts(r->out, "Status: 503 ") && strstr(r->out, "raftd unavailable"),
           "key_get_no_raftd_503", "out [%s]", r->out);
 
-    const char *set_env[] = { "REQUEST_METHOD=POST", "REQUEST_URI=/key", NULL };
+    const char *set_env[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/key", NULL};
     run_cgi(r, "key-set", set_env, "{\"user1\":\"batman\",\"user2\":\"robin\"}",
             "{\"code\":200,\"index\":12}");
-    check(starts(r->out, "Status: 200 OK\r\n") &&
-          strstr(r->out, "X-Keyval-Index: 12\r\n") && strstr(r->out, "{\"index\":12}"),
+    check(starts(r->out, "Status: 200 OK\r\n") && strstr(r->out, "X-Keyval-Index: 12\r\n") &&
+              strstr(r->out, "{\"index\":12}"),
           "key_set_ok", "out [%s]", r->out);
     check(req_is(r, "{\"op\":\"set\",\"kv\":{\"user1\":\"batman\",\"user2\":\"robin\"}}"),
           "key_set_request_atomic", "sent [%s]", r->req);
 
-    const char *set_env2[] = { "REQUEST_URI=/key", "CONTENT_LENGTH=8", NULL };
+    const char *set_env2[] = {"REQUEST_URI=/key", "CONTENT_LENGTH=8", NULL};
     run_cgi(r, "key-set", set_env2, "{\"a\":1}X", NULL);
     check(starts(r->out, "Status: 400 ") && strstr(r->out, "malformed JSON"),
           "key_set_trailing_garbage_400", "out [%s]", r->out);
-    const char *set_env3[] = { "REQUEST_URI=/key", "CONTENT_LENGTH=7", NULL };
+    const char *set_env3[] = {"REQUEST_URI=/key", "CONTENT_LENGTH=7", NULL};
     run_cgi(r, "key-set", set_env3, "{\"a\":1}", NULL);
     check(starts(r->out, "Status: 400 ") && strstr(r->out, "not a string"),
           "key_set_non_string_400", "out [%s]", r->out);
-    const char *set_env4[] = { "REQUEST_URI=/key", "CONTENT_LENGTH=2", NULL };
+    const char *set_env4[] = {"REQUEST_URI=/key", "CONTENT_LENGTH=2", NULL};
     run_cgi(r, "key-set", set_env4, "[]", NULL);
     check(starts(r->out, "Status: 400 "), "key_set_array_400", "out [%s]", r->out);
     run_cgi(r, "key-set", set_env4, "{}", NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "no keys"),
-          "key_set_empty_400", "out [%s]", r->out);
-    const char *set_env5[] = { "REQUEST_URI=/key", "CONTENT_LENGTH=4194305", NULL };
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "no keys"), "key_set_empty_400",
+          "out [%s]", r->out);
+    const char *set_env5[] = {"REQUEST_URI=/key", "CONTENT_LENGTH=4194305", NULL};
     run_cgi(r, "key-set", set_env5, "{}", NULL);
     check(starts(r->out, "Status: 413 "), "key_set_over_4MiB_413", "out [%s]", r->out);
-    const char *set_env6[] = { "REQUEST_URI=/key", NULL };
+    const char *set_env6[] = {"REQUEST_URI=/key", NULL};
     run_cgi(r, "key-set", set_env6, "{\"\":\"x\"}", NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "empty"),
-          "key_set_empty_key_400", "out [%s]", r->out);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "empty"), "key_set_empty_key_400",
+          "out [%s]", r->out);
 
-    const char *put_env[] = { "REQUEST_URI=/key/k1", "CONTENT_LENGTH=5",
-                              "HTTP_IF_MATCH=\"4\"", NULL };
+    const char *put_env[] = {"REQUEST_URI=/key/k1", "CONTENT_LENGTH=5", "HTTP_IF_MATCH=\"4\"",
+                             NULL};
     run_cgi(r, "key-put", put_env, "hello",
             "{\"code\":412,\"error\":\"condition failed\",\"key\":\"k1\",\"index\":5}");
     check(starts(r->out, "Status: 412 ") && strstr(r->out, "condition failed"),
@@ -623,83 +665,95 @@ static void test_programs(void)
     check(req_is(r, "{\"op\":\"txn\",\"set\":{\"k1\":\"hello\"},"
                     "\"if\":[{\"key\":\"k1\",\"index\":4}]}"),
           "key_put_if_match_request", "sent [%s]", r->req);
-    const char *put_env2[] = { "REQUEST_URI=/key/k1", "CONTENT_LENGTH=5",
-                               "HTTP_IF_NONE_MATCH=*", NULL };
+    const char *put_env2[] = {"REQUEST_URI=/key/k1", "CONTENT_LENGTH=5", "HTTP_IF_NONE_MATCH=*",
+                              NULL};
     run_cgi(r, "key-put", put_env2, "hello", "{\"code\":200,\"index\":6}");
     check(req_is(r, "{\"op\":\"txn\",\"set\":{\"k1\":\"hello\"},"
                     "\"if\":[{\"key\":\"k1\",\"index\":0}]}"),
           "key_put_if_none_match_request", "sent [%s]", r->req);
-    const char *put_env3[] = { "REQUEST_URI=/key/k1", "CONTENT_LENGTH=5", NULL };
+    const char *put_env3[] = {"REQUEST_URI=/key/k1", "CONTENT_LENGTH=5", NULL};
     run_cgi(r, "key-put", put_env3, "hello", "{\"code\":200,\"index\":6}");
-    check(req_is(r, "{\"op\":\"set\",\"kv\":{\"k1\":\"hello\"}}"),
-          "key_put_plain_request", "sent [%s]", r->req);
-    const char *put_env4[] = { "REQUEST_URI=/key/k1", "CONTENT_LENGTH=1",
-                               "HTTP_IF_MATCH=*", NULL };
-    run_cgi(r, "key-put", put_env4, "x", NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "If-Match"),
-          "key_put_if_match_star_400", "out [%s]", r->out);
+    check(req_is(r, "{\"op\":\"set\",\"kv\":{\"k1\":\"hello\"}}"), "key_put_plain_request",
+          "sent [%s]", r->req);
+    const char *put_env4[] = {"REQUEST_URI=/key/k1", "CONTENT_LENGTH=1", "HTTP_IF_MATCH=*", NULL};
+    run_cgi(r, "key-put", put_env4, "x", "{\"code\":404,\"error\":\"key not found\"}");
+    check(starts(r->out, "Status: 412 ") && strstr(r->out, "\"index\":0") &&
+              req_is(r, "{\"op\":\"get\",\"key\":\"k1\"}"),
+          "key_put_if_match_star_reads_then_412", "sent [%s] out [%s]", r->req, r->out);
 
     /* 4 MiB of control bytes is a valid raw value but 24 MiB as JSON:
      * too large for raftd's 16 MiB request line; 413, nothing sent. */
     char *ctl = malloc(CGI_BODY_MAX + 1);
     memset(ctl, 1, CGI_BODY_MAX);
     ctl[CGI_BODY_MAX] = '\0';
-    const char *put_env5[] = { "REQUEST_URI=/key/big", NULL };
+    const char *put_env5[] = {"REQUEST_URI=/key/big", NULL};
     run_cgi(r, "key-put", put_env5, ctl, NULL);
     free(ctl);
     check(starts(r->out, "Status: 413 ") && strstr(r->out, "too large"),
           "key_put_request_too_large_413", "out [%.200s]", r->out);
 
-    const char *del_env[] = { "REQUEST_METHOD=DELETE", "REQUEST_URI=/key/a%2Fb", NULL };
+    const char *del_env[] = {"REQUEST_METHOD=DELETE", "REQUEST_URI=/key/a%2Fb", NULL};
     run_cgi(r, "key-del", del_env, NULL, "{\"code\":200,\"index\":8}");
     check(starts(r->out, "Status: 200 ") && req_is(r, "{\"op\":\"del\",\"key\":\"a/b\"}"),
           "key_del_request", "sent [%s] out [%s]", r->req, r->out);
 
-    const char *list_env[] = { "REQUEST_URI=/key?prefix=user&limit=2&after=user1", NULL };
+    const char *list_env[] = {"REQUEST_URI=/key?prefix=user&limit=2&after=user1", NULL};
     run_cgi(r, "key-list", list_env, NULL, "{\"code\":200,\"items\":[],\"more\":false}");
     check(req_is(r, "{\"op\":\"list\",\"prefix\":\"user\",\"limit\":2,\"after\":\"user1\"}"),
           "key_list_request", "sent [%s]", r->req);
-    const char *list_env2[] = { "REQUEST_URI=/key?limit=0", NULL };
+    const char *list_env2[] = {"REQUEST_URI=/key?limit=0", NULL};
     run_cgi(r, "key-list", list_env2, NULL, NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "limit"),
-          "key_list_bad_limit_400", "out [%s]", r->out);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "limit"), "key_list_bad_limit_400",
+          "out [%s]", r->out);
 
-    const char *join_env[] = { "REQUEST_URI=/join", NULL };
+    const char *list_env3[] = {"REQUEST_URI=/key?limit=5000", NULL};
+    run_cgi(r, "key-list", list_env3, NULL, "{\"code\":200,\"items\":[],\"more\":false}");
+    check(req_is(r, "{\"op\":\"list\",\"prefix\":\"\",\"limit\":1000}"), "key_list_limit_clamped",
+          "sent [%s]", r->req);
+    const char *list_env4[] = {"REQUEST_URI=/key?ttl=true", NULL};
+    run_cgi(r, "key-list", list_env4, NULL, NULL);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "\\\"ttl\\\""),
+          "key_list_unknown_param_400", "out [%s]", r->out);
+    /* the seed's ?wait=true is a blocking query's parameter now: 400 */
+    const char *list_env5[] = {"REQUEST_URI=/key?wait=true", NULL};
+    run_cgi(r, "key-list", list_env5, NULL, NULL);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "bad wait parameter"),
+          "key_list_wait_without_index_400", "out [%s]", r->out);
+
+    const char *join_env[] = {"REQUEST_URI=/join", NULL};
     run_cgi(r, "join", join_env, "{\"id\":\"node1\",\"addr\":\"localhost:12001\"}",
             "{\"code\":200,\"index\":3}");
     check(starts(r->out, "Status: 200 ") &&
-          req_is(r, "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"localhost:12001\"}"),
+              req_is(r, "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"localhost:12001\"}"),
           "join_request", "sent [%s] out [%s]", r->req, r->out);
-    const char *join_env_id[] = { "REQUEST_URI=/join", NULL };
+    const char *join_env_id[] = {"REQUEST_URI=/join", NULL};
     run_cgi(r, "join", join_env_id,
             "{\"id\":\"node1\",\"addr\":\"localhost:12001\",\"node_id\":\"00ab00cd00ef0012\"}",
             "{\"code\":409,\"error\":\"node1 is already a member with another identity\"}");
     check(starts(r->out, "Status: 409 ") && strstr(r->out, "another identity") &&
-          req_is(r, "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"localhost:12001\","
-                    "\"node_id\":\"00ab00cd00ef0012\"}"),
+              req_is(r, "{\"op\":\"join\",\"id\":\"node1\",\"addr\":\"localhost:12001\","
+                        "\"node_id\":\"00ab00cd00ef0012\"}"),
           "join_passes_node_id_and_409", "sent [%s] out [%s]", r->req, r->out);
-    const char *join_env2[] = { "REQUEST_URI=/join", NULL };
+    const char *join_env2[] = {"REQUEST_URI=/join", NULL};
     run_cgi(r, "join", join_env2, "{\"id\":\"node1\"}", NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "addr"),
-          "join_missing_addr_400", "out [%s]", r->out);
-    const char *join_env3[] = { "REQUEST_URI=/join", NULL };
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "addr"), "join_missing_addr_400",
+          "out [%s]", r->out);
+    const char *join_env3[] = {"REQUEST_URI=/join", NULL};
     run_cgi(r, "join", join_env3, "{\"id\":\"n\",\"addr\":\"nohostport\"}", NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "HOST:PORT"),
-          "join_bad_addr_400", "out [%s]", r->out);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "HOST:PORT"), "join_bad_addr_400",
+          "out [%s]", r->out);
 
-    const char *st_env[] = { "REQUEST_URI=/status", NULL };
-    run_cgi(r, "status", st_env, NULL,
-            "{\"code\":200,\"id\":\"node0\",\"state\":\"leader\"}");
-    int relayed = starts(r->out, "Status: 200 ") &&
-                  strstr(r->out, "\"state\":\"leader\"") != NULL;
+    const char *st_env[] = {"REQUEST_URI=/status", NULL};
+    run_cgi(r, "status", st_env, NULL, "{\"code\":200,\"id\":\"node0\",\"state\":\"leader\"}");
+    int relayed = starts(r->out, "Status: 200 ") && strstr(r->out, "\"state\":\"leader\"") != NULL;
     int has_code = strstr(r->out, "\"code\"") != NULL;
     check(relayed && !has_code, "status_relay_without_code", "out [%s]", r->out);
 
-    const char *re_env[] = { "REQUEST_METHOD=PATCH", "REQUEST_URI=/key/x", NULL };
+    const char *re_env[] = {"REQUEST_METHOD=PATCH", "REQUEST_URI=/key/x", NULL};
     run_cgi(r, "route-error", re_env, NULL, NULL);
-    check(starts(r->out, "Status: 405 ") && strstr(r->out, "Allow: GET, PUT, DELETE"),
-          "route_405", "out [%s]", r->out);
-    const char *re_env2[] = { "REQUEST_URI=/nothing/here", NULL };
+    check(starts(r->out, "Status: 405 ") && strstr(r->out, "Allow: GET, PUT, DELETE"), "route_405",
+          "out [%s]", r->out);
+    const char *re_env2[] = {"REQUEST_URI=/nothing/here", NULL};
     run_cgi(r, "route-error", re_env2, NULL, NULL);
     check(starts(r->out, "Status: 404 ") && strstr(r->out, "{\"error\":\"not found\"}"),
           "route_404", "out [%s]", r->out);
@@ -731,6 +785,7 @@ int main(int argc, char **argv)
     test_targets();
     test_query();
     test_etag();
+    test_conditions();
     test_body();
     test_respond();
     test_client();

@@ -42,8 +42,7 @@ static uint8_t *dup_exact(const uint8_t *p, size_t n)
 
 static uint32_t be32(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -75,8 +74,8 @@ static int msg_inside(const raft_msg *m, const uint8_t *p, size_t len)
 
 static int entries_equal(const raft_entry *a, const raft_entry *b)
 {
-    return a->term == b->term && a->index == b->index && a->type == b->type &&
-           a->len == b->len && (a->len == 0 || !memcmp(a->data, b->data, a->len));
+    return a->term == b->term && a->index == b->index && a->type == b->type && a->len == b->len &&
+           (a->len == 0 || !memcmp(a->data, b->data, a->len));
 }
 
 static int conf_equal(const raft_config *a, const raft_config *b)
@@ -86,8 +85,7 @@ static int conf_equal(const raft_config *a, const raft_config *b)
     if (a->n != b->n)
         return 0;
     for (uint32_t i = 0; i < a->n; i++)
-        if (a->nodes[i].id != b->nodes[i].id ||
-            a->nodes[i].voter != b->nodes[i].voter ||
+        if (a->nodes[i].id != b->nodes[i].id || a->nodes[i].voter != b->nodes[i].voter ||
             strcmp(a->nodes[i].meta, b->nodes[i].meta))
             return 0;
     return 1;
@@ -95,28 +93,49 @@ static int conf_equal(const raft_config *a, const raft_config *b)
 
 static const char *msg_diff(const raft_msg *a, const raft_msg *b)
 {
-    if (a->type != b->type) return "type";
-    if (a->from != b->from) return "from";
-    if (a->to != b->to) return "to";
-    if (a->term != b->term) return "term";
-    if (a->index != b->index) return "index";
-    if (a->log_term != b->log_term) return "log_term";
-    if (a->commit != b->commit) return "commit";
-    if (a->reject != b->reject) return "reject";
-    if (a->hint_index != b->hint_index) return "hint_index";
-    if (a->hint_term != b->hint_term) return "hint_term";
-    if (a->transfer != b->transfer) return "transfer";
-    if (a->ctx != b->ctx) return "ctx";
-    if (a->n_entries != b->n_entries) return "n_entries";
+    if (a->type != b->type)
+        return "type";
+    if (a->from != b->from)
+        return "from";
+    if (a->to != b->to)
+        return "to";
+    if (a->term != b->term)
+        return "term";
+    if (a->index != b->index)
+        return "index";
+    if (a->log_term != b->log_term)
+        return "log_term";
+    if (a->commit != b->commit)
+        return "commit";
+    if (a->reject != b->reject)
+        return "reject";
+    if (a->hint_index != b->hint_index)
+        return "hint_index";
+    if (a->hint_term != b->hint_term)
+        return "hint_term";
+    if (a->transfer != b->transfer)
+        return "transfer";
+    if (a->ctx != b->ctx)
+        return "ctx";
+    if (a->n_entries != b->n_entries)
+        return "n_entries";
     for (uint32_t i = 0; i < a->n_entries; i++)
-        if (!entries_equal(&a->entries[i], &b->entries[i])) return "entries";
-    if (a->snap_index != b->snap_index) return "snap_index";
-    if (a->snap_term != b->snap_term) return "snap_term";
-    if (a->offset != b->offset) return "offset";
-    if (a->last != b->last) return "last";
-    if (a->len != b->len) return "len";
-    if (a->len && memcmp(a->data, b->data, a->len)) return "data";
-    if (!conf_equal(a->conf, b->conf)) return "conf";
+        if (!entries_equal(&a->entries[i], &b->entries[i]))
+            return "entries";
+    if (a->snap_index != b->snap_index)
+        return "snap_index";
+    if (a->snap_term != b->snap_term)
+        return "snap_term";
+    if (a->offset != b->offset)
+        return "offset";
+    if (a->last != b->last)
+        return "last";
+    if (a->len != b->len)
+        return "len";
+    if (a->len && memcmp(a->data, b->data, a->len))
+        return "data";
+    if (!conf_equal(a->conf, b->conf))
+        return "conf";
     return NULL;
 }
 
@@ -200,8 +219,8 @@ static void hello_round_trip_limits(void)
     free(p);
     wbuf_free(&w);
     CHECK(rc == 0, "decode failed");
-    CHECK(d.from == UINT64_MAX && !strcmp(d.cluster, h.cluster) &&
-              !strcmp(d.meta, h.meta), "fields differ");
+    CHECK(d.from == UINT64_MAX && !strcmp(d.cluster, h.cluster) && !strcmp(d.meta, h.meta),
+          "fields differ");
 
     /* Empty cluster and meta are fine too. */
     h.cluster[0] = 0;
@@ -232,9 +251,8 @@ static void hello_encode_rejects_bad_fields(void)
 }
 
 /* Build a hello payload by hand. */
-static size_t hello_bytes(uint8_t *out, const char *magic, uint16_t ver,
-                          uint64_t from, const char *cl, size_t cll,
-                          const char *meta, size_t ml)
+static size_t hello_bytes(uint8_t *out, const char *magic, uint16_t ver, uint64_t from,
+                          const char *cl, size_t cll, const char *meta, size_t ml)
 {
     size_t n = 0;
     memcpy(out, magic, 6);
@@ -435,9 +453,8 @@ static raft_config full_conf(void)
         else if (i == 1)
             c.nodes[i].meta[0] = 0; /* empty */
         else
-            snprintf(c.nodes[i].meta, RAFT_META_MAX,
-                     "node%u 127.0.0.1:%u 127.0.0.1:%u", i, 12000 + i,
-                     11000 + i);
+            snprintf(c.nodes[i].meta, RAFT_META_MAX, "node%u 127.0.0.1:%u 127.0.0.1:%u", i,
+                     12000 + i, 11000 + i);
     }
     return c;
 }
@@ -476,8 +493,7 @@ static void msg_frame_size_limit(void)
     uint32_t max_data = PEER_FRAME_MAX - 1 - fixed;
     uint8_t *big = calloc(1, (size_t)max_data + 1);
     CHECK(big, "calloc");
-    raft_entry e = {.term = 1, .index = 1, .type = 0, .len = max_data,
-                    .data = big};
+    raft_entry e = {.term = 1, .index = 1, .type = 0, .len = max_data, .data = big};
     raft_msg m = sample_msg(RAFT_MSG_APPEND);
     m.entries = &e;
     m.n_entries = 1;
@@ -641,12 +657,9 @@ static void msg_decode_rejects_bad_fields(void)
         uint8_t val;
         const char *what;
     } cases[] = {
-        {OFF_TYPE, 0, "type 0"},
-        {OFF_TYPE, RAFT_MSG_TYPE_MAX + 1, "type max+1"},
-        {OFF_TYPE, 255, "type 255"},
-        {OFF_REJECT, 2, "reject 2"},
-        {OFF_TRANSFER, 7, "transfer 7"},
-        {OFF_ENT0 + 16, 3, "entry type 3"},
+        {OFF_TYPE, 0, "type 0"},         {OFF_TYPE, RAFT_MSG_TYPE_MAX + 1, "type max+1"},
+        {OFF_TYPE, 255, "type 255"},     {OFF_REJECT, 2, "reject 2"},
+        {OFF_TRANSFER, 7, "transfer 7"}, {OFF_ENT0 + 16, 3, "entry type 3"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(b, full, n);
@@ -782,16 +795,14 @@ static void msg_garbage_and_mutations(void)
             int in = msg_inside(&d, p, len);
             wbuf w = {0};
             int re = codec_msg_frame(&w, &d);
-            int same = re == 0 && w.len == len + 5 &&
-                       !memcmp(w.p + 5, p, len);
+            int same = re == 0 && w.len == len + 5 && !memcmp(w.p + 5, p, len);
             wbuf_free(&w);
             codec_msg_free(&d);
             if (!in || !same) {
                 free(p);
                 free(full);
                 CHECK(in, "iteration %d: pointer outside payload", iter);
-                CHECK(same, "iteration %d: accepted bytes re-encode differently",
-                      iter);
+                CHECK(same, "iteration %d: accepted bytes re-encode differently", iter);
             }
         }
         peer_hello h;
@@ -799,8 +810,7 @@ static void msg_garbage_and_mutations(void)
         uint64_t r, fr;
         const char *j;
         size_t jl;
-        if (codec_fwd_decode(p, len, &r, &fr, &j, &jl) == 0 &&
-            !inside(j, jl, p, len)) {
+        if (codec_fwd_decode(p, len, &r, &fr, &j, &jl) == 0 && !inside(j, jl, p, len)) {
             free(p);
             free(full);
             CHECK(0, "fwd json outside payload");
@@ -819,8 +829,7 @@ static void fwd_round_trip(void)
 {
     const char *js = "{\"op\":\"set\",\"kv\":{\"a\":\"b\"}}";
     wbuf w = {0};
-    CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 77, 3, js, strlen(js)) == 0,
-          "encode req failed");
+    CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 77, 3, js, strlen(js)) == 0, "encode req failed");
     size_t n;
     uint8_t *p = frame_payload(&w, PEER_FWD_REQ, &n);
     wbuf_free(&w);
@@ -829,36 +838,54 @@ static void fwd_round_trip(void)
     const char *j = NULL;
     size_t jl = 0;
     int rc = codec_fwd_decode(p, n, &r, &f, &j, &jl);
-    int same = rc == 0 && r == 77 && f == 3 && jl == strlen(js) &&
-               !memcmp(j, js, jl) && inside(j, jl, p, n);
+    int same = rc == 0 && r == 77 && f == 3 && jl == strlen(js) && !memcmp(j, js, jl) &&
+               inside(j, jl, p, n);
     free(p);
     CHECK(same, "request differs after round trip");
 
     const char *reply = "{\"code\":200,\"index\":9}";
-    CHECK(codec_fwd_frame(&w, PEER_FWD_RESP, UINT64_MAX, 0, reply,
-                          strlen(reply)) == 0, "encode resp failed");
+    CHECK(codec_fwd_frame(&w, PEER_FWD_RESP, UINT64_MAX, 0, reply, strlen(reply)) == 0,
+          "encode resp failed");
     p = frame_payload(&w, PEER_FWD_RESP, &n);
     wbuf_free(&w);
     CHECK(p, "bad resp frame");
     rc = codec_fwd_decode(p, n, &r, NULL, &j, &jl); /* from may be NULL */
-    same = rc == 0 && r == UINT64_MAX && jl == strlen(reply) &&
-           !memcmp(j, reply, jl);
+    same = rc == 0 && r == UINT64_MAX && jl == strlen(reply) && !memcmp(j, reply, jl);
     free(p);
     CHECK(same, "reply differs after round trip");
 
     /* empty JSON text is framed; kind checked */
-    CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 1, 1, NULL, 0) == 0,
-          "empty text refused");
+    CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 1, 1, NULL, 0) == 0, "empty text refused");
     CHECK(w.len == 5 + 16, "empty fwd frame is %zu bytes", w.len);
     size_t before = w.len;
-    CHECK(codec_fwd_frame(&w, PEER_RAFT, 1, 1, "{}", 2) < 0,
-          "fwd frame of kind RAFT encoded");
-    CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 1, 1, NULL, 5) < 0,
-          "NULL json with length encoded");
+    CHECK(codec_fwd_frame(&w, PEER_RAFT, 1, 1, "{}", 2) < 0, "fwd frame of kind RAFT encoded");
+    CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 1, 1, NULL, 5) < 0, "NULL json with length encoded");
     CHECK(codec_fwd_frame(&w, PEER_FWD_REQ, 1, 1, "x", PEER_FRAME_MAX) < 0,
           "json over the frame limit encoded");
     CHECK(w.len == before, "failed encodes changed the buffer");
     wbuf_free(&w);
+}
+
+/* PEER_REMOVED: node and term, exactly 16 bytes. */
+static void removed_round_trip(void)
+{
+    wbuf w = {0};
+    CHECK(codec_removed_frame(&w, 0x0123456789abcdefull, 42) == 0, "encode removed failed");
+    CHECK(w.len == 5 + 16, "removed frame is %zu bytes", w.len);
+    size_t n;
+    uint8_t *p = frame_payload(&w, PEER_REMOVED, &n);
+    wbuf_free(&w);
+    CHECK(p, "bad removed frame");
+    uint64_t node = 0, term = 0;
+    int rc = p ? codec_removed_decode(p, n, &node, &term) : -1;
+    CHECK(rc == 0 && node == 0x0123456789abcdefull && term == 42, "removed differs: %d %llx %llu",
+          rc, (unsigned long long)node, (unsigned long long)term);
+    for (size_t k = 0; p && k < 16; k++) {
+        uint8_t *q = dup_exact(p, k);
+        CHECK(codec_removed_decode(q, k, &node, &term) < 0, "removed of %zu bytes accepted", k);
+        free(q);
+    }
+    free(p);
 }
 
 static void fwd_truncated_rejected(void)
@@ -955,8 +982,7 @@ static void reader_split_at_every_position(void)
         codec_reader_free(&r2);
         if (rc != 0 || strcmp(got, want)) {
             wbuf_free(&w);
-            CHECK(0, "split at %zu: rc %d, got '%s' want '%s'", cut, rc, got,
-                  want);
+            CHECK(0, "split at %zu: rc %d, got '%s' want '%s'", cut, rc, got, want);
         }
     }
 
@@ -977,8 +1003,7 @@ static void reader_split_at_every_position(void)
         if (rc != 0 || frames != expect) {
             codec_reader_free(&r3);
             wbuf_free(&w);
-            CHECK(0, "byte %zu: rc %d, %d frames, expected %d", i, rc, frames,
-                  expect);
+            CHECK(0, "byte %zu: rc %d, %d frames, expected %d", i, rc, frames, expect);
         }
     }
     codec_reader_free(&r3);
@@ -1013,13 +1038,12 @@ static void reader_rejects_bad_lengths(void)
     CHECK(reader_try(b, 5) == 1, "empty-payload frame not returned");
     b[4] = 0;
     CHECK(reader_try(b, 5) < 0, "kind 0 accepted");
-    b[4] = 5;
-    CHECK(reader_try(b, 5) < 0, "kind 5 accepted");
+    b[4] = PEER_REMOVED + 1;
+    CHECK(reader_try(b, 5) < 0, "kind %d accepted", PEER_REMOVED + 1);
     b[4] = 0xff;
     CHECK(reader_try(b, 5) < 0, "kind 255 accepted");
     /* a bad header after a good frame is still found */
-    uint8_t two[11] = {0, 0, 0, 1, PEER_HELLO, 0xff, 0xff, 0xff, 0xff,
-                       PEER_RAFT, 0};
+    uint8_t two[11] = {0, 0, 0, 1, PEER_HELLO, 0xff, 0xff, 0xff, 0xff, PEER_RAFT, 0};
     frame_reader fr = {0};
     int kind;
     const uint8_t *pl;
@@ -1063,8 +1087,7 @@ static void reader_largest_frame_and_bound(void)
             }
             got++;
             glen = len;
-            payload_ok = kind == PEER_FWD_REQ && len == total - 5 &&
-                         !memcmp(pl, big + 5, len);
+            payload_ok = kind == PEER_FWD_REQ && len == total - 5 && !memcmp(pl, big + 5, len);
         }
     }
     codec_reader_free(&fr);
@@ -1098,12 +1121,10 @@ static void reader_largest_frame_and_bound(void)
     codec_reader_free(&f2);
     free(big);
     CHECK(refused, "reader buffered %zu bytes without refusing", fed);
-    CHECK(fed >= (size_t)PEER_FRAME_MAX,
-          "reader refused after only %zu bytes", fed);
+    CHECK(fed >= (size_t)PEER_FRAME_MAX, "reader refused after only %zu bytes", fed);
     CHECK(fed <= (size_t)PEER_FRAME_MAX + 5 + (1u << 20),
           "reader buffered %zu bytes before refusing", fed);
-    CHECK(cap <= 2 * ((size_t)PEER_FRAME_MAX + 5 + (1u << 20)),
-          "reader buffer grew to %zu", cap);
+    CHECK(cap <= 2 * ((size_t)PEER_FRAME_MAX + 5 + (1u << 20)), "reader buffer grew to %zu", cap);
     CHECK(again == 0, "feed refused after the buffer was drained");
 }
 
@@ -1160,8 +1181,10 @@ static void fast_set_shapes(void)
     const char *rq = "{\"op\":\"set\",\"kv\":{\"k1\":\"v1\",\"k2\":\"\"}}";
     CHECK(codec_fast_set(rq, strlen(rq), 1, kv, 4, 8, 16, &n, &off, &len) == 1, "request");
     CHECK(n == 2 && kv[0].kl == 2 && !memcmp(kv[0].k, "k1", 2) && kv[0].vl == 2 &&
-              !memcmp(kv[0].v, "v1", 2) && kv[1].vl == 0, "pairs");
-    CHECK(len == strlen("{\"k1\":\"v1\",\"k2\":\"\"}") && rq[off] == '{' && rq[off + len - 1] == '}',
+              !memcmp(kv[0].v, "v1", 2) && kv[1].vl == 0,
+          "pairs");
+    CHECK(len == strlen("{\"k1\":\"v1\",\"k2\":\"\"}") && rq[off] == '{' &&
+              rq[off + len - 1] == '}',
           "object span %zu+%zu", off, len);
     CHECK(fast(" { \"kv\" : { \"a\" : \"b\" } ,\"op\":\"set\" }\n", 1, &n) && n == 1,
           "whitespace, members in the other order");
@@ -1223,8 +1246,8 @@ static void fs_ws(char *b, size_t *l, size_t cap)
 
 static void fs_string(char *b, size_t *l, size_t cap, int key)
 {
-    static const char *bits[] = {"a", "b", "k", "0", "-", " ", "/", "~", "\\\"", "\\n",
-                                 "\\u0041", "\xc3\xa9", "\t", "{", ":", ","};
+    static const char *bits[] = {"a",    "b",   "k",       "0",        "-",  " ", "/", "~",
+                                 "\\\"", "\\n", "\\u0041", "\xc3\xa9", "\t", "{", ":", ","};
     fs_put(b, l, cap, "\"");
     unsigned n = key ? 1 + fs_rand(3) : fs_rand(6);
     for (unsigned i = 0; i < n; i++)
@@ -1278,7 +1301,10 @@ static void fast_set_agrees_with_jansson(void)
             size_t at = fs_rand((unsigned)l);
             switch (fs_rand(3)) {
             case 0: b[at] = junk[fs_rand(sizeof junk - 1)]; break;
-            case 1: memmove(b + at, b + at + 1, l - at - 1); l--; break;
+            case 1:
+                memmove(b + at, b + at + 1, l - at - 1);
+                l--;
+                break;
             default:
                 if (l + 1 < sizeof b) {
                     memmove(b + at + 1, b + at, l - at);
@@ -1338,6 +1364,7 @@ int main(void)
     RUN(msg_huge_counts_rejected);
     RUN(msg_garbage_and_mutations);
     RUN(fwd_round_trip);
+    RUN(removed_round_trip);
     RUN(fwd_truncated_rejected);
     RUN(reader_split_at_every_position);
     RUN(reader_rejects_bad_lengths);

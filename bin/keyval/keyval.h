@@ -18,16 +18,15 @@
 #define AUTH_USERS_MAX 64
 
 typedef struct addr {
-    char text[300];  /* as advertised: "localhost:11000" */
-    char host[256];  /* numeric host to bind/connect: "127.0.0.1" */
+    char text[300]; /* as advertised: "localhost:11000" */
+    char host[256]; /* numeric host to bind/connect: "127.0.0.1" */
     int port;
 } addr;
 
 /* The command line, checked (options.c). */
 typedef struct options {
     const char *id, *haddr_s, *raddr_s, *join_s, *datadir_s, *restore_s;
-    const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s,
-        *join_auth_s;
+    const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s, *join_auth_s;
     int fastcgi, auth_health;
     addr haddr, raddr, join;
     char default_id[64];
@@ -36,18 +35,16 @@ typedef struct options {
 /* Where keyval and its programs are (main.c). */
 typedef struct install {
     char bindir[PATH_MAX], etcdir[PATH_MAX], cgidir[PATH_MAX];
-    char raftd[PATH_MAX + 64], socat[PATH_MAX + 64], lighttpd[PATH_MAX + 64],
-        curl[PATH_MAX + 64];
+    char raftd[PATH_MAX + 64], socat[PATH_MAX + 64], lighttpd[PATH_MAX + 64], curl[PATH_MAX + 64];
 } install;
 
 /* The files of DATADIR (main.c). */
 typedef struct paths {
     char datadir[PATH_MAX];
-    char sock[PATH_MAX + 32], peersock[PATH_MAX + 32], conf[PATH_MAX + 32],
-        dbpath[PATH_MAX + 32], marker[PATH_MAX + 32], www[PATH_MAX + 32],
-        tmpdir[PATH_MAX + 32], lighttpd_log[PATH_MAX + 32], secpath[PATH_MAX + 32],
-        htpasswd[PATH_MAX + 32], curlrc[PATH_MAX + 32], lock[PATH_MAX + 32],
-        raftd_pid[PATH_MAX + 32];
+    char sock[PATH_MAX + 32], peersock[PATH_MAX + 32], conf[PATH_MAX + 32], dbpath[PATH_MAX + 32],
+        marker[PATH_MAX + 32], www[PATH_MAX + 32], tmpdir[PATH_MAX + 32],
+        lighttpd_log[PATH_MAX + 32], secpath[PATH_MAX + 32], htpasswd[PATH_MAX + 32],
+        curlrc[PATH_MAX + 32], lock[PATH_MAX + 32], raftd_pid[PATH_MAX + 32];
 } paths;
 
 /* Peer TLS files and how -join reaches the member (security.c). */
@@ -72,10 +69,9 @@ int mkdirs(const char *path, mode_t mode);
 int file_exists(const char *path);
 char *read_small(const char *path, size_t max);
 int write_file(const char *path, const char *text, mode_t mode);
-int find_dir(const char *bindir, const char *rel1, const char *rel2, const char *probe,
-             char *out, size_t outlen);
-void find_prog(const char *env, const char *bindir, const char *name, char *out,
-               size_t outlen);
+int find_dir(const char *bindir, const char *rel1, const char *rel2, const char *probe, char *out,
+             size_t outlen);
+void find_prog(const char *env, const char *bindir, const char *name, char *out, size_t outlen);
 
 /* config.c: lighttpd's configuration in DATADIR. */
 int config_safe(const char *s);
@@ -87,24 +83,23 @@ int security_setup(const options *o, const install *in, const paths *p, security
 
 /* children.c: starting, supervising and stopping raftd, socat, lighttpd. */
 void supervise_init(const char *lighttpd_log);
-int supervise_fd(void);       /* readable when a signal or a child's exit came */
-void wait_event(int ms);      /* up to ms (-1: no limit) for one of those */
-void check_children(void);    /* exits when asked to stop or a child died */
+int supervise_fd(void);    /* readable when a signal or a child's exit came */
+void wait_event(int ms);   /* up to ms (-1: no limit) for one of those */
+void check_children(void); /* exits when asked to stop or a child died */
 _Noreturn void finish(int code);
 _Noreturn void supervise(void);
-pid_t start_raftd(const options *o, const install *in, const paths *p,
-                  const security *sec, int bootstrap);
-void start_socat(const options *o, const install *in, const paths *p,
-                 const security *sec);
+pid_t start_raftd(const options *o, const install *in, const paths *p, const security *sec,
+                  int bootstrap);
+void start_socat(const options *o, const install *in, const paths *p, const security *sec);
 void start_lighttpd(const install *in, const paths *p);
 
 /* ready.c: waiting until the children serve. */
 int tcp_listening(const char *host, int port);
-void wait_raftd(const char *sock, char *node_id, size_t cap);
+void wait_raftd(const char *sock, char *node_id, size_t cap, int *removed);
 void wait_tcp(const char *what, const char *host, int port);
 
 /* join.c: asking a member (-join) to add this node. */
-void join_cluster(const options *o, const install *in, const security *sec,
-                  const char *node_id, const char *marker);
+void join_cluster(const options *o, const install *in, const security *sec, const char *node_id,
+                  const char *marker);
 
 #endif

@@ -42,21 +42,21 @@ static int locate_install(install *in)
     char *slash = strrchr(in->bindir, '/');
     if (slash)
         *slash = '\0';
-    if (find_dir(in->bindir, "../etc", "../share/keyval", "lighttpd.conf.in",
-                 in->etcdir, sizeof in->etcdir) < 0) {
-        die_msg("cannot find lighttpd.conf.in in %s/../etc or %s/../share/keyval",
+    if (find_dir(in->bindir, "../etc", "../share/keyval", "lighttpd.conf.in", in->etcdir,
+                 sizeof in->etcdir) < 0) {
+        die_msg("cannot find lighttpd.conf.in in %s/../etc or %s/../share/keyval", in->bindir,
+                in->bindir);
+        return -1;
+    }
+    if (find_dir(in->bindir, "../cgi-bin", "../libexec/keyval", "key-get", in->cgidir,
+                 sizeof in->cgidir) < 0) {
+        die_msg("cannot find the CGI programs in %s/../cgi-bin or "
+                "%s/../libexec/keyval",
                 in->bindir, in->bindir);
         return -1;
     }
-    if (find_dir(in->bindir, "../cgi-bin", "../libexec/keyval", "key-get",
-                 in->cgidir, sizeof in->cgidir) < 0) {
-        die_msg("cannot find the CGI programs in %s/../cgi-bin or "
-                "%s/../libexec/keyval", in->bindir, in->bindir);
-        return -1;
-    }
     if (!config_safe(in->etcdir)) {
-        die_msg("template directory %s has characters lighttpd.conf cannot hold",
-                in->etcdir);
+        die_msg("template directory %s has characters lighttpd.conf cannot hold", in->etcdir);
         return -1;
     }
     if (!config_safe(in->cgidir)) {
@@ -76,9 +76,16 @@ static int restore_datadir(const options *o, const install *in)
 {
     char kvrestore[PATH_MAX + 64];
     find_prog("KEYVAL_KV_RESTORE", in->bindir, "kv-restore", kvrestore, sizeof kvrestore);
-    char *xargv[] = { kvrestore, "-id", (char *)o->id, "-haddr", (char *)o->haddr.text,
-                      "-raddr", (char *)o->raddr.text, (char *)o->restore_s, (char *)o->datadir_s,
-                      NULL };
+    char *xargv[] = {kvrestore,
+                     "-id",
+                     (char *)o->id,
+                     "-haddr",
+                     (char *)o->haddr.text,
+                     "-raddr",
+                     (char *)o->raddr.text,
+                     (char *)o->restore_s,
+                     (char *)o->datadir_s,
+                     NULL};
     say("restoring %s into %s: %s", o->restore_s, o->datadir_s, kvrestore);
     pid_t rp = fork();
     if (rp < 0) {
@@ -139,8 +146,7 @@ static int lock_datadir(paths *p)
     int rfd = open(p->raftd_pid, O_RDONLY | O_CLOEXEC);
     if (rfd >= 0) {
         if (flock(rfd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-            die_msg("%s is in use by raftd (pid %d); not starting", p->datadir,
-                    pid_in(rfd));
+            die_msg("%s is in use by raftd (pid %d); not starting", p->datadir, pid_in(rfd));
             close(rfd);
             close(fd);
             return -1;
@@ -172,7 +178,8 @@ static int prepare_datadir(const options *o, paths *p, int *fresh)
     }
     if (!config_safe(p->datadir) || strpbrk(p->datadir, ",:!'")) {
         die_msg("bad DATADIR %s: quotes, backslashes, control characters and "
-                "\",:!'\" cannot go into the lighttpd and socat arguments", p->datadir);
+                "\",:!'\" cannot go into the lighttpd and socat arguments",
+                p->datadir);
         return -1;
     }
     snprintf(p->sock, sizeof p->sock, "%s/raftd.sock", p->datadir);
@@ -190,14 +197,16 @@ static int prepare_datadir(const options *o, paths *p, int *fresh)
     snprintf(p->raftd_pid, sizeof p->raftd_pid, "%s/raftd.pid", p->datadir);
     if (strlen(p->sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         die_msg("DATADIR path %s is too long for a UNIX socket path "
-                "(DATADIR/raftd.sock must be under 108 bytes)", p->datadir);
+                "(DATADIR/raftd.sock must be under 108 bytes)",
+                p->datadir);
         return -1;
     }
     /* lighttpd's FastCGI sockets: DATADIR/fcgi-route-error.sock-N */
     if (o->fastcgi && strlen(p->datadir) + sizeof "/fcgi-route-error.sock-99" >
                           sizeof(((struct sockaddr_un *)0)->sun_path)) {
         die_msg("DATADIR path %s is too long for -fastcgi (its FastCGI socket "
-                "paths must be under 108 bytes)", p->datadir);
+                "paths must be under 108 bytes)",
+                p->datadir);
         return -1;
     }
     if (lock_datadir(p) < 0)
@@ -250,25 +259,30 @@ int main(int argc, char **argv)
     }
 
     char node_id[32] = "";
+    int removed = 0;
     start_raftd(&o, &in, &p, &sec, fresh && !o.join_s);
-    wait_raftd(p.sock, node_id, sizeof node_id);
+    wait_raftd(p.sock, node_id, sizeof node_id, &removed);
     say("raftd is ready on %s", p.sock);
     start_socat(&o, &in, &p, &sec);
     start_lighttpd(&in, &p);
     wait_tcp("socat", o.raddr.host, o.raddr.port);
     wait_tcp("lighttpd", o.haddr.host, o.haddr.port);
-    say("serving HTTP on %s (%s:%d), Raft on %s", o.haddr.text, o.haddr.host,
-        o.haddr.port, o.raddr.text);
+    say("serving HTTP on %s (%s:%d), Raft on %s", o.haddr.text, o.haddr.host, o.haddr.port,
+        o.raddr.text);
 
     if (o.join_s) {
-        if (!fresh && file_exists(p.marker))
+        if (removed)
+            say("this node was removed from the cluster; joining %s again", o.join.text);
+        if (!removed && !fresh && file_exists(p.marker))
             say("already joined; not joining %s again", o.join.text);
         else
             join_cluster(&o, &in, &sec, node_id, p.marker);
+    } else if (removed) {
+        say("this node was removed from the cluster: start it with -join ADDR of a member "
+            "to join again");
     }
     if (sec.join_curlrc[0])
         unlink(sec.join_curlrc); /* the password is needed no longer */
-    say("node %s is running; stop it with Ctrl-C or SIGTERM to pid %d", o.id,
-        (int)getpid());
+    say("node %s is running; stop it with Ctrl-C or SIGTERM to pid %d", o.id, (int)getpid());
     supervise();
 }

@@ -23,7 +23,7 @@ int tcp_listening(const char *host, int port)
 {
     struct in_addr want;
     int v4 = inet_pton(AF_INET, host, &want) == 1;
-    const char *files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
     for (int i = 0; i < 2; i++) {
         FILE *f = fopen(files[i], "r");
         if (!f)
@@ -57,10 +57,11 @@ int tcp_listening(const char *host, int port)
     return 0;
 }
 
-/* Waits until raftd answers a status request on its socket; node_id gets
+/* Waits until raftd answers a status request on its socket; *removed is
+ * set when raftd says this node was removed from the cluster; node_id gets
  * this node's Raft id as raftd reports it (16 hex digits; unique per
  * incarnation of DATADIR), sent with -join. */
-void wait_raftd(const char *sock, char *node_id, size_t cap)
+void wait_raftd(const char *sock, char *node_id, size_t cap, int *removed)
 {
     long long deadline = now_ms() + RAFTD_READY_MS;
     char err[512] = "";
@@ -70,10 +71,10 @@ void wait_raftd(const char *sock, char *node_id, size_t cap)
             json_t *req = json_pack("{s:s}", "op", "status"), *reply = NULL;
             int rc = client_request(sock, req, 2000, &reply, err, sizeof err);
             json_decref(req);
-            const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id"))
-                                      : NULL;
+            const char *nid = rc == 0 ? json_string_value(json_object_get(reply, "node_id")) : NULL;
             if (nid)
                 snprintf(node_id, cap, "%s", nid);
+            *removed = rc == 0 && json_is_true(json_object_get(reply, "removed"));
             json_decref(reply);
             if (rc == 0)
                 return;
@@ -96,8 +97,8 @@ void wait_tcp(const char *what, const char *host, int port)
         if (tcp_listening(host, port))
             return;
         if (now_ms() > deadline) {
-            die_msg("%s not accepting connections on %s:%d after %d s", what,
-                    host, port, HTTP_READY_MS / 1000);
+            die_msg("%s not accepting connections on %s:%d after %d s", what, host, port,
+                    HTTP_READY_MS / 1000);
             finish(1);
         }
         wait_event(100);

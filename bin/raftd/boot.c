@@ -119,8 +119,8 @@ static int boot_limits(struct raftd *d)
     if (rl.rlim_cur < want) {
         rlim_t other = 64 + MAX_INBOUND + 16 + MAX_PEERS + 64;
         d->max_clients = rl.rlim_cur > other + 16 ? (size_t)(rl.rlim_cur - other) : 16;
-        logf_(d, "file descriptor limit %llu: at most %zu clients",
-              (unsigned long long)rl.rlim_cur, d->max_clients);
+        logf_(d, "file descriptor limit %llu: at most %zu clients", (unsigned long long)rl.rlim_cur,
+              d->max_clients);
     }
     return rl.rlim_cur > 1u << 20 ? 1 << 20 : (int)rl.rlim_cur;
 }
@@ -168,12 +168,13 @@ static int boot_store(struct raftd *d, store_loaded *ld)
      * version before incarnations (lib/nodeid.h). */
     char inc[NODEID_HEX_LEN + 1], why[300];
     int legacy = 0;
-    if (nodeid_load(d->st, d->name, fresh, &d->id, inc, sizeof inc, &legacy, why,
-                    sizeof why) < 0)
+    if (nodeid_load(d->st, d->name, fresh, &d->id, inc, sizeof inc, &legacy, why, sizeof why) < 0)
         fatal(d, "%s", why);
     if (legacy)
-        logf_(d, "node id %016llx (the name's hash: a data directory made before "
-              "incarnations)", (unsigned long long)d->id);
+        logf_(d,
+              "node id %016llx (the name's hash: a data directory made before "
+              "incarnations)",
+              (unsigned long long)d->id);
     else
         vlog(d, "node id %016llx (incarnation %s)", (unsigned long long)d->id, inc);
     if (rc == 0 && store_meta_set(d->st, "name", d->name) < 0)
@@ -282,9 +283,12 @@ void boot(struct raftd *d)
     store_loaded ld;
     int fresh = boot_store(d, &ld);
     boot_core(d);
-    if (!fresh)
+    if (!fresh) {
         boot_restore(d, &ld);
-    else if (d->bootstrap)
+        removal_boot(d);
+        if (!d->removed)
+            removal_check_conf(d, ld.applied);
+    } else if (d->bootstrap)
         boot_bootstrap(d);
     else
         logf_(d, "new node: waiting to be added to a cluster");

@@ -4,6 +4,7 @@
  * budget, write answers, refuse what raftd will not hold.
  */
 #include "raftd.h"
+#include "client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -117,8 +118,9 @@ static void client_line(struct raftd *d, client *c, const char *line, size_t l)
     json_error_t je;
     json_t *req = json_loadb(line, l, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(req)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "malformed request: %s", req ? "not a JSON object" : je.text);
+        char msg[300], jw[240];
+        snprintf(msg, sizeof msg, "malformed request: %s",
+                 req ? "not a JSON object" : client_json_why(&je, jw, sizeof jw));
         json_decref(req);
         json_t *r = err_reply(400, msg);
         client_send_json(c, r);
@@ -133,9 +135,8 @@ static void client_line(struct raftd *d, client *c, const char *line, size_t l)
 void client_pump(struct raftd *d, client *c)
 {
     while (!c->dead && !c->busy && c->out_off == c->out_len) {
-        char *nl = c->in_len > c->scanned
-                       ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
-                       : NULL;
+        char *nl = c->in_len > c->scanned ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
+                                          : NULL;
         if (!nl) {
             c->scanned = c->in_len;
             if (c->in_len > LINE_MAX_BYTES)
@@ -177,8 +178,9 @@ void client_read(struct raftd *d, client *c)
             nc = LINE_MAX_BYTES + 131072;
         if (nc > c->in_cap && nc > CLIENT_BUF_MIN &&
             d->client_bufs - c->in_cap + nc > CLIENT_BUFS_MAX) {
-            client_refuse(c, 503, "raftd is holding too many large requests from other "
-                                  "clients; retry later");
+            client_refuse(c, 503,
+                          "raftd is holding too many large requests from other "
+                          "clients; retry later");
             return;
         }
         if (nc > c->in_cap) {

@@ -146,8 +146,9 @@ static void handle_fwd_resp(struct raftd *d, inconn *c, const uint8_t *pl, size_
     json_t *rep = json_loadb(js, jl, JSON_ALLOW_NUL, &je);
     if (!json_is_object(rep) || !json_is_integer(json_object_get(rep, "code"))) {
         json_decref(rep);
-        finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 502, "error",
-                            "the leader sent a malformed reply", "outcome", "unknown"));
+        finish(d, p,
+               json_pack("{s:i,s:s,s:s}", "code", 502, "error", "the leader sent a malformed reply",
+                         "outcome", "unknown"));
         return;
     }
     if (json_is_true(json_object_get(rep, "notleader"))) {
@@ -182,6 +183,8 @@ static int handle_raft(struct raftd *d, inconn *c, const uint8_t *pl, size_t len
             return 0;
         }
     }
+    removal_tell(d, c, &m);
+    removal_heard_leader(d, &m);
     int src = raft_step(d->r, &m);
     if (src == RAFT_EINVAL)
         vlog(d, "raft_step rejected a message of type %d", m.type);
@@ -235,15 +238,18 @@ void inconn_read(struct raftd *d, inconn *c)
             if (handle_raft(d, c, pl, len) < 0)
                 return;
             break;
-        case PEER_FWD_REQ:
-            handle_fwd_req(d, c, pl, len);
+        case PEER_FWD_REQ: handle_fwd_req(d, c, pl, len); break;
+        case PEER_FWD_RESP: handle_fwd_resp(d, c, pl, len); break;
+        case PEER_REMOVED: {
+            uint64_t node, term;
+            if (codec_removed_decode(pl, len, &node, &term) < 0) {
+                inconn_close(d, c, "bad removed notice");
+                return;
+            }
+            removal_notice(d, c->from, node, term);
             break;
-        case PEER_FWD_RESP:
-            handle_fwd_resp(d, c, pl, len);
-            break;
-        default:
-            inconn_close(d, c, "unexpected frame");
-            return;
+        }
+        default: inconn_close(d, c, "unexpected frame"); return;
         }
     }
     if (rc < 0)

@@ -230,6 +230,19 @@ static int inbound_from(struct raftd *d, uint64_t id)
     return 0;
 }
 
+uint64_t known_live_by_name(struct raftd *d, const char *name)
+{
+    for (int i = 0; i < MAX_KNOWN; i++) {
+        char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
+        if (!d->known[i].id || !inbound_from(d, d->known[i].id))
+            continue;
+        kv_meta_split(d->known[i].meta, n, sizeof n, r, sizeof r, h, sizeof h);
+        if (strcmp(n, name) == 0)
+            return d->known[i].id;
+    }
+    return 0;
+}
+
 /* Make the set of links match the configuration: one per other member;
  * also one to each node that is talking to us now although it is not in
  * our configuration (ours may be stale: it may be a leader we have not
@@ -302,7 +315,8 @@ void peers_reap(struct raftd *d, uint64_t now)
             if (WIFEXITED(st))
                 snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(st));
             else
-                snprintf(why, sizeof why, "killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+                snprintf(why, sizeof why, "killed by signal %d",
+                         WIFSIGNALED(st) ? WTERMSIG(st) : 0);
             if (p->announced_up || WIFSIGNALED(st)) {
                 logf_(d, "peer link to %s down (%s)", p->name, why);
             } else if (!p->failing) {
@@ -375,6 +389,14 @@ int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char 
     if (!peer_ready(p))
         return -1;
     if (codec_fwd_frame(&p->out, kind, reqid, d->id, json, len) < 0)
+        return -1;
+    return 0; /* written by peers_flush */
+}
+
+int send_removed(struct raftd *d, uint64_t to, uint64_t term)
+{
+    peer *p = peer_find(d, to);
+    if (!peer_ready(p) || codec_removed_frame(&p->out, to, term) < 0)
         return -1;
     return 0; /* written by peers_flush */
 }

@@ -106,8 +106,7 @@ void finish(struct raftd *d, pending *p, json_t *reply)
 void finish_ok_index(struct raftd *d, pending *p, uint64_t index)
 {
     char buf[64];
-    int n = snprintf(buf, sizeof buf, "{\"code\":200,\"index\":%llu}",
-                     (unsigned long long)index);
+    int n = snprintf(buf, sizeof buf, "{\"code\":200,\"index\":%llu}", (unsigned long long)index);
     finish_text(d, p, buf, (size_t)n);
 }
 
@@ -148,8 +147,9 @@ static json_t *do_read(struct raftd *d, pending *p)
         const char *pre = json_string_value(json_object_get(p->req, "prefix"));
         const char *after = json_string_value(json_object_get(p->req, "after"));
         json_t *lim = json_object_get(p->req, "limit");
+        json_int_t want = lim ? json_integer_value(lim) : KV_LIST_DEFAULT;
         list_ctx lc = {.items = json_array(),
-                       .limit = lim ? (size_t)json_integer_value(lim) : KV_LIST_DEFAULT};
+                       .limit = want > KV_LIST_MAX ? KV_LIST_MAX : (size_t)want};
         if (store_scan(d->st, pre ? pre : "", after, lc.limit + 1, list_cb, &lc) < 0)
             store_fatal(d, "list");
         reply = json_pack("{s:i,s:o,s:b}", "code", 200, "items", lc.items, "more", lc.more);
@@ -190,18 +190,34 @@ static int join_conflict(struct raftd *d, pending *p)
                  "joining id %016llx: its data directory was wiped or replaced); "
                  "remove it first: curl -X DELETE http://%s/node/%s (or kv-admin "
                  "remove %s on a member), then join again",
-                 name, (unsigned long long)same->id, (unsigned long long)p->node,
-                 d->haddr, name, name);
+                 name, (unsigned long long)same->id, (unsigned long long)p->node, d->haddr, name,
+                 name);
     else {
         kv_meta_split(byid->meta, other, sizeof other, r, sizeof r, h, sizeof h);
-        snprintf(msg, sizeof msg, "node id %016llx is already member %s's; a node "
-                 "cannot join under another name", (unsigned long long)p->node, other);
+        snprintf(msg, sizeof msg,
+                 "node id %016llx is already member %s's; a node "
+                 "cannot join under another name",
+                 (unsigned long long)p->node, other);
     }
-    logf_(d, "refused join of %s as node id %016llx: %s", name,
-          (unsigned long long)p->node,
+    logf_(d, "refused join of %s as node id %016llx: %s", name, (unsigned long long)p->node,
           same ? "the member of that name has another id" : "the id is another member's");
     finish(d, p, err_reply(409, msg));
     return 1;
+}
+
+/* A repeat join without "haddr" keeps the member's HTTP address. */
+static void join_keep_haddr(struct raftd *d, pending *p)
+{
+    json_t *hj = json_object_get(p->req, "haddr");
+    const raft_config *c = raft_config_get(d->r);
+    const raft_node *m = c ? raft_config_find(c, p->node) : NULL;
+    if ((hj && !json_is_null(hj)) || !m)
+        return;
+    char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
+    char mn[KV_NAME_MAX + 1], mr[KV_ADDR_MAX + 1], mh[KV_ADDR_MAX + 1];
+    kv_meta_split(p->meta, n, sizeof n, r, sizeof r, h, sizeof h);
+    kv_meta_split(m->meta, mn, sizeof mn, mr, sizeof mr, mh, sizeof mh);
+    kv_meta_format(p->meta, sizeof p->meta, n, r, mh);
 }
 
 /* What the core said to a proposal (or membership change) of p. */
@@ -224,22 +240,17 @@ static void proposal_result(struct raftd *d, pending *p, int rc, uint64_t idx, u
         return;
     case RAFT_ENOTLEADER:
     case RAFT_EBUSY:
-    case RAFT_ETRANSFER:
-        p->state = PS_RETRY;
-        return;
-    case RAFT_ETOOBIG:
-        finish(d, p, err_reply(413, "request too large for one log entry"));
-        return;
+    case RAFT_ETRANSFER: p->state = PS_RETRY; return;
+    case RAFT_ETOOBIG: finish(d, p, err_reply(413, "request too large for one log entry")); return;
     case RAFT_ENOQUORUM:
         finish(d, p, err_reply(400, "removing this node would leave no voter"));
         return;
     case RAFT_EINVAL:
-        finish(d, p, err_reply(400, p->op == OP_TRANSFER ? "cannot transfer leadership to that node"
-                                                      : "invalid membership change"));
+        finish(d, p,
+               err_reply(400, p->op == OP_TRANSFER ? "cannot transfer leadership to that node"
+                                                   : "invalid membership change"));
         return;
-    default:
-        finish(d, p, err_reply(500, raft_strerror(rc)));
-        return;
+    default: finish(d, p, err_reply(500, raft_strerror(rc))); return;
     }
 }
 
@@ -252,6 +263,14 @@ static void leader_write(struct raftd *d, pending *p)
     int rc;
     switch (p->op) {
     case OP_JOIN:
+        if (!p->node) {
+            finish(d, p,
+                   err_reply(400, "join needs \"node_id\": the joining node's Raft id, "
+                                  "16 hex digits from its GET /status (keyval -join "
+                                  "sends it)"));
+            return;
+        }
+        join_keep_haddr(d, p);
         if (join_conflict(d, p))
             return;
         rc = raft_add_node(d->r, p->node, p->meta, &idx);
@@ -280,9 +299,7 @@ static void leader_write(struct raftd *d, pending *p)
             return;
         }
         break;
-    default:
-        rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term);
-        break;
+    default: rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term); break;
     }
     proposal_result(d, p, rc, idx, term);
 }
@@ -296,6 +313,13 @@ void dispatch(struct raftd *d, pending *p)
     }
     if (p->op == OP_METRICS) {
         finish(d, p, metrics_json(d));
+        return;
+    }
+    if (d->removed && !p->stale) { /* removal.c: it would wait for nothing */
+        char msg[400];
+        snprintf(msg, sizeof msg, "this node was removed from the cluster (%s); ask a member",
+                 d->removed_why);
+        finish(d, p, json_pack("{s:i,s:s,s:b}", "code", 503, "error", msg, "removed", 1));
         return;
     }
     if (p->op == OP_GET || p->op == OP_LIST) {
@@ -322,8 +346,8 @@ void dispatch(struct raftd *d, pending *p)
         return;
     }
     if (p->remote) {
-        finish(d, p, json_pack("{s:i,s:s,s:b}", "code", 503, "error", "not the leader",
-                            "notleader", 1));
+        finish(d, p,
+               json_pack("{s:i,s:s,s:b}", "code", 503, "error", "not the leader", "notleader", 1));
         return;
     }
     if (st.leader && st.leader != d->id) {
@@ -342,7 +366,8 @@ void dispatch(struct raftd *d, pending *p)
 }
 
 /* A new pending request, linked in; NULL (answered) when out of memory. */
-pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid)
+pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from,
+                     uint64_t rreqid)
 {
     pending *p = calloc(1, sizeof *p);
     if (!p) {
@@ -377,15 +402,17 @@ void pending_timers(struct raftd *d, uint64_t now)
         next = p->next;
         if (now >= p->deadline) {
             if (p->proposed)
-                finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 503, "error",
-                                    "request timed out; the write may or may not have been "
-                                    "applied",
-                                    "outcome", "unknown"));
+                finish(d, p,
+                       json_pack("{s:i,s:s,s:s}", "code", 503, "error",
+                                 "request timed out; the write may or may not have been "
+                                 "applied",
+                                 "outcome", "unknown"));
             else if (is_write(p->op))
                 finish(d, p, err_reply(503, "no leader: the cluster cannot take writes now"));
             else
-                finish(d, p, err_reply(503, "no leader: cannot serve a linearizable read now "
-                                         "(try \"level\":\"stale\")"));
+                finish(d, p,
+                       err_reply(503, "no leader: cannot serve a linearizable read now "
+                                      "(try \"level\":\"stale\")"));
             continue;
         }
         if (p->state == PS_RETRY)
@@ -428,7 +455,8 @@ void pending_shutdown(struct raftd *d)
     while (d->pending) {
         pending *p = d->pending;
         p->remote = 0;
-        finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 503, "error", "raftd is shutting down",
-                               "outcome", p->proposed ? "unknown" : "failed"));
+        finish(d, p,
+               json_pack("{s:i,s:s,s:s}", "code", 503, "error", "raftd is shutting down", "outcome",
+                         p->proposed ? "unknown" : "failed"));
     }
 }

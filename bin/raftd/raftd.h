@@ -42,7 +42,7 @@
 #define MAX_PEERS 16
 #define MAX_KNOWN 32
 #define HELLO_TIMEOUT_MS 10000
-#define HELLO_FRAME_MAX 4096   /* a HELLO is < 400 bytes; a larger first frame is refused */
+#define HELLO_FRAME_MAX 4096 /* a HELLO is < 400 bytes; a larger first frame is refused */
 #define INBOUND_READ_BYTES (256u * 1024u)
 /* Snapshots are written a slice per loop turn (SNAP_STEP_BYTES of records)
  * from a read transaction that pins the table, so a big table never
@@ -55,21 +55,21 @@ extern const char *const prog;
 
 /* ------------------------------------------------------------------ types */
 
-typedef struct peer {   /* an outbound link: a child running -peer-connect */
+typedef struct peer { /* an outbound link: a child running -peer-connect */
     int used;
     uint64_t id;
     char meta[RAFT_META_MAX];
     char name[KV_NAME_MAX + 1];
     char raddr[KV_ADDR_MAX + 1];
-    pid_t pid;          /* link child, 0 none */
-    int wfd;            /* its stdin, -1 none */
+    pid_t pid; /* link child, 0 none */
+    int wfd;   /* its stdin, -1 none */
     wbuf out;
     size_t off;
     uint64_t started, restart_at, backoff;
     int announced_up, failing;
 } peer;
 
-typedef struct known {  /* id -> meta learned from a HELLO */
+typedef struct known { /* id -> meta learned from a HELLO */
     uint64_t id;
     char meta[RAFT_META_MAX];
 } known;
@@ -81,6 +81,7 @@ typedef struct inconn { /* an inbound peer connection on peer.sock */
     uint64_t from;
     uint64_t since;
     int dead;
+    uint64_t removed_told; /* when we last told it it was removed (removal.c) */
 } inconn;
 
 struct pending;
@@ -89,18 +90,26 @@ typedef struct client { /* a connection on raftd.sock */
     int fd;
     char *in;
     size_t in_len, in_cap;
-    size_t scanned;       /* in[0..scanned) holds no newline */
+    size_t scanned; /* in[0..scanned) holds no newline */
     char *out;
     size_t out_len, out_off, out_cap;
     struct pending *busy; /* its request in progress; see pending_detach */
     int eof, dead;
-    int refused;          /* told 403: input discarded until it goes */
+    int refused; /* told 403: input discarded until it goes */
     uint64_t since;
-    uint64_t last;        /* last byte received */
+    uint64_t last; /* last byte received */
 } client;
 
 enum op {
-    OP_GET, OP_LIST, OP_SET, OP_DEL, OP_TXN, OP_JOIN, OP_REMOVE, OP_TRANSFER, OP_STATUS,
+    OP_GET,
+    OP_LIST,
+    OP_SET,
+    OP_DEL,
+    OP_TXN,
+    OP_JOIN,
+    OP_REMOVE,
+    OP_TRANSFER,
+    OP_STATUS,
     OP_METRICS
 };
 
@@ -120,9 +129,9 @@ typedef struct pending {
     int op;
     int stale;
     json_t *req;
-    char *cmd;            /* command JSON for set/del/txn */
+    char *cmd; /* command JSON for set/del/txn */
     size_t cmd_len;
-    uint64_t node;        /* join/remove/transfer target */
+    uint64_t node; /* join/remove/transfer target */
     char meta[RAFT_META_MAX];
     uint64_t index, term;
     uint64_t deadline;
@@ -130,7 +139,7 @@ typedef struct pending {
     uint64_t proposed_us; /* when this node (as leader) proposed it */
     client *cl;           /* local origin (NULL when gone or remote) */
     int remote;
-    uint64_t from, rreqid;/* remote origin */
+    uint64_t from, rreqid; /* remote origin */
     struct pending *next, *prev;
 } pending;
 
@@ -157,9 +166,9 @@ struct raftd {
     /* options (options.c) */
     char name[KV_NAME_MAX + 1];
     char raddr[KV_ADDR_MAX + 1], haddr[KV_ADDR_MAX + 1];
-    char meta[RAFT_META_MAX];  /* "NAME RADDR HADDR", ours */
+    char meta[RAFT_META_MAX]; /* "NAME RADDR HADDR", ours */
     char dir[PATH_MAX];
-    const char *connect;       /* -peer-connect template */
+    const char *connect; /* -peer-connect template */
     unsigned tick_ms, election_ticks;
     uint64_t snap_entries, snap_bytes, snap_trail;
     int verbose, bootstrap;
@@ -177,11 +186,11 @@ struct raftd {
     uint64_t id;
     store *st;
     raft_t *r;
-    size_t max_entry;          /* the core's max_entry_bytes */
+    size_t max_entry; /* the core's max_entry_bytes */
     raft_config applied_conf;
     int client_lfd, peer_lfd, pid_fd;
     char client_path[PATH_MAX], peer_path[PATH_MAX], pid_path[PATH_MAX];
-    char notify_path[108];     /* $NOTIFY_SOCKET, "" none */
+    char notify_path[108]; /* $NOTIFY_SOCKET, "" none */
     int cleaned;
     loop loop;
 
@@ -190,7 +199,7 @@ struct raftd {
     uint64_t snap_keys, snap_keys_at; /* records in the snapshot at snap_keys_at */
     size_t snap_log_base;             /* least log_bytes since the last snapshot */
     int force_snapshot;
-    store_snap_writer *snapw;         /* snapshot being written, or NULL */
+    store_snap_writer *snapw; /* snapshot being written, or NULL */
     uint64_t snapw_index, snapw_term;
     uint8_t chunk_buf[RAFT_SNAP_CHUNK];
 
@@ -199,13 +208,13 @@ struct raftd {
     known known[MAX_KNOWN];
     inconn *inconns[MAX_INBOUND + 16]; /* + room for the dead of one turn */
     size_t n_inconns;
-    uint8_t *inbound_buf;              /* INBOUND_READ_BYTES, for reads */
+    uint8_t *inbound_buf; /* INBOUND_READ_BYTES, for reads */
 
     /* clients and requests (client.c, pending.c) */
     client *clients[MAX_CLIENTS + 64]; /* + room for the dead of one turn */
     size_t n_clients;
-    size_t max_clients;                /* lowered to fit RLIMIT_NOFILE */
-    size_t client_bufs;                /* sum of the clients' in_cap */
+    size_t max_clients; /* lowered to fit RLIMIT_NOFILE */
+    size_t client_bufs; /* sum of the clients' in_cap */
     pending *pending;
     uint64_t next_id;
 
@@ -215,6 +224,10 @@ struct raftd {
     int last_role;
     uint64_t last_leader, counted_leader, counted_term;
     log_limit lim_stranger, lim_hello, lim_refusal, lim_inbound_full;
+
+    /* removal (removal.c): this node is not in the cluster any more */
+    int removed;
+    char removed_why[256];
 
     /* counters, in status and metrics (status.c) */
     uint64_t fsyncs, entries_persisted, lazy_commits;
@@ -228,7 +241,11 @@ struct raftd {
 /* util.c */
 /* "raftd: NAME: text" on stderr; vlog only with -v. */
 void logf_(struct raftd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define vlog(d, ...) do { if ((d)->verbose) logf_(d, __VA_ARGS__); } while (0)
+#define vlog(d, ...) \
+    do { \
+        if ((d)->verbose) \
+            logf_(d, __VA_ARGS__); \
+    } while (0)
 /* "raftd: text", cleanup, exit 1. */
 void fatal(struct raftd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 void store_fatal(struct raftd *d, const char *what);
@@ -242,6 +259,14 @@ void node_name(struct raftd *d, uint64_t id, char *buf, size_t cap);
 const raft_node *member_by_name(const raft_config *c, const char *name);
 int socket_peer_allowed(int fd, const char *sockpath, uid_t *uid, gid_t *gid);
 void log_refusal(struct raftd *d, const char *sockname, uid_t uid, gid_t gid);
+
+/* removal.c */
+void removal_boot(struct raftd *d);
+void removal_set(struct raftd *d, const char *why);
+void removal_heard_leader(struct raftd *d, const raft_msg *m);
+void removal_notice(struct raftd *d, uint64_t from, uint64_t node, uint64_t term);
+void removal_tell(struct raftd *d, inconn *c, const raft_msg *m);
+void removal_check_conf(struct raftd *d, uint64_t index);
 
 /* options.c */
 void options_defaults(struct raftd *d);
@@ -264,6 +289,10 @@ void peers_reap(struct raftd *d, uint64_t now);
 void peers_timers(struct raftd *d, uint64_t now);
 void send_msg(struct raftd *d, raft_msg *m);
 int send_fwd(struct raftd *d, uint64_t to, int kind, uint64_t reqid, const char *json, size_t len);
+/* The id of a node named name that is connected to us now, else 0. */
+uint64_t known_live_by_name(struct raftd *d, const char *name);
+/* A PEER_REMOVED notice to `to` (removal.c). 0 queued, -1 no link. */
+int send_removed(struct raftd *d, uint64_t to, uint64_t term);
 void peers_flush(struct raftd *d);
 void peers_watch(struct raftd *d);
 void peers_stop(struct raftd *d);
@@ -287,7 +316,8 @@ void clients_sweep(struct raftd *d);
 
 /* request.c */
 json_t *prepare(struct raftd *d, pending *p);
-void start_request(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid);
+void start_request(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from,
+                   uint64_t rreqid);
 int start_fast_set(struct raftd *d, client *cl, const char *line, size_t len);
 json_t *pending_req(pending *p);
 int is_write(int op);
@@ -298,7 +328,8 @@ void pending_detach_client(struct raftd *d, client *c);
 void finish(struct raftd *d, pending *p, json_t *reply);
 void finish_ok_index(struct raftd *d, pending *p, uint64_t index);
 void dispatch(struct raftd *d, pending *p);
-pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from, uint64_t rreqid);
+pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from,
+                     uint64_t rreqid);
 void pending_timers(struct raftd *d, uint64_t now);
 void check_reads(struct raftd *d);
 void pending_read_index(struct raftd *d, uint64_t ctx, uint64_t index);

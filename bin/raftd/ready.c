@@ -22,19 +22,20 @@ static void answer_applied(struct raftd *d, const raft_ready *rd, const store_re
             if (p->state != PS_WAIT_APPLY || p->index != e->index)
                 continue;
             if (p->term != e->term) {
-                finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 503, "error",
-                                    "leadership changed before the write committed; it was not "
-                                    "applied",
-                                    "outcome", "failed"));
+                finish(d, p,
+                       json_pack("{s:i,s:s,s:s}", "code", 503, "error",
+                                 "leadership changed before the write committed; it was not "
+                                 "applied",
+                                 "outcome", "failed"));
                 continue;
             }
             const store_result *r = &res[i];
             if (p->proposed_us)
                 hist_observe(&d->h_commit, (double)(now_us() - p->proposed_us) / 1e6);
             if (r->code == 412)
-                finish(d, p, json_pack("{s:i,s:s,s:s,s:I}", "code", 412, "error",
-                                    "condition failed", "key", r->key, "index",
-                                    (json_int_t)r->index));
+                finish(d, p,
+                       json_pack("{s:i,s:s,s:s,s:I}", "code", 412, "error", "condition failed",
+                                 "key", r->key, "index", (json_int_t)r->index));
             else if (r->code == 400)
                 finish(d, p, err_reply(400, "malformed command"));
             else
@@ -54,9 +55,10 @@ static void answer_applied(struct raftd *d, const raft_ready *rd, const store_re
         }
 #endif
         if (p->state == PS_WAIT_APPLY && p->index <= applied)
-            finish(d, p, json_pack("{s:i,s:s,s:s}", "code", 503, "error",
-                                "the log was replaced by a snapshot; the write's fate is unknown",
-                                "outcome", "unknown"));
+            finish(d, p,
+                   json_pack("{s:i,s:s,s:s}", "code", 503, "error",
+                             "the log was replaced by a snapshot; the write's fate is unknown",
+                             "outcome", "unknown"));
     }
 }
 
@@ -80,12 +82,12 @@ static void log_config(struct raftd *d, const raft_config *c, uint64_t index)
 /* One batch of the core's work, and what a step needs to know of it. */
 typedef struct ready_step {
     raft_ready rd;
-    int need_txn;       /* anything to write to the store */
-    int lazy;           /* only applying committed entries: no disk wait */
-    int early;          /* the leader's AppendEntries go out before our fsync */
-    int installed;      /* a snapshot was installed */
-    int answered;       /* the applied writes are answered already */
-    store_result *res;  /* the result of each committed entry */
+    int need_txn;      /* anything to write to the store */
+    int lazy;          /* only applying committed entries: no disk wait */
+    int early;         /* the leader's AppendEntries go out before our fsync */
+    int installed;     /* a snapshot was installed */
+    int answered;      /* the applied writes are answered already */
+    store_result *res; /* the result of each committed entry */
 } ready_step;
 
 /* Received snapshot chunks are written (and synced) first. */
@@ -146,6 +148,7 @@ static void ready_apply(struct raftd *d, ready_step *s)
             if (raft_config_decode(&c, e->data, e->len) == RAFT_OK) {
                 d->applied_conf = c;
                 log_config(d, &c, e->index);
+                removal_check_conf(d, e->index);
             } else
                 logf_(d, "config entry %llu does not decode", (unsigned long long)e->index);
         }

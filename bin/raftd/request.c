@@ -31,7 +31,8 @@ static int check_set_obj(json_t *set, size_t *count, const char **why)
     const char *k;
     json_t *v;
     int code;
-    json_object_foreach(set, k, v) {
+    json_object_foreach(set, k, v)
+    {
         if ((code = kv_key_check(k, strlen(k), why)))
             return code;
         if (!json_is_string(v)) {
@@ -78,8 +79,8 @@ static json_t *parse_list(struct raftd *d, pending *p, json_t **cmd)
         return err_reply(code, why);
     if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 1))
         return err_reply(400, "\"limit\" must be a positive integer");
-    if (lim && json_integer_value(lim) > KV_LIST_MAX)
-        return err_reply(413, "\"limit\" larger than 1000");
+    /* A limit above KV_LIST_MAX is one page of KV_LIST_MAX and "more"
+     * (pending.c do_read): a client pages, it does not fail. */
     return NULL;
 }
 
@@ -123,7 +124,8 @@ static json_t *txn_del(json_t *del, size_t *n)
     int code;
     if (!json_is_array(del))
         return err_reply(400, "\"del\" must be an array of keys");
-    json_array_foreach(del, i, v) {
+    json_array_foreach(del, i, v)
+    {
         if ((code = check_key(v, &why)))
             return err_reply(code, why);
         (*n)++;
@@ -142,7 +144,8 @@ static json_t *txn_if(json_t *cond, json_t **clean, size_t *n)
     if (!json_is_array(cond))
         return err_reply(400, "\"if\" must be an array of {\"key\",\"index\"}");
     *clean = json_array();
-    json_array_foreach(cond, i, v) {
+    json_array_foreach(cond, i, v)
+    {
         json_t *ix = json_object_get(v, "index");
         if (!json_is_object(v) || (code = check_key(json_object_get(v, "key"), &why)) ||
             !json_is_integer(ix) || json_integer_value(ix) < 0) {
@@ -196,7 +199,6 @@ static json_t *parse_join(struct raftd *d, pending *p, json_t **cmd)
     const char *addr = json_string_value(json_object_get(req, "addr"));
     json_t *hj = json_object_get(req, "haddr");
     const char *haddr = json_string_value(hj);
-    (void)d;
     (void)cmd;
     if (!id || !kv_name_ok(id))
         return err_reply(400, "join needs \"id\": 1-63 of [A-Za-z0-9._-]");
@@ -206,15 +208,23 @@ static json_t *parse_join(struct raftd *d, pending *p, json_t **cmd)
         return err_reply(400, "\"haddr\" must be HOST:PORT");
     kv_meta_format(p->meta, sizeof p->meta, id, addr, haddr);
     /* The joining node's Raft id ("node_id" in its status): unique per
-     * incarnation of its data directory. Without it, the id a node of a
-     * version before incarnations has: the hash of its name. */
+     * incarnation of its data directory. Without it (a join by hand), the
+     * id of the node of that name that talks to us now, else of the member
+     * of that name (a repeat join); else 0, and the leader answers 400
+     * (leader_write): the hash of the name, which older versions took,
+     * is no id a node of this version has, and a learner under it would
+     * never catch up. */
     json_t *nj = json_object_get(req, "node_id");
     if (nj && !json_is_null(nj)) {
         if (!nodeid_parse(json_string_value(nj), &p->node))
             return err_reply(400, "\"node_id\" must be 16 hex digits (the joining "
                                   "node's node_id from its status)");
     } else {
-        p->node = nodeid_legacy(id);
+        const raft_config *c = raft_config_get(d->r);
+        const raft_node *m = member_by_name(c, id);
+        p->node = known_live_by_name(d, id);
+        if (!p->node && m)
+            p->node = m->id;
     }
     return NULL;
 }
@@ -249,16 +259,11 @@ static const struct op_def {
     int op;
     parse_fn *parse;
 } ops[] = {
-    {"get", OP_GET, parse_get},
-    {"list", OP_LIST, parse_list},
-    {"set", OP_SET, parse_set},
-    {"del", OP_DEL, parse_del},
-    {"txn", OP_TXN, parse_txn},
-    {"join", OP_JOIN, parse_join},
-    {"remove", OP_REMOVE, parse_member},
-    {"transfer", OP_TRANSFER, parse_member},
-    {"status", OP_STATUS, parse_nothing},
-    {"metrics", OP_METRICS, parse_nothing},
+    {"get", OP_GET, parse_get},           {"list", OP_LIST, parse_list},
+    {"set", OP_SET, parse_set},           {"del", OP_DEL, parse_del},
+    {"txn", OP_TXN, parse_txn},           {"join", OP_JOIN, parse_join},
+    {"remove", OP_REMOVE, parse_member},  {"transfer", OP_TRANSFER, parse_member},
+    {"status", OP_STATUS, parse_nothing}, {"metrics", OP_METRICS, parse_nothing},
 };
 
 /* The command's text in p->cmd: encoded on the stack and copied once, not
@@ -314,6 +319,8 @@ json_t *prepare(struct raftd *d, pending *p)
     json_t *cmd = NULL, *err = def->parse(d, p, &cmd);
     if (err) {
         json_decref(cmd);
+        /* err is a reply the parse function made, never cmd's address */
+        /* cppcheck-suppress returnDanglingLifetime */
         return err;
     }
     if (p->op != OP_SET && p->op != OP_DEL && p->op != OP_TXN)

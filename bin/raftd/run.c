@@ -83,7 +83,8 @@ static void run_ticks(struct raftd *d, uint64_t now)
         return;
     unsigned ticks = 0;
     while (now >= d->next_tick && ticks < 5) {
-        raft_tick(d->r);
+        if (!d->removed) /* removal.c: a removed node does not campaign */
+            raft_tick(d->r);
         d->next_tick += d->tick_ms;
         ticks++;
     }

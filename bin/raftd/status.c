@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const double lat_le[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
-static const double batch_le[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
+static const double lat_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+static const double batch_le[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
 /* The histograms' bounds. */
 void status_init(struct raftd *d)
@@ -49,6 +49,8 @@ json_t *status_json(struct raftd *d)
     }
     static const char *const roles[] = {"follower", "precandidate", "candidate", "leader"};
     const char *role = st.role >= 0 && st.role <= 3 ? roles[st.role] : "unknown";
+    if (d->removed) /* removal.c: not ticking, not campaigning */
+        role = "removed";
     json_t *nodes = json_array();
     for (uint32_t i = 0; c && i < c->n; i++) {
         char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
@@ -66,8 +68,9 @@ json_t *status_json(struct raftd *d)
                     continue;
                 json_object_set_new(o, "match", json_integer((json_int_t)st.progress[k].match));
                 json_object_set_new(o, "next", json_integer((json_int_t)st.progress[k].next));
-                json_object_set_new(o, "active", json_boolean(st.progress[k].recent_active ||
-                                                              st.progress[k].id == d->id));
+                json_object_set_new(o, "active",
+                                    json_boolean(st.progress[k].recent_active ||
+                                                 st.progress[k].id == d->id));
             }
         }
         json_array_append_new(nodes, o);
@@ -76,16 +79,17 @@ json_t *status_json(struct raftd *d)
      * -1 when no leader is known), and the election timeout, for
      * GET /health. */
     json_int_t contact = st.role == RAFT_LEADER ? 0
-                         : st.leader ? (json_int_t)(st.ticks_since_leader * d->tick_ms) : -1;
+                         : st.leader            ? (json_int_t)(st.ticks_since_leader * d->tick_ms)
+                                                : -1;
     json_t *out = json_pack("{s:i,s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
-                     "code", 200, "fsyncs", (json_int_t)d->fsyncs, "entries_persisted",
-                     (json_int_t)d->entries_persisted, "lazy_commits", (json_int_t)d->lazy_commits,
-                     "id",
-                     d->name, "cluster", d->cluster, "state", role, "leader", lname, "leader_haddr",
-                     lh, "term", (json_int_t)st.term, "commit_index", (json_int_t)st.commit,
-                     "applied_index", (json_int_t)store_applied(d->st), "last_log_index",
-                     (json_int_t)st.last_index, "snapshot_index", (json_int_t)d->snap_index,
-                     "first_log_index", (json_int_t)st.first_index, "nodes", nodes);
+                            "code", 200, "fsyncs", (json_int_t)d->fsyncs, "entries_persisted",
+                            (json_int_t)d->entries_persisted, "lazy_commits",
+                            (json_int_t)d->lazy_commits, "id", d->name, "cluster", d->cluster,
+                            "state", role, "leader", lname, "leader_haddr", lh, "term",
+                            (json_int_t)st.term, "commit_index", (json_int_t)st.commit,
+                            "applied_index", (json_int_t)store_applied(d->st), "last_log_index",
+                            (json_int_t)st.last_index, "snapshot_index", (json_int_t)d->snap_index,
+                            "first_log_index", (json_int_t)st.first_index, "nodes", nodes);
     if (out) {
         char nid[NODEID_HEX_LEN + 1];
         nodeid_format(d->id, nid, sizeof nid);
@@ -94,6 +98,10 @@ json_t *status_json(struct raftd *d)
         json_object_set_new(out, "snapshot_every", json_integer((json_int_t)snapshot_every(d)));
         json_object_set_new(out, "election_timeout_ms",
                             json_integer((json_int_t)d->tick_ms * d->election_ticks));
+        /* removal.c: this node is not in the cluster any more */
+        json_object_set_new(out, "removed", json_boolean(d->removed));
+        if (d->removed)
+            json_object_set_new(out, "removed_reason", json_string(d->removed_why));
     }
     return out;
 }
@@ -101,8 +109,8 @@ json_t *status_json(struct raftd *d)
 static void metric_add(json_t *arr, const char *name, const char *type, const char *help,
                        double value)
 {
-    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f}", "name", name, "type", type,
-                                         "help", help, "value", value));
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:f}", "name", name, "type", type, "help",
+                                         help, "value", value));
 }
 
 static void metric_hist(json_t *arr, const char *name, const char *help, const hist *h)
@@ -170,8 +178,7 @@ json_t *metrics_json(struct raftd *d)
     metric_add(m, "keyval_snapshots_taken_total", "counter", "Snapshots written by this node.",
                (double)d->m_snaps_taken);
     metric_add(m, "keyval_snapshots_installed_total", "counter",
-               "Snapshots received from the leader and installed.",
-               (double)d->m_snaps_installed);
+               "Snapshots received from the leader and installed.", (double)d->m_snaps_installed);
     metric_add(m, "keyval_log_bytes", "gauge",
                "Bytes of log entry data held in memory (since the snapshot, plus its trail).",
                (double)st.log_bytes);
@@ -191,12 +198,11 @@ json_t *metrics_json(struct raftd *d)
         peer *p = &d->peers[i];
         if (!p->used)
             continue;
-        json_array_append_new(series, json_pack("{s:{s:s},s:i}", "labels", "peer", p->name,
-                                                "value", peer_ready(p) ? 1 : 0));
+        json_array_append_new(series, json_pack("{s:{s:s},s:i}", "labels", "peer", p->name, "value",
+                                                peer_ready(p) ? 1 : 0));
     }
-    json_array_append_new(m, json_pack("{s:s,s:s,s:s,s:o}", "name", "keyval_peer_up", "type",
-                                       "gauge", "help",
-                                       "1 when the outbound link to the peer is running.",
-                                       "series", series));
+    json_array_append_new(
+        m, json_pack("{s:s,s:s,s:s,s:o}", "name", "keyval_peer_up", "type", "gauge", "help",
+                     "1 when the outbound link to the peer is running.", "series", series));
     return json_pack("{s:i,s:s,s:o}", "code", 200, "id", d->name, "metrics", m);
 }

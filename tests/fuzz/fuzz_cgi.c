@@ -30,7 +30,8 @@ static void check_key_json(json_t *obj)
 {
     const char *k, *why;
     json_t *v;
-    json_object_foreach(obj, k, v) {
+    json_object_foreach(obj, k, v)
+    {
         if (cgi_key_valid(k, strlen(k), &why) < 0)
             return;
         if (!json_is_string(v))
@@ -78,12 +79,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             set_or_unset("HTTP_IF_MATCH", field[2]);
             set_or_unset("HTTP_IF_NONE_MATCH", field[3]);
-            json_t *conds = NULL;
-            if (cgi_conditions(key, klen, &conds, &why) == 0 && conds) {
-                char *s = json_dumps(conds, JSON_COMPACT);
-                free(s);
-            }
-            json_decref(conds);
+            cgi_cond c;
+            if (cgi_cond_from_env(&c, &why) == 0 && c.kind == CGI_IF_INDEX && c.index < 0)
+                abort();
+            (void)cgi_etag_matches(field[3], 7);
+            static const char *const known[] = {"level", "limit", NULL};
+            char bad[64];
+            (void)cgi_query_unknown(t.query, t.query_len, known, bad, sizeof bad);
         }
         (void)cgi_path_is(t.path, t.path_len, "/key");
         (void)cgi_path_is(t.path, t.path_len, "/join");

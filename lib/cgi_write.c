@@ -1,0 +1,189 @@
+/*
+ * cgi_write.c - the conditional requests of the CGI programs: If-Match and
+ * If-None-Match parsed into a condition, a GET's If-None-Match matched
+ * against an ETag, and a write sent to raftd under its condition (an index
+ * condition as a txn "if"; If-Match: * as read, then write on that index)
+ * with its answer relayed, ETag included.
+ */
+#include "cgi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Skips spaces and tabs. */
+static const char *skip_ows(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
+}
+
+int cgi_cond_parse(const char *im, const char *inm, cgi_cond *c, const char **why)
+{
+    c->kind = CGI_IF_NONE;
+    c->index = 0;
+    if (im && *im && inm && *inm) {
+        *why = "give If-Match or If-None-Match, not both";
+        return -1;
+    }
+    if (im && *im) {
+        const char *s = skip_ows(im);
+        if (s[0] == '*' && *skip_ows(s + 1) == '\0') {
+            c->kind = CGI_IF_EXISTS;
+            return 0;
+        }
+        if (cgi_parse_etag(im, &c->index) < 0 || c->index <= 0) {
+            *why = "If-Match must be * (the key exists) or one entity tag \"N\" with "
+                   "N > 0 (as sent in ETag)";
+            return -1;
+        }
+        c->kind = CGI_IF_INDEX;
+    } else if (inm && *inm) {
+        const char *s = skip_ows(inm);
+        if (s[0] != '*' || *skip_ows(s + 1) != '\0') {
+            *why = "If-None-Match on a write supports only \"*\" (the key must not exist)";
+            return -1;
+        }
+        c->kind = CGI_IF_INDEX; /* index 0: absent */
+    }
+    return 0;
+}
+
+int cgi_cond_from_env(cgi_cond *c, const char **why)
+{
+    return cgi_cond_parse(getenv("HTTP_IF_MATCH"), getenv("HTTP_IF_NONE_MATCH"), c, why);
+}
+
+int cgi_etag_matches(const char *inm, long long index)
+{
+    if (!inm)
+        return 0;
+    const char *s = skip_ows(inm);
+    if (s[0] == '*' && *skip_ows(s + 1) == '\0')
+        return 1;
+    while (*s) { /* a list: tag, tag, ... */
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        char tag[64];
+        long long v;
+        if (n < sizeof tag) {
+            memcpy(tag, s, n);
+            tag[n] = '\0';
+            if (cgi_parse_etag(tag, &v) == 0 && v == index)
+                return 1;
+        }
+        if (!comma)
+            break;
+        s = skip_ows(comma + 1);
+    }
+    return 0;
+}
+
+/* The request for a write of set or delkey (not consumed) under an index
+ * condition on each of its keys (none when c is NULL). */
+static json_t *write_req(json_t *set, json_t *delkey, const cgi_cond *c)
+{
+    if (!c || c->kind == CGI_IF_NONE)
+        return set ? json_pack("{s:s,s:O}", "op", "set", "kv", set)
+                   : json_pack("{s:s,s:O}", "op", "del", "key", delkey);
+    json_t *conds = json_array();
+    if (set) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(set, k, v)
+        {
+            json_array_append_new(conds,
+                                  json_pack("{s:s,s:I}", "key", k, "index", (json_int_t)c->index));
+        }
+        return json_pack("{s:s,s:O,s:o}", "op", "txn", "set", set, "if", conds);
+    }
+    json_array_append_new(conds,
+                          json_pack("{s:O,s:I}", "key", delkey, "index", (json_int_t)c->index));
+    return json_pack("{s:s,s:[O],s:o}", "op", "txn", "del", delkey, "if", conds);
+}
+
+/* Answers the client with raftd's reply to a write (consumed). */
+static void relay_reply(int code, json_t *reply, int sets)
+{
+    char xidx[64], etag[64];
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    json_t *idx = json_object_get(reply, "index");
+    if (code == 200 && json_is_integer(idx)) {
+        long long n = (long long)json_integer_value(idx);
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", n);
+        snprintf(etag, sizeof etag, "ETag: \"%lld\"", n);
+        hdrs[0] = xidx;
+        hdrs[1] = sets ? etag : NULL;
+    }
+    json_object_del(reply, "code");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
+}
+
+#define EXISTS_TRIES 8
+/* If-Match: * on one key: read its index, write on that index. */
+static void write_if_exists(const char *prog, json_t *set, json_t *delkey)
+{
+    const char *key = delkey ? json_string_value(delkey) : NULL;
+    size_t klen = delkey ? json_string_length(delkey) : 0;
+    if (set) {
+        void *it = json_object_iter(set);
+        key = json_object_iter_key(it);
+        klen = strlen(key);
+    }
+    for (int n = 0; n < EXISTS_TRIES; n++) {
+        json_t *get = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen), *rep;
+        int code = cgi_call_raftd(prog, get, &rep);
+        json_decref(get);
+        if (!rep)
+            return; /* 503 written */
+        json_t *ix = json_object_get(rep, "index");
+        if (code == 404 || (code == 200 && !json_is_integer(ix))) {
+            json_decref(rep);
+            json_t *b = json_pack("{s:s,s:s%,s:i}", "error", "condition failed", "key", key, klen,
+                                  "index", 0);
+            cgi_respond(stdout, 412, NULL, b);
+            json_decref(b);
+            return;
+        }
+        if (code != 200)
+            return relay_reply(code, rep, 0);
+        cgi_cond c = {CGI_IF_INDEX, (long long)json_integer_value(ix)};
+        json_decref(rep);
+        json_t *req = write_req(set, delkey, &c);
+        code = cgi_call_raftd(prog, req, &rep);
+        json_decref(req);
+        if (!rep)
+            return;
+        ix = json_object_get(rep, "index");
+        if (code != 412 || !json_is_integer(ix) || json_integer_value(ix) == 0)
+            return relay_reply(code, rep, set != NULL);
+        json_decref(rep); /* changed in between, still there: again */
+    }
+    json_t *b = json_pack("{s:s,s:s}", "error",
+                          "the key changed between each read and write; try again", "outcome",
+                          "failed");
+    cgi_respond(stdout, 503, NULL, b);
+    json_decref(b);
+}
+
+void cgi_write_if(const char *prog, json_t *set, json_t *delkey, const cgi_cond *c)
+{
+    if (c && c->kind == CGI_IF_EXISTS)
+        write_if_exists(prog, set, delkey);
+    else
+        cgi_relay_write(prog, write_req(set, delkey, c));
+    json_decref(set);
+    json_decref(delkey);
+}
+
+void cgi_relay_write(const char *prog, json_t *req)
+{
+    json_t *reply;
+    const char *op = json_string_value(json_object_get(req, "op"));
+    int sets = op && (!strcmp(op, "set") || (!strcmp(op, "txn") && json_object_get(req, "set")));
+    int code = cgi_call_raftd(prog, req, &reply);
+    json_decref(req);
+    if (reply)
+        relay_reply(code, reply, sets);
+}
