@@ -8,7 +8,9 @@
 # and closes its raftd connection when the HTTP client goes away (CGI and
 # -fastcgi configurations); blocking GETs pass index/wait_ms on and wait
 # longer than KEYVAL_TIMEOUT_MS; bad DUR and bad lease parameters are 400
-# without asking raftd. Port 26610 (26611 for the -fastcgi configuration).
+# without asking raftd; kv-watch resumes without repeat or gap (also when
+# cut inside the changes of one index); kv-lease's exit statuses. Port
+# 26610 (26611 for the -fastcgi configuration).
 . "$(dirname "$0")/helpers.inc"
 require_ports 26610 26611
 
@@ -22,6 +24,33 @@ cat >"$T/fake.sh" <<'EOS'
 IFS= read -r line
 echo "$line" >>"$REQS"
 case $line in
+*'"op":"watch","prefix":"kx"'*)
+    echo '{"code":200,"index":2}'
+    if [ -e "$REQS.kx" ]; then
+        echo '{"index":3,"op":"set","key":"kx1","value":"a"}'
+        echo '{"index":3,"op":"set","key":"kx2","value":"b"}'
+        echo '{"index":4,"op":"set","key":"kx3","value":"c"}'
+        cat >/dev/null
+    else
+        : >"$REQS.kx"
+        echo '{"index":3,"op":"set","key":"kx1","value":"a"}'
+    fi ;;
+*'"op":"watch","prefix":"kw"'*'"from":2'*)
+    echo '{"code":200,"index":2}'
+    echo '{"index":3,"op":"set","key":"kw1","value":"a"}'
+    echo '{"index":3,"op":"set","key":"kw2","value":"b"}'
+    echo '{"index":4,"op":"del","key":"kw3"}' ;;
+*'"op":"watch","prefix":"kw"'*'"from":3'*)
+    echo '{"code":200,"index":4}'
+    echo '{"index":4,"op":"del","key":"kw3"}'
+    echo '{"index":5,"op":"set","key":"kw4","value":"d"}'
+    cat >/dev/null ;;
+*'"op":"lease_grant"'*)
+    echo '{"code":200,"lease":"77","ttl_ms":10000}' ;;
+*'"op":"lease_get"'*)
+    echo '{"code":404,"error":"lease not found"}' ;;
+*'"op":"lease_renew"'*)
+    echo '{"code":503,"error":"no leader"}' ;;
 *'"op":"watch"'*'"from":1}'*|*'"from":1,'*)
     echo '{"code":410,"error":"compacted","oldest":2}' ;;
 *'"op":"watch"'*'"from":9'*)
@@ -150,4 +179,30 @@ for mode in cgi fastcgi; do
         [ "$HTTP_CODE" = 400 ] && echo "$BODY" | grep -q 'if\[0\]'
     check "$mode: none of the bad requests reached raftd" [ "$(wc -l <"$REQS")" = "$before" ]
 done
+
+# ---- kv-watch resumes without repeat or gap; kv-lease's exit statuses ----
+"$BUILD/bin/kv-watch" -s "$SOCK" -p -i 2 kw >"$T/kvw" 2>"$T/kvw.err" &
+kwpid=$!
+all_pids="$all_pids $kwpid"
+"$BUILD/bin/kv-watch" -s "$SOCK" -p -i 2 kx >"$T/kvx" 2>"$T/kvx.err" &
+kxpid=$!
+all_pids="$all_pids $kxpid"
+wait_until 10 sh -c "[ \$(wc -l <'$T/kvw') -ge 4 ] && [ \$(wc -l <'$T/kvx') -ge 3 ]"
+sleep 0.3
+kill $kwpid $kxpid
+check "kv-watch resumed after the index it finished, from 3" \
+    grep -q '"op":"watch","prefix":"kw","from":3' "$REQS"
+check "kv-watch: no change repeated, none missed ($(jq -r .key "$T/kvw" | tr '\n' ' '))" \
+    [ "$(jq -r .key "$T/kvw" | tr '\n' ' ')" = "kw1 kw2 kw3 kw4 " ]
+check "kv-watch cut inside one index: resumes before it, skips what it printed ($(jq -r .key "$T/kvx" | tr '\n' ' '))" \
+    [ "$(jq -r .key "$T/kvx" | tr '\n' ' ')" = "kx1 kx2 kx3 " ]
+check "kv-lease grant prints the ID" [ "$("$BUILD/bin/kv-lease" -s "$SOCK" grant 10s)" = 77 ]
+"$BUILD/bin/kv-lease" -s "$SOCK" get 77 2>/dev/null
+check "kv-lease get of an unknown lease exits 1" [ $? = 1 ]
+"$BUILD/bin/kv-lease" -s "$SOCK" renew 77 2>/dev/null
+check "kv-lease renew without a leader (503) exits 111" [ $? = 111 ]
+"$BUILD/bin/kv-lease" -s "$SOCK" grant 0.5s 2>/dev/null
+check "kv-lease grant with a bad TTL exits 2" [ $? = 2 ]
+"$BUILD/bin/kv-watch" -s "$SOCK" 2>/dev/null
+check "kv-watch without KEY exits 2" [ $? = 2 ]
 finish
