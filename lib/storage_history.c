@@ -92,6 +92,10 @@ int storage_history_open(store *s)
 
 uint64_t store_history_floor(const store *s) { return s->floor; }
 uint64_t store_history_last_seq(const store *s) { return s->next_seq - 1; }
+uint64_t store_history_rows(const store *s)
+{
+    return s->next_seq - s->min_seq;
+}
 
 void store_set_history_keep(store *s, uint64_t n)
 {

@@ -320,6 +320,7 @@ void cleanup(struct raftd *d)
     for (size_t i = 0; i < d->n_clients; i++)
         client_free(d, d->clients[i]);
     d->n_clients = 0;
+    leases_free(d);
     for (size_t i = 0; i < d->n_inconns; i++)
         inconn_free(d, d->inconns[i]);
     d->n_inconns = 0;

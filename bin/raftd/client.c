@@ -44,7 +44,7 @@ static int client_queue(client *c, const char *s, size_t n, int nl)
 }
 
 /* Write what c has queued, as far as the socket takes it. */
-static void client_flush(client *c)
+void client_flush(client *c)
 {
     if (c->dead)
         return;
@@ -64,6 +64,25 @@ static void client_flush(client *c)
         c->out = NULL;
         c->out_cap = c->out_len = c->out_off = 0;
     }
+}
+
+/* Bytes queued for c and not written yet. */
+size_t client_unsent(const client *c)
+{
+    return c->out_len - c->out_off;
+}
+
+/* One line of a stream (watch.c bounds what it queues): the written part
+ * of the buffer is reclaimed first, so a stream that never drains to
+ * empty does not grow it. 0 or -1 (c is dead). */
+int client_stream_line(client *c, const char *s, size_t n)
+{
+    if (c->out_off && c->out_off >= c->out_cap / 2) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    return client_queue(c, s, n, 1);
 }
 
 static void client_write(client *c, const char *s, size_t n)
@@ -134,7 +153,7 @@ static void client_line(struct raftd *d, client *c, const char *line, size_t l)
  * answer to the last is out. */
 void client_pump(struct raftd *d, client *c)
 {
-    while (!c->dead && !c->busy && c->out_off == c->out_len) {
+    while (!c->dead && !c->busy && !c->watch && c->out_off == c->out_len) {
         char *nl = c->in_len > c->scanned ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
                                           : NULL;
         if (!nl) {
@@ -165,10 +184,12 @@ void client_read(struct raftd *d, client *c)
 {
     if (c->dead)
         return;
-    if (c->refused) {
+    if (c->refused || c->watch) { /* a watch takes no more requests */
         char junk[4096];
         ssize_t n = read(c->fd, junk, sizeof junk);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        if (n == 0 && c->watch)
+            c->rd_closed = 1; /* a half-close: the watch goes on until a hang-up */
+        else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             c->dead = 1;
         return;
     }
@@ -241,6 +262,8 @@ void client_free(struct raftd *d, client *c)
  * only a hang-up. */
 static int client_mask(const client *c)
 {
+    if (c->watch) /* input only to see it end; a hang-up ends the watch */
+        return (c->rd_closed ? 0 : LOOP_READ) | (c->out_off < c->out_len ? LOOP_WRITE : 0);
     if (c->out_off < c->out_len)
         return LOOP_WRITE;
     if (c->refused || (!c->busy && !c->eof && c->in_len <= LINE_MAX_BYTES))
@@ -252,8 +275,11 @@ static void client_event(loop *l, int fd, void *data, int events)
 {
     client *c = data;
     (void)fd;
-    if (events & LOOP_WRITE)
+    if (events & LOOP_WRITE) {
         client_flush(c);
+        if (c->watch)
+            watch_drained(l->owner, c); /* more history as the client reads */
+    }
     if (events & LOOP_READ)
         client_read(l->owner, c);
     else if (events & LOOP_HUP)

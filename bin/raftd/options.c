@@ -16,7 +16,8 @@ static void usage_to(FILE *out, int status)
             "usage: raftd -id NAME -raddr HOST:PORT -haddr HOST:PORT [-bootstrap]\n"
             "             [-peer-connect TEMPLATE] [-tick-ms MS] [-election-ticks N]\n"
             "             [-snapshot-entries N] [-snapshot-bytes BYTES]\n"
-            "             [-snapshot-trail N] [-v] DATADIR\n\n"
+            "             [-snapshot-trail N] [-watch-history N] [-max-watchers N]\n"
+            "             [-v] DATADIR\n\n"
             "  -id NAME               node name, 1-63 of [A-Za-z0-9._-]\n"
             "  -raddr HOST:PORT       address peers reach this node at (its socat listener)\n"
             "  -haddr HOST:PORT       the node's HTTP address, told to clients\n"
@@ -28,6 +29,8 @@ static void usage_to(FILE *out, int status)
             "  -snapshot-entries N    applied entries between snapshots (default 10000)\n"
             "  -snapshot-bytes BYTES  log bytes held in memory (default 16777216)\n"
             "  -snapshot-trail N      entries kept behind a snapshot (default 1000)\n"
+            "  -watch-history N       changes kept for watches, at least (default 10000)\n"
+            "  -max-watchers N        watch streams + blocking queries held (default 256)\n"
             "  -v                     log every request and more peer events\n"
             "Snapshots are taken every max(-snapshot-entries, keys/2) applied entries\n"
             "(0: not by count), and when the log held in memory has grown by 3/4 of\n"
@@ -66,6 +69,8 @@ void options_defaults(struct raftd *d)
     d->snap_trail = 1000;
     d->max_entry = 8u << 20;
     d->max_clients = MAX_CLIENTS;
+    d->history_keep = 10000;
+    d->max_watchers = 256;
     d->client_lfd = d->peer_lfd = d->pid_fd = -1;
     d->next_id = 1;
     d->last_role = -1;
@@ -128,6 +133,12 @@ void options_parse(struct raftd *d, int argc, char **argv)
         } else if (!strcmp(a, "-snapshot-trail")) {
             NEEDARG();
             d->snap_trail = parse_num(a, next, 0, 1000000000ULL);
+        } else if (!strcmp(a, "-watch-history")) {
+            NEEDARG();
+            d->history_keep = parse_num(a, next, 1, 1000000000ULL);
+        } else if (!strcmp(a, "-max-watchers")) {
+            NEEDARG();
+            d->max_watchers = (unsigned)parse_num(a, next, 0, 100000);
         } else if (!strcmp(a, "-v")) {
             d->verbose = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

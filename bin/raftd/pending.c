@@ -35,7 +35,7 @@ pending *pending_find(struct raftd *d, uint64_t id)
     return NULL;
 }
 
-static void pending_unlink(struct raftd *d, pending *p)
+void pending_unlink(struct raftd *d, pending *p)
 {
     if (p->prev)
         p->prev->next = p->next;
@@ -60,6 +60,7 @@ static void pending_detach(pending *p)
  * already be in the log), but their answers are dropped. */
 void pending_detach_client(struct raftd *d, client *c)
 {
+    watch_client_gone(d, c);
     for (pending *p = d->pending; p; p = p->next)
         if (p->cl == c)
             p->cl = NULL; /* nobody to tell */
@@ -126,8 +127,11 @@ static int list_cb(void *arg, const char *k, size_t klen, const char *v, size_t 
     return 0;
 }
 
-/* Serve a read from the local table. */
-static json_t *do_read(struct raftd *d, pending *p)
+/* Serve a read from the local table. What a blocking query passes back
+ * as its "index" (X-Keyval-Index): a found key's mod index, else (a 404,
+ * a listing) "index" the store's applied index at reading; a stale read
+ * also has "applied". */
+json_t *do_read(struct raftd *d, pending *p)
 {
     json_t *reply;
     if (p->op == OP_GET) {
@@ -139,9 +143,11 @@ static json_t *do_read(struct raftd *d, pending *p)
         if (rc < 0)
             store_fatal(d, "read");
         if (rc == 0)
-            return err_reply(404, "key not found");
-        reply = json_pack("{s:i,s:O,s:s%,s:I}", "code", 200, "key", k, "value", v, vl, "index",
-                          (json_int_t)mi);
+            reply = json_pack("{s:i,s:s,s:I}", "code", 404, "error", "key not found", "index",
+                              (json_int_t)store_applied(d->st));
+        else
+            reply = json_pack("{s:i,s:O,s:s%,s:I}", "code", 200, "key", k, "value", v, vl, "index",
+                              (json_int_t)mi);
         free(v);
     } else {
         const char *pre = json_string_value(json_object_get(p->req, "prefix"));
@@ -152,7 +158,8 @@ static json_t *do_read(struct raftd *d, pending *p)
                        .limit = want > KV_LIST_MAX ? KV_LIST_MAX : (size_t)want};
         if (store_scan(d->st, pre ? pre : "", after, lc.limit + 1, list_cb, &lc) < 0)
             store_fatal(d, "list");
-        reply = json_pack("{s:i,s:o,s:b}", "code", 200, "items", lc.items, "more", lc.more);
+        reply = json_pack("{s:i,s:o,s:b,s:I}", "code", 200, "items", lc.items, "more", lc.more,
+                          "index", (json_int_t)store_applied(d->st));
     }
     if (reply && p->stale)
         json_object_set_new(reply, "applied", json_integer((json_int_t)store_applied(d->st)));
@@ -254,6 +261,21 @@ static void proposal_result(struct raftd *d, pending *p, int rc, uint64_t idx, u
     }
 }
 
+/* A read whose index is applied (or a stale one): a lease renewal's
+ * check, a blocking query's hold, or the answer from the table. */
+static void answer_read(struct raftd *d, pending *p)
+{
+    if (p->op == OP_LEASE_RENEW) {
+        json_t *r = leases_read_done(d, p);
+        if (r)
+            finish(d, p, r);
+        return;
+    }
+    if (p->blocking && watch_hold(d, p))
+        return;
+    finish(d, p, do_read(d, p));
+}
+
 /* Execute a write on the leader. */
 static void leader_write(struct raftd *d, pending *p)
 {
@@ -299,6 +321,13 @@ static void leader_write(struct raftd *d, pending *p)
             return;
         }
         break;
+    case OP_LEASE_GRANT:
+    case OP_LEASE_RENEW:
+    case OP_LEASE_GET:
+        if (leases_leader_op(d, p))
+            return;
+        rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term); /* a grant */
+        break;
     default: rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term); break;
     }
     proposal_result(d, p, rc, idx, term);
@@ -322,15 +351,19 @@ void dispatch(struct raftd *d, pending *p)
         finish(d, p, json_pack("{s:i,s:s,s:b}", "code", 503, "error", msg, "removed", 1));
         return;
     }
+    if (p->op == OP_WATCH) {
+        watch_start(d, p);
+        return;
+    }
     if (p->op == OP_GET || p->op == OP_LIST) {
 #ifdef KEYVAL_FAULT_MODES
         if (d->fault_local_read) {
-            finish(d, p, do_read(d, p));
+            answer_read(d, p);
             return;
         }
 #endif
         if (p->stale) {
-            finish(d, p, do_read(d, p));
+            answer_read(d, p);
             return;
         }
         if (raft_read_index(d->r, p->id) == RAFT_OK)
@@ -365,6 +398,15 @@ void dispatch(struct raftd *d, pending *p)
     p->state = PS_RETRY;
 }
 
+void pending_link(struct raftd *d, pending *p)
+{
+    p->prev = NULL;
+    p->next = d->pending;
+    if (d->pending)
+        d->pending->prev = p;
+    d->pending = p;
+}
+
 /* A new pending request, linked in; NULL (answered) when out of memory. */
 pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint64_t from,
                      uint64_t rreqid)
@@ -385,10 +427,7 @@ pending *pending_new(struct raftd *d, json_t *req, client *cl, int remote, uint6
     p->from = from;
     p->rreqid = rreqid;
     p->deadline = now_ms() + (remote ? REQ_TIMEOUT_MS - 1000 : REQ_TIMEOUT_MS);
-    p->next = d->pending;
-    if (d->pending)
-        d->pending->prev = p;
-    d->pending = p;
+    pending_link(d, p);
     if (cl)
         cl->busy = p;
     return p;
@@ -427,7 +466,7 @@ void check_reads(struct raftd *d)
     for (pending *p = d->pending; p; p = next) {
         next = p->next;
         if (p->state == PS_WAIT_READIDX && p->index <= applied)
-            finish(d, p, do_read(d, p));
+            answer_read(d, p);
     }
 }
 
@@ -452,6 +491,7 @@ void pending_read_failed(struct raftd *d, uint64_t ctx)
 /* Shutting down: tell waiting local clients (best effort, non-blocking). */
 void pending_shutdown(struct raftd *d)
 {
+    watch_shutdown(d); /* the blocking queries held come back here */
     while (d->pending) {
         pending *p = d->pending;
         p->remote = 0;

@@ -97,7 +97,9 @@ typedef struct client { /* a connection on raftd.sock */
     int eof, dead;
     int refused; /* told 403: input discarded until it goes */
     uint64_t since;
-    uint64_t last; /* last byte received */
+    uint64_t last;         /* last byte received */
+    struct watcher *watch; /* a watch stream: no more requests (watch.c) */
+    int rd_closed;         /* a watch's client closed its sending side */
 } client;
 
 enum op {
@@ -110,7 +112,12 @@ enum op {
     OP_REMOVE,
     OP_TRANSFER,
     OP_STATUS,
-    OP_METRICS
+    OP_METRICS,
+    OP_WATCH,
+    OP_LEASE_GRANT,
+    OP_LEASE_RENEW,
+    OP_LEASE_REVOKE,
+    OP_LEASE_GET
 };
 
 /* The life cycle of a pending request (pending.c has the table). */
@@ -139,7 +146,12 @@ typedef struct pending {
     uint64_t proposed_us; /* when this node (as leader) proposed it */
     client *cl;           /* local origin (NULL when gone or remote) */
     int remote;
-    uint64_t from, rreqid; /* remote origin */
+    uint64_t from, rreqid;           /* remote origin */
+    uint64_t submitted;              /* lease_renew: when its ReadIndex round was asked */
+    int blocking;                    /* get/list with "index": hold until a change */
+    uint64_t wait_index, wait_until; /* its "index" M; when it answers anyway */
+    int waiting;                     /* held in d->waiters (watch.c), not d->pending */
+    int txn_new;                     /* a txn of the if/then/else form */
     struct pending *next, *prev;
 } pending;
 
@@ -228,6 +240,19 @@ struct raftd {
     /* removal (removal.c): this node is not in the cluster any more */
     int removed;
     char removed_why[256];
+
+    /* coordination (watch.c, leases.c; docs/coordination.md) */
+    struct watcher *watchers;     /* watch streams */
+    pending *waiters;             /* blocking queries held */
+    size_t n_watchers, n_waiters; /* together at most max_watchers */
+    unsigned max_watchers;        /* -max-watchers */
+    uint64_t history_keep;        /* -watch-history */
+    uint64_t seen_seq;            /* change rows handed out to watchers */
+    uint64_t waiters_due;         /* earliest wait_until of the waiters */
+    struct lease_table *leases;   /* the leader's deadlines (lib/lease.c) */
+    uint64_t lease_next;          /* cached lease_next_expiry() */
+    int lease_dirty;              /* the table changed: recompute it */
+    uint64_t m_expiries_proposed, m_watchers_cut, m_wakeups;
 
     /* counters, in status and metrics (status.c) */
     uint64_t fsyncs, entries_persisted, lazy_commits;
@@ -354,5 +379,48 @@ void status_init(struct raftd *d);
 void hist_observe(hist *h, double v);
 json_t *status_json(struct raftd *d);
 json_t *metrics_json(struct raftd *d);
+
+/* coord_parse.c: the parse functions of the coordination ops and options
+ * (request.c's table calls them) */
+json_t *parse_watch(struct raftd *d, pending *p, json_t **cmd);
+json_t *parse_lease_grant(struct raftd *d, pending *p, json_t **cmd);
+json_t *parse_lease_id_op(struct raftd *d, pending *p, json_t **cmd);
+json_t *parse_txn_new(struct raftd *d, pending *p, json_t **cmd);
+json_t *parse_blocking(pending *p);
+json_t *parse_set_lease(pending *p, json_t *kv, json_t **cmd);
+uint64_t parse_lease_value(json_t *v);
+
+/* watch.c: blocking queries and watch streams */
+int watch_hold(struct raftd *d, pending *p);
+void watch_start(struct raftd *d, pending *p);
+void watch_applied(struct raftd *d, int installed);
+void watch_drained(struct raftd *d, client *c);
+void watch_client_gone(struct raftd *d, client *c);
+void watch_timers(struct raftd *d, uint64_t now);
+void watch_init(struct raftd *d);
+void watch_shutdown(struct raftd *d);
+
+/* leases.c: lib/lease.c's table driven by the role, the applied entries
+ * and the loop's timer; the lease ops' answers */
+void leases_init(struct raftd *d);
+void leases_sync(struct raftd *d);
+void leases_applied(struct raftd *d, const raft_ready *rd, const store_result *res);
+int leases_answer(struct raftd *d, pending *p, const store_result *r, uint64_t index);
+int leases_leader_op(struct raftd *d, pending *p);
+json_t *leases_read_done(struct raftd *d, pending *p);
+int leases_timeout(struct raftd *d, uint64_t now, int timeout);
+void leases_timers(struct raftd *d, uint64_t now);
+void leases_free(struct raftd *d);
+size_t leases_held(const struct raftd *d); /* 0 unless leading */
+
+/* client.c (streams) */
+void client_flush(client *c);
+int client_stream_line(client *c, const char *s, size_t n);
+size_t client_unsent(const client *c);
+
+/* pending.c */
+json_t *do_read(struct raftd *d, pending *p);
+void pending_link(struct raftd *d, pending *p);
+void pending_unlink(struct raftd *d, pending *p);
 
 #endif

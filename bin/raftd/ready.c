@@ -32,6 +32,8 @@ static void answer_applied(struct raftd *d, const raft_ready *rd, const store_re
             const store_result *r = &res[i];
             if (p->proposed_us)
                 hist_observe(&d->h_commit, (double)(now_us() - p->proposed_us) / 1e6);
+            if (leases_answer(d, p, r, e->index)) /* lease ops, 404, new txn */
+                continue;
             if (r->code == 412)
                 finish(d, p,
                        json_pack("{s:i,s:s,s:s,s:I}", "code", 412, "error", "condition failed",
@@ -260,6 +262,10 @@ void process_ready(struct raftd *d)
         ready_send(d, &s);
         if (!s.answered)
             answer_applied(d, rd, s.res);
+        if (rd->n_committed || s.installed) { /* leases, blocking queries, watches */
+            leases_applied(d, rd, s.res);
+            watch_applied(d, s.installed);
+        }
         free(s.res);
         ready_reads(d, &s);
         raft_advance(d->r, rd);

@@ -31,8 +31,7 @@ static int check_set_obj(json_t *set, size_t *count, const char **why)
     const char *k;
     json_t *v;
     int code;
-    json_object_foreach(set, k, v)
-    {
+    json_object_foreach (set, k, v) {
         if ((code = kv_key_check(k, strlen(k), why)))
             return code;
         if (!json_is_string(v)) {
@@ -60,7 +59,7 @@ static json_t *parse_get(struct raftd *d, pending *p, json_t **cmd)
     (void)cmd;
     if ((code = check_key(json_object_get(p->req, "key"), &why)))
         return err_reply(code, why);
-    return NULL;
+    return parse_blocking(p);
 }
 
 static json_t *parse_list(struct raftd *d, pending *p, json_t **cmd)
@@ -81,7 +80,7 @@ static json_t *parse_list(struct raftd *d, pending *p, json_t **cmd)
         return err_reply(400, "\"limit\" must be a positive integer");
     /* A limit above KV_LIST_MAX is one page of KV_LIST_MAX and "more"
      * (pending.c do_read): a client pages, it does not fail. */
-    return NULL;
+    return parse_blocking(p);
 }
 
 static json_t *parse_set(struct raftd *d, pending *p, json_t **cmd)
@@ -99,6 +98,8 @@ static json_t *parse_set(struct raftd *d, pending *p, json_t **cmd)
         return err_reply(400, "nothing to set");
     if (n > KV_BATCH_MAX)
         return err_reply(413, "more than 1000 keys in one request");
+    if (json_object_get(p->req, "lease"))
+        return parse_set_lease(p, kv, cmd);
     *cmd = json_pack("{s:O}", "set", kv);
     return NULL;
 }
@@ -124,8 +125,7 @@ static json_t *txn_del(json_t *del, size_t *n)
     int code;
     if (!json_is_array(del))
         return err_reply(400, "\"del\" must be an array of keys");
-    json_array_foreach(del, i, v)
-    {
+    json_array_foreach (del, i, v) {
         if ((code = check_key(v, &why)))
             return err_reply(code, why);
         (*n)++;
@@ -144,8 +144,7 @@ static json_t *txn_if(json_t *cond, json_t **clean, size_t *n)
     if (!json_is_array(cond))
         return err_reply(400, "\"if\" must be an array of {\"key\",\"index\"}");
     *clean = json_array();
-    json_array_foreach(cond, i, v)
-    {
+    json_array_foreach (cond, i, v) {
         json_t *ix = json_object_get(v, "index");
         if (!json_is_object(v) || (code = check_key(json_object_get(v, "key"), &why)) ||
             !json_is_integer(ix) || json_integer_value(ix) < 0) {
@@ -169,9 +168,10 @@ static json_t *parse_txn(struct raftd *d, pending *p, json_t **cmd)
     json_t *req = p->req, *err = NULL, *clean = NULL;
     json_t *set = json_object_get(req, "set"), *del = json_object_get(req, "del");
     json_t *cond = json_object_get(req, "if");
-    (void)d;
+    if (json_object_get(req, "then") || json_object_get(req, "else"))
+        return parse_txn_new(d, p, cmd);
     if (!set && !del)
-        return err_reply(400, "txn needs \"set\" or \"del\"");
+        return err_reply(400, "txn needs \"set\" or \"del\" (or \"then\"/\"else\")");
     if (set && (code = check_set_obj(set, &n, &why)))
         return err_reply(code, why);
     if (del && (err = txn_del(del, &n)))
@@ -259,11 +259,21 @@ static const struct op_def {
     int op;
     parse_fn *parse;
 } ops[] = {
-    {"get", OP_GET, parse_get},           {"list", OP_LIST, parse_list},
-    {"set", OP_SET, parse_set},           {"del", OP_DEL, parse_del},
-    {"txn", OP_TXN, parse_txn},           {"join", OP_JOIN, parse_join},
-    {"remove", OP_REMOVE, parse_member},  {"transfer", OP_TRANSFER, parse_member},
-    {"status", OP_STATUS, parse_nothing}, {"metrics", OP_METRICS, parse_nothing},
+    {"get", OP_GET, parse_get},
+    {"list", OP_LIST, parse_list},
+    {"set", OP_SET, parse_set},
+    {"del", OP_DEL, parse_del},
+    {"txn", OP_TXN, parse_txn},
+    {"join", OP_JOIN, parse_join},
+    {"remove", OP_REMOVE, parse_member},
+    {"transfer", OP_TRANSFER, parse_member},
+    {"status", OP_STATUS, parse_nothing},
+    {"metrics", OP_METRICS, parse_nothing},
+    {"watch", OP_WATCH, parse_watch},
+    {"lease_grant", OP_LEASE_GRANT, parse_lease_grant},
+    {"lease_renew", OP_LEASE_RENEW, parse_lease_id_op},
+    {"lease_revoke", OP_LEASE_REVOKE, parse_lease_id_op},
+    {"lease_get", OP_LEASE_GET, parse_lease_id_op},
 };
 
 /* The command's text in p->cmd: encoded on the stack and copied once, not
@@ -323,7 +333,8 @@ json_t *prepare(struct raftd *d, pending *p)
         /* cppcheck-suppress returnDanglingLifetime */
         return err;
     }
-    if (p->op != OP_SET && p->op != OP_DEL && p->op != OP_TXN)
+    if (p->op != OP_SET && p->op != OP_DEL && p->op != OP_TXN && p->op != OP_LEASE_GRANT &&
+        p->op != OP_LEASE_REVOKE)
         return NULL;
     return encode_cmd(d, p, cmd);
 }
@@ -404,5 +415,5 @@ json_t *pending_req(pending *p)
 int is_write(int op)
 {
     return op == OP_SET || op == OP_DEL || op == OP_TXN || op == OP_JOIN || op == OP_REMOVE ||
-           op == OP_TRANSFER;
+           op == OP_TRANSFER || op >= OP_LEASE_GRANT;
 }

@@ -115,6 +115,7 @@ static void run_turn(struct raftd *d)
     uint64_t now = now_ms();
     /* A snapshot being written goes on at once: no wait. */
     int timeout = d->next_tick > now && !d->snapw ? (int)(d->next_tick - now) : 0;
+    timeout = leases_timeout(d, now, timeout); /* lease deadlines, blocking queries */
     int n = loop_wait(&d->loop, timeout);
     if (n < 0)
         fatal(d, "epoll_wait: %s", strerror(errno));
@@ -122,6 +123,7 @@ static void run_turn(struct raftd *d)
     loop_dispatch(&d->loop, n);
     now = now_ms();
     run_ticks(d, now);
+    leases_timers(d, now);
     process_ready(d);
     maybe_snapshot(d);
     process_ready(d);
@@ -140,6 +142,8 @@ static void run_turn(struct raftd *d)
 void run(struct raftd *d)
 {
     d->next_tick = now_ms() + d->tick_ms;
+    watch_init(d);
+    leases_init(d);
     while (!stop_requested)
         run_turn(d);
     logf_(d, "shutting down");

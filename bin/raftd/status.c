@@ -102,6 +102,15 @@ json_t *status_json(struct raftd *d)
         json_object_set_new(out, "removed", json_boolean(d->removed));
         if (d->removed)
             json_object_set_new(out, "removed_reason", json_string(d->removed_why));
+        json_t *co = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "watchers",
+                               (json_int_t)d->n_watchers, "waiting_queries",
+                               (json_int_t)d->n_waiters, "leases_held", (json_int_t)leases_held(d),
+                               "history_floor", (json_int_t)store_history_floor(d->st),
+                               "history_rows", (json_int_t)store_history_rows(d->st),
+                               "expiries_proposed", (json_int_t)d->m_expiries_proposed,
+                               "watchers_cut", (json_int_t)d->m_watchers_cut);
+        json_object_update(out, co);
+        json_decref(co);
     }
     return out;
 }
@@ -185,6 +194,28 @@ json_t *metrics_json(struct raftd *d)
     metric_add(m, "keyval_sqlite_memory_bytes", "gauge",
                "Heap bytes held by SQLite (page caches, schema, statements).",
                (double)store_memory_used());
+    metric_add(m, "keyval_watchers", "gauge", "Watch streams held by this node.",
+               (double)d->n_watchers);
+    metric_add(m, "keyval_waiting_queries", "gauge",
+               "Blocking queries held by this node until a change or their wait.",
+               (double)d->n_waiters);
+    metric_add(m, "keyval_watch_wakeups_total", "counter",
+               "Blocking queries answered because a change matched.", (double)d->m_wakeups);
+    metric_add(m, "keyval_watchers_cut_total", "counter",
+               "Watchers cut because they fell behind the history kept (or a snapshot "
+               "replaced it).",
+               (double)d->m_watchers_cut);
+    metric_add(m, "keyval_leases_held", "gauge",
+               "Leases whose deadlines this node keeps (the leader; 0 elsewhere).",
+               (double)leases_held(d));
+    metric_add(m, "keyval_lease_expiries_proposed_total", "counter",
+               "lease_expire entries proposed by this node as leader.",
+               (double)d->m_expiries_proposed);
+    metric_add(m, "keyval_history_floor", "gauge",
+               "Index F: every change after F is in the change history.",
+               (double)store_history_floor(d->st));
+    metric_add(m, "keyval_history_rows", "gauge", "Rows of the change history kept.",
+               (double)store_history_rows(d->st));
     size_t live = 0;
     for (size_t i = 0; i < d->n_clients; i++)
         if (!d->clients[i]->dead)
