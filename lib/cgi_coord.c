@@ -140,8 +140,7 @@ static int check_compare(const json_t *c, size_t i, char *why, size_t whylen)
         snprintf(why, whylen, "if[%zu]: \"key\" must be a key (1..%d bytes)", i, KV_KEY_MAX);
         return -1;
     }
-    json_object_foreach((json_t *)c, k, v)
-    {
+    json_object_foreach ((json_t *)c, k, v) {
         if (!strcmp(k, "key"))
             continue;
         if (!strcmp(k, "index") && json_is_integer(v) && json_integer_value(v) >= 0)
@@ -204,8 +203,7 @@ static int check_op(const json_t *op, const char *arm, size_t i, size_t *nkeys, 
         snprintf(why, whylen, "%s[%zu]: \"set\" must be an object of keys and values", arm, i);
         return -1;
     }
-    json_object_foreach(set, k, v)
-    {
+    json_object_foreach (set, k, v) {
         if (!kv_key_ok(k, strlen(k)) || !cgi_utf8_valid(k, strlen(k))) {
             snprintf(why, whylen, "%s[%zu]: bad key (1..%d bytes of UTF-8)", arm, i, KV_KEY_MAX);
             return -1;
@@ -235,8 +233,7 @@ int cgi_txn_request(const json_t *body, json_t **req, char *why, size_t whylen)
                  "\"else\":[..]}");
         return 400;
     }
-    json_object_foreach((json_t *)body, k, v)
-    {
+    json_object_foreach ((json_t *)body, k, v) {
         if (strcmp(k, "if") && strcmp(k, "then") && strcmp(k, "else")) {
             snprintf(why, whylen, "unknown member \"%.64s\" (expected if, then, else)", k);
             return 400;
