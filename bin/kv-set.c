@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_coord.h"
 #include "client.h"
 
 #define PROG "kv-set"
@@ -16,11 +17,13 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: kv-set [-s SOCKET | -d DATADIR] [-v] KEY VALUE [KEY VALUE ...]\n"
-        "       kv-set [-s SOCKET | -d DATADIR] [-v] KEY < FILE\n"
+        "usage: kv-set [-s SOCKET | -d DATADIR] [-v] [-l LEASE] KEY VALUE [KEY VALUE ...]\n"
+        "       kv-set [-s SOCKET | -d DATADIR] [-v] [-l LEASE] KEY < FILE\n"
         "Sets the keys to the values in one atomic write (all or none). With only\n"
         "KEY, the value is read from standard input (at most 4 MiB, UTF-8).\n" CLIENT_SOCKOPT_USAGE
         "  -v          print the index of the write\n"
+        "  -l LEASE    attach the keys to lease LEASE (kv-lease grant); they are\n"
+        "              deleted when it ends (an unknown lease: error, nothing set)\n"
         "Timeout: $KEYVAL_TIMEOUT_MS milliseconds (default %d).\n"
         "Exit status: 0 written, 2 usage error, 3 raftd answered with an error\n"
         "(for example no leader), 4 raftd could not be reached, 5 outcome unknown\n"
@@ -33,11 +36,18 @@ int main(int argc, char **argv)
     struct client_sockopt so = {0};
     const char *why;
     int verbose = 0, c;
-    while ((c = getopt(argc, argv, "s:d:vh")) != -1) {
+    long long lease = 0;
+    while ((c = getopt(argc, argv, "s:d:vl:h")) != -1) {
         if (client_sockopt_take(&so, c, optarg))
             continue;
         switch (c) {
         case 'v': verbose = 1; break;
+        case 'l':
+            if (cgi_parse_lease_id(optarg, strlen(optarg), &lease) < 0) {
+                fprintf(stderr, PROG ": bad lease ID: %s\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -116,6 +126,8 @@ int main(int argc, char **argv)
         return 2;
     }
     json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", kv), *reply;
+    if (lease)
+        json_object_set_new(req, "lease", json_integer(lease));
     int rc = client_request(sock, req, client_timeout_from_env(), &reply, err, sizeof err);
     json_decref(req);
     if (rc == -2) {

@@ -1,7 +1,9 @@
 /*
- * key-get - CGI: GET /key/K[?level=stale]
+ * key-get - CGI: GET /key/K[?level=stale][&index=M&wait=DUR]
  * Replies {"K":"V"} with ETag: "N" and X-Keyval-Index: N (N = the index of
- * the entry that last modified K); 404 {"error":"key not found"}.
+ * the entry that last modified K); 404 {"error":"key not found"} with
+ * X-Keyval-Index: the store's index. With index=M, a blocking query: raftd
+ * holds the answer until K changes after M or DUR passes.
  * If-None-Match with that ETag (or *, or a list holding it): 304, no body.
  */
 #include <stdio.h>
@@ -9,6 +11,8 @@
 #include <string.h>
 
 #include "cgi.h"
+#include "cgi_coord.h"
+#include "client.h"
 #include "cgi_main.h"
 
 #define PROG "key-get"
@@ -16,6 +20,8 @@
 /* The query parameters of GET /key/K: one line each. */
 static const char *const known_params[] = {
     "level",
+    "index",
+    "wait",
     NULL,
 };
 
@@ -56,15 +62,28 @@ static int handle(void)
     json_t *req = json_pack("{s:s,s:s%}", "op", "get", "key", key, klen);
     if (lv > 0 && strcmp(level, "stale") == 0)
         json_object_set_new(req, "level", json_string("stale"));
+    char bwhy[256];
+    long long wait_ms;
+    if (cgi_blocking_params(t.query, t.query_len, req, &wait_ms, bwhy, sizeof bwhy) < 0) {
+        json_decref(req);
+        return cgi_error(stdout, 400, bwhy), 0;
+    }
     json_t *reply;
-    int code = cgi_call_raftd(PROG, req, &reply);
+    int code = cgi_call_raftd_t(PROG, req, (int)wait_ms + client_timeout_from_env(), &reply);
     json_decref(req);
     if (!reply)
         return 0;
     if (code != 200) {
+        char x404[64];
+        const char *h404[2] = {NULL, NULL};
+        json_t *ix = json_object_get(reply, "index");
+        if (json_is_integer(ix)) {
+            snprintf(x404, sizeof x404, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
+            h404[0] = x404;
+        }
         json_object_del(reply, "code");
         json_object_del(reply, "index"); /* a 404's store index: not the body's */
-        cgi_respond(stdout, code, NULL, reply);
+        cgi_respond(stdout, code, h404, reply);
         json_decref(reply);
         return 0;
     }

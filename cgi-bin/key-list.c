@@ -1,5 +1,6 @@
 /*
- * key-list - CGI: GET /key?prefix=P&after=K&limit=N[&level=stale]
+ * key-list - CGI: GET /key?prefix=P&after=K&limit=N[&level=stale][&index=M&wait=DUR]
+ * X-Keyval-Index: the store's index. With index=M, a blocking query.
  * Replies {"items":[{"key":..,"value":..,"index":..}],"more":bool}: at most
  * limit (default KV_LIST_DEFAULT) items; a limit above KV_LIST_MAX is
  * KV_LIST_MAX, and "more" tells the client to ask again with after=.
@@ -10,6 +11,8 @@
 #include <string.h>
 
 #include "cgi.h"
+#include "cgi_coord.h"
+#include "client.h"
 #include "cgi_main.h"
 
 #define PROG "key-list"
@@ -19,7 +22,7 @@
 
 /* The query parameters of GET /key: one line each. */
 static const char *const known_params[] = {
-    "prefix", "after", "limit", "level", NULL,
+    "prefix", "after", "limit", "level", "index", "wait", NULL,
 };
 
 static int handle(void)
@@ -68,8 +71,28 @@ static int handle(void)
     }
     if (r > 0 && strcmp(level, "stale") == 0)
         json_object_set_new(req, "level", json_string("stale"));
-    cgi_call_raftd(PROG, req, NULL);
+    char bwhy[256];
+    long long wait_ms;
+    if (cgi_blocking_params(t.query, t.query_len, req, &wait_ms, bwhy, sizeof bwhy) < 0) {
+        json_decref(req);
+        return cgi_error(stdout, 400, bwhy), 0;
+    }
+    json_t *reply;
+    int code = cgi_call_raftd_t(PROG, req, (int)wait_ms + client_timeout_from_env(), &reply);
     json_decref(req);
+    if (!reply)
+        return 0;
+    char xidx[64];
+    const char *hdrs[2] = {NULL, NULL};
+    json_t *ix = json_object_get(reply, "index");
+    if (json_is_integer(ix)) {
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
+        hdrs[0] = xidx;
+    }
+    json_object_del(reply, "code");
+    json_object_del(reply, "index");
+    cgi_respond(stdout, code, hdrs, reply);
+    json_decref(reply);
     return 0;
 }
 

@@ -3,7 +3,8 @@
  * Sets all keys in one atomic operation; replies {"index":N} with
  * ETag: "N". If-Match: "N" / If-None-Match: * hold for every key of the
  * body (all last changed at N / none exists); If-Match: * (exists) takes a
- * body of one key.
+ * body of one key. ?lease=ID attaches them all to lease ID (404 when there
+ * is no such lease; not with a condition: POST /txn does that).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +12,14 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "cgi_coord.h"
 #include "cgi_main.h"
 
 #define PROG "key-set"
 
-/* POST /key takes no query parameters; a new one is one line here. */
+/* The query parameters of POST /key: one line each. */
 static const char *const known_params[] = {
+    "lease",
     NULL,
 };
 
@@ -79,6 +82,22 @@ static int handle(void)
             return 0;
         }
     }
+    json_t *req = json_pack("{s:s,s:o}", "op", "set", "kv", obj);
+    char lwhy[256];
+    if (cgi_lease_param(t.query, t.query_len, req, lwhy, sizeof lwhy) < 0) {
+        json_decref(req);
+        return cgi_error(stdout, 400, lwhy), 0;
+    }
+    if (json_object_get(req, "lease")) { /* a set with a lease: no condition */
+        if (cond.kind != CGI_IF_NONE) {
+            json_decref(req);
+            return cgi_error(stdout, 400, "lease with If-Match or If-None-Match: use POST /txn"), 0;
+        }
+        cgi_relay_write(PROG, req);
+        return 0;
+    }
+    obj = json_incref(json_object_get(req, "kv"));
+    json_decref(req);
     cgi_write_if(PROG, obj, NULL, &cond);
     return 0;
 }

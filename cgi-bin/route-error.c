@@ -26,6 +26,15 @@ static int handle(void)
         allow = "Allow: POST";
     else if (t.path_len > 6 && memcmp(t.path, "/node/", 6) == 0)
         allow = "Allow: DELETE";
+    else if (cgi_path_is(t.path, t.path_len, "/lease"))
+        allow = "Allow: POST";
+    else if (t.path_len > 7 && memcmp(t.path, "/lease/", 7) == 0)
+        allow = "Allow: GET, PUT, DELETE";
+    else if (cgi_path_is(t.path, t.path_len, "/txn"))
+        allow = "Allow: POST";
+    else if (cgi_path_is(t.path, t.path_len, "/watch") ||
+             (t.path_len > 7 && memcmp(t.path, "/watch/", 7) == 0))
+        allow = "Allow: GET";
     else if (cgi_path_is(t.path, t.path_len, "/status") ||
              cgi_path_is(t.path, t.path_len, "/health") ||
              cgi_path_is(t.path, t.path_len, "/metrics"))

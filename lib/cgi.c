@@ -360,7 +360,9 @@ int cgi_errorf2(FILE *out, int status, const char *prefix, const char *detail)
 
 int cgi_is_write_request(const json_t *req)
 {
-    static const char *const writes[] = {"set", "del", "txn", "join", "remove", "transfer", NULL};
+    static const char *const writes[] = {"set",         "del",          "txn",
+                                         "join",        "remove",       "transfer",
+                                         "lease_grant", "lease_revoke", NULL};
     const char *op = json_string_value(json_object_get(req, "op"));
     for (size_t i = 0; op && writes[i]; i++)
         if (!strcmp(op, writes[i]))
@@ -369,6 +371,11 @@ int cgi_is_write_request(const json_t *req)
 }
 
 int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
+{
+    return cgi_call_raftd_t(prog, req, client_timeout_from_env(), reply_out);
+}
+
+int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **reply_out)
 {
     const char *sock = getenv("KEYVAL_SOCKET");
     char err[512];
@@ -382,7 +389,7 @@ int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out)
     }
     /* Kept open across requests of a resident (FastCGI) program. */
     static int conn = -1;
-    int timeout = client_timeout_from_env();
+    int timeout = timeout_ms;
     const char *op = json_string_value(json_object_get(req, "op"));
     if (op && (!strcmp(op, "status") || !strcmp(op, "metrics")) &&
         timeout > CLIENT_STATUS_TIMEOUT_MS)

@@ -114,6 +114,10 @@ const char *cgi_reason(int status);
  * *reply_out NULL. */
 int cgi_call_raftd(const char *prog, json_t *req, json_t **reply_out);
 
+/* cgi_call_raftd with its own timeout (a blocking query waits longer than
+ * $KEYVAL_TIMEOUT_MS). */
+int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **reply_out);
+
 /* Send a write request (consumed) to raftd and answer the client with
  * raftd's reply, plus `X-Keyval-Index: N` when the write was applied and,
  * for a write that sets keys, `ETag: "N"` (their entity tag now). */

@@ -2,6 +2,7 @@
  * client.c - one JSON-line request to raftd.sock with an overall deadline.
  */
 #include "client.h"
+#include "client_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,19 +16,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void)
+long long client_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits until fd is ready for events or the deadline passes.
- * Returns 1 ready, 0 timed out, -1 error (errno set). */
-static int wait_fd(int fd, short events, long long deadline)
+int client_wait_fd(int fd, short events, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - client_now_ms();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = fd, .events = events};
@@ -83,9 +82,8 @@ int client_request(const char *sockpath, json_t *req, int timeout_ms, json_t **r
     return client_request_keep(NULL, sockpath, req, timeout_ms, reply, err, errlen);
 }
 
-/* A non-blocking UNIX stream connection to sockpath within deadline.
- * Returns the descriptor, or -1 with err set. */
-static int connect_unix(const char *sockpath, long long deadline, int timeout_ms, char *err,
+/* Declared in client_impl.h, as are the next two. */
+int client_connect_unix(const char *sockpath, long long deadline, int timeout_ms, char *err,
                         size_t errlen)
 {
     struct sockaddr_un sa;
@@ -113,7 +111,7 @@ static int connect_unix(const char *sockpath, long long deadline, int timeout_ms
         close(fd);
         return -1;
     }
-    int w = wait_fd(fd, POLLOUT, deadline);
+    int w = client_wait_fd(fd, POLLOUT, deadline);
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (w == 0) {
@@ -130,9 +128,7 @@ static int connect_unix(const char *sockpath, long long deadline, int timeout_ms
     return -1;
 }
 
-/* Sends buf[0..total) within deadline. Returns 0, or -1 with err set and
- * *partly set when some of it had been sent. */
-static int send_all(int fd, const char *buf, size_t total, long long deadline, int timeout_ms,
+int client_send_all(int fd, const char *buf, size_t total, long long deadline, int timeout_ms,
                     const char *sockpath, int *partly, char *err, size_t errlen)
 {
     size_t off = 0;
@@ -146,7 +142,7 @@ static int send_all(int fd, const char *buf, size_t total, long long deadline, i
             continue;
         *partly = off > 0;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int w = wait_fd(fd, POLLOUT, deadline);
+            int w = client_wait_fd(fd, POLLOUT, deadline);
             if (w == 0) {
                 snprintf(err, errlen, "send to %s: timed out after %d ms", sockpath, timeout_ms);
                 return -1;
@@ -207,7 +203,7 @@ static int read_line(int fd, char **buf, size_t *len, long long deadline, int ti
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int w = wait_fd(fd, POLLIN, deadline);
+            int w = client_wait_fd(fd, POLLIN, deadline);
             if (w == 0) {
                 snprintf(err, errlen, "no reply from %s within %d ms", sockpath, timeout_ms);
                 return -1;
@@ -241,7 +237,7 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeou
     *reply = NULL;
     if (timeout_ms <= 0)
         timeout_ms = CLIENT_TIMEOUT_MS;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = client_now_ms() + timeout_ms;
 
     line = json_dumps(req, JSON_COMPACT);
     if (!line) {
@@ -255,12 +251,13 @@ int client_request_keep(int *keep, const char *sockpath, json_t *req, int timeou
         ret = -2;
         goto out;
     }
-    if (fd < 0 && (fd = connect_unix(sockpath, deadline, timeout_ms, err, errlen)) < 0)
+    if (fd < 0 && (fd = client_connect_unix(sockpath, deadline, timeout_ms, err, errlen)) < 0)
         goto out;
 
     /* Send the request line (with its newline). */
     line[linelen] = '\n'; /* json_dumps' NUL is replaced; length known */
-    if (send_all(fd, line, linelen + 1, deadline, timeout_ms, sockpath, &sent, err, errlen) < 0)
+    if (client_send_all(fd, line, linelen + 1, deadline, timeout_ms, sockpath, &sent, err, errlen) <
+        0)
         goto out;
     /* From here on raftd may have read the request and acted on it. */
     sent = 1;

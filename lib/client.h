@@ -85,4 +85,58 @@ int client_sockopt_take(struct client_sockopt *o, int opt, const char *arg);
  * long" on stderr and returns -1 (the tools then exit 2). */
 int client_sockopt_path(const struct client_sockopt *o, const char *prog, char *out, size_t outlen);
 
+/* ---- streaming calls (lib/client_stream.c): a watch on raftd.sock ----
+ *
+ * Open: connect, send one request line, read the first reply line (all
+ * within timeout_ms), then read the lines that follow one at a time, each
+ * at most CLIENT_EVENT_MAX bytes, with a deadline per call or none. Used
+ * by the watch CGI program and kv-watch. */
+
+/* Largest event line accepted after the first reply: a 1 MiB value may
+ * take up to 6 MiB JSON-escaped, plus the key. */
+#define CLIENT_EVENT_MAX (8u * 1024u * 1024u)
+
+typedef struct client_stream client_stream;
+
+/* Returns the open stream and the first reply in *first (caller decref's;
+ * it has an integer "code": the caller decides whether events follow), or
+ * NULL with *first NULL and err set (nothing worth keeping). */
+client_stream *client_stream_open(const char *sockpath, json_t *req, int timeout_ms, json_t **first,
+                                  char *err, size_t errlen);
+
+/* The next line, without its newline, NUL-terminated in *line (valid until
+ * the next call) of *len bytes. timeout_ms < 0 waits for ever, 0 only
+ * takes what is already there. Returns 1 a line, 0 timed out, -1 the
+ * stream ended (raftd closed it: err "closed") or failed (err says why;
+ * a line above CLIENT_EVENT_MAX is a failure). */
+int client_stream_next(client_stream *s, int timeout_ms, const char **line, size_t *len, char *err,
+                       size_t errlen);
+
+/* The socket, to poll it beside other descriptors. A line may already be
+ * buffered: call client_stream_next(s, 0, ...) before waiting on it. */
+int client_stream_fd(const client_stream *s);
+
+/* Closes the connection (raftd drops the watch) and frees s (NULL ok). */
+void client_stream_close(client_stream *s);
+
+/* ---- the coordination tools' calls (lib/client_tool.c) ----
+ * Exit statuses of kv-watch, kv-lease and kv-lock, as s6's tools. */
+#define TOOL_OK 0
+#define TOOL_NO 1 /* a negative answer: not found, not acquired */
+#define TOOL_USAGE 2
+#define TOOL_UNKNOWN 5 /* a write was sent, its outcome is not known */
+#define TOOL_TEMP 111  /* temporary failure: raftd unreachable, 503 */
+
+/* client_request for a tool: 0 with *reply (any code) when raftd
+ * answered; otherwise prints "PROG: ..." on stderr and returns TOOL_TEMP,
+ * or TOOL_UNKNOWN when a write (is_write) was sent; *reply is NULL then.
+ * An answer 503 with "outcome":"unknown" is TOOL_UNKNOWN too (printed). */
+int client_tool_call(const char *prog, const char *sock, json_t *req, int is_write, int timeout_ms,
+                     json_t **reply);
+
+/* Prints "PROG: WHAT: error (HTTP code)" for a reply that is not 200 and
+ * returns the tool's status: TOOL_NO for 404, TOOL_TEMP for 5xx, else
+ * TOOL_NO. */
+int client_tool_refused(const char *prog, const char *what, const json_t *reply);
+
 #endif

@@ -169,8 +169,8 @@ typedef struct store_change {
 int store_changes(store *s, uint64_t from_index, uint64_t after_seq, const char *key, size_t klen,
                   int prefix, size_t limit, int (*fn)(void *arg, const store_change *c), void *arg);
 uint64_t store_history_floor(const store *s);
-uint64_t store_history_last_seq(const store *s); /* 0: none written yet */
-uint64_t store_history_rows(const store *s);     /* rows kept now */
+uint64_t store_history_last_seq(const store *s);   /* 0: none written yet */
+uint64_t store_history_rows(const store *s);       /* rows kept now */
 void store_set_history_keep(store *s, uint64_t n); /* at least n rows (n >= 1) */
 /* For a blocking query: has what a read of key (prefix 0) or of the keys
  * under key (prefix 1) covers changed after index m? An existing key: its

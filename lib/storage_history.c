@@ -90,8 +90,14 @@ int storage_history_open(store *s)
     return storage_auto_end(s, own, storage_history_reset(s, s->applied));
 }
 
-uint64_t store_history_floor(const store *s) { return s->floor; }
-uint64_t store_history_last_seq(const store *s) { return s->next_seq - 1; }
+uint64_t store_history_floor(const store *s)
+{
+    return s->floor;
+}
+uint64_t store_history_last_seq(const store *s)
+{
+    return s->next_seq - 1;
+}
 uint64_t store_history_rows(const store *s)
 {
     return s->next_seq - s->min_seq;

@@ -710,10 +710,15 @@ static void test_programs(void)
     run_cgi(r, "key-list", list_env3, NULL, "{\"code\":200,\"items\":[],\"more\":false}");
     check(req_is(r, "{\"op\":\"list\",\"prefix\":\"\",\"limit\":1000}"), "key_list_limit_clamped",
           "sent [%s]", r->req);
-    const char *list_env4[] = {"REQUEST_URI=/key?wait=true", NULL};
+    const char *list_env4[] = {"REQUEST_URI=/key?ttl=true", NULL};
     run_cgi(r, "key-list", list_env4, NULL, NULL);
-    check(starts(r->out, "Status: 400 ") && strstr(r->out, "\\\"wait\\\""),
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "\\\"ttl\\\""),
           "key_list_unknown_param_400", "out [%s]", r->out);
+    /* the seed's ?wait=true is a blocking query's parameter now: 400 */
+    const char *list_env5[] = {"REQUEST_URI=/key?wait=true", NULL};
+    run_cgi(r, "key-list", list_env5, NULL, NULL);
+    check(starts(r->out, "Status: 400 ") && strstr(r->out, "bad wait parameter"),
+          "key_list_wait_without_index_400", "out [%s]", r->out);
 
     const char *join_env[] = {"REQUEST_URI=/join", NULL};
     run_cgi(r, "join", join_env, "{\"id\":\"node1\",\"addr\":\"localhost:12001\"}",

@@ -154,9 +154,8 @@ static void client_line(struct raftd *d, client *c, const char *line, size_t l)
 void client_pump(struct raftd *d, client *c)
 {
     while (!c->dead && !c->busy && !c->watch && c->out_off == c->out_len) {
-        char *nl = c->in_len > c->scanned
-                       ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
-                       : NULL;
+        char *nl = c->in_len > c->scanned ? memchr(c->in + c->scanned, '\n', c->in_len - c->scanned)
+                                          : NULL;
         if (!nl) {
             c->scanned = c->in_len;
             if (c->in_len > LINE_MAX_BYTES)

@@ -190,8 +190,7 @@ static json_t *txn_op(json_t *o, json_t *out, size_t *n)
         return err_reply(400, "a {\"set\"} operation takes only \"set\" and \"lease\"");
     if (!json_is_object(set) || json_object_size(set) == 0)
         return err_reply(400, "\"set\" must be a non-empty object of string values");
-    json_object_foreach(set, k, v)
-    {
+    json_object_foreach (set, k, v) {
         if ((code = kv_key_check(k, strlen(k), &why)))
             return err_reply(code, why);
         if (!json_is_string(v))
@@ -224,8 +223,7 @@ static json_t *txn_branch(json_t *req, const char *name, json_t *cmd, size_t *n)
     }
     json_t *out = json_array();
     json_object_set_new(cmd, name, out);
-    json_array_foreach(ops, i, o)
-    {
+    json_array_foreach (ops, i, o) {
         if ((err = txn_op(o, out, n)))
             return err;
     }
@@ -241,8 +239,7 @@ json_t *parse_txn_new(struct raftd *d, pending *p, json_t **cmd)
     const char *name;
     size_t n = 0, i;
     (void)d;
-    json_object_foreach(req, name, c)
-    {
+    json_object_foreach (req, name, c) {
         int ok = 0;
         for (i = 0; allowed[i] && !ok; i++)
             ok = !strcmp(name, allowed[i]);
@@ -260,8 +257,7 @@ json_t *parse_txn_new(struct raftd *d, pending *p, json_t **cmd)
     *cmd = json_pack("{s:s}", "op", "txn");
     json_t *out = json_array();
     json_object_set_new(*cmd, "if", out);
-    json_array_foreach(cmps, i, c)
-    {
+    json_array_foreach (cmps, i, c) {
         if ((err = txn_cmp(c, out)))
             return err;
     }

@@ -329,9 +329,7 @@ static void leader_write(struct raftd *d, pending *p)
             return;
         rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term); /* a grant */
         break;
-    default:
-        rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term);
-        break;
+    default: rc = raft_propose(d->r, p->cmd, (uint32_t)p->cmd_len, &idx, &term); break;
     }
     proposal_result(d, p, rc, idx, term);
 }

@@ -127,14 +127,27 @@ typedef struct client { /* a connection on raftd.sock */
     int eof, dead;
     int refused; /* told 403: input discarded until it goes */
     uint64_t since;
-    uint64_t last;        /* last byte received */
+    uint64_t last;         /* last byte received */
     struct watcher *watch; /* a watch stream: no more requests (watch.c) */
     int rd_closed;         /* a watch's client closed its sending side */
 } client;
 
 enum op {
-    OP_GET, OP_LIST, OP_SET, OP_DEL, OP_TXN, OP_JOIN, OP_REMOVE, OP_TRANSFER, OP_STATUS,
-    OP_METRICS, OP_WATCH, OP_LEASE_GRANT, OP_LEASE_RENEW, OP_LEASE_REVOKE, OP_LEASE_GET
+    OP_GET,
+    OP_LIST,
+    OP_SET,
+    OP_DEL,
+    OP_TXN,
+    OP_JOIN,
+    OP_REMOVE,
+    OP_TRANSFER,
+    OP_STATUS,
+    OP_METRICS,
+    OP_WATCH,
+    OP_LEASE_GRANT,
+    OP_LEASE_RENEW,
+    OP_LEASE_REVOKE,
+    OP_LEASE_GET
 };
 
 /* The life cycle of a pending request (pending.c has the table). */
@@ -163,9 +176,9 @@ typedef struct pending {
     uint64_t proposed_us; /* when this node (as leader) proposed it */
     client *cl;           /* local origin (NULL when gone or remote) */
     int remote;
-    uint64_t from, rreqid;/* remote origin */
-    uint64_t submitted;   /* lease_renew: when its ReadIndex round was asked */
-    int blocking;         /* get/list with "index": hold until a change */
+    uint64_t from, rreqid;           /* remote origin */
+    uint64_t submitted;              /* lease_renew: when its ReadIndex round was asked */
+    int blocking;                    /* get/list with "index": hold until a change */
     uint64_t wait_index, wait_until; /* its "index" M; when it answers anyway */
     int waiting;                     /* held in d->waiters (watch.c), not d->pending */
     int txn_new;                     /* a txn of the if/then/else form */

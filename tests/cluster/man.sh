@@ -156,7 +156,9 @@ fi
 # 3. CGI programs and keyval-cgi(8).
 cgipage=$MAN/keyval-cgi.8
 if [ -f "$cgipage" ]; then
-    render "$cgipage" | section NAME | tr ',' '\n' | sed -E 's/ - .*//; s/^ +//; s/ +$//' |
+    # (the NAME line may wrap: joined first)
+    render "$cgipage" | section NAME | tr '\n' ' ' | sed -E 's/ - .*//' | tr ',' '\n' |
+        sed -E 's/^ +//; s/ +$//' |
         grep -v '^$' | grep -vx keyval-cgi | sort -u > "$T/named"
     ls "$BUILD"/cgi-bin | sort -u > "$T/cgis"
     if cmp -s "$T/named" "$T/cgis"; then

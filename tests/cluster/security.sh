@@ -73,6 +73,16 @@ expect reader_cannot_delete_403 403 "$R" DELETE 21200 /key/a
 expect reader_cannot_join_403 403 "$R" POST 21200 /join '{"id":"x","addr":"127.0.0.1:21299"}'
 check forbidden_body_without_newline [ "$BODY" = '{"error":"forbidden"}' ] && [ "$(tail -c 1 "$T/body")" = "}" ]
 expect unknown_user_write_401 401 "nobody:x" POST 21200 /key '{"a":"1"}'
+# the coordination routes: lease and txn writes need the write right, a
+# watch and a lease read only a user (the CGI's own 400 shows the request
+# got past authentication)
+expect reader_cannot_grant_lease_403 403 "$R" POST 21200 /lease '{"ttl":"10s"}'
+expect reader_cannot_renew_lease_403 403 "$R" PUT 21200 /lease/1 ''
+expect reader_cannot_revoke_lease_403 403 "$R" DELETE 21200 /lease/1
+expect reader_cannot_txn_403 403 "$R" POST 21200 /txn '{}'
+expect writer_may_txn 400 "$W" POST 21200 /txn '{"if":5}'
+expect unauthenticated_watch_401 401 - GET 21200 '/watch?prefix=a'
+expect reader_may_watch 400 "$R" GET 21200 '/watch?prefix=a&from=x'
 expect writer_wrong_password_401 401 "writer:guess" POST 21200 /key '{"a":"1"}'
 # A load balancer probes /health without a password; /status and
 # /metrics stay behind authentication.
