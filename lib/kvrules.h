@@ -20,6 +20,7 @@
 #define KV_ADDR_MAX 95               /* bytes in a HOST:PORT address */
 #define KV_LEASE_TTL_MIN_MS 1000     /* the shortest lease a grant may ask for */
 #define KV_LEASE_TTL_MAX_MS 86400000 /* the longest: one day */
+#define KV_LEASE_MAX 100000          /* leases the state machine holds; a grant beyond: 503 */
 
 /* A key as storage holds it: 1..KV_KEY_MAX bytes, no NUL. */
 int kv_key_ok(const char *k, size_t n);

@@ -76,7 +76,8 @@ enum {
 /* Result of applying one command. */
 typedef struct store_result {
     int code;        /* 200 applied, 412 condition failed (old txn form),
-                          404 lease not found, 400 bad command */
+                          404 lease not found, 400 bad command,
+                          503 lease_grant at the lease limit (nothing written) */
     char key[1025];  /* 412: the key whose condition failed */
     uint64_t index;  /* 412: that key's current mod index (0 absent) */
     int op;          /* STORE_OP_* */
@@ -172,6 +173,9 @@ uint64_t store_history_floor(const store *s);
 uint64_t store_history_last_seq(const store *s);   /* 0: none written yet */
 uint64_t store_history_rows(const store *s);       /* rows kept now */
 void store_set_history_keep(store *s, uint64_t n); /* at least n rows (n >= 1) */
+/* Tests only: grants are refused (503) at n leases instead of KV_LEASE_MAX.
+ * Every node of a cluster must apply with the same limit. */
+void store_set_lease_max(store *s, uint64_t n);
 /* For a blocking query: has what a read of key (prefix 0) or of the keys
  * under key (prefix 1) covers changed after index m? An existing key: its
  * mod index > m. Otherwise (or a prefix): any change row after m for it.

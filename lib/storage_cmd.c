@@ -259,6 +259,11 @@ static int apply_lease_grant(store *s, const raft_entry *e, json_t *cmd, store_r
     if (!only_members(cmd, m) || !json_is_integer(t) ||
         json_integer_value(t) < KV_LEASE_TTL_MIN_MS || json_integer_value(t) > KV_LEASE_TTL_MAX_MS)
         return res->code = 400, 0;
+    int64_t n = store_lease_count(s);
+    if (n < 0)
+        return -1;
+    if ((uint64_t)n >= (s->lease_max ? s->lease_max : KV_LEASE_MAX))
+        return res->code = 503, 0; /* the same on every node: nothing written */
     sqlite3_stmt *q = storage_stmt(s, ST_LEASE_PUT);
     sqlite3_bind_int64(q, 1, (sqlite3_int64)e->index);
     sqlite3_bind_int64(q, 2, json_integer_value(t));

@@ -76,6 +76,7 @@ struct store {
      * kept, contiguous; every change with idx > floor is among them. */
     uint64_t next_seq, min_seq, floor;
     uint64_t history_keep; /* keep at least this many rows */
+    uint64_t lease_max;    /* grants refused at this many leases (0: KV_LEASE_MAX) */
     char err[512];
 };
 

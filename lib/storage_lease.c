@@ -65,6 +65,11 @@ int store_lease_scan(store *s, uint64_t after_id, size_t limit,
     return visited;
 }
 
+void store_set_lease_max(store *s, uint64_t n)
+{
+    s->lease_max = n;
+}
+
 int64_t store_lease_count(store *s)
 {
     sqlite3_stmt *q = storage_stmt(s, ST_LEASE_COUNT);

@@ -329,6 +329,27 @@ static int lease_row(void *arg, uint64_t id, uint64_t ttl)
     return 0;
 }
 
+/* The lease limit is the state machine's: a grant at the limit writes
+ * nothing (503) on every node, also grants already in flight when the
+ * leader's own check passed; after a revoke a grant fits again. */
+static void test_lease_limit(void)
+{
+    store *s = fresh("lmax.db");
+    CHECK(s, "open");
+    store_result r;
+    store_set_lease_max(s, 3);
+    for (int i = 0; i < 3; i++)
+        CHECK(run(s, "{\"op\":\"lease_grant\",\"ttl_ms\":5000}", &r) == 200, "grant %d", i);
+    uint64_t applied = store_applied(s);
+    CHECK(run(s, "{\"op\":\"lease_grant\",\"ttl_ms\":5000}", &r) == 503, "fourth: 503");
+    CHECK(store_lease_count(s) == 3 && r.first_seq == 0, "nothing written");
+    CHECK(store_applied(s) == applied + 1, "the entry is applied (a refusal, not an error)");
+    CHECK(run(s, "{\"op\":\"lease_revoke\",\"lease\":1}", &r) == 200, "revoke 1");
+    CHECK(run(s, "{\"op\":\"lease_grant\",\"ttl_ms\":5000}", &r) == 200, "a grant fits again");
+    CHECK(store_lease_count(s) == 3, "3 leases");
+    store_close(s);
+}
+
 static void test_lease_unknown_and_bad(void)
 {
     store *s = fresh("u.db");
@@ -718,6 +739,7 @@ int main(void)
     RUN(test_changed_after);
     RUN(test_lease_attach_revoke_expire);
     RUN(test_lease_unknown_and_bad);
+    RUN(test_lease_limit);
     RUN(test_txn_compares_and_branches);
     RUN(test_txn_malformed);
     RUN(test_snapshot_with_leases);

@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LEASES_MAX 100000u      /* grants refused (503) beyond this many leases */
-#define LEASE_TABLE_MAX 120000u /* room for grants in flight past LEASES_MAX */
-#define LEASE_KEYS_SHOWN 1000   /* lease_get lists at most this many keys */
+/* Grants are refused (503) at KV_LEASE_MAX leases: here before proposing,
+ * and by the state machine for grants already in flight. */
+#define LEASE_TABLE_MAX KV_LEASE_MAX
+#define LEASE_KEYS_SHOWN 1000 /* lease_get lists at most this many keys */
 #define EXPIRE_BATCH 64
 
 static uint64_t guard_ms(const struct raftd *d)
@@ -128,6 +129,10 @@ int leases_answer(struct raftd *d, pending *p, const store_result *r, uint64_t i
         finish(d, p, err_reply(404, "lease not found"));
         return 1;
     }
+    if (r->code == 503) { /* the state machine's lease limit: nothing written */
+        finish(d, p, err_reply(503, "too many leases"));
+        return 1;
+    }
     if (r->code != 200)
         return 0;
     if (p->op == OP_LEASE_GRANT) {
@@ -189,7 +194,7 @@ int leases_leader_op(struct raftd *d, pending *p)
     json_t *r;
     switch (p->op) {
     case OP_LEASE_GRANT:
-        if (store_lease_count(d->st) < (int64_t)LEASES_MAX)
+        if (store_lease_count(d->st) < (int64_t)KV_LEASE_MAX)
             return 0;
         finish(d, p, err_reply(503, "too many leases"));
         return 1;
