@@ -4,7 +4,8 @@
 # KEYVAL_RAFTD), driven through the daemon's paths: bootstrap, joins,
 # writes (fast-path sets, escaped and multi-key sets, conditional PUT,
 # DELETE), forwarded writes, linearizable and stale reads on followers
-# (batched ReadIndex), listing, status and metrics, a request line over the
+# (batched ReadIndex), listing, status and metrics, the coordination ops
+# (leases with an expiry, txn, blocking reads, a watch), a request line over the
 # limit, a follower stopped and restarted (catch-up), and a snapshot
 # (-snapshot-entries through KEYVAL_RAFTD_ARGS). Every raftd is stopped
 # with SIGTERM and its valgrind report must say "0 errors"; definite leaks
@@ -87,6 +88,56 @@ http_get "$F" /metrics
 check metrics [ "$HTTP_CODE" = 200 ]
 snap=$(status_field "$L" .snapshot_index)
 check snapshot_taken [ "${snap:-0}" -gt 0 ]
+
+# Coordination paths: leases (grant, attach, renew, get, revoke, an
+# expiry proposed by the leader), txn with compares, blocking queries (one
+# woken by a write on another node, one that times out), a watch stream
+# from history and live, on a follower.
+http_post "$L" /lease '{"ttl":"60s"}'
+lease=$(printf '%s' "$BODY" | jq -r .lease 2>/dev/null)
+check lease_grant [ "$HTTP_CODE" = 200 ] && [ -n "$lease" ] && [ "$lease" != null ]
+HTTP_CODE=$(curl -s -m 20 -o "$T/body" -w '%{http_code}' -X PUT \
+    "http://127.0.0.1:$F/key/leased?lease=$lease" -d 'held')
+check key_with_lease_forwarded [ "$HTTP_CODE" = 200 ]
+HTTP_CODE=$(curl -s -m 20 -o "$T/body" -w '%{http_code}' -X PUT "http://127.0.0.1:$F/lease/$lease")
+check lease_renew_forwarded [ "$HTTP_CODE" = 200 ]
+http_get "$F" "/lease/$lease"
+check lease_get_lists_key [ "$HTTP_CODE" = 200 ] && printf '%s' "$BODY" | jq -e '.keys == ["leased"]' >/dev/null
+HTTP_CODE=$(curl -s -m 20 -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$L/lease/$lease")
+check lease_revoke [ "$HTTP_CODE" = 200 ]
+http_get "$L" /key/leased
+check revoked_key_gone [ "$HTTP_CODE" = 404 ]
+http_post "$L" /lease '{"ttl":"1s"}'
+short=$(printf '%s' "$BODY" | jq -r .lease 2>/dev/null)
+HTTP_CODE=$(curl -s -m 20 -o /dev/null -w '%{http_code}' -X PUT \
+    "http://127.0.0.1:$L/key/ephemeral?lease=$short" -d 'soon gone')
+check key_with_short_lease [ "$HTTP_CODE" = 200 ]
+gone() { http_get "$L" /key/ephemeral; [ "$HTTP_CODE" = 404 ]; }
+check lease_expired_by_leader wait_until 30 gone
+expect_post txn_then "$L" /txn '{"if":[{"key":"a","value":"1"}],"then":[{"set":{"t":"then"}}],"else":[{"del":"a"}]}'
+check txn_succeeded [ "$(printf '%s' "$BODY" | jq -r .succeeded)" = true ]
+expect_post txn_else "$L" /txn '{"if":[{"key":"nope","index":7}],"then":[{"del":"a"}],"else":[{"set":{"t":"else"}}]}'
+check txn_else_taken [ "$(printf '%s' "$BODY" | jq -r .succeeded)" = false ]
+http_get "$F" /key/fwd
+idx=$(curl -s -m 10 -D - -o /dev/null "http://127.0.0.1:$F/key/fwd" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-keyval-index"{print $2}')
+curl -s -m 60 -o "$T/blocked" "http://127.0.0.1:$F/key/fwd?index=$idx&wait=30s" &
+bq=$!
+curl -s -N -m 60 -o "$T/watched" "http://127.0.0.1:$F/watch?prefix=fwd&from=0" &
+wq=$!
+sleep 2
+expect_post write_wakes_blocked_read "$L" /key '{"fwd":"again"}'
+wait_until 20 sh -c "! kill -0 $bq 2>/dev/null"
+check blocking_read_woken [ "$(jq -r .fwd "$T/blocked" 2>/dev/null)" = again ]
+HTTP_CODE=$(curl -s -m 20 -o "$T/body" -w '%{http_code}' "http://127.0.0.1:$F/key/k1?index=999999&wait=500ms")
+check blocking_read_times_out [ "$HTTP_CODE" = 200 ]
+watched() { [ "$(grep -c '"key":"fwd"' "$T/watched")" -ge 2 ]; }
+if wait_until 20 watched; then
+    ok watch_history_and_live
+else
+    bad watch_history_and_live "watch output: $(head -c 600 "$T/watched")"
+fi
+kill "$wq" 2>/dev/null
+wait "$wq" "$bq" 2>/dev/null
 
 # A request line over raftd.sock's 16 MiB limit (413), straight at raftd.
 head -c 17000000 /dev/zero | tr '\0' ' ' | timeout 60 socat -t 30 - UNIX-CONNECT:"$T/v0/raftd.sock" \
