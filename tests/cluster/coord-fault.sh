@@ -332,7 +332,20 @@ EOS
 cat >"$T/holder.sh" <<'EOS'
 tok=$KEYVAL_LOCK_INDEX
 echo "acquire $ID $tok $(date +%s%N)" >>"$LOG"
-for w in 1 2 3; do
+w=0
+# the victim (once, when asked): one write, then it stops itself and its
+# kv-lock (a GC pause, a stopped VM) past its lease; when continued it goes
+# on writing and ignores kv-lock's SIGTERM for a while: only the fence
+# can keep its late writes out
+if mv "$VICTIM" "$VICTIM.taken" 2>/dev/null; then
+    trap '' TERM
+    w=1
+    flock "$RES.lock" sh "$RESSH" "$tok" "$ID-$w"
+    echo "$PPID $$ $ID $tok" >"$VICTIM.pids"
+    kill -STOP "$PPID" $$
+fi
+while [ $w -lt 3 ]; do
+    w=$((w + 1))
     flock "$RES.lock" sh "$RESSH" "$tok" "$ID-$w"
     sleep 0.15
 done
@@ -341,7 +354,7 @@ contender() { # NAME NODE
     r=0
     while [ ! -e "$T/stop-lock" ]; do
         r=$((r + 1))
-        ID=$1-$r LOG=$T/lock.log RES=$T/res RESSH=$T/resource.sh \
+        ID=$1-$r LOG=$T/lock.log RES=$T/res RESSH=$T/resource.sh VICTIM=$T/victim \
             "$KVLOCK" -d "$T/n$2" -t 2s -w 30s fencedemo sh "$T/holder.sh" 2>>"$T/contender-$1.log"
         rc=$?
         echo "exit $1-$r $rc" >>"$T/lock.log"
@@ -360,6 +373,16 @@ L=$(leader); [ -n "$L" ] && { pause "$L"; sleep 4; resume "$L"; }
 wait_leader 20; sleep 3
 L=$(leader); [ -n "$L" ] && { isolate "$L"; sleep 3; heal; }
 sleep 3
+# a holder stopped past its lease (see holder.sh)
+: >"$T/victim"
+wait_until 20 test -s "$T/victim.pids"
+read -r vk vh vid vtok <"$T/victim.pids"
+log_event "holder $vid (token $vtok) stopped itself and its kv-lock ($vk)"
+newer() { awk -v t="$vtok" '$1 == "accept" && $2 > t { f = 1 } END { exit !f }' "$T/res.log"; }
+wait_until 20 newer
+check "another holder took the lock and wrote while $vid was stopped" newer
+log_event "SIGCONT holder $vid and its kv-lock"
+kill -CONT "$vh" "$vk"
 touch "$T/stop-lock"
 wait $cpids
 acq=$(grep -c '^acquire' "$T/lock.log")
@@ -378,6 +401,9 @@ no_interleave() {
          END { exit bad }' "$T/res.log"
 }
 check "no two holders' fenced writes interleave" no_interleave
+check "the stopped holder's late writes were refused by the fence" \
+    [ "$(grep -c "^reject $vtok $vid-[23] " "$T/res.log")" = 2 ]
+check "its kv-lock exited 111 (lease lost)" grep -q "^exit $vid 111\$" "$T/lock.log"
 
 # ======================================================= 4. figures
 wait_leader 20
