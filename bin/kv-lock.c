@@ -174,8 +174,10 @@ static void on_sig(int s)
     got_sig = s;
 }
 
-/* Runs prog while renewing; returns kv-lock's exit status. */
-static int run(char **argv, long long lease, long long token)
+/* Runs prog while renewing; returns kv-lock's exit status. renewed: when
+ * the last renewal (or the grant) that was answered 200 was sent, the time
+ * from which the lease surely lasts a ttl. */
+static int run(char **argv, long long lease, long long token, long long renewed)
 {
     char tok[32];
     snprintf(tok, sizeof tok, "%lld", token);
@@ -194,7 +196,7 @@ static int run(char **argv, long long lease, long long token)
         fprintf(stderr, PROG ": run %s: %s\n", argv[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
     }
-    long long last_ok = now_ms(), next = last_ok + ttl_ms / 3;
+    long long last_ok = renewed, next = last_ok + ttl_ms / 3;
     int status, lost = 0;
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
@@ -205,16 +207,17 @@ static int run(char **argv, long long lease, long long token)
             got_sig = 0;
         }
         if (!lost && now_ms() >= next) {
+            long long sent = now_ms(); /* the lease runs at least ttl from here */
             int r = renew(lease);
             if (r > 0)
-                last_ok = now_ms();
+                last_ok = sent;
             if (r < 0 || now_ms() - last_ok >= ttl_ms) {
                 fprintf(stderr, PROG ": lost the lock %s (%s): stopping %s\n", lock_key,
                         r < 0 ? "the lease ended" : "no renewal answered for a whole ttl", argv[0]);
                 kill(pid, SIGTERM);
                 lost = 1;
             }
-            next = now_ms() + (r > 0 ? ttl_ms / 3 : 200);
+            next = r > 0 ? last_ok + ttl_ms / 3 : now_ms() + 200;
         }
         sleep_ms(20);
     }
@@ -272,6 +275,7 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
 
     json_t *reply;
+    long long granted = now_ms();
     int rc = call(json_pack("{s:s,s:I}", "op", "lease_grant", "ttl_ms", (json_int_t)ttl_ms), 1,
                   client_timeout_from_env(), &reply);
     if (rc)
@@ -288,13 +292,13 @@ int main(int argc, char **argv)
     else
         lease = (long long)json_integer_value(jl);
     json_decref(reply);
-    long long deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms, renewed = now_ms();
+    long long deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms, renewed = granted;
     for (;;) {
         if (got_sig)
             break;
         long long token = try_take(lease);
         if (token > 0)
-            return run(argv + optind + 1, lease, token);
+            return run(argv + optind + 1, lease, token, renewed);
         if (token < 0 && now_ms() - renewed >= ttl_ms) {
             fprintf(stderr, PROG ": raftd at %s: no answer for a whole ttl\n", sock);
             got_sig = -1;
@@ -308,9 +312,10 @@ int main(int argc, char **argv)
         else
             sleep_ms(left < 200 ? left : 200);
         if (now_ms() - renewed >= ttl_ms / 3) {
+            long long sent = now_ms();
             int r = renew(lease);
             if (r > 0)
-                renewed = now_ms();
+                renewed = sent;
             else if (r < 0 &&
                      call(json_pack("{s:s,s:I}", "op", "lease_grant", "ttl_ms", (json_int_t)ttl_ms),
                           1, client_timeout_from_env(), &reply) == 0) {
@@ -321,7 +326,7 @@ int main(int argc, char **argv)
                 else if (json_is_integer(jl))
                     lease = (long long)json_integer_value(jl);
                 json_decref(reply);
-                renewed = now_ms();
+                renewed = sent; /* a grant's ttl counts from its apply, after this */
             }
         }
     }
