@@ -520,7 +520,8 @@ report() {
             echo "## CPU per HTTP write (ms of CPU per request, by program, from /proc)"
             echo
             echo "cgi = reaped mod_cgi children (key-set); fastcgi programs show under their own"
-            echo "names; raftd, socat and lighttpd are the sum over the three nodes."
+            echo "names; raftd, socat and lighttpd are the sum over the three nodes (hraftd: its"
+            echo "three processes)."
             echo
             echo "Mean over the rounds."
             echo
