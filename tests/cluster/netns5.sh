@@ -160,9 +160,12 @@ L=$(leader_of 1)
 target=$(st ${L#n} .commit_index)
 converged() { for n in $NODES; do caught_up $n "$target" || return 1; done; }
 check five_flap_all_copies_applied_the_last_commit wait_until 30 converged
-"$CHECK" -b 30 "$T/hist" >"$T/check.out" 2>&1
+# The checker is a test tool: under an ASan build its memory still held
+# at exit is not a finding about keyval.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$CHECK" -b 30 "$T/hist" >"$T/check.out" 2>&1
 crc=$?
-sed 's/^/  /' "$T/check.out" | tail -n 5
+grep -E '^(history|checked)' "$T/check.out" | sed 's/^/  /'
+[ $crc = 0 ] || sed 's/^/  /' "$T/check.out" | tail -n 20
 case $crc in
 0) ok "five_flap_linearizable_no_lost_writes_seed_$SEED" ;;
 2) bad "five_flap_history_unchecked_seed_$SEED" "some keys could not be checked within 30 s" ;;
