@@ -33,7 +33,7 @@ ETC_OUT := $(ETC:etc/%=$(BUILD)/etc/%)
 # Hooks for helper objects shared by several programs.
 HDRS := $(wildcard lib/*.h)
 
-.PHONY: all test test-unit test-sim test-cluster test-asan asan-build sim-mutants soak \
+.PHONY: all test test-unit test-sim test-cluster test-asan asan-build sim-mutants soak soak-netns \
         deps clean install uninstall lint-man
 
 all: $(BINS) $(CGIS) $(TESTS) $(ETC_OUT)
@@ -126,6 +126,14 @@ sim-mutants:
 SOAK_SEEDS ?= 100000
 soak: all
 	BUILD=$(BUILD) SIM_SEEDS=$(SOAK_SEEDS) tests/run-all.sh sim
+
+# Long network-namespace runs (root and ip netns; not in make test): the
+# 3-host test with 2 and 10 minute cuts (plain and -peer-tls), then the
+# 5-host test with a 120 s minority cut and 120 s of flapping links.
+# About 35 minutes; figures as "figure: ..." lines.
+soak-netns: all
+	BUILD=$(BUILD) NETNS_LONG=1 sh tests/cluster/netns.sh; a=$$?; \
+	BUILD=$(BUILD) NETNS5_LONG=1 sh tests/cluster/netns5.sh && [ $$a = 0 ]
 
 deps:
 	tests/deps.sh
@@ -256,13 +264,18 @@ $(BUILD)/bench/key-get-dyn-all: cgi-bin/key-get.c $(LIB_A) $(HDRS)
 bench: all $(BENCH_TOOLS)
 	BUILD=$(BUILD) bench/run.sh
 
-# wrk and Debian's etcd-server (the comparison) for make bench.
+# wrk, Debian's etcd-server, and hraftd (the seed, bench/hraftd/: built
+# offline with Debian's Go and hashicorp/raft into $(BUILD)/bench/hraftd)
+# for make bench.
+HRAFTD_PKGS := golang-go golang-github-hashicorp-raft-dev golang-github-hashicorp-raft-boltdb-dev
 bench-deps:
 	@SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
-	missing=""; for p in wrk etcd-server; do \
+	missing=""; for p in wrk etcd-server $(HRAFTD_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi; echo "bench-deps: ok"
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+	SKIP_APT=1 bench/hraftd/build.sh bench/hraftd/src $(BUILD)/bench/hraftd
+	@echo "bench-deps: ok"
 
 # Fuzzing (make fuzz, fuzz-regress, fuzz-corpus, fuzz-deps) and test
 # certificates (make certs): see tests/fuzz/fuzz.mk and docs/security.md.

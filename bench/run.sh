@@ -1,5 +1,6 @@
 #!/bin/bash
-# make bench: keyval (CGI mode, FastCGI mode), etcd (if installed) and a
+# make bench: keyval (CGI mode, FastCGI mode), etcd (if installed), hraftd
+# (the seed, if built: bench/hraftd.inc) and a
 # trivial static CGI under lighttpd (the floor), one after another on
 # loopback, each driven by wrk at 1, 8 and 32 connections; then kv-bench
 # straight at raftd.sock, writes per fsync, raftd RSS and database bytes
@@ -7,8 +8,9 @@
 # Writes a Markdown report to bench/results/YYYY-MM-DD.md (BENCH_OUT).
 #
 # Environment: BUILD (build), BENCH_SECONDS per round (5), BENCH_CONNS
-# ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd floor"),
-# BENCH_PARTS ("disk http direct size startup profile"; profile needs perf), BENCH_ROUNDS (3: the http
+# ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd hraftd floor floor-fcgi"),
+# BENCH_PARTS ("disk http scale-http direct size startup profile"; profile needs perf;
+# scale-http: BENCH_SCALE_KEYS, BENCH_SCALE_SYSTEMS), BENCH_ROUNDS (3: the http
 # part runs every system once per round, rounds interleaved, and the report
 # shows the median round), BENCH_DIRECT_CONNS ("1 8 32 64"). BENCH_KEYS
 # may list several sizes ("100000 1000000" by default); BENCH_VSIZE is the
@@ -23,8 +25,8 @@ SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
 KEYS_LIST=${BENCH_KEYS:-100000 1000000}
 VSIZE=${BENCH_VSIZE:-100}
-SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd floor floor-fcgi}
-PARTS=${BENCH_PARTS:-disk http direct size startup profile}
+SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd hraftd floor floor-fcgi}
+PARTS=${BENCH_PARTS:-disk http scale-http direct size startup profile}
 ROUNDS=${BENCH_ROUNDS:-3}
 DCONNS=${BENCH_DIRECT_CONNS:-1 8 32 64}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%d).md}
@@ -178,6 +180,8 @@ http_rounds() { # LABEL URL-BASE WRITE-SCRIPT READ-SCRIPT LIN-ARG STALE-ARG
         esac
     done
 }
+
+. bench/hraftd.inc
 
 bench_keyval_http() { # MODE
     say "keyval $1 cluster"
@@ -463,23 +467,26 @@ report() {
         echo
         echo "Ratio: req/s over etcd's on this run for the same workload and connections"
         echo "(keyval write vs etcd put, linearizable GET vs etcd range, stale GET vs etcd"
-        echo "serializable range)."
+        echo "serializable range). Ratio to hraftd: keyval's req/s over hraftd's (the seed)"
+        echo "for writes; both keyval read levels against hraftd's GET, which reads the"
+        echo "node's in-memory map (a stale read; its row is \"read-stale\")."
         echo
-        echo "| system | workload | conns | req/s (median round) | p50 ms | p99 ms | req/s range (rounds) | non-2xx | ratio to etcd |"
-        echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        echo "| system | workload | conns | req/s (median round) | p50 ms | p99 ms | req/s range (rounds) | non-2xx | ratio to etcd | ratio to hraftd |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         while read -r label wl c rps p50 p99 range nr bad; do
             ratio="-"
             e=$(awk -v w="$wl" -v c="$c" '$1 == "etcd" && $2 == w && $3 == c { print $4 }' "$T/rows")
             [ "$label" = floor-fcgi ] && e=$(awk -v c="$c" '$1 == "etcd" && $2 == "read-stale" && $3 == c { print $4 }' "$T/rows")
             [ "$label" = floor-cgi ] && e=$(awk -v c="$c" '$1 == "etcd" && $2 == "write" && $3 == c { print $4 }' "$T/rows")
             [ -n "$e" ] && [ "$e" != 0 ] && ratio=$(awk -v a="$rps" -v b="$e" 'BEGIN { printf "%.2f", a / b }')
-            echo "| $label | $wl | $c | $rps | $p50 | $p99 | $range ($nr) | $bad | $ratio |"
+            echo "| $label | $wl | $c | $rps | $p50 | $p99 | $range ($nr) | $bad | $ratio | $(ratio_to_hraftd "$label" "$wl" "$c" "$rps") |"
         done <"$T/rows"
         echo
         echo "floor-cgi: lighttpd mod_cgi running a static 'Status: 200' program (ratio to etcd writes)."
         echo "floor-fcgi: lighttpd mod_fastcgi with 8 resident programs answering 'Status: 200'"
         echo "(libfcgi, as key-get; ratio to etcd serializable reads)."
         [ -f "$T/notes" ] && sed 's/^/- /' "$T/notes"
+        scale_report
         if [ -s "$T/disk" ]; then
             echo
             echo "## Disk (bench/disk-probe in the benchmark's directory, ${SECS} s each)"
@@ -513,7 +520,8 @@ report() {
             echo "## CPU per HTTP write (ms of CPU per request, by program, from /proc)"
             echo
             echo "cgi = reaped mod_cgi children (key-set); fastcgi programs show under their own"
-            echo "names; raftd, socat and lighttpd are the sum over the three nodes."
+            echo "names; raftd, socat and lighttpd are the sum over the three nodes (hraftd: its"
+            echo "three processes)."
             echo
             echo "Mean over the rounds."
             echo
@@ -547,6 +555,7 @@ report() {
             sed 's/^/- /' "$T/size.notes"
         fi
         targets
+        hraftd_targets
     } >"$OUT"
     say "wrote $OUT"
 }
@@ -610,12 +619,14 @@ for part in $PARTS; do
                 case $s in
                 cgi|fastcgi) bench_keyval_http "$s" ;;
                 etcd) bench_etcd ;;
+                hraftd) bench_hraftd ;;
                 floor) bench_floor ;;
                 floor-fcgi) bench_floor_fcgi ;;
                 esac
             done
         done
         median_rows >"$T/rows" ;;
+    scale-http) bench_scale ;;
     direct) bench_direct ;;
     size) for k in $KEYS_LIST; do bench_size "$k"; done ;;
     disk) bench_disk ;;

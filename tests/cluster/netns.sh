@@ -11,109 +11,19 @@
 # same with -peer-tls across hosts (certificates from kv-certs, one per
 # node). Needs root and `ip netns`; prints a SKIP line otherwise.
 # NETNS_CUT=SECONDS (default 30) is the length of the long cut;
-# NETNS_LONG=1 adds a 120 s cut. Figures are printed as "figure: ...".
+# NETNS_LONG=1 (make soak-netns) adds the cuts in NETNS_LONG_CUTS
+# (default "120 600": 2 and 10 minutes). Figures are printed as
+# "figure: ...".
 cd "$(dirname "$0")/../.." || exit 1
 
-skip() {
-    echo "SKIP netns: $*"
-    echo "0 passed, 0 failed"
-    exit 0
-}
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
-command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed"
-probe=kvtp$$
-ip netns add $probe 2>/dev/null || skip "ip netns add does not work here"
-ip netns del $probe
-
-. tests/cluster/helpers.inc
-# One run at a time (the lock of require_ports; the port is only a name:
-# every node listens inside its own namespace).
-require_ports 26400
-
 CUT=${NETNS_CUT:-30}
-NS=kvt$$
 NET=10.231.14
 NODES="1 2 3"
-KVCERTS=$BUILD/bin/kv-certs
-
-ns_cleanup() {
-    cleanup
-    for n in $NODES; do ip netns del $NS-n$n 2>/dev/null; done
-    ip netns del $NS-hub 2>/dev/null
-}
-trap ns_cleanup EXIT
-
-# The hub: a bridge; node N: eth0 = $NET.1N, its peer vN on the bridge.
-ip netns add $NS-hub || { bad setup "ip netns add"; finish; }
-ip -n $NS-hub link add br0 type bridge
-ip -n $NS-hub link set br0 up
-for n in $NODES; do
-    ip netns add $NS-n$n
-    ip -n $NS-n$n link set lo up
-    ip -n $NS-hub link add v$n type veth peer name eth0 netns $NS-n$n
-    ip -n $NS-hub link set v$n master br0
-    ip -n $NS-hub link set v$n up
-    ip -n $NS-n$n addr add $NET.1$n/24 dev eth0
-    ip -n $NS-n$n link set eth0 up
-done
-
-cut() { ip -n $NS-hub link set v$1 down; }
-heal() { ip -n $NS-hub link set v$1 up; }
-ms() { echo $(($(date +%s%N) / 1000000)); }
-
-# sock N: node N's raftd.sock (a file: reachable from every namespace).
-sock() { echo "$T/n$1/raftd.sock"; }
-st() { echo '{"op":"status"}' | timeout 5 socat -t 4 - "UNIX-CONNECT:$(sock "$1")" 2>/dev/null |
-    jq -r "$2" 2>/dev/null; }
-
-# start N [ARGS...]: keyval in node N's namespace on its own address.
-start() {
-    _n=$1; shift
-    _join=""
-    [ "$_n" != 1 ] && [ ! -e "$T/n$_n/raft.db" ] && _join="-join $NET.11:11000"
-    _tls=""
-    [ -n "$PEER_TLS" ] && _tls="-peer-tls $T/pki/n$_n"
-    # n3 listens on every address and advertises its own (-hadv/-radv).
-    _addrs="-haddr $NET.1$_n:11000 -raddr $NET.1$_n:12000"
-    [ "$_n" = 3 ] && _addrs="-haddr 0.0.0.0:11000 -raddr 0.0.0.0:12000 -hadv $NET.13:11000
-        -radv $NET.13:12000"
-    ip netns exec $NS-n$_n "$KEYVAL" -id n$_n $_addrs $_join $_tls "$@" "$T/n$_n" \
-        >>"$T/n$_n.log" 2>&1 9>&- &
-    eval "pid_n$_n=$!"
-    all_pids="$all_pids $!"
-}
-
-leader_of() { st "$1" .leader; }
-voters3() { [ "$(st 1 '[.nodes[] | select(.voter)] | length')" = 3 ]; }
-all_follow() {
-    _l=$(leader_of 1)
-    [ -n "$_l" ] && [ "$(leader_of 2)" = "$_l" ] && [ "$(leader_of 3)" = "$_l" ]
-}
-# caught_up N INDEX: node N has applied INDEX.
-caught_up() { [ "$(st "$1" .applied_index)" -ge "$2" ] 2>/dev/null; }
-
-# A writer against one node's raftd.sock: kv-set in a loop, one unique
-# value per write, counting ok / failed / unknown (kv-set's exit status).
-writer() { # NODE FILE
-    _i=0
-    while [ ! -e "$T/stop-writer" ]; do
-        _i=$((_i + 1))
-        KEYVAL_TIMEOUT_MS=8000 "$KVSET" -s "$(sock "$1")" "w$_i" "v$_i" >/dev/null 2>&1
-        case $? in 0) echo ok ;; 3 | 4) echo failed ;; 5) echo unknown ;; *) echo other ;; esac
-        sleep 0.05
-    done >"$2"
-}
-start_writer() {
-    rm -f "$T/stop-writer"
-    writer "$1" "$2" &
-    writer_pid=$!
-}
-stop_writer() {
-    touch "$T/stop-writer"
-    wait "$writer_pid" 2>/dev/null
-    echo "figure: writes to $1: $(grep -c '^ok' "$2") acknowledged," \
-        "$(grep -c '^failed' "$2") failed, $(grep -c '^unknown' "$2") unknown"
-}
+LOCK=26400
+# n3 listens on every address and advertises its own (-hadv/-radv).
+ANY_NODE=3
+. tests/cluster/netns.inc
+netns_setup
 
 # follower_cut LABEL SECONDS: cut a follower while the leader takes
 # writes; checks that the cut-off node refuses at once, prints the
@@ -129,25 +39,7 @@ follower_cut() {
     sleep 3
     # A client that waits 3 s gets the answer: the node knows it has no
     # leader, so it says so instead of waiting out its 5 s request timeout.
-    _t0=$(ms)
-    KEYVAL_TIMEOUT_MS=3000 "$KVSET" -s "$(sock $_f)" cutoff 1 >"$T/out" 2>&1
-    _rc=$?
-    _t1=$(ms)
-    KEYVAL_TIMEOUT_MS=3000 "$KVGET" -s "$(sock $_f)" cutoff >"$T/outr" 2>&1
-    _rcr=$?
-    _t2=$(ms)
-    echo "figure: $_fl: cut-off node n$_f answers a write in $((_t1 - _t0)) ms" \
-        "(exit $_rc: $(head -c 100 "$T/out")), a read in $((_t2 - _t1)) ms (exit $_rcr)"
-    if [ $_rc = 3 ] && grep -q "no leader" "$T/out"; then
-        ok "${_fl}_cutoff_write_says_no_leader"
-    else
-        bad "${_fl}_cutoff_write_says_no_leader" "exit $_rc: $(cat "$T/out")"
-    fi
-    if [ $_rcr = 3 ] && grep -q "no leader" "$T/outr"; then
-        ok "${_fl}_cutoff_read_says_no_leader"
-    else
-        bad "${_fl}_cutoff_read_says_no_leader" "exit $_rcr: $(cat "$T/outr")"
-    fi
+    refuses_at_once "$_fl" $_f
     sleep $(($2 - 3))
     stop_writer "n$_ln" "$T/writes-$_fl"
     "$KVSET" -s "$(sock "$_ln")" after-$_fl 1 >/dev/null 2>&1
@@ -273,21 +165,7 @@ leader_cut() {
 # run_cluster LABEL [KEYVAL ARGS]: the whole scenario on a fresh cluster.
 run_cluster() {
     _lab=$1; shift
-    for n in $NODES; do rm -rf "$T/n$n"; done
-    start 1 "$@"
-    if ! wait_until 30 sh -c "[ \"\$(echo '{\"op\":\"status\"}' | socat -t 2 - UNIX-CONNECT:$(sock 1) 2>/dev/null | jq -r .state)\" = leader ]"; then
-        bad "${_lab}_n1_leads" "n1 not leader"
-        return 1
-    fi
-    start 2 "$@"
-    wait_until 20 sh -c "[ \"\$(echo '{\"op\":\"status\"}' | socat -t 2 - UNIX-CONNECT:$(sock 1) 2>/dev/null | jq '[.nodes[]|select(.voter)]|length')\" = 2 ]"
-    start 3 "$@"
-    if wait_until 40 voters3 && wait_until 20 all_follow; then
-        ok "${_lab}_join_over_real_addresses"
-    else
-        bad "${_lab}_join_over_real_addresses" "$(st 1 -c .nodes)"
-        return 1
-    fi
+    start_cluster "$_lab" "$@" || return 1
     check "${_lab}_status_shows_real_address" \
         [ "$(st 1 '.nodes[] | select(.id == "n2") | .haddr')" = "$NET.12:11000" ]
     check "${_lab}_bound_to_any_advertises_its_own_address" \
@@ -302,7 +180,9 @@ run_cluster() {
     check "${_lab}_kv_health_finds_its_node" sh -c "echo '$_hl' | grep -q '^KEYVAL OK - node n1'"
     follower_cut "${_lab}_cut${CUT}" "$CUT"
     if [ -n "$NETNS_LONG" ]; then
-        follower_cut "${_lab}_cut120" 120
+        for _lc in ${NETNS_LONG_CUTS:-120 600}; do
+            follower_cut "${_lab}_cut$_lc" "$_lc"
+        done
     fi
     oneway_cut "${_lab}_oneway"
     fwd_reply_cut "${_lab}_fwdreply"
