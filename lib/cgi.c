@@ -468,13 +468,18 @@ static void known_list(const char *const *known, char *buf, size_t cap)
 
 int cgi_query_known(const cgi_target *t, const char *const *known)
 {
+    return cgi_query_known_f(stdout, t, known);
+}
+
+int cgi_query_known_f(FILE *out, const cgi_target *t, const char *const *known)
+{
     char bad[256], list[256], msg[600];
     if (cgi_query_unknown(t->query, t->query_len, known, bad, sizeof bad) == 0)
         return 0;
     known_list(known, list, sizeof list);
     snprintf(msg, sizeof msg, "unknown query parameter \"%s\" (%s%s)", bad,
              list[0] ? "this route takes: " : "this route takes none", list);
-    cgi_error(stdout, 400, msg);
+    cgi_error(out, 400, msg);
     return -1;
 }
 
