@@ -504,6 +504,11 @@ int cgi_fields_known(const json_t *obj, const char *const *known)
 
 json_t *cgi_json_body(const char *body, size_t len, size_t flags)
 {
+    return cgi_json_body_f(stdout, body, len, flags);
+}
+
+json_t *cgi_json_body_f(FILE *out, const char *body, size_t len, size_t flags)
+{
     json_error_t jerr;
     char why[240];
     json_t *obj = json_loadb(body, len, flags, &jerr);
@@ -513,9 +518,9 @@ json_t *cgi_json_body(const char *body, size_t len, size_t flags)
                     e == json_error_duplicate_key || e == json_error_invalid_utf8;
         client_json_why(&jerr, why, sizeof why);
         if (plain)
-            cgi_error(stdout, 400, why);
+            cgi_error(out, 400, why);
         else
-            cgi_errorf2(stdout, 400, "malformed JSON", why);
+            cgi_errorf2(out, 400, "malformed JSON", why);
     }
     return obj;
 }

@@ -194,4 +194,18 @@ int cgi_fields_known(const json_t *obj, const char *const *known);
  * not contain NUL bytes (\u0000)", not jansson's flag names. */
 json_t *cgi_json_body(const char *body, size_t len, size_t flags);
 
+/* cgi_json_body writing its 400 to out. */
+json_t *cgi_json_body_f(FILE *out, const char *body, size_t len, size_t flags);
+/* The single-key writes (lib/cgi_keyreq.c): PUT /key/K (raw body),
+ * POST /key (a JSON object of keys), DELETE /key/K. */
+enum { CGI_ROUTE_PUT, CGI_ROUTE_POST, CGI_ROUTE_DEL };
+typedef struct cgi_keyw_in { /* the request's CGI variables; NULL: unset */
+    const char *uri, *content_length, *if_match, *if_none_match;
+    int fd; /* the body (or cgi_body_reader) */
+} cgi_keyw_in;
+/* The write of route from in: {"op":"set","kv":{..}} (with "lease" when
+ * asked) or {"op":"del","key":K}, and its condition in *cond (as the
+ * request is unconditional; cgi_write_if or cgi_write_req apply it).
+ * NULL after writing the 400/404/413 to out. */
+json_t *cgi_keyw_request(FILE *out, int route, const cgi_keyw_in *in, cgi_cond *cond);
 #endif

@@ -252,17 +252,9 @@ static int fconn_record(struct raftd *d, fconn *c, const fcgi_header *h, const u
     }
 }
 
-static void fconn_read(struct raftd *d, fconn *c)
+/* Take every whole record c holds. */
+static void fconn_process(struct raftd *d, fconn *c)
 {
-    ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        c->dead = 1;
-        return;
-    }
-    c->in_len += (size_t)n;
-    c->last = now_ms();
     size_t off = 0;
     while (!c->dead && !c->closing) {
         fcgi_header h;
@@ -279,6 +271,30 @@ static void fconn_read(struct raftd *d, fconn *c)
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
     fconn_flush(c);
+}
+
+size_t fcgi_feed(struct raftd *d, fconn *c, const uint8_t *p, size_t n)
+{
+    if (n > c->in_cap - c->in_len)
+        n = c->in_cap - c->in_len;
+    memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    fconn_process(d, c);
+    return n;
+}
+
+static void fconn_read(struct raftd *d, fconn *c)
+{
+    ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        c->dead = 1;
+        return;
+    }
+    c->in_len += (size_t)n;
+    c->last = now_ms();
+    fconn_process(d, c);
 }
 
 static int fconn_mask(const fconn *c)
@@ -300,16 +316,36 @@ static void fconn_event(loop *l, int fd, void *data, int events)
         c->dead = 1;
 }
 
-static void fconn_free(struct raftd *d, fconn *c)
+void fcgi_conn_free(struct raftd *d, fconn *c)
 {
+    if (!c)
+        return;
     pending_detach_client(d, &c->cl);
-    loop_del(&d->loop, c->fd);
-    close(c->fd);
+    if (loop_has(&d->loop, c->fd))
+        loop_del(&d->loop, c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     free(c->in);
     free(c->out);
     free(c->params);
     free(c->body);
     free(c);
+}
+
+fconn *fcgi_conn_new(struct raftd *d, int fd)
+{
+    fconn *c = calloc(1, sizeof *c);
+    if (!c || !(c->in = malloc(IN_CAP))) {
+        free(c);
+        return NULL;
+    }
+    fcgi_owner = d;
+    c->fd = fd;
+    c->in_cap = IN_CAP;
+    c->cl.fd = -1;
+    c->cl.sink = fcgi_sink;
+    c->last = now_ms();
+    return c;
 }
 
 static void fcgi_accept(loop *l, int lfd, void *data, int events)
@@ -328,21 +364,14 @@ static void fcgi_accept(loop *l, int lfd, void *data, int events)
             close(fd);
             continue;
         }
-        fconn *c = d->n_fconns < FCGI_CONNS_MAX ? calloc(1, sizeof *c) : NULL;
-        if (c)
-            c->in = malloc(IN_CAP);
-        if (!c || !c->in || loop_add(&d->loop, fd, LOOP_READ, fconn_event, c) < 0) {
+        fconn *c = d->n_fconns < FCGI_CONNS_MAX ? fcgi_conn_new(d, fd) : NULL;
+        if (!c || loop_add(&d->loop, fd, LOOP_READ, fconn_event, c) < 0) {
             if (c)
-                free(c->in);
-            free(c);
-            close(fd);
+                fcgi_conn_free(d, c); /* closes fd */
+            else
+                close(fd);
             continue;
         }
-        c->fd = fd;
-        c->in_cap = IN_CAP;
-        c->cl.fd = -1;
-        c->cl.sink = fcgi_sink;
-        c->last = now_ms();
         c->next = d->fconns;
         d->fconns = c;
         d->n_fconns++;
@@ -376,7 +405,7 @@ void fcgi_close_all(struct raftd *d)
     while (d->fconns) {
         fconn *c = d->fconns;
         d->fconns = c->next;
-        fconn_free(d, c);
+        fcgi_conn_free(d, c);
     }
     d->n_fconns = 0;
     if (d->fcgi_lfd >= 0) {
@@ -396,7 +425,7 @@ void fcgi_sweep(struct raftd *d)
         if (c->dead || (c->closing && c->out_off == c->out_len)) {
             *pp = c->next;
             d->n_fconns--;
-            fconn_free(d, c);
+            fcgi_conn_free(d, c);
             continue;
         }
         if (loop_set_mask(&d->loop, c->fd, fconn_mask(c)) < 0)

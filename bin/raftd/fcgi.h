@@ -47,6 +47,13 @@ typedef struct fconn { /* a connection on fcgi.sock */
 void fcgi_boot(struct raftd *d);
 void fcgi_close_all(struct raftd *d);
 void fcgi_sweep(struct raftd *d);
+/* A connection on fd (not yet in the loop); NULL when out of memory. */
+fconn *fcgi_conn_new(struct raftd *d, int fd);
+/* Take up to n bytes of p as if read from c's socket; returns how many
+ * were taken (its buffer holds one whole record at most). */
+size_t fcgi_feed(struct raftd *d, fconn *c, const uint8_t *p, size_t n);
+/* Close c's socket and free it (c may be NULL). */
+void fcgi_conn_free(struct raftd *d, fconn *c);
 /* The value of param name (NUL-terminated in *out, up to cap-1 bytes):
  * 1 found, 0 absent. */
 int fcgi_param(const fconn *c, const char *name, char *out, size_t cap);

@@ -57,7 +57,7 @@ check health_under_fastcgi sh -c '[ "$1" = 200 ] && [ "$(printf %s "$2" | jq -r 
 http_get 19060 /status
 check status_under_fastcgi [ "$HTTP_CODE" = 200 ]
 
-# GET, PUT and DELETE /key/K are answered by raftd itself on fcgi.sock: no
+# GET, PUT and DELETE /key/K and POST /key are answered by raftd itself on fcgi.sock: no
 # key-get process exists (key-put and key-del run, idle, for If-Match: *),
 # and raftd counts the requests.
 lpid=$(ps -o pid=,comm= --ppid "$pid_f0" | awk '$2 == "lighttpd" { print $1 }')
@@ -74,8 +74,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary v9 http://127
 check put_answered [ "$code" = 200 ]
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE http://127.0.0.1:19060/key/fast9)
 check delete_answered [ "$code" = 200 ]
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary '{"fast8":"v8"}' \
+    http://127.0.0.1:19060/key)
+check post_answered [ "$code" = 200 ]
 n2=$(fcgi_count)
-check raftd_answered_put_delete [ "$n2" -ge $((n1 + 2)) ]
+check raftd_answered_put_post_delete [ "$n2" -ge $((n1 + 3)) ]
 # If-Match: * needs a read and a write: key-put does it, resident.
 code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-Match: *' --data-binary x \
     http://127.0.0.1:19060/key/user1)
