@@ -17,7 +17,7 @@ typedef struct hreq {
     int sets; /* a write that sets a key: ETag in the answer */
     char key[KV_KEY_MAX + 2];
     size_t klen;
-    char inm[256]; /* If-None-Match of a GET, "" none */
+    char inm[8192]; /* If-None-Match of a GET (lighttpd: headers <= 8 KiB) */
     int has_inm;
 } hreq;
 enum { HR_NONE, HR_GET, HR_WRITE };

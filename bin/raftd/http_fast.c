@@ -46,7 +46,7 @@ static void answer_mem(struct raftd *d, fconn *c, FILE *out, char **buf, size_t 
  * answer in out. */
 static json_t *write_request(FILE *out, fconn *c, int route, hreq *h)
 {
-    char uri[CGI_URI_MAX + 2], im[512], inm[512], clen[32];
+    char uri[CGI_URI_MAX + 2], im[8192], inm[8192], clen[32];
     cgi_keyw_in in = {
         fcgi_param(c, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
         fcgi_param(c, "CONTENT_LENGTH", clen, sizeof clen) ? clen : NULL,

@@ -85,6 +85,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-Match: *' --data-bin
 check if_match_star_put [ "$code" = 200 ]
 check if_match_star_by_program [ "$(fcgi_count)" = "$n2" ]
 
+# raftd's FastCGI socket itself: GET_VALUES says one request per
+# connection; a malformed record closes that connection only.
+vals=$(printf '\001\011\000\000\000\021\000\000\017\000FCGI_MPXS_CONNS' |
+    socat -t 2 - "UNIX-CONNECT:$T/f0/fcgi.sock" | tr -c 'A-Z_0-9' '.')
+check fcgi_get_values_no_mpx sh -c 'printf %s "$1" | grep -q FCGI_MPXS_CONNS0' - "$vals"
+printf 'GET / HTTP/1.0\r\n\r\n' | socat -t 2 - "UNIX-CONNECT:$T/f0/fcgi.sock" >/dev/null 2>&1
+http_get 19060 /key/user1
+check get_after_malformed_record sh -c '[ "$1" = 200 ] && [ "$2" = "{\"user1\":\"x\"}" ]' - "$HTTP_CODE" "$BODY"
+
 # Resident: the key-list processes under f0's lighttpd stay the same across
 # requests, and each holds at most one connection to raftd.sock.
 getters() { progs key-list; }
