@@ -20,20 +20,7 @@
 
 static int handle(void)
 {
-    cgi_cond cond;
-    cgi_keyw_in in = {getenv("REQUEST_URI"), getenv("CONTENT_LENGTH"), getenv("HTTP_IF_MATCH"),
-                      getenv("HTTP_IF_NONE_MATCH"), STDIN_FILENO};
-    json_t *req = cgi_keyw_request(stdout, ROUTE, &in, &cond);
-    if (!req)
-        return 0;
-    if (json_object_get(req, "lease")) { /* a set with a lease: no condition */
-        cgi_relay_write(PROG, req);
-        return 0;
-    }
-    json_t *kv = json_incref(json_object_get(req, "kv"));
-    json_t *key = json_incref(json_object_get(req, "key"));
-    json_decref(req);
-    cgi_write_if(PROG, kv, key, &cond);
+    cgi_keyw_handle(PROG, ROUTE);
     return 0;
 }
 

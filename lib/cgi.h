@@ -208,4 +208,7 @@ typedef struct cgi_keyw_in { /* the request's CGI variables; NULL: unset */
  * request is unconditional; cgi_write_if or cgi_write_req apply it).
  * NULL after writing the 400/404/413 to out. */
 json_t *cgi_keyw_request(FILE *out, int route, const cgi_keyw_in *in, cgi_cond *cond);
+/* The whole of key-put, key-set or key-del (route): the request from the
+ * CGI variables and stdin, sent under its condition, answered on stdout. */
+void cgi_keyw_handle(const char *prog, int route);
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Skips spaces and tabs. */
 static const char *skip_ows(const char *s)
@@ -249,4 +250,22 @@ void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t 
     json_object_setn(body, key, klen, val);
     cgi_respond(out, 200, hdrs, body);
     json_decref(body);
+}
+
+void cgi_keyw_handle(const char *prog, int route)
+{
+    cgi_cond cond;
+    cgi_keyw_in in = {getenv("REQUEST_URI"), getenv("CONTENT_LENGTH"), getenv("HTTP_IF_MATCH"),
+                      getenv("HTTP_IF_NONE_MATCH"), STDIN_FILENO};
+    json_t *req = cgi_keyw_request(stdout, route, &in, &cond);
+    if (!req)
+        return;
+    if (json_object_get(req, "lease")) { /* a set with a lease: no condition */
+        cgi_relay_write(prog, req);
+        return;
+    }
+    json_t *kv = json_incref(json_object_get(req, "kv"));
+    json_t *key = json_incref(json_object_get(req, "key"));
+    json_decref(req);
+    cgi_write_if(prog, kv, key, &cond);
 }

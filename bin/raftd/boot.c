@@ -19,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int listen_unix(struct raftd *d, const char *path, mode_t mode)
+int listen_unix(struct raftd *d, const char *path, mode_t mode)
 {
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);

@@ -380,24 +380,11 @@ static void fcgi_accept(loop *l, int lfd, void *data, int events)
 
 void fcgi_boot(struct raftd *d)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     fcgi_owner = d;
     path_in_dir(d, d->fcgi_path, sizeof d->fcgi_path, "fcgi.sock");
-    if (strlen(d->fcgi_path) >= sizeof sa.sun_path)
-        fatal(d, "%s: socket path too long", d->fcgi_path);
-    strcpy(sa.sun_path, d->fcgi_path);
-    unlink(d->fcgi_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        fatal(d, "socket: %s", strerror(errno));
-    mode_t old = umask(0177);
-    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    umask(old);
-    if (rc < 0 || chmod(d->fcgi_path, 0660) < 0 || listen(fd, 512) < 0)
-        fatal(d, "%s: %s", d->fcgi_path, strerror(errno));
-    if (loop_add(&d->loop, fd, LOOP_READ, fcgi_accept, NULL) < 0)
+    d->fcgi_lfd = listen_unix(d, d->fcgi_path, 0660);
+    if (loop_add(&d->loop, d->fcgi_lfd, LOOP_READ, fcgi_accept, NULL) < 0)
         fatal(d, "epoll: %s", strerror(errno));
-    d->fcgi_lfd = fd;
 }
 
 void fcgi_close_all(struct raftd *d)

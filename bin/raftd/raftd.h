@@ -339,6 +339,8 @@ void options_parse(struct raftd *d, int argc, char **argv);
 /* boot.c */
 void notify(struct raftd *d, const char *state);
 void boot(struct raftd *d);
+/* A listening UNIX socket at path (replacing a stale one), mode; fatal on error. */
+int listen_unix(struct raftd *d, const char *path, mode_t mode);
 void cleanup(struct raftd *d);
 
 /* run.c */
