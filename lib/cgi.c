@@ -468,13 +468,18 @@ static void known_list(const char *const *known, char *buf, size_t cap)
 
 int cgi_query_known(const cgi_target *t, const char *const *known)
 {
+    return cgi_query_known_f(stdout, t, known);
+}
+
+int cgi_query_known_f(FILE *out, const cgi_target *t, const char *const *known)
+{
     char bad[256], list[256], msg[600];
     if (cgi_query_unknown(t->query, t->query_len, known, bad, sizeof bad) == 0)
         return 0;
     known_list(known, list, sizeof list);
     snprintf(msg, sizeof msg, "unknown query parameter \"%s\" (%s%s)", bad,
              list[0] ? "this route takes: " : "this route takes none", list);
-    cgi_error(stdout, 400, msg);
+    cgi_error(out, 400, msg);
     return -1;
 }
 
@@ -499,6 +504,11 @@ int cgi_fields_known(const json_t *obj, const char *const *known)
 
 json_t *cgi_json_body(const char *body, size_t len, size_t flags)
 {
+    return cgi_json_body_f(stdout, body, len, flags);
+}
+
+json_t *cgi_json_body_f(FILE *out, const char *body, size_t len, size_t flags)
+{
     json_error_t jerr;
     char why[240];
     json_t *obj = json_loadb(body, len, flags, &jerr);
@@ -508,9 +518,9 @@ json_t *cgi_json_body(const char *body, size_t len, size_t flags)
                     e == json_error_duplicate_key || e == json_error_invalid_utf8;
         client_json_why(&jerr, why, sizeof why);
         if (plain)
-            cgi_error(stdout, 400, why);
+            cgi_error(out, 400, why);
         else
-            cgi_errorf2(stdout, 400, "malformed JSON", why);
+            cgi_errorf2(out, 400, "malformed JSON", why);
     }
     return obj;
 }

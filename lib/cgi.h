@@ -123,6 +123,15 @@ int cgi_call_raftd_t(const char *prog, json_t *req, int timeout_ms, json_t **rep
  * for a write that sets keys, `ETag: "N"` (their entity tag now). */
 void cgi_relay_write(const char *prog, json_t *req);
 
+/* The answer to raftd's reply (consumed) to a write, as cgi_relay_write
+ * gives it, written to out; sets: the write sets keys (an ETag too). */
+void cgi_write_answer(FILE *out, int code, json_t *reply, int sets);
+/* The answer of GET /key/K to raftd's reply (code, reply; not consumed)
+ * to its get, written to out: 200 {"K":"V"} with ETag, X-Keyval-Index
+ * (and X-Keyval-Applied), 304 when if_none_match (may be NULL) matches,
+ * else the error with the store's index in X-Keyval-Index. */
+void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t klen,
+                    const char *if_none_match);
 /* Nonzero when req's "op" changes state (set, del, txn, join, remove,
  * transfer). */
 int cgi_is_write_request(const json_t *req);
@@ -134,6 +143,13 @@ typedef struct cgi_cond {
     long long index; /* CGI_IF_INDEX: the key's index must be this; 0 = absent */
 } cgi_cond;
 
+/* The request of a write of set or delkey (neither consumed) under c
+ * (NULL or CGI_IF_NONE: unconditional; CGI_IF_INDEX: a txn "if"). */
+json_t *cgi_write_req(json_t *set, json_t *delkey, const cgi_cond *c);
+/* The request of GET /key/K[?level=..][&index=M&wait=DUR] from its
+ * target uri: the get, the decoded key (key: KV_KEY_MAX+2 bytes) and the
+ * wait in ms (0: not blocking); NULL after writing the 400/404 to out. */
+json_t *cgi_get_request(FILE *out, const char *uri, char *key, size_t *klen, long long *wait_ms);
 /* Parses the headers of a write (either may be NULL or ""): If-Match: "N"
  * (the key was last changed at index N), If-Match: * (the key exists),
  * If-None-Match: * (the key does not exist). Returns 0 with *c, or -1
@@ -165,6 +181,8 @@ int cgi_query_unknown(const char *query, size_t len, const char *const *known, c
 /* The same for t's query, writing the 400 {"error":"unknown query parameter
  * \"NAME\" ..."} itself. Returns 0 when all are known, -1 after the 400. */
 int cgi_query_known(const cgi_target *t, const char *const *known);
+/* cgi_query_known writing its 400 to out. */
+int cgi_query_known_f(FILE *out, const cgi_target *t, const char *const *known);
 
 /* The fields a JSON body object knows (NULL-terminated). Returns 0, or -1
  * after writing 400 {"error":"unknown field \"NAME\" ..."}. */
@@ -176,4 +194,21 @@ int cgi_fields_known(const json_t *obj, const char *const *known);
  * not contain NUL bytes (\u0000)", not jansson's flag names. */
 json_t *cgi_json_body(const char *body, size_t len, size_t flags);
 
+/* cgi_json_body writing its 400 to out. */
+json_t *cgi_json_body_f(FILE *out, const char *body, size_t len, size_t flags);
+/* The single-key writes (lib/cgi_keyreq.c): PUT /key/K (raw body),
+ * POST /key (a JSON object of keys), DELETE /key/K. */
+enum { CGI_ROUTE_PUT, CGI_ROUTE_POST, CGI_ROUTE_DEL };
+typedef struct cgi_keyw_in { /* the request's CGI variables; NULL: unset */
+    const char *uri, *content_length, *if_match, *if_none_match;
+    int fd; /* the body (or cgi_body_reader) */
+} cgi_keyw_in;
+/* The write of route from in: {"op":"set","kv":{..}} (with "lease" when
+ * asked) or {"op":"del","key":K}, and its condition in *cond (as the
+ * request is unconditional; cgi_write_if or cgi_write_req apply it).
+ * NULL after writing the 400/404/413 to out. */
+json_t *cgi_keyw_request(FILE *out, int route, const cgi_keyw_in *in, cgi_cond *cond);
+/* The whole of key-put, key-set or key-del (route): the request from the
+ * CGI variables and stdin, sent under its condition, answered on stdout. */
+void cgi_keyw_handle(const char *prog, int route);
 #endif

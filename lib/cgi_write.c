@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Skips spaces and tabs. */
 static const char *skip_ows(const char *s)
@@ -81,7 +82,7 @@ int cgi_etag_matches(const char *inm, long long index)
 
 /* The request for a write of set or delkey (not consumed) under an index
  * condition on each of its keys (none when c is NULL). */
-static json_t *write_req(json_t *set, json_t *delkey, const cgi_cond *c)
+json_t *cgi_write_req(json_t *set, json_t *delkey, const cgi_cond *c)
 {
     if (!c || c->kind == CGI_IF_NONE)
         return set ? json_pack("{s:s,s:O}", "op", "set", "kv", set)
@@ -104,6 +105,11 @@ static json_t *write_req(json_t *set, json_t *delkey, const cgi_cond *c)
 /* Answers the client with raftd's reply to a write (consumed). */
 static void relay_reply(int code, json_t *reply, int sets)
 {
+    cgi_write_answer(stdout, code, reply, sets);
+}
+
+void cgi_write_answer(FILE *out, int code, json_t *reply, int sets)
+{
     char xidx[64], etag[64];
     const char *hdrs[3] = {NULL, NULL, NULL};
     json_t *idx = json_object_get(reply, "index");
@@ -115,7 +121,7 @@ static void relay_reply(int code, json_t *reply, int sets)
         hdrs[1] = sets ? etag : NULL;
     }
     json_object_del(reply, "code");
-    cgi_respond(stdout, code, hdrs, reply);
+    cgi_respond(out, code, hdrs, reply);
     json_decref(reply);
 }
 
@@ -149,7 +155,7 @@ static void write_if_exists(const char *prog, json_t *set, json_t *delkey)
             return relay_reply(code, rep, 0);
         cgi_cond c = {CGI_IF_INDEX, (long long)json_integer_value(ix)};
         json_decref(rep);
-        json_t *req = write_req(set, delkey, &c);
+        json_t *req = cgi_write_req(set, delkey, &c);
         code = cgi_call_raftd(prog, req, &rep);
         json_decref(req);
         if (!rep)
@@ -171,7 +177,7 @@ void cgi_write_if(const char *prog, json_t *set, json_t *delkey, const cgi_cond 
     if (c && c->kind == CGI_IF_EXISTS)
         write_if_exists(prog, set, delkey);
     else
-        cgi_relay_write(prog, write_req(set, delkey, c));
+        cgi_relay_write(prog, cgi_write_req(set, delkey, c));
     json_decref(set);
     json_decref(delkey);
 }
@@ -185,4 +191,81 @@ void cgi_relay_write(const char *prog, json_t *req)
     json_decref(req);
     if (reply)
         relay_reply(code, reply, sets);
+}
+
+/* 304 for If-None-Match with the key's current entity tag: no body. */
+static void not_modified(FILE *out, const char *const *hdrs)
+{
+    fputs("Status: 304 Not Modified\r\n", out);
+    for (size_t i = 0; hdrs[i]; i++)
+        fprintf(out, "%s\r\n", hdrs[i]);
+    fputs("\r\n", out);
+    fflush(out);
+}
+
+void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t klen,
+                    const char *if_none_match)
+{
+    if (code != 200) {
+        char x404[64];
+        const char *h404[2] = {NULL, NULL};
+        json_t *ix = json_object_get(reply, "index");
+        if (json_is_integer(ix)) {
+            snprintf(x404, sizeof x404, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
+            h404[0] = x404;
+        }
+        json_object_del(reply, "code");
+        json_object_del(reply, "index"); /* a 404's store index: not the body's */
+        cgi_respond(out, code, h404, reply);
+        return;
+    }
+    json_t *val = json_object_get(reply, "value");
+    json_t *idx = json_object_get(reply, "index");
+    if (!json_is_string(val)) {
+        fprintf(stderr, "key-get: bad reply from raftd: no string \"value\"\n");
+        cgi_error(out, 502, "bad reply from raftd");
+        return;
+    }
+    char etag[64] = "", xidx[64] = "", xapp[64] = "";
+    const char *hdrs[4];
+    int nh = 0;
+    if (json_is_integer(idx)) {
+        snprintf(etag, sizeof etag, "ETag: \"%lld\"", (long long)json_integer_value(idx));
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(idx));
+        hdrs[nh++] = etag;
+        hdrs[nh++] = xidx;
+    }
+    json_t *app = json_object_get(reply, "applied");
+    if (json_is_integer(app)) {
+        snprintf(xapp, sizeof xapp, "X-Keyval-Applied: %lld", (long long)json_integer_value(app));
+        hdrs[nh++] = xapp;
+    }
+    hdrs[nh] = NULL;
+    if (json_is_integer(idx) &&
+        cgi_etag_matches(if_none_match, (long long)json_integer_value(idx))) {
+        not_modified(out, hdrs);
+        return;
+    }
+    json_t *body = json_object();
+    json_object_setn(body, key, klen, val);
+    cgi_respond(out, 200, hdrs, body);
+    json_decref(body);
+}
+
+void cgi_keyw_handle(const char *prog, int route)
+{
+    cgi_cond cond;
+    cgi_keyw_in in = {getenv("REQUEST_URI"), getenv("CONTENT_LENGTH"), getenv("HTTP_IF_MATCH"),
+                      getenv("HTTP_IF_NONE_MATCH"), STDIN_FILENO};
+    json_t *req = cgi_keyw_request(stdout, route, &in, &cond);
+    if (!req)
+        return;
+    if (json_object_get(req, "lease")) { /* a set with a lease: no condition */
+        cgi_relay_write(prog, req);
+        return;
+    }
+    json_t *kv = json_incref(json_object_get(req, "kv"));
+    json_t *key = json_incref(json_object_get(req, "key"));
+    json_decref(req);
+    cgi_write_if(prog, kv, key, &cond);
 }

@@ -4,6 +4,7 @@
  * or bootstrapped, the two UNIX sockets, the loop; and cleanup at exit.
  */
 #include "raftd.h"
+#include "fcgi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int listen_unix(struct raftd *d, const char *path, mode_t mode)
+int listen_unix(struct raftd *d, const char *path, mode_t mode)
 {
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
@@ -302,6 +303,7 @@ void boot(struct raftd *d)
     path_in_dir(d, inc, sizeof inc, "snap-incoming");
     unlink(inc);
     boot_sockets(d, max_fds);
+    fcgi_boot(d);
 
     process_ready(d);
     peers_reconcile(d);
@@ -329,6 +331,7 @@ void cleanup(struct raftd *d)
     for (size_t i = 0; i < d->n_inconns; i++)
         inconn_free(d, d->inconns[i]);
     d->n_inconns = 0;
+    fcgi_close_all(d);
     if (d->client_lfd >= 0) {
         loop_del(&d->loop, d->client_lfd);
         close(d->client_lfd);

@@ -94,6 +94,10 @@ static void client_write(client *c, const char *s, size_t n)
 /* One reply line: text plus its newline, in one write. */
 void client_send_text(client *c, const char *s, size_t n)
 {
+    if (c->sink) {
+        c->sink(c, s, n);
+        return;
+    }
     if (client_queue(c, s, n, 1) == 0)
         client_flush(c);
 }
@@ -127,7 +131,7 @@ static void client_refuse(client *c, int code, const char *why)
 /* One request line from c (without its newline): the fast path for a
  * plain set on the leader, else parsed and started; blank lines are
  * skipped. */
-static void client_line(struct raftd *d, client *c, const char *line, size_t l)
+void client_line(struct raftd *d, client *c, const char *line, size_t l)
 {
     int blank = 1;
     for (size_t i = 0; i < l && blank; i++)

@@ -73,7 +73,7 @@ void options_defaults(struct raftd *d)
     d->max_clients = MAX_CLIENTS;
     d->history_keep = 10000;
     d->max_watchers = 256;
-    d->client_lfd = d->peer_lfd = d->pid_fd = -1;
+    d->client_lfd = d->peer_lfd = d->pid_fd = d->fcgi_lfd = -1;
     d->next_id = 1;
     d->last_role = -1;
     d->last_leader = (uint64_t)-1;

@@ -130,6 +130,8 @@ typedef struct client { /* a connection on raftd.sock */
     uint64_t last;         /* last byte received */
     struct watcher *watch; /* a watch stream: no more requests (watch.c) */
     int rd_closed;         /* a watch's client closed its sending side */
+    /* Not NULL: a FastCGI request (fcgi.c), whose answers go here, not to fd. */
+    void (*sink)(struct client *c, const char *s, size_t n);
 } client;
 
 enum op {
@@ -232,6 +234,11 @@ struct raftd {
     raft_config applied_conf;
     int client_lfd, peer_lfd, pid_fd;
     char client_path[PATH_MAX], peer_path[PATH_MAX], pid_path[PATH_MAX];
+    int fcgi_lfd; /* fcgi.sock (fcgi.c), -1 none */
+    char fcgi_path[PATH_MAX];
+    struct fconn *fconns;
+    size_t n_fconns;
+    uint64_t m_fcgi_requests;
     char notify_path[108]; /* $NOTIFY_SOCKET, "" none */
     int cleaned;
     loop loop;
@@ -332,6 +339,8 @@ void options_parse(struct raftd *d, int argc, char **argv);
 /* boot.c */
 void notify(struct raftd *d, const char *state);
 void boot(struct raftd *d);
+/* A listening UNIX socket at path (replacing a stale one), mode; fatal on error. */
+int listen_unix(struct raftd *d, const char *path, mode_t mode);
 void cleanup(struct raftd *d);
 
 /* run.c */
@@ -380,6 +389,8 @@ void inconns_sweep(struct raftd *d);
 
 /* client.c */
 void client_send_text(client *c, const char *s, size_t n);
+/* One request line of c, as if c had sent it on raftd.sock. */
+void client_line(struct raftd *d, client *c, const char *line, size_t l);
 void client_send_json(client *c, json_t *reply);
 void client_pump(struct raftd *d, client *c);
 void client_read(struct raftd *d, client *c);

@@ -6,6 +6,7 @@
  * SQLite commit inside process_ready.
  */
 #include "raftd.h"
+#include "fcgi.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -138,6 +139,7 @@ static void run_turn(struct raftd *d)
     log_slow_turn(d, turn_start);
     inconns_sweep(d);
     clients_sweep(d);
+    fcgi_sweep(d);
     peers_watch(d);
 }
 

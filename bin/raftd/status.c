@@ -224,6 +224,9 @@ json_t *metrics_json(struct raftd *d)
                (double)live);
     metric_add(m, "keyval_client_connections_accepted_total", "counter",
                "Connections accepted on raftd.sock.", (double)d->m_clients_accepted);
+    metric_add(m, "keyval_fcgi_requests_total", "counter",
+               "HTTP requests raftd answered itself on fcgi.sock (keyval -fastcgi).",
+               (double)d->m_fcgi_requests);
     json_t *series = json_array();
     for (int i = 0; i < MAX_PEERS; i++) {
         peer *p = &d->peers[i];

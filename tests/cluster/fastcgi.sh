@@ -57,15 +57,52 @@ check health_under_fastcgi sh -c '[ "$1" = 200 ] && [ "$(printf %s "$2" | jq -r 
 http_get 19060 /status
 check status_under_fastcgi [ "$HTTP_CODE" = 200 ]
 
-# Resident: the key-get processes under f0's lighttpd stay the same across
-# requests, and each holds at most one connection to raftd.sock.
+# GET, PUT and DELETE /key/K and POST /key are answered by raftd itself on fcgi.sock: no
+# key-get process exists (key-put and key-del run, idle, for If-Match: *),
+# and raftd counts the requests.
 lpid=$(ps -o pid=,comm= --ppid "$pid_f0" | awk '$2 == "lighttpd" { print $1 }')
-getters() { ps -o pid=,comm= --ppid "$lpid" | awk '$2 == "key-get" { print $1 }' | sort | tr '\n' ' '; }
-before=$(getters)
-check key_get_resident [ -n "$before" ]
+progs() { ps -o pid=,comm= --ppid "$lpid" | awk -v n="$1" '$2 == n { print $1 }' | sort | tr '\n' ' '; }
+fcgi_count() { curl -s "http://127.0.0.1:19060/metrics" | awk '$1 == "keyval_fcgi_requests_total" { print $2 }'; }
+n0=$(fcgi_count)
 i=0
 while [ $i -lt 20 ]; do http_get 19060 /key/user1; i=$((i + 1)); done
 check get_after_20_requests [ "$HTTP_CODE" = 200 ]
+n1=$(fcgi_count)
+check raftd_answered_the_gets sh -c '[ -n "$1" ] && [ "$2" -ge $(($1 + 20)) ]' - "$n0" "$n1"
+check no_key_get_program [ -z "$(progs key-get)" ]
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary v9 http://127.0.0.1:19060/key/fast9)
+check put_answered [ "$code" = 200 ]
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE http://127.0.0.1:19060/key/fast9)
+check delete_answered [ "$code" = 200 ]
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary '{"fast8":"v8"}' \
+    http://127.0.0.1:19060/key)
+check post_answered [ "$code" = 200 ]
+n2=$(fcgi_count)
+check raftd_answered_put_post_delete [ "$n2" -ge $((n1 + 3)) ]
+# If-Match: * needs a read and a write: key-put does it, resident.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'If-Match: *' --data-binary x \
+    http://127.0.0.1:19060/key/user1)
+check if_match_star_put [ "$code" = 200 ]
+check if_match_star_by_program [ "$(fcgi_count)" = "$n2" ]
+
+# raftd's FastCGI socket itself: GET_VALUES says one request per
+# connection; a malformed record closes that connection only.
+vals=$(printf '\001\011\000\000\000\021\000\000\017\000FCGI_MPXS_CONNS' |
+    socat -t 2 - "UNIX-CONNECT:$T/f0/fcgi.sock" | tr -c 'A-Z_0-9' '.')
+check fcgi_get_values_no_mpx sh -c 'printf %s "$1" | grep -q FCGI_MPXS_CONNS0' - "$vals"
+printf 'GET / HTTP/1.0\r\n\r\n' | socat -t 2 - "UNIX-CONNECT:$T/f0/fcgi.sock" >/dev/null 2>&1
+http_get 19060 /key/user1
+check get_after_malformed_record sh -c '[ "$1" = 200 ] && [ "$2" = "{\"user1\":\"x\"}" ]' - "$HTTP_CODE" "$BODY"
+
+# Resident: the key-list processes under f0's lighttpd stay the same across
+# requests, and each holds at most one connection to raftd.sock.
+getters() { progs key-list; }
+http_get 19060 /key
+before=$(getters)
+check key_list_resident [ -n "$before" ]
+i=0
+while [ $i -lt 20 ]; do http_get 19060 /key; i=$((i + 1)); done
+check list_after_20_requests [ "$HTTP_CODE" = 200 ]
 after=$(getters)
 check same_processes_after_20_requests [ "$before" = "$after" ]
 conns_ok=1
@@ -79,9 +116,9 @@ check one_raftd_connection_each [ $conns_ok = 1 ]
 # A killed resident program is restarted by lighttpd.
 victim=$(echo $after | awk '{ print $1 }')
 kill -9 "$victim"
-if wait_until 10 body_is 19060 /key/user1 '{"user1":"batman"}'; then
-    ok get_after_program_killed
+if wait_until 10 sh -c 'curl -s -o /dev/null -w %{http_code} http://127.0.0.1:19060/key | grep -qx 200'; then
+    ok list_after_program_killed
 else
-    bad get_after_program_killed "$HTTP_CODE $BODY"
+    bad list_after_program_killed "$HTTP_CODE $BODY"
 fi
 finish

@@ -88,6 +88,22 @@ render() { # PORT MODE DIR
         -e "s|@SOCKET@|$SOCK|g; s|@ETCDIR@|$BUILD/etc|g; s|@MODE@|$2|g" \
         -e "s|@SECURITY@|$3/security.conf|; s|@MAXFDS@|1024|; s|@MAXCONNS@|300|" \
         "$BUILD/etc/lighttpd.conf.in" >"$3/lighttpd.conf"
+    # -fastcgi sends the key routes to raftd's own fcgi.sock; the fake
+    # raftd has none, so here they go to the resident programs (what this
+    # test is about; raftd's answers are coord-http.sh's and fastcgi.sh's).
+    if [ "$2" = fastcgi ]; then
+        mkdir -p "$3/etc"
+        awk '/"\/\.kv-cgi\/[a-z-]*" => \(\(/ { split($1, a, "/"); name = a[3]; sub(/"$/, "", name) }
+             /"\/fcgi\.sock",/ {
+                 sub(/"\/fcgi\.sock",/, "\"/fcgi-" name ".sock\",")
+                 print
+                 print "        \"bin-path\" => var.kv_cgidir + \"/" name "\","
+                 print "        \"bin-environment\" => ( \"KEYVAL_SOCKET\" => var.kv_socket ),"
+                 next
+             }
+             { print }' "$BUILD/etc/lighttpd-fastcgi.conf" >"$3/etc/lighttpd-fastcgi.conf"
+        sed -i "s|$BUILD/etc/lighttpd-fastcgi.conf|$3/etc/lighttpd-fastcgi.conf|" "$3/lighttpd.conf"
+    fi
     # a short request timeout, to see that a blocking query waits longer
     sed -i 's|"KEYVAL_SOCKET" => "'"$SOCK"'"|& , "KEYVAL_TIMEOUT_MS" => "1000"|' "$3/lighttpd.conf"
     /usr/sbin/lighttpd -D -f "$3/lighttpd.conf" >>"$T/lighttpd-$2.log" 2>&1 &

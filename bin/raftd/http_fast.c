@@ -1,0 +1,144 @@
+/*
+ * http_fast.c - the HTTP routes raftd answers itself on fcgi.sock (fcgi.c):
+ * GET/HEAD /key/K (all its forms, blocking ones too), PUT /key/K, POST
+ * /key and DELETE /key/K (unconditional, with ?lease=ID, If-Match: "N",
+ * If-None-Match: *; If-Match: * stays with the programs). Each
+ * becomes the op a raftd.sock client sends (client_line), and raftd's
+ * reply the answer the CGI programs give, through the same lib/cgi*.c
+ * code (cgi_get_request, cgi_keyw_request, cgi_get_answer, cgi_write_req,
+ * cgi_write_answer).
+ * Everything else lighttpd sends to the programs (etc/lighttpd-fastcgi.conf).
+ */
+#include "fcgi.h"
+#include "cgi.h"
+#include "cgi_coord.h"
+#include "client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The body of the request being parsed, for cgi_read_body. */
+static const char *body_at;
+static size_t body_left;
+
+static ssize_t body_read(void *buf, size_t n)
+{
+    if (n > body_left)
+        n = body_left;
+    memcpy(buf, body_at, n);
+    body_at += n;
+    body_left -= n;
+    return (ssize_t)n;
+}
+
+/* Send what out holds (a whole CGI answer) as c's answer. */
+static void answer_mem(struct raftd *d, fconn *c, FILE *out, char **buf, size_t *len)
+{
+    fclose(out);
+    if (*buf)
+        fcgi_answer(d, c, *buf, *len);
+    free(*buf);
+    *buf = NULL;
+}
+
+/* The write of PUT /key/K, POST /key or DELETE /key/K; NULL after an
+ * answer in out. */
+static json_t *write_request(FILE *out, fconn *c, int route, hreq *h)
+{
+    char uri[CGI_URI_MAX + 2], im[8192], inm[8192], clen[32];
+    cgi_keyw_in in = {
+        fcgi_param(c, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
+        fcgi_param(c, "CONTENT_LENGTH", clen, sizeof clen) ? clen : NULL,
+        fcgi_param(c, "HTTP_IF_MATCH", im, sizeof im) ? im : NULL,
+        fcgi_param(c, "HTTP_IF_NONE_MATCH", inm, sizeof inm) ? inm : NULL,
+        -1,
+    };
+    cgi_cond cond;
+    body_at = c->body ? c->body : "";
+    body_left = c->body_over ? 0 : c->body_len;
+    ssize_t (*saved)(void *, size_t) = cgi_body_reader;
+    cgi_body_reader = body_read;
+    json_t *req = cgi_keyw_request(out, route, &in, &cond);
+    cgi_body_reader = saved;
+    if (!req)
+        return NULL;
+    h->sets = route != CGI_ROUTE_DEL;
+    if (cond.kind == CGI_IF_NONE || json_object_get(req, "lease"))
+        return req;
+    if (cond.kind == CGI_IF_EXISTS) { /* a read, then a write: the programs do it */
+        json_decref(req);
+        return cgi_error(out, 500, "If-Match: * reached raftd's FastCGI socket"), NULL;
+    }
+    json_t *w = cgi_write_req(json_object_get(req, "kv"), json_object_get(req, "key"), &cond);
+    json_decref(req);
+    return w;
+}
+
+void http_fast_start(struct raftd *d, fconn *c)
+{
+    char method[16], uri[CGI_URI_MAX + 2], *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (!out) {
+        static const char oom[] = "Status: 500 Internal Server Error\r\n"
+                                  "Content-Type: application/json\r\n\r\n"
+                                  "{\"error\":\"out of memory\"}";
+        fcgi_answer(d, c, oom, sizeof oom - 1);
+        return;
+    }
+    hreq *h = &c->h;
+    memset(h, 0, sizeof *h);
+    if (!fcgi_param(c, "REQUEST_METHOD", method, sizeof method))
+        method[0] = 0;
+    json_t *req = NULL;
+    if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) {
+        long long wait_ms;
+        h->kind = HR_GET;
+        h->has_inm = fcgi_param(c, "HTTP_IF_NONE_MATCH", h->inm, sizeof h->inm);
+        req = cgi_get_request(out, fcgi_param(c, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
+                              h->key, &h->klen, &wait_ms);
+    } else if (!strcmp(method, "PUT") || !strcmp(method, "POST") || !strcmp(method, "DELETE")) {
+        h->kind = HR_WRITE;
+        int route = method[0] == 'D'   ? CGI_ROUTE_DEL
+                    : method[1] == 'U' ? CGI_ROUTE_PUT
+                                       : CGI_ROUTE_POST;
+        req = write_request(out, c, route, h);
+    } else {
+        cgi_error(out, 405, "method not served on raftd's FastCGI socket");
+    }
+    if (!req)
+        return answer_mem(d, c, out, &buf, &len);
+    fclose(out);
+    free(buf);
+    char *line = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(req);
+    if (!line) {
+        static const char oom[] = "{\"code\":500,\"error\":\"out of memory\"}";
+        return http_fast_reply(d, c, oom, sizeof oom - 1);
+    }
+    client_line(d, &c->cl, line, strlen(line));
+    free(line);
+}
+
+void http_fast_reply(struct raftd *d, fconn *c, const char *s, size_t n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    if (!out)
+        return;
+    json_t *reply = json_loadb(s, n, 0, NULL);
+    if (!json_is_object(reply)) {
+        json_decref(reply);
+        logf_(d, "fcgi.sock: reply is not a JSON object");
+        cgi_error(out, 502, "bad reply from raftd");
+    } else if (c->h.kind == HR_GET) {
+        cgi_get_answer(out, client_reply_code(reply), reply, c->h.key, c->h.klen,
+                       c->h.has_inm ? c->h.inm : NULL);
+        json_decref(reply);
+    } else {
+        cgi_write_answer(out, client_reply_code(reply), reply, c->h.sets);
+    }
+    answer_mem(d, c, out, &buf, &len);
+}
