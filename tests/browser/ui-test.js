@@ -82,11 +82,23 @@ async function rwTests(browser) {
     try { process.kill(Number(pid), "SIGKILL"); } catch (e) { /* gone */ }
   }
   const down = await until(10000, async () =>
-    (await page.locator(`#members tbody tr[data-member="${f}"]`).getAttribute("data-health")) === "down");
+    (await page.locator(`#members tbody tr[data-member="${f}"]`).getAttribute("data-health", { timeout: 1000 })) === "down");
   const dt = Date.now() - t0;
   console.log("figure ui_follower_shown_down_ms " + dt);
   check("killed_follower_shown_down", down, "not shown down after " + dt + " ms");
   await page.screenshot({ path: shots + "/ui-cluster-down.png", fullPage: true });
+
+  /* a new leader shows as such: hand leadership to n1; the page (on n0,
+   * now a follower) marks n1 as leader and still shows the dead one down */
+  const t1 = Date.now();
+  const tr = await api("POST", "/leader", JSON.stringify({ id: "n1" }));
+  const moved = await until(10000, async () =>
+    (await page.locator('#members tbody tr[data-role="leader"]').getAttribute("data-member", { timeout: 1000 })) === "n1");
+  console.log("figure ui_new_leader_shown_ms " + (Date.now() - t1));
+  check("new_leader_shown", moved, "POST /leader " + tr.status + " " + tr.text);
+  check("down_seen_from_follower", (await page.locator(`#members tbody tr[data-member="${f}"]`)
+    .getAttribute("data-health", { timeout: 1000 })) === "down", "not down on the follower's page");
+  await page.screenshot({ path: shots + "/ui-cluster-follower.png", fullPage: true });
 
   /* key browser: create through the page, read with the API */
   await page.click("#tab-keys");
