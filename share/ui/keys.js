@@ -187,7 +187,15 @@ Keys.watch = function () {
   Keys.es = es;
   const state = document.getElementById("watch-state");
   es.onopen = () => { state.textContent = "live: watching changes"; };
-  es.onerror = () => { state.textContent = "live updates interrupted; reconnecting\u2026"; };
+  es.onerror = () => {
+    state.textContent = "live updates interrupted; reconnecting\u2026";
+    /* The browser retries by itself unless the answer was not a stream
+     * (e.g. 410 compacted, 503 too many watchers): then start afresh
+     * from a new listing after a pause. */
+    if (es.readyState === EventSource.CLOSED && Keys.es === es) {
+      setTimeout(() => { if (Keys.es === es) { Keys.load(); Keys.watch(); } }, 3000);
+    }
+  };
   es.addEventListener("error", (ev) => { if (ev.data) state.textContent = "watch ended: " + ev.data; });
   es.onmessage = (ev) => {
     let e;
