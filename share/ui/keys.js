@@ -129,8 +129,8 @@ Keys.conflict = async function (k, mine, what) {
   box.appendChild(KV.el("p", null, KV.el("strong", null, "Conflict: "),
     "the key was changed by someone else (now " + (theirs === null ? "deleted" : "index " + idx) +
     ") after you read it at index " + Keys.current.index + ". Your " + what + " was not applied."));
-  if (theirs !== null) box.appendChild(KV.el("p", null, "Their value:"), KV.el("pre", { class: "theirs" }, theirs));
-  if (mine !== null) box.appendChild(KV.el("p", null, "Your value (still in the box):"), KV.el("pre", { class: "mine" }, mine));
+  if (theirs !== null) box.append(KV.el("p", null, "Their value:"), KV.el("pre", { class: "theirs" }, theirs));
+  if (mine !== null) box.append(KV.el("p", null, "Your value (still in the box):"), KV.el("pre", { class: "mine" }, mine));
   box.appendChild(KV.el("button", { type: "button", on: { click: () => Keys.show(k) } }, "Load theirs"));
   box.classList.remove("hidden");
   Keys.current.newIndex = idx;

@@ -120,7 +120,10 @@ async function rwTests(browser) {
   await page.click("#kv-save");
   const shown = await until(8000, async () => await page.locator("#kv-conflict").isVisible());
   const ctext = shown ? await page.textContent("#kv-conflict") : "";
-  check("stale_edit_shows_conflict", shown && /Conflict/.test(ctext) && /theirs/.test(ctext), "conflict box: " + ctext);
+  const theirs = shown ? await page.textContent("#kv-conflict pre.theirs", { timeout: 1000 }).catch(() => null) : null;
+  const mine = shown ? await page.textContent("#kv-conflict pre.mine", { timeout: 1000 }).catch(() => null) : null;
+  check("stale_edit_shows_conflict", shown && /Conflict/.test(ctext) && theirs === "theirs" && mine === "mine",
+        "conflict box: " + ctext + " (theirs " + theirs + ", mine " + mine + ")");
   check("stale_edit_not_applied", (await valueOf("ui/k1")) === "theirs", "ui/k1 = " + (await valueOf("ui/k1")));
   await page.screenshot({ path: shots + "/ui-conflict.png", fullPage: true });
 
