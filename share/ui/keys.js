@@ -45,45 +45,67 @@ Keys.open = function (p) {
   Keys.watch();
 };
 
+/* One page of the browser: up to pageSize entries (keys and folders) of
+ * the open prefix. A folder's keys are skipped on the server's listing by
+ * asking again after the folder's last possible key (the folder name +
+ * U+10FFFF, above every UTF-8 continuation), so a folder of 10000 keys
+ * costs one entry, not 100 pages. At most 10 listing requests a page. */
 Keys.load = async function () {
-  const after = Keys.afters[Keys.afters.length - 1];
-  const q = "/key?prefix=" + encodeURIComponent(Keys.prefix) + "&limit=" + Keys.pageSize +
-            (after ? "&after=" + encodeURIComponent(after) : "");
-  let r;
-  try { r = await KV.json("GET", q); } catch (e) { Keys.msg("create-msg", "listing failed: " + e, "error"); return; }
   const list = document.getElementById("keylist");
-  if (r.status !== 200 || !r.body) {
-    KV.clear(list);
-    list.appendChild(KV.el("li", { class: "muted" }, "listing failed: " + r.status + " " + ((r.body && r.body.error) || "")));
-    return;
-  }
-  Keys.more = !!r.body.more;
-  Keys.lastOfPage = r.body.items.length ? r.body.items[r.body.items.length - 1].key : "";
-  KV.clear(list);
+  let after = Keys.afters[Keys.afters.length - 1];
+  const entries = [];
   const seen = new Set();
-  for (const it of r.body.items) {
-    const rest = it.key.slice(Keys.prefix.length);
-    const slash = rest.indexOf("/");
-    if (slash >= 0 && slash < rest.length - 1) {
-      const folder = Keys.prefix + rest.slice(0, slash + 1);
-      if (seen.has(folder)) continue;
-      seen.add(folder);
-      list.appendChild(KV.el("li", { class: "folder", data: { folder: folder },
-                                     on: { click: () => Keys.open(folder) } }, rest.slice(0, slash + 1)));
+  let more = true, index = 0, tries = 0;
+  while (more && entries.length < Keys.pageSize && tries++ < 10) {
+    const q = "/key?prefix=" + encodeURIComponent(Keys.prefix) + "&limit=" + Keys.pageSize +
+              (after ? "&after=" + encodeURIComponent(after) : "");
+    let r;
+    try { r = await KV.json("GET", q); } catch (e) { r = { status: 0, body: null, error: String(e) }; }
+    if (r.status !== 200 || !r.body) {
+      KV.clear(list);
+      list.appendChild(KV.el("li", { class: "muted" }, "listing failed: " + r.status + " " +
+                             ((r.body && r.body.error) || r.error || "")));
+      return;
+    }
+    index = Number(r.headers.get("X-Keyval-Index")) || index;
+    more = !!r.body.more;
+    for (const it of r.body.items) {
+      if (entries.length >= Keys.pageSize) { more = true; break; }
+      const rest = it.key.slice(Keys.prefix.length);
+      const slash = rest.indexOf("/");
+      if (slash >= 0 && slash < rest.length - 1) {
+        const folder = Keys.prefix + rest.slice(0, slash + 1);
+        after = folder + "\u{10FFFF}";
+        if (seen.has(folder)) continue;
+        seen.add(folder);
+        entries.push({ folder: folder, label: rest.slice(0, slash + 1) });
+      } else {
+        after = it.key;
+        entries.push({ key: it.key, label: rest, index: it.index });
+      }
+    }
+  }
+  Keys.more = more;
+  Keys.lastOfPage = after;
+  KV.clear(list);
+  for (const e of entries) {
+    if (e.folder) {
+      list.appendChild(KV.el("li", { class: "folder", data: { folder: e.folder },
+                                     on: { click: () => Keys.open(e.folder) } }, e.label));
     } else {
-      const li = KV.el("li", { class: "key", data: { key: it.key },
-                               on: { click: () => Keys.show(it.key) } }, rest);
-      li.title = "index " + it.index;
-      if (Keys.current && Keys.current.key === it.key) li.classList.add("selected");
+      const li = KV.el("li", { class: "key", data: { key: e.key },
+                               on: { click: () => Keys.show(e.key) } }, e.label);
+      li.title = "index " + e.index;
+      if (Keys.current && Keys.current.key === e.key) li.classList.add("selected");
       list.appendChild(li);
     }
   }
-  if (!r.body.items.length) list.appendChild(KV.el("li", { class: "muted" }, "(no keys)"));
+  if (!entries.length) list.appendChild(KV.el("li", { class: "muted" }, "(no keys)"));
   document.getElementById("page-prev").disabled = Keys.afters.length <= 1;
   document.getElementById("page-next").disabled = !Keys.more;
   document.getElementById("page-info").textContent = "page " + Keys.afters.length +
-    " \u00b7 " + r.body.items.length + " keys" + (Keys.more ? " \u00b7 more" : "");
-  Keys.listIndex = Number(r.headers.get("X-Keyval-Index")) || 0;
+    " \u00b7 " + entries.length + " entries" + (Keys.more ? " \u00b7 more" : "");
+  Keys.listIndex = index;
 };
 
 Keys.show = async function (k) {

@@ -174,6 +174,11 @@ async function roTests(browser) {
   const learnt = await until(10000, async () => (await page.getAttribute("body", "data-rights")) === "ro");
   check("read_only_user_learnt", learnt, "data-rights = " + (await page.getAttribute("body", "data-rights")));
   await until(8000, async () => (await page.locator("#keylist li").count()) > 0);
+  /* the root page holds the 250 keys of many/ as one folder: ui/ (after
+   * it) is on the same page and there is no next page */
+  const rootFolders = await page.locator("#keylist li.folder").allTextContents();
+  check("paging_folder_is_one_entry", rootFolders.join(",") === "many/,ui/" &&
+        (await page.isDisabled("#page-next")), "root folders: " + rootFolders.join(","));
   await page.locator("#keylist li.key", { hasText: "live-key" }).click();
   await until(5000, async () => (await page.textContent("#kv-key")) === "live-key");
   const ctrls = await page.locator("#create, #kv-save, #kv-delete, .needs-write").count();
