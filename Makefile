@@ -29,6 +29,10 @@ TEST_C := $(wildcard tests/test_*.c) $(wildcard tests/raft-sim.c)
 TESTS := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 ETC := $(wildcard etc/*)
 ETC_OUT := $(ETC:etc/%=$(BUILD)/etc/%)
+# The web console's static files (share/ui/): build/etc/ui, installed in
+# share/keyval/ui, next to the lighttpd templates keyval finds there.
+UI := $(wildcard share/ui/*)
+UI_OUT := $(UI:share/ui/%=$(BUILD)/etc/ui/%)
 
 # Hooks for helper objects shared by several programs.
 HDRS := $(wildcard lib/*.h)
@@ -36,7 +40,7 @@ HDRS := $(wildcard lib/*.h)
 .PHONY: all test test-unit test-sim test-cluster test-asan asan-build sim-mutants soak soak-netns \
         deps clean install uninstall lint-man
 
-all: $(BINS) $(CGIS) $(TESTS) $(ETC_OUT)
+all: $(BINS) $(CGIS) $(TESTS) $(ETC_OUT) $(UI_OUT)
 
 $(BUILD)/lib/%.o: lib/%.c $(HDRS)
 	@mkdir -p $(@D)
@@ -92,6 +96,10 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(HDRS)
 $(TESTS): tests/check.h
 
 $(BUILD)/etc/%: etc/%
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(BUILD)/etc/ui/%: share/ui/%
 	@mkdir -p $(@D)
 	cp $< $@
 
@@ -161,7 +169,7 @@ TEMPLATE_NAMES := $(notdir $(TEMPLATE_IN:.in=))
 SHARE_NAMES := $(filter-out $(notdir $(TEMPLATE_IN)),$(notdir $(ETC)))
 INSTALLED := $(BIN_NAMES:%=$(BINDIR)/%) $(SBIN_NAMES:%=$(SBINDIR)/%) \
   $(CGI_NAMES:%=$(LIBEXECDIR)/%) $(SHARE_NAMES:%=$(SHAREDIR)/%) \
-  $(TEMPLATE_NAMES:%=$(SHAREDIR)/%) \
+  $(TEMPLATE_NAMES:%=$(SHAREDIR)/%) $(UI:share/ui/%=$(SHAREDIR)/ui/%) \
   $(foreach m,$(MAN_PAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
 install: all
@@ -172,6 +180,8 @@ install: all
 	for f in $(SBIN_NAMES); do install -m 755 $(BUILD)/bin/$$f $(DESTDIR)$(SBINDIR)/$$f || exit 1; done
 	for f in $(CGI_NAMES); do install -m 755 $(BUILD)/cgi-bin/$$f $(DESTDIR)$(LIBEXECDIR)/$$f || exit 1; done
 	for f in $(SHARE_NAMES); do install -m 644 etc/$$f $(DESTDIR)$(SHAREDIR)/$$f || exit 1; done
+	install -d $(DESTDIR)$(SHAREDIR)/ui
+	for f in $(UI); do install -m 644 $$f $(DESTDIR)$(SHAREDIR)/ui/ || exit 1; done
 	for f in $(TEMPLATE_NAMES); do \
 	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' etc/$$f.in \
 	    > $(DESTDIR)$(SHAREDIR)/$$f && chmod 644 $(DESTDIR)$(SHAREDIR)/$$f || exit 1; done
@@ -180,7 +190,7 @@ install: all
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SHAREDIR) 2>/dev/null
+	-rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SHAREDIR)/ui $(DESTDIR)$(SHAREDIR) 2>/dev/null
 
 # Every man page is clean under mandoc -Tlint.
 lint-man:

@@ -29,6 +29,8 @@ typedef struct options {
     const char *id, *haddr_s, *raddr_s, *hadv_s, *radv_s, *join_s, *datadir_s, *restore_s;
     const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s, *join_auth_s;
     int fastcgi, auth_health;
+    const char *ui_s; /* -ui on|off (default on) */
+    int ui_off;
     addr haddr, raddr, join; /* bound (-haddr, -raddr) and the member to join */
     addr hadv, radv;         /* advertised: -hadv, -radv, else as bound */
     char default_id[64];
@@ -79,6 +81,9 @@ void find_prog(const char *env, const char *bindir, const char *name, char *out,
 int config_safe(const char *s);
 int config_write(const options *o, const install *in, const paths *p);
 int node_conf_write(const options *o, const paths *p, const security *sec);
+
+/* ui.c: DATADIR/lighttpd-ui.conf, the web console at /ui/ (or off). */
+int ui_conf_write(const options *o, const install *in, const paths *p);
 
 /* security.c: checks the security options' files and writes
  * lighttpd-security.conf, htpasswd and join.curlrc. 0, or -1 (printed). */

@@ -244,7 +244,8 @@ int main(int argc, char **argv)
     if (o.restore_s && (rc = restore_datadir(&o, &in)) >= 0)
         return rc;
     if (prepare_datadir(&o, &p, &fresh) < 0 || security_setup(&o, &in, &p, &sec) < 0 ||
-        config_write(&o, &in, &p) < 0 || node_conf_write(&o, &p, &sec) < 0)
+        config_write(&o, &in, &p) < 0 || node_conf_write(&o, &p, &sec) < 0 ||
+        ui_conf_write(&o, &in, &p) < 0)
         return 1;
     supervise_init(p.lighttpd_log);
 

@@ -39,6 +39,7 @@ void usage(FILE *f)
             "  -fastcgi           run the HTTP programs as resident FastCGI applications\n"
             "                     (lighttpd mod_fastcgi) instead of one CGI process per\n"
             "                     request (mod_cgi, the default)\n"
+            "  -ui on|off         the web console at /ui/ (default on; off: 404)\n"
             "Security (see keyval(1) and kv-certs(1)):\n"
             "  -peer-tls DIR      mutual TLS on every peer link (socat OPENSSL): DIR\n"
             "                     holds ca.crt (the cluster CA), node.crt and node.key;\n"
@@ -148,6 +149,7 @@ static const struct {
     {"https-ca", offsetof(options, https_ca_s)},
     {"auth-file", offsetof(options, auth_file_s)},
     {"join-auth", offsetof(options, join_auth_s)},
+    {"ui", offsetof(options, ui_s)},
 };
 
 static const char **value_flag(options *o, const char *name, size_t nl)
@@ -232,6 +234,11 @@ int options_parse(int argc, char **argv, options *o)
                              "combined with -join\n");
         return 2;
     }
+    if (o->ui_s && strcmp(o->ui_s, "on") != 0 && strcmp(o->ui_s, "off") != 0) {
+        fprintf(stderr, PROG ": bad -ui %s: expected on or off\n", o->ui_s);
+        return 2;
+    }
+    o->ui_off = o->ui_s && strcmp(o->ui_s, "off") == 0;
     if (o->auth_health && !o->auth_file_s) {
         fprintf(stderr, PROG ": -auth-health needs -auth-file\n");
         return 2;

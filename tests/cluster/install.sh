@@ -28,6 +28,7 @@ for f in bin/keyval bin/kv-get bin/kv-set bin/kv-del bin/kv-backup bin/kv-dump \
     sbin/raftd sbin/kv-health sbin/kv-restore \
     libexec/keyval/key-get libexec/keyval/key-set libexec/keyval/status \
     share/keyval/lighttpd.conf.in share/keyval/keyval@.service share/keyval/keyval.cron \
+    share/keyval/ui/index.html share/keyval/ui/keys.js \
     share/man/man1/keyval.1 share/man/man1/kv-get.1 share/man/man1/kv-backup.1 \
     share/man/man7/keyval-http.7 share/man/man8/raftd.8 share/man/man8/kv-health.8 \
     share/man/man8/keyval-cgi.8; do

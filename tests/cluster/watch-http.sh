@@ -84,6 +84,7 @@ wait_until 5 test -S "$SOCK"
 render() { # PORT MODE DIR
     mkdir -p "$3/www" "$3/tmp"
     : >"$3/security.conf"
+    : >"$3/lighttpd-ui.conf" # the web console off (keyval writes it)
     sed -e "s|@HOST@|127.0.0.1|; s|@PORT@|$1|; s|@DATADIR@|$3|g; s|@CGIDIR@|$BUILD/cgi-bin|g" \
         -e "s|@SOCKET@|$SOCK|g; s|@ETCDIR@|$BUILD/etc|g; s|@MODE@|$2|g" \
         -e "s|@SECURITY@|$3/security.conf|; s|@MAXFDS@|1024|; s|@MAXCONNS@|300|" \
