@@ -239,6 +239,7 @@ struct raftd {
     struct fconn *fconns;
     size_t n_fconns;
     uint64_t m_fcgi_requests;
+    uint64_t m_reads;      /* get and list requests accepted (any level) */
     char notify_path[108]; /* $NOTIFY_SOCKET, "" none */
     int cleaned;
     loop loop;

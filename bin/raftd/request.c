@@ -333,6 +333,8 @@ json_t *prepare(struct raftd *d, pending *p)
         /* cppcheck-suppress returnDanglingLifetime */
         return err;
     }
+    if (p->op == OP_GET || p->op == OP_LIST)
+        d->m_reads++;
     if (p->op != OP_SET && p->op != OP_DEL && p->op != OP_TXN && p->op != OP_LEASE_GRANT &&
         p->op != OP_LEASE_REVOKE)
         return NULL;

@@ -52,6 +52,7 @@ json_t *status_json(struct raftd *d)
     if (d->removed) /* removal.c: not ticking, not campaigning */
         role = "removed";
     json_t *nodes = json_array();
+    uint64_t now = now_ms();
     for (uint32_t i = 0; c && i < c->n; i++) {
         char n[KV_NAME_MAX + 1], r[KV_ADDR_MAX + 1], h[KV_ADDR_MAX + 1];
         kv_meta_split(c->nodes[i].meta, n, sizeof n, r, sizeof r, h, sizeof h);
@@ -62,6 +63,11 @@ json_t *status_json(struct raftd *d)
         char nid[NODEID_HEX_LEN + 1];
         nodeid_format(c->nodes[i].id, nid, sizeof nid);
         json_object_set_new(o, "node_id", json_string(nid));
+        /* ms since the last frame from this member (any role): a peer we
+         * have never heard from has none */
+        peer *pr = c->nodes[i].id == d->id ? NULL : peer_by_id(d, c->nodes[i].id);
+        if (pr && pr->heard)
+            json_object_set_new(o, "last_heard_ms", json_integer((json_int_t)(now - pr->heard)));
         if (st.role == RAFT_LEADER) {
             for (size_t k = 0; k < st.n_progress; k++) {
                 if (st.progress[k].id != c->nodes[i].id)
@@ -224,6 +230,10 @@ json_t *metrics_json(struct raftd *d)
                (double)live);
     metric_add(m, "keyval_client_connections_accepted_total", "counter",
                "Connections accepted on raftd.sock.", (double)d->m_clients_accepted);
+    metric_add(m, "keyval_reads_total", "counter",
+               "Key reads and listings this node accepted (any level, from raftd.sock or "
+               "fcgi.sock).",
+               (double)d->m_reads);
     metric_add(m, "keyval_fcgi_requests_total", "counter",
                "HTTP requests raftd answered itself on fcgi.sock (keyval -fastcgi).",
                (double)d->m_fcgi_requests);

@@ -5,7 +5,7 @@
 
 const Cluster = {
   windowMs: 5 * 60 * 1000,
-  samples: [],        /* {t, commit, conns} from /metrics */
+  samples: [],        /* {t, commit, reads} from /metrics */
   rates: { writes: [], reads: [], commit: [] },
   lastOk: 0,
   busy: false,
@@ -13,7 +13,8 @@ const Cluster = {
 
 /* One member's row, from the node's /status (st) and /metrics (m). The
  * node serving the page knows itself fully; as leader it knows each
- * follower's match index and whether it answered lately ("active"); its
+ * follower's match index, whether it answered lately ("active") and when
+ * it last heard from it ("last_heard_ms"); its
  * metrics say whether its outbound link to a peer is up (keyval_peer_up). */
 Cluster.member = function (st, m, n) {
   const r = { id: n.id, haddr: n.haddr || "", role: "follower", term: "-", commit: "-",
@@ -41,7 +42,8 @@ Cluster.member = function (st, m, n) {
     r.term = st.term;
     r.commit = n.match !== undefined ? "match " + n.match : "-";
     r.lag = n.match !== undefined ? Math.max(0, st.last_log_index - n.match) : "-";
-    r.contact = n.active ? "< " + et + " ms" : "no answer";
+    r.contact = n.last_heard_ms !== undefined ? KV.ago(n.last_heard_ms)
+              : n.active ? "< " + et + " ms" : "no answer";
     if (up === 0 || n.active === false) { r.health = "down"; r.why = up === 0 ? "link down" : "not answering"; }
     else if (typeof r.lag === "number" && r.lag > 100) { r.health = "bad"; r.why = "lags " + r.lag; }
     else r.health = "ok";
@@ -90,13 +92,13 @@ Cluster.render = function (st, m) {
 
 Cluster.chart = function (m) {
   const t = Date.now();
-  const s = { t: t, commit: m.keyval_commit_index, conns: m.keyval_client_connections_accepted_total };
+  const s = { t: t, commit: m.keyval_commit_index, reads: m.keyval_reads_total };
   const prev = Cluster.samples[Cluster.samples.length - 1];
   Cluster.samples.push(s);
   if (prev && t > prev.t) {
     const dt = (t - prev.t) / 1000;
     Cluster.rates.writes.push({ t: t, v: Math.max(0, (s.commit - prev.commit) / dt) });
-    Cluster.rates.reads.push({ t: t, v: Math.max(0, (s.conns - prev.conns) / dt) });
+    Cluster.rates.reads.push({ t: t, v: Math.max(0, (s.reads - prev.reads) / dt) });
   }
   Cluster.rates.commit.push({ t: t, v: s.commit });
   const cut = t - Cluster.windowMs;

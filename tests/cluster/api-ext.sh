@@ -137,6 +137,17 @@ check metrics_commit_latency_count_increase test "$(metric "$T/l2" keyval_commit
 check metrics_fsync_count_increase test "$(metric "$T/m2" keyval_fsync_duration_seconds_count)" -gt "$(metric "$T/m1" keyval_fsync_duration_seconds_count)"
 check metrics_fsyncs_counted test "$(metric "$T/m2" keyval_fsyncs_total)" = "$(metric "$T/m2" keyval_fsync_duration_seconds_count)"
 check metrics_parse_after_writes metrics_ok "$T/l2"
+# Reads are counted, at every level (the console's reads/s).
+for i in 1 2 3; do curl -s -m 10 -o /dev/null $U1/key/m$i; curl -s -m 10 -o /dev/null "$U1/key/m$i?level=stale"; done
+curl -s -m 10 -o /dev/null "$U1/key?prefix=m"
+curl -s -m 10 -o "$T/m3" $U1/metrics
+check metrics_reads_counted test "$(metric "$T/m3" keyval_reads_total)" -ge $(($(metric "$T/m2" keyval_reads_total) + 7))
+# /status: when this node last heard from each member (the leader: every
+# member, within an election timeout or so while all are up).
+curl -s -m 10 -o "$T/st0" $U0/status
+check status_last_heard_on_leader jq -e '[.nodes[] | select(.self | not) | .last_heard_ms | numbers | select(. < 5000)] | length == 2' "$T/st0"
+curl -s -m 10 -o "$T/st1" $U1/status
+check status_follower_heard_leader jq -e '[.nodes[] | select(.id == "a") | .last_heard_ms | numbers] | length == 1' "$T/st1"
 
 # --- POST /leader from a follower, then DELETE /node/ID from a follower
 req leader_transfer_from_follower 200 '{"leader":"c"}' -XPOST $U1/leader -d '{"id":"c"}'
