@@ -25,7 +25,12 @@ fi
 # only makes tests/cluster/ui.sh skip.
 BROWSER_DIR=$(dirname "$0")/browser
 if [ ! -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ]; then
-    (cd "$BROWSER_DIR" && npm install --no-audit --no-fund --no-package-lock --silent) ||
+    # package.json pins the version tested (it needs node >= 20); Debian 12's
+    # own nodejs is 18, for which 1.49.1 is the last that supports it
+    pw=""
+    node -e 'process.exit(parseInt(process.versions.node, 10) >= 20 ? 0 : 1)' 2>/dev/null ||
+        pw="playwright-core@1.49.1"
+    (cd "$BROWSER_DIR" && npm install --no-audit --no-fund --no-package-lock --no-save --silent $pw) ||
         echo "deps: playwright-core could not be installed (tests/cluster/ui.sh will skip)"
 fi
 echo "deps: ok"
