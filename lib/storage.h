@@ -216,6 +216,10 @@ store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_s
 int store_snapshot_step(store_snap_writer *w, size_t budget);
 int store_snapshot_finish(store_snap_writer *w);
 void store_snapshot_abort(store_snap_writer *w);
+/* Compaction without a file: the database holds the state as of the
+ * applied index, so record meta (index = applied, term, conf) as the
+ * snapshot's metadata, in the current transaction or one of its own. */
+int store_snapshot_mark(store *s, const raft_snap_meta *meta);
 /* Records (keys) in the snapshot being written. */
 int64_t store_snapshot_records(const store_snap_writer *w);
 /* Records in a snapshot file, from its header (not verified): >= 0, or -1
