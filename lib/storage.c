@@ -11,9 +11,6 @@
  *        "name", ...).
  *   log(idx INTEGER PRIMARY KEY, term INTEGER, type INTEGER, data BLOB)
  *   kv(key BLOB PRIMARY KEY, value BLOB, mod_index INTEGER, lease INTEGER)
- *        WITHOUT ROWID in new databases: one B-tree keyed by key, so a
- *        write touches one leaf, not a rowid leaf and an index leaf (an
- *        older database keeps its rowid table and works the same);
  *        lease 0 = none; index kv_lease(lease, key) WHERE lease != 0, so
  *        a revoke finds its keys and a set without a lease pays nothing.
  *   leases(id INTEGER PRIMARY KEY, ttl_ms INTEGER)   id = the grant's index
@@ -191,7 +188,7 @@ static int create_schema(store *s)
                "CREATE TABLE IF NOT EXISTS log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
                " type INTEGER NOT NULL, data BLOB);"
                "CREATE TABLE IF NOT EXISTS kv(key BLOB PRIMARY KEY, value BLOB NOT NULL,"
-               " mod_index INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+               " mod_index INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0);"
                "CREATE TABLE IF NOT EXISTS leases(id INTEGER PRIMARY KEY,"
                " ttl_ms INTEGER NOT NULL);"
                "CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY,"
