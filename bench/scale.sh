@@ -15,7 +15,7 @@
 # holds the same state, as if the rows had been written through Raft.
 #
 # Usage: BUILD=build SCALE_KEYS=2000000 ROUNDS=3 SECS=5 sh bench/scale.sh
-# (make bench-scale runs it). Also: CONNS (32), BENCH_SCALE_PORT (1409:
+# (make bench-scale runs it). Also: CONNS (32), SCALE_PAGE_SIZE (unset), BENCH_SCALE_PORT (1409:
 # peers on 127.0.0.1:14091..3).
 BUILD=${BUILD:-build}
 KEYS=${SCALE_KEYS:-2000000}
@@ -117,6 +117,9 @@ start_all() {
 
 for n in a b c; do
     mkdir -p "$T/$n"
+    # An experiment: SCALE_PAGE_SIZE=N creates raft.db with that page size.
+    [ -n "$SCALE_PAGE_SIZE" ] &&
+        sqlite3 "$T/$n/raft.db" "PRAGMA page_size=$SCALE_PAGE_SIZE; PRAGMA journal_mode=WAL;" >/dev/null
     socat TCP-LISTEN:$PP$(port $n),bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$T/$n/peer.sock" 2>/dev/null &
     LPIDS="$LPIDS $!"
 done
@@ -130,7 +133,8 @@ for n in b c; do
     q a "{\"op\":\"join\",\"id\":\"$n\",\"node_id\":\"$nid\",\"addr\":\"127.0.0.1:$PP$(port $n)\"}" >/dev/null
 done
 sleep 2
-echo "# bench/scale.sh: $RAFTD, $CONNS connections, ${SECS}s rounds, 100-byte values"
+echo "# bench/scale.sh: $RAFTD, $CONNS connections, ${SECS}s rounds, 100-byte values," \
+    "page size $(sqlite3 "$T/a/raft.db" 'PRAGMA page_size')"
 rounds empty
 
 # Offline fill: the same rows on every node.
