@@ -216,6 +216,10 @@ store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_s
 int store_snapshot_step(store_snap_writer *w, size_t budget);
 int store_snapshot_finish(store_snap_writer *w);
 void store_snapshot_abort(store_snap_writer *w);
+/* Page size of a new database (bytes). */
+#define STORE_PAGE_SIZE 2048
+#define STORE_PAGE_SIZE_STR "2048"
+
 /* Compaction without a file: the database holds the state as of the
  * applied index, so record meta (index = applied, term, conf) as the
  * snapshot's metadata, in the current transaction or one of its own. */
