@@ -172,6 +172,27 @@ wait_for 30 stale_get "$L" fill1
 t1=$(now)
 echo "restart of the leader $L to its first (stale) read: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
 sleep 2
+
+# Catch-up: a follower misses more than the trail, then restarts while a
+# round runs; the leader writes the snapshot file on demand and streams it.
+L=$(leader)
+lp=$(pid_of "$L")
+F=b
+[ "$L" = b ] && F=c
+stop_node $F
+"$KVB" -d "$T/$L" -op set -c "$CONNS" -t 2 -vsize 100 -prefix miss- -q >/dev/null
+t0=$(now)
+start_node $F
+out=$("$KVB" -d "$T/$L" -op set -c "$CONNS" -t "$((SECS * 2))" -vsize 100 -prefix catch- -q)
+wait_for 120 grep -q "snapshot installed" "$T/$F.log"
+t1=$(now)
+echo "catch-up of $F by snapshot ($(grep -c 'snapshot installed' "$T/$F.log") installed," \
+    "$(metric "$L" keyval_snapshot_files_total) file(s) written on demand) in" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; writes meanwhile:" \
+    "$(echo "$out" | sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p') ops/s," \
+    "p99 $(echo "$out" | sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' | awk '{ printf "%.1f", $1 / 1000 }') ms," \
+    "max $(echo "$out" | sed -n 's/.*max_us=\([0-9]*\).*/\1/p' | awk '{ printf "%.1f", $1 / 1000 }') ms;" \
+    "leader RSS $(($(rss_kb "$lp") / 1024)) MiB, peak $(($(awk '/VmHWM/ { print $2 }' /proc/"$lp"/status) / 1024)) MiB"
 L=$(leader)
 n=$(sqlite3 "$T/$L/raft.db" "SELECT count(*) FROM kv")
 sz=$(cat "$T/$L"/raft.db "$T/$L"/raft.db-wal 2>/dev/null | wc -c)

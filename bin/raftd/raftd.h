@@ -237,8 +237,7 @@ struct raftd {
 
     /* snapshots (snapshot.c) */
     uint64_t snap_index, snap_term;
-    size_t snap_log_base; /* least log_bytes since the last snapshot */
-    int force_snapshot;
+    size_t snap_log_base;     /* least log_bytes since the last snapshot */
     store_snap_writer *snapw; /* snapshot file being written, or NULL */
     int snap_wanted;          /* a follower needs the snapshot file */
     uint64_t snap_served_ms;  /* when a chunk of it was last sent */

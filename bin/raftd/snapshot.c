@@ -109,8 +109,6 @@ uint64_t snapshot_every(struct raftd *d)
  * docs/design.md, "Snapshot policy". */
 static int snapshot_due(struct raftd *d, uint64_t applied)
 {
-    if (d->force_snapshot)
-        return 1;
     if (applied <= d->snap_index)
         return 0;
     if (d->snapw || (d->snap_served_ms && now_ms() - d->snap_served_ms < SNAP_SERVE_HOLD_MS))
@@ -191,7 +189,6 @@ void maybe_snapshot(struct raftd *d)
     if (!d->snapw) {
         uint64_t applied = store_applied(d->st);
         if (snapshot_due(d, applied)) {
-            d->force_snapshot = 0;
             if (applied > d->snap_index)
                 compact_now(d, applied);
         }
