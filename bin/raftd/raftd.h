@@ -57,7 +57,7 @@
 /* A snapshot file (written only when a follower needs one) is written a
  * slice per loop turn (SNAP_STEP_BYTES of records) from a read transaction
  * that pins the table, so a big table never stalls the loop. */
-#define SNAP_STEP_BYTES (4u << 20)
+#define SNAP_STEP_BYTES (1u << 20)
 #define SNAP_TRAIL_SHARE(b) ((b) / 4 ? (b) / 4 : 1) /* 0 would mean no limit */
 
 extern const char *const prog;
