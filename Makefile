@@ -238,7 +238,7 @@ teeth: all fault-modes
 
 # Benchmarks (not part of make test): bench/run.sh, results in
 # bench/results/YYYY-MM-DD.md. BENCH_SECONDS per round (default 5).
-.PHONY: bench bench-deps
+.PHONY: bench bench-deps bench-scale
 # triv-cgi (static) and triv-cgi-dyn: the floor; key-get-dyn: key-get
 # linked the old way (dynamic, every library) to measure start-up cost.
 BENCH_TOOLS := $(BUILD)/bench/triv-cgi $(BUILD)/bench/triv-cgi-dyn \
@@ -273,6 +273,11 @@ $(BUILD)/bench/key-get-dyn-all: cgi-bin/key-get.c $(LIB_A) $(HDRS)
 
 bench: all $(BENCH_TOOLS)
 	BUILD=$(BUILD) bench/run.sh
+
+# Writes as the table grows (issue 15): raftd direct, empty table and after
+# an offline fill of SCALE_KEYS (default 2000000) keys. Long: not in make test.
+bench-scale: all
+	BUILD=$(BUILD) sh bench/scale.sh
 
 # wrk, Debian's etcd-server, and hraftd (the seed) for make bench. hraftd's
 # source is not part of keyval: HRAFTD_SRC (default ../shared/peers/hraftd/src

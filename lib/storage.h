@@ -220,6 +220,14 @@ store_snap_writer *store_snapshot_begin(store *s, const char *path, const raft_s
 int store_snapshot_step(store_snap_writer *w, size_t budget);
 int store_snapshot_finish(store_snap_writer *w);
 void store_snapshot_abort(store_snap_writer *w);
+/* Page size of a new database (bytes). */
+#define STORE_PAGE_SIZE 2048
+#define STORE_PAGE_SIZE_STR "2048"
+
+/* Compaction without a file: the database holds the state as of the
+ * applied index, so record meta (index = applied, term, conf) as the
+ * snapshot's metadata, in the current transaction or one of its own. */
+int store_snapshot_mark(store *s, const raft_snap_meta *meta);
 /* Records (keys) in the snapshot being written. */
 int64_t store_snapshot_records(const store_snap_writer *w);
 /* Records in a snapshot file, from its header (not verified): >= 0, or -1

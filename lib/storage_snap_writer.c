@@ -178,6 +178,19 @@ int store_snapshot_finish(store_snap_writer *w)
     return storage_auto_end(s, own, storage_snap_meta_save(s, &meta));
 }
 
+int store_snapshot_mark(store *s, const raft_snap_meta *meta)
+{
+    if (meta->index != s->applied || meta->index == 0) {
+        storage_set_err(s, "snapshot: meta index %llu is not the applied index %llu",
+                        (unsigned long long)meta->index, (unsigned long long)s->applied);
+        return -1;
+    }
+    int own;
+    if (storage_auto_begin(s, &own) < 0)
+        return -1;
+    return storage_auto_end(s, own, storage_snap_meta_save(s, meta));
+}
+
 void store_snapshot_abort(store_snap_writer *w)
 {
     if (w)

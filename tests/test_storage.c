@@ -3,6 +3,7 @@
 #include "check.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,48 @@ static void test_fresh_load_empty(void)
           "fresh store not empty");
     store_loaded_free(&l);
     store_close(s);
+}
+
+static unsigned page_size_of(const char *name)
+{
+    char p[512];
+    unsigned char h[18];
+    path_in(p, sizeof p, name);
+    FILE *f = fopen(p, "rb");
+    size_t n = f ? fread(h, 1, sizeof h, f) : 0;
+    if (f)
+        fclose(f);
+    return n == sizeof h ? (unsigned)h[16] << 8 | h[17] : 0;
+}
+
+/* A new database uses STORE_PAGE_SIZE pages (fewer bytes written per
+ * write); one made with 4 KiB pages keeps them and still works. */
+static void test_page_size(void)
+{
+    store *s = fresh("ps.db");
+    CHECK(s, "open failed");
+    store_close(s);
+    unsigned ps = page_size_of("ps.db");
+    CHECK(ps == STORE_PAGE_SIZE, "new database has %u-byte pages, want %u", ps, STORE_PAGE_SIZE);
+    char p[512];
+    path_in(p, sizeof p, "ps4k.db");
+    unlink(p);
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(p, &db) == SQLITE_OK &&
+              sqlite3_exec(db,
+                           "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
+                           "CREATE TABLE x(a);",
+                           NULL, NULL, NULL) == SQLITE_OK,
+          "make a 4 KiB database");
+    sqlite3_close(db);
+    s = store_open(p);
+    CHECK(s, "open a 4 KiB database: %s", store_open_error());
+    raft_hard_state hs = {.term = 3, .vote = 0};
+    CHECK(store_begin(s) == 0 && store_save_hs(s, &hs) == 0 && store_commit(s) == 0,
+          "write to a 4 KiB database: %s", store_error(s));
+    store_close(s);
+    ps = page_size_of("ps4k.db");
+    CHECK(ps == 4096, "an existing database changed to %u-byte pages", ps);
 }
 
 static void test_log_round_trip(void)
@@ -569,6 +612,7 @@ int main(void)
         return check_summary();
     }
     RUN(test_fresh_load_empty);
+    RUN(test_page_size);
     RUN(test_log_round_trip);
     RUN(test_truncate_and_compact);
     RUN(test_hard_state_and_meta);

@@ -228,14 +228,6 @@ static void boot_restore(struct raftd *d, store_loaded *ld)
                 d->applied_conf = c;
         }
     }
-    if (d->snap_index) {
-        char sp[PATH_MAX];
-        snap_path(d, sp, sizeof sp, d->snap_index);
-        if (access(sp, R_OK) != 0) {
-            logf_(d, "snapshot file %s missing; taking a new one", sp);
-            d->force_snapshot = 1;
-        }
-    }
     logf_(d, "restarted: term %llu, applied %llu, %zu log entries, snapshot %llu",
           (unsigned long long)ld->hs.term, (unsigned long long)ld->applied, ld->n_entries,
           (unsigned long long)d->snap_index);

@@ -28,16 +28,18 @@ static void usage_to(FILE *out, int status)
                  "                         (default: socat STDIO TCP:%%a," PEER_TCP_OPTS ")\n"
                  "  -tick-ms MS            length of one Raft tick (default 50)\n"
                  "  -election-ticks N      election timeout in ticks (default 10)\n"
-                 "  -snapshot-entries N    applied entries between snapshots (default 10000)\n"
+                 "  -snapshot-entries N    applied entries between compactions (default 10000)\n"
                  "  -snapshot-bytes BYTES  log bytes held in memory (default 16777216)\n"
                  "  -snapshot-trail N      entries kept behind a snapshot (default 1000)\n"
                  "  -watch-history N       changes kept for watches, at least (default 10000)\n"
                  "  -max-watchers N        watch streams + blocking queries held (default 256)\n"
                  "  -v                     log every request and more peer events\n"
-                 "Snapshots are taken every max(-snapshot-entries, keys/2) applied entries\n"
-                 "(0: not by count), and when the log held in memory has grown by 3/4 of\n"
-                 "-snapshot-bytes since the last one (0: no byte limit); at most\n"
-                 "-snapshot-trail entries and 1/4 of -snapshot-bytes stay behind a snapshot.\n");
+                 "The log is compacted (the database is the snapshot; no file is written)\n"
+                 "every -snapshot-entries applied entries (0: not by count), and when the\n"
+                 "log held in memory has grown by 3/4 of -snapshot-bytes since the last one\n"
+                 "(0: no byte limit); at most -snapshot-trail entries and 1/4 of\n"
+                 "-snapshot-bytes stay behind a snapshot. A snapshot file is written only\n"
+                 "when a follower needs one.\n");
     exit(status);
 }
 

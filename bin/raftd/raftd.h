@@ -54,11 +54,10 @@
 #define HELLO_TIMEOUT_MS 10000
 #define HELLO_FRAME_MAX 4096 /* a HELLO is < 400 bytes; a larger first frame is refused */
 #define INBOUND_READ_BYTES (256u * 1024u)
-/* Snapshots are written a slice per loop turn (SNAP_STEP_BYTES of records)
- * from a read transaction that pins the table, so a big table never
- * stalls the loop. */
-#define SNAP_STEP_BYTES (4u << 20)
-#define SNAP_KEYS_DIV 2
+/* A snapshot file (written only when a follower needs one) is written a
+ * slice per loop turn (SNAP_STEP_BYTES of records) from a read transaction
+ * that pins the table, so a big table never stalls the loop. */
+#define SNAP_STEP_BYTES (1u << 20)
 #define SNAP_TRAIL_SHARE(b) ((b) / 4 ? (b) / 4 : 1) /* 0 would mean no limit */
 
 extern const char *const prog;
@@ -246,10 +245,10 @@ struct raftd {
 
     /* snapshots (snapshot.c) */
     uint64_t snap_index, snap_term;
-    uint64_t snap_keys, snap_keys_at; /* records in the snapshot at snap_keys_at */
-    size_t snap_log_base;             /* least log_bytes since the last snapshot */
-    int force_snapshot;
-    store_snap_writer *snapw; /* snapshot being written, or NULL */
+    size_t snap_log_base;     /* least log_bytes since the last snapshot */
+    store_snap_writer *snapw; /* snapshot file being written, or NULL */
+    int snap_wanted;          /* a follower needs the snapshot file */
+    uint64_t snap_served_ms;  /* when a chunk of it was last sent */
     uint64_t snapw_index, snapw_term;
     uint8_t chunk_buf[RAFT_SNAP_CHUNK];
 
@@ -297,8 +296,8 @@ struct raftd {
     /* counters, in status and metrics (status.c) */
     uint64_t fsyncs, entries_persisted, lazy_commits;
     hist h_commit, h_fsync, h_batch;
-    uint64_t m_proposals, m_forwarded, m_leader_changes, m_snaps_taken, m_snaps_installed,
-        m_clients_accepted, m_outcome_unknown;
+    uint64_t m_proposals, m_forwarded, m_leader_changes, m_snaps_taken, m_snap_files,
+        m_snaps_installed, m_clients_accepted, m_outcome_unknown;
 };
 
 /* ------------------------------------------------------------- modules */

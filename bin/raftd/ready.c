@@ -118,15 +118,13 @@ static void ready_send_early(struct raftd *d, ready_step *s)
 /* Persist: install a received snapshot in the open transaction. */
 static void ready_install(struct raftd *d, ready_step *s)
 {
-    char in[PATH_MAX], out[PATH_MAX];
+    char in[PATH_MAX];
     snapshot_abort(d); /* of an older state than what comes in */
     path_in_dir(d, in, sizeof in, "snap-incoming");
-    snap_path(d, out, sizeof out, s->rd.snap.index);
     if (store_snapshot_install(d->st, in, &s->rd.snap) < 0)
         store_fatal(d, "install snapshot");
-    if (rename(in, out) != 0)
-        fatal(d, "rename %s: %s", in, strerror(errno));
-    fsync_dir(d);
+    /* The database now holds that state: the file is not kept. */
+    unlink(in);
     d->applied_conf = s->rd.snap.conf;
     s->installed = 1;
     d->m_snaps_installed++;

@@ -89,38 +89,29 @@ void snapshot_abort(struct raftd *d)
     }
 }
 
-/* Applied entries between snapshots under the entry rule: max(-snapshot-
- * entries, keys in the last snapshot / SNAP_KEYS_DIV); 0 when the rule is
- * off. Shown in status as snapshot_every (kv-health reads it). */
+/* Applied entries between compactions under the entry rule (0 when the
+ * rule is off). Shown in status as snapshot_every (kv-health reads it).
+ * A compaction no longer copies the table, so the interval no longer
+ * grows with it. */
 uint64_t snapshot_every(struct raftd *d)
 {
-    if (d->snap_entries == 0)
-        return 0;
-    if (d->snap_keys_at != d->snap_index) { /* restarted, or installed one */
-        char path[PATH_MAX];
-        snap_path(d, path, sizeof path, d->snap_index);
-        int64_t n = d->snap_index ? store_snapshot_file_records(path) : 0;
-        d->snap_keys = n > 0 ? (uint64_t)n : 0;
-        d->snap_keys_at = d->snap_index;
-    }
-    uint64_t every = d->snap_entries;
-    if (d->snap_keys / SNAP_KEYS_DIV > every)
-        every = d->snap_keys / SNAP_KEYS_DIV;
-    return every;
+    return d->snap_entries;
 }
 
-/* When to snapshot. A snapshot costs O(table); to keep that O(1) per write
- * it waits for a number of applied entries that grows with the table:
- * max(-snapshot-entries, keys in the last snapshot / SNAP_KEYS_DIV). So that
- * memory stays bounded whatever the entry size, it also starts when the
- * log held in memory has grown by 3/4 of -snapshot-bytes since the last
- * one (and the core keeps at most 1/4 of it as trail behind a snapshot).
- * See docs/design.md, "Snapshot policy". */
+/* While a follower is being sent the snapshot file, compacting again
+ * would make the file stale and restart the transfer: wait this long
+ * after the last chunk sent. */
+#define SNAP_SERVE_HOLD_MS 5000
+
+/* When to compact: after -snapshot-entries applied entries, or when the log
+ * held in memory has grown by 3/4 of -snapshot-bytes since the last one
+ * (and the core keeps at most 1/4 of it as trail behind a snapshot). See
+ * docs/design.md, "Snapshot policy". */
 static int snapshot_due(struct raftd *d, uint64_t applied)
 {
-    if (d->force_snapshot)
-        return 1;
     if (applied <= d->snap_index)
+        return 0;
+    if (d->snapw || (d->snap_served_ms && now_ms() - d->snap_served_ms < SNAP_SERVE_HOLD_MS))
         return 0;
     if (d->snap_bytes) {
         raft_status_info st;
@@ -134,49 +125,26 @@ static int snapshot_due(struct raftd *d, uint64_t applied)
     return every && applied - d->snap_index >= every;
 }
 
-void maybe_snapshot(struct raftd *d)
+/* Compact at the applied index: the database already holds that state, so
+ * the snapshot is its metadata (index, term, conf) recorded in the
+ * database and the log before it dropped. No file is written. 0 done, -1
+ * not possible now. */
+static int compact_now(struct raftd *d, uint64_t applied)
 {
-    if (!d->snapw) {
-        uint64_t applied = store_applied(d->st);
-        if (!snapshot_due(d, applied))
-            return;
-        if (applied == 0 || applied == d->snap_index) {
-            d->force_snapshot = 0;
-            return;
-        }
-        uint64_t term = raft_entry_term(d->r, applied);
-        if (term == 0)
-            return;
-        raft_snap_meta m;
-        memset(&m, 0, sizeof m);
-        m.index = applied;
-        m.term = term;
-        m.conf = d->applied_conf;
-        char path[PATH_MAX];
-        snap_path(d, path, sizeof path, applied);
-        d->snapw = store_snapshot_begin(d->st, path, &m);
-        if (!d->snapw)
-            store_fatal(d, "begin snapshot");
-        d->snapw_index = applied;
-        d->snapw_term = term;
-        d->force_snapshot = 0;
-    }
-    int rc = store_snapshot_step(d->snapw, SNAP_STEP_BYTES);
-    if (rc < 0)
-        store_fatal(d, "write snapshot");
-    if (rc == 0)
-        return;
-    store_snap_writer *w = d->snapw;
-    d->snapw = NULL;
-    int64_t records = store_snapshot_records(w);
-    if (store_snapshot_finish(w) < 0)
+    uint64_t term = raft_entry_term(d->r, applied);
+    if (term == 0)
+        return -1;
+    raft_snap_meta m;
+    memset(&m, 0, sizeof m);
+    m.index = applied;
+    m.term = term;
+    m.conf = d->applied_conf;
+    if (store_snapshot_mark(d->st, &m) < 0)
         store_fatal(d, "record snapshot");
-    d->snap_index = d->snapw_index;
-    d->snap_term = d->snapw_term;
-    d->snap_keys = records > 0 ? (uint64_t)records : 0;
-    d->snap_keys_at = d->snap_index;
-    remove_old_snaps(d, d->snap_index);
-    rc = raft_snapshot_taken(d->r, d->snap_index);
+    d->snap_index = applied;
+    d->snap_term = term;
+    remove_old_snaps(d, 0); /* a file of an older state is of no use now */
+    int rc = raft_snapshot_taken(d->r, d->snap_index);
     if (rc != RAFT_OK)
         logf_(d, "raft_snapshot_taken: %s", raft_strerror(rc));
     raft_status_info st;
@@ -186,11 +154,69 @@ void maybe_snapshot(struct raftd *d)
     malloc_trim(0); /* give the compacted entries' pages back to the system */
 #endif
     d->m_snaps_taken++;
-    logf_(d, "snapshot taken at index %llu", (unsigned long long)d->snap_index);
+    logf_(d, "log compacted at index %llu", (unsigned long long)d->snap_index);
+    return 0;
+}
+
+/* A follower needs a snapshot: compact at the applied index (if the last
+ * compaction is older) and start writing the file of that state from a
+ * read transaction on a second connection, a slice per loop turn. */
+static void snapshot_file_begin(struct raftd *d)
+{
+    uint64_t applied = store_applied(d->st);
+    if (applied == 0)
+        return;
+    if (applied != d->snap_index && compact_now(d, applied) < 0)
+        return;
+    raft_snap_meta m;
+    memset(&m, 0, sizeof m);
+    m.index = d->snap_index;
+    m.term = d->snap_term;
+    m.conf = d->applied_conf;
+    char path[PATH_MAX];
+    snap_path(d, path, sizeof path, d->snap_index);
+    d->snapw = store_snapshot_begin(d->st, path, &m);
+    if (!d->snapw)
+        store_fatal(d, "begin snapshot");
+    d->snapw_index = d->snap_index;
+    d->snapw_term = d->snap_term;
+    logf_(d, "writing snapshot file at index %llu for a follower",
+          (unsigned long long)d->snap_index);
+}
+
+void maybe_snapshot(struct raftd *d)
+{
+    if (!d->snapw) {
+        uint64_t applied = store_applied(d->st);
+        if (snapshot_due(d, applied)) {
+            if (applied > d->snap_index)
+                compact_now(d, applied);
+        }
+        if (!d->snap_wanted)
+            return;
+        d->snap_wanted = 0;
+        snapshot_file_begin(d);
+        if (!d->snapw)
+            return;
+    }
+    int rc = store_snapshot_step(d->snapw, SNAP_STEP_BYTES);
+    if (rc < 0)
+        store_fatal(d, "write snapshot");
+    if (rc == 0)
+        return;
+    store_snap_writer *w = d->snapw;
+    d->snapw = NULL;
+    if (store_snapshot_finish(w) < 0)
+        store_fatal(d, "record snapshot");
+    d->snap_served_ms = now_ms(); /* hold compaction until it is sent */
+    d->m_snap_files++;
+    logf_(d, "snapshot file written at index %llu", (unsigned long long)d->snapw_index);
 }
 
 /* Fill m (a snapshot chunk the core asked for without data) from the
- * latest snapshot file, into d->chunk_buf. 0 ok, -1 not available now. */
+ * snapshot file of the current snapshot index, into d->chunk_buf; when
+ * there is none, ask for one to be written (maybe_snapshot). 0 ok, -1 not
+ * available now (the core resends). */
 int snapshot_chunk_read(struct raftd *d, raft_msg *m)
 {
     if (m->snap_index != d->snap_index || d->snap_index == 0)
@@ -199,7 +225,10 @@ int snapshot_chunk_read(struct raftd *d, raft_msg *m)
     snap_path(d, path, sizeof path, d->snap_index);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        logf_(d, "snapshot %s: %s", path, strerror(errno));
+        if (errno != ENOENT)
+            logf_(d, "snapshot %s: %s", path, strerror(errno));
+        if (!d->snapw)
+            d->snap_wanted = 1;
         return -1;
     }
     struct stat sb;
@@ -209,6 +238,7 @@ int snapshot_chunk_read(struct raftd *d, raft_msg *m)
     close(fd);
     if (n < 0)
         return -1;
+    d->snap_served_ms = now_ms();
     m->data = d->chunk_buf;
     m->len = (uint32_t)n;
     m->last = m->offset + (uint64_t)n >= (uint64_t)sb.st_size;

@@ -190,8 +190,12 @@ json_t *metrics_json(struct raftd *d)
     metric_add(m, "keyval_lazy_commits_total", "counter",
                "Commits that only applied entries and did not wait for the disk.",
                (double)d->lazy_commits);
-    metric_add(m, "keyval_snapshots_taken_total", "counter", "Snapshots written by this node.",
+    metric_add(m, "keyval_snapshots_taken_total", "counter",
+               "Log compactions (snapshots recorded in the database, no file) by this node.",
                (double)d->m_snaps_taken);
+    metric_add(m, "keyval_snapshot_files_total", "counter",
+               "Snapshot files written on demand for a follower that needed one.",
+               (double)d->m_snap_files);
     metric_add(m, "keyval_snapshots_installed_total", "counter",
                "Snapshots received from the leader and installed.", (double)d->m_snaps_installed);
     metric_add(m, "keyval_log_bytes", "gauge",
