@@ -94,7 +94,13 @@ static int write_error_pages(const paths *p)
         snprintf(f, sizeof f, "%s/error-%d.html", p->www, errpages[i].code);
         /* No newline after the JSON: the docs promise bodies without one,
          * like the CGI programs' replies. */
-        snprintf(text, sizeof text, "{\"error\":\"%s\"}", errpages[i].msg);
+        /* 500, 502-504 from lighttpd itself: the backend (raftd's
+         * fcgi.sock with -fastcgi, or a program) died or did not answer
+         * (a FastCGI backend that dies mid-request is lighttpd's 500); a
+         * write may have been applied: say so, as raftd's own 503s do. */
+        int gw = errpages[i].code == 500 || (errpages[i].code >= 502 && errpages[i].code <= 504);
+        snprintf(text, sizeof text, "{\"error\":\"%s\"%s}", errpages[i].msg,
+                 gw ? ",\"outcome\":\"unknown\"" : "");
         if (write_file(f, text, 0644) < 0) {
             die_msg("write %s: %s", f, strerror(errno));
             return -1;
