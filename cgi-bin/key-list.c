@@ -82,16 +82,7 @@ static int handle(void)
     json_decref(req);
     if (!reply)
         return 0;
-    char xidx[64];
-    const char *hdrs[2] = {NULL, NULL};
-    json_t *ix = json_object_get(reply, "index");
-    if (json_is_integer(ix)) {
-        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
-        hdrs[0] = xidx;
-    }
-    json_object_del(reply, "code");
-    json_object_del(reply, "index");
-    cgi_respond(stdout, code, hdrs, reply);
+    cgi_respond_index_header(stdout, code, reply);
     json_decref(reply);
     return 0;
 }

@@ -130,6 +130,9 @@ void cgi_write_answer(FILE *out, int code, json_t *reply, int sets);
  * to its get, written to out: 200 {"K":"V"} with ETag, X-Keyval-Index
  * (and X-Keyval-Applied), 304 when if_none_match (may be NULL) matches,
  * else the error with the store's index in X-Keyval-Index. */
+/* Answers reply (not consumed) with its "index" as the X-Keyval-Index
+ * header instead of a body member, and without "code". */
+void cgi_respond_index_header(FILE *out, int code, json_t *reply);
 void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t klen,
                     const char *if_none_match);
 /* Nonzero when req's "op" changes state (set, del, txn, join, remove,

@@ -203,20 +203,25 @@ static void not_modified(FILE *out, const char *const *hdrs)
     fflush(out);
 }
 
+void cgi_respond_index_header(FILE *out, int code, json_t *reply)
+{
+    char xidx[64];
+    const char *hdrs[2] = {NULL, NULL};
+    json_t *ix = json_object_get(reply, "index");
+    if (json_is_integer(ix)) {
+        snprintf(xidx, sizeof xidx, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
+        hdrs[0] = xidx;
+    }
+    json_object_del(reply, "code");
+    json_object_del(reply, "index");
+    cgi_respond(out, code, hdrs, reply);
+}
+
 void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t klen,
                     const char *if_none_match)
 {
-    if (code != 200) {
-        char x404[64];
-        const char *h404[2] = {NULL, NULL};
-        json_t *ix = json_object_get(reply, "index");
-        if (json_is_integer(ix)) {
-            snprintf(x404, sizeof x404, "X-Keyval-Index: %lld", (long long)json_integer_value(ix));
-            h404[0] = x404;
-        }
-        json_object_del(reply, "code");
-        json_object_del(reply, "index"); /* a 404's store index: not the body's */
-        cgi_respond(out, code, h404, reply);
+    if (code != 200) { /* a 404's "index" is the store's: a header, not the body's */
+        cgi_respond_index_header(out, code, reply);
         return;
     }
     json_t *val = json_object_get(reply, "value");

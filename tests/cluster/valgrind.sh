@@ -118,7 +118,6 @@ expect_post txn_then "$L" /txn '{"if":[{"key":"a","value":"1"}],"then":[{"set":{
 check txn_succeeded [ "$(printf '%s' "$BODY" | jq -r .succeeded)" = true ]
 expect_post txn_else "$L" /txn '{"if":[{"key":"nope","index":7}],"then":[{"del":"a"}],"else":[{"set":{"t":"else"}}]}'
 check txn_else_taken [ "$(printf '%s' "$BODY" | jq -r .succeeded)" = false ]
-http_get "$F" /key/fwd
 idx=$(curl -s -m 10 -D - -o /dev/null "http://127.0.0.1:$F/key/fwd" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-keyval-index"{print $2}')
 curl -s -m 60 -o "$T/blocked" "http://127.0.0.1:$F/key/fwd?index=$idx&wait=30s" &
 bq=$!
