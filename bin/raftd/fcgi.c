@@ -23,8 +23,6 @@
 
 #define IN_CAP (FCGI_HEADER_LEN + FCGI_CONTENT_MAX + 255 + 4096)
 
-static struct raftd *fcgi_owner; /* for fcgi_sink, which gets only the client */
-
 static int out_room(fconn *c, size_t n)
 {
     if (c->out_off == c->out_len)
@@ -98,13 +96,15 @@ static void request_reset(fconn *c)
         c->body = NULL;
         c->body_cap = 0;
     }
-    c->h.kind = HR_NONE;
+    c->r.h.kind = HR_NONE;
+    c->r.live = 0;
     if (!c->keep)
         c->closing = 1;
 }
 
-int fcgi_param(const fconn *c, const char *name, char *out, size_t cap)
+static int fconn_param(const fastreq *r, const char *name, char *out, size_t cap)
 {
+    const fconn *c = (const fconn *)((const char *)r - offsetof(fconn, r));
     const uint8_t *p = (const uint8_t *)c->params, *n, *v;
     size_t left = c->params_len, nl, vl, used, want = strlen(name);
     while (fcgi_next_pair(p, left, &n, &nl, &v, &vl, &used) == 1) {
@@ -121,8 +121,9 @@ int fcgi_param(const fconn *c, const char *name, char *out, size_t cap)
     return 0;
 }
 
-void fcgi_answer(struct raftd *d, fconn *c, const char *s, size_t n)
+static void fconn_answer(struct raftd *d, fastreq *r, const char *s, size_t n)
 {
+    fconn *c = (fconn *)((char *)r - offsetof(fconn, r));
     if (!c->id)
         return;
     for (size_t off = 0; off < n;) {
@@ -132,17 +133,9 @@ void fcgi_answer(struct raftd *d, fconn *c, const char *s, size_t n)
     }
     out_record(c, FCGI_STDOUT, c->id, NULL, 0);
     out_end(c, c->id, FCGI_REQUEST_COMPLETE);
-    request_reset(c); /* pending.c cuts c->cl from its request next */
+    request_reset(c); /* pending.c cuts c->r.cl from its request next */
     d->m_fcgi_requests++;
     fconn_flush(c);
-}
-
-/* raftd's answer to the request of c's client (pending.c, request.c). */
-static void fcgi_sink(client *cl, const char *s, size_t n)
-{
-    fconn *c = (fconn *)((char *)cl - offsetof(fconn, cl));
-    if (c->id && c->started)
-        http_fast_reply(fcgi_owner, c, s, n);
 }
 
 /* GET_VALUES: what we are asked about, from what we know. */
@@ -186,7 +179,7 @@ static int append(char **buf, size_t *len, size_t *cap, const uint8_t *s, size_t
 }
 
 /* One record of c; -1 when the connection must close. */
-static int fconn_record(struct raftd *d, fconn *c, const fcgi_header *h, const uint8_t *ct)
+static int fconn_record(fconn *c, const fcgi_header *h, const uint8_t *ct)
 {
     switch (h->type) {
     case FCGI_GET_VALUES:
@@ -211,7 +204,7 @@ static int fconn_record(struct raftd *d, fconn *c, const fcgi_header *h, const u
     case FCGI_ABORT_REQUEST:
         if (h->id && h->id == c->id) {
             unsigned id = c->id;
-            pending_detach_client(d, &c->cl); /* it runs on; nobody to tell */
+            http_fast_drop(&c->r);
             request_reset(c);
             out_end(c, id, FCGI_REQUEST_COMPLETE);
         }
@@ -235,7 +228,10 @@ static int fconn_record(struct raftd *d, fconn *c, const fcgi_header *h, const u
             return 0;
         if (h->clen == 0) {
             c->started = 1;
-            http_fast_start(d, c);
+            c->r.body = c->body;
+            c->r.body_len = c->body_len;
+            c->r.body_over = c->body_over;
+            http_fast_start(&c->r);
             return 0;
         }
         if (c->body_len + h->clen > CGI_BODY_MAX)
@@ -259,7 +255,7 @@ static void fconn_process(struct raftd *d, fconn *c)
     while (!c->dead && !c->closing) {
         fcgi_header h;
         long r = fcgi_parse_record(c->in + off, c->in_len - off, &h);
-        if (r < 0 || (r > 0 && fconn_record(d, c, &h, c->in + off + FCGI_HEADER_LEN) < 0)) {
+        if (r < 0 || (r > 0 && fconn_record(c, &h, c->in + off + FCGI_HEADER_LEN) < 0)) {
             vlog(d, "fcgi.sock: malformed or oversized record: connection closed");
             c->dead = 1;
             break;
@@ -320,7 +316,7 @@ void fcgi_conn_free(struct raftd *d, fconn *c)
 {
     if (!c)
         return;
-    pending_detach_client(d, &c->cl);
+    http_fast_drop(&c->r);
     if (loop_has(&d->loop, c->fd))
         loop_del(&d->loop, c->fd);
     if (c->fd >= 0)
@@ -339,11 +335,9 @@ fconn *fcgi_conn_new(struct raftd *d, int fd)
         free(c);
         return NULL;
     }
-    fcgi_owner = d;
     c->fd = fd;
     c->in_cap = IN_CAP;
-    c->cl.fd = -1;
-    c->cl.sink = fcgi_sink;
+    fastreq_init(&c->r, d, fconn_param, fconn_answer);
     c->last = now_ms();
     return c;
 }
@@ -380,7 +374,6 @@ static void fcgi_accept(loop *l, int lfd, void *data, int events)
 
 void fcgi_boot(struct raftd *d)
 {
-    fcgi_owner = d;
     path_in_dir(d, d->fcgi_path, sizeof d->fcgi_path, "fcgi.sock");
     d->fcgi_lfd = listen_unix(d, d->fcgi_path, 0660);
     if (loop_add(&d->loop, d->fcgi_lfd, LOOP_READ, fcgi_accept, NULL) < 0)

@@ -1,6 +1,7 @@
 /*
- * fcgi.h - raftd's FastCGI responder (fcgi.c: connections and records on
- * fcgi.sock) and the HTTP routes it answers itself (http_fast.c).
+ * fcgi.h - the HTTP routes raftd answers itself (http_fast.c), over
+ * two transports: FastCGI from lighttpd on fcgi.sock (fcgi.c, keyval
+ * -fastcgi) and HTTP on the node's own port (http_front.c, keyval -fast).
  */
 #ifndef RAFTD_FCGI_H
 #define RAFTD_FCGI_H
@@ -22,6 +23,25 @@ typedef struct hreq {
 } hreq;
 enum { HR_NONE, HR_GET, HR_WRITE };
 
+/* One request as http_fast.c sees it, whatever carried it. The transport
+ * fills in param, answer, the body and d; live from the start of the
+ * request to its answer. */
+typedef struct fastreq {
+    /* The value of CGI variable name (REQUEST_METHOD, REQUEST_URI,
+     * CONTENT_LENGTH, HTTP_IF_MATCH, ...) NUL-terminated in out (up to
+     * cap-1 bytes): 1 found, 0 absent. */
+    int (*param)(const struct fastreq *r, const char *name, char *out, size_t cap);
+    /* Take a complete CGI-style answer (Status:, headers, body). */
+    void (*answer)(struct raftd *d, struct fastreq *r, const char *s, size_t n);
+    struct raftd *d;
+    const char *body;
+    size_t body_len;
+    int body_over; /* more than CGI_BODY_MAX came: only the length counts */
+    int live;
+    client cl; /* the request's side in raftd: its answers come to fastreq_sink */
+    hreq h;
+} fastreq;
+
 typedef struct fconn { /* a connection on fcgi.sock */
     int fd;
     uint8_t *in;
@@ -36,8 +56,7 @@ typedef struct fconn { /* a connection on fcgi.sock */
     char *body;
     size_t body_len, body_cap;
     int body_over; /* more than CGI_BODY_MAX came: only the length counts */
-    client cl;     /* the request's side in raftd: its answers come to fcgi_sink */
-    hreq h;
+    fastreq r;
     int dead, closing;
     uint64_t last;
     struct fconn *next;
@@ -54,17 +73,21 @@ fconn *fcgi_conn_new(struct raftd *d, int fd);
 size_t fcgi_feed(struct raftd *d, fconn *c, const uint8_t *p, size_t n);
 /* Close c's socket and free it (c may be NULL). */
 void fcgi_conn_free(struct raftd *d, fconn *c);
-/* The value of param name (NUL-terminated in *out, up to cap-1 bytes):
- * 1 found, 0 absent. */
-int fcgi_param(const fconn *c, const char *name, char *out, size_t cap);
-/* Queue a complete CGI-style answer (Status:, headers, body) as STDOUT
- * records and END_REQUEST; the request is done. */
-void fcgi_answer(struct raftd *d, fconn *c, const char *s, size_t n);
+
+/* http_front.c */
+void http_front_boot(struct raftd *d);
+void http_front_close_all(struct raftd *d);
+void http_front_sweep(struct raftd *d);
 
 /* http_fast.c */
-/* Start the request of c (params and body complete). */
-void http_fast_start(struct raftd *d, fconn *c);
-/* raftd's reply text (a JSON object) to c's request: its HTTP answer. */
-void http_fast_reply(struct raftd *d, fconn *c, const char *s, size_t n);
+/* Set up r for a transport (param and answer), with no request live. */
+void fastreq_init(fastreq *r, struct raftd *d,
+                  int (*param)(const fastreq *, const char *, char *, size_t),
+                  void (*answer)(struct raftd *, fastreq *, const char *, size_t));
+/* Start r's request (params and body complete): r->answer gets its
+ * answer, now or from a later turn. */
+void http_fast_start(fastreq *r);
+/* The request is gone (its client left): no answer. */
+void http_fast_drop(fastreq *r);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * http_fast.c - the HTTP routes raftd answers itself on fcgi.sock (fcgi.c):
+ * http_fast.c - the HTTP routes raftd answers itself, on fcgi.sock
+ * (fcgi.c) or on its own HTTP port (http_front.c):
  * GET/HEAD /key/K (all its forms, blocking ones too), PUT /key/K, POST
  * /key and DELETE /key/K (unconditional, with ?lease=ID, If-Match: "N",
  * If-None-Match: *; If-Match: * stays with the programs). Each
@@ -8,12 +9,15 @@
  * code (cgi_get_request, cgi_keyw_request, cgi_get_answer, cgi_write_req,
  * cgi_write_answer).
  * Everything else lighttpd sends to the programs (etc/lighttpd-fastcgi.conf).
+ * The transport gives the request as CGI variables (fastreq.param) and
+ * takes the answer as a CGI answer (fastreq.answer).
  */
 #include "fcgi.h"
 #include "cgi.h"
 #include "cgi_coord.h"
 #include "client.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,31 +36,38 @@ static ssize_t body_read(void *buf, size_t n)
     return (ssize_t)n;
 }
 
-/* Send what out holds (a whole CGI answer) as c's answer. */
-static void answer_mem(struct raftd *d, fconn *c, FILE *out, char **buf, size_t *len)
+/* Send what out holds (a whole CGI answer) as r's answer. */
+static void answer_mem(fastreq *r, FILE *out, char **buf, size_t *len)
 {
     fclose(out);
+    r->live = 0;
     if (*buf)
-        fcgi_answer(d, c, *buf, *len);
+        r->answer(r->d, r, *buf, *len);
     free(*buf);
     *buf = NULL;
 }
 
+static void answer_const(fastreq *r, const char *s, size_t n)
+{
+    r->live = 0;
+    r->answer(r->d, r, s, n);
+}
+
 /* The write of PUT /key/K, POST /key or DELETE /key/K; NULL after an
  * answer in out. */
-static json_t *write_request(FILE *out, fconn *c, int route, hreq *h)
+static json_t *write_request(FILE *out, fastreq *r, int route, hreq *h)
 {
     char uri[CGI_URI_MAX + 2], im[8192], inm[8192], clen[32];
     cgi_keyw_in in = {
-        fcgi_param(c, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
-        fcgi_param(c, "CONTENT_LENGTH", clen, sizeof clen) ? clen : NULL,
-        fcgi_param(c, "HTTP_IF_MATCH", im, sizeof im) ? im : NULL,
-        fcgi_param(c, "HTTP_IF_NONE_MATCH", inm, sizeof inm) ? inm : NULL,
+        r->param(r, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
+        r->param(r, "CONTENT_LENGTH", clen, sizeof clen) ? clen : NULL,
+        r->param(r, "HTTP_IF_MATCH", im, sizeof im) ? im : NULL,
+        r->param(r, "HTTP_IF_NONE_MATCH", inm, sizeof inm) ? inm : NULL,
         -1,
     };
     cgi_cond cond;
-    body_at = c->body ? c->body : "";
-    body_left = c->body_over ? 0 : c->body_len;
+    body_at = r->body ? r->body : "";
+    body_left = r->body_over ? 0 : r->body_len;
     ssize_t (*saved)(void *, size_t) = cgi_body_reader;
     cgi_body_reader = body_read;
     json_t *req = cgi_keyw_request(out, route, &in, &cond);
@@ -68,15 +79,45 @@ static json_t *write_request(FILE *out, fconn *c, int route, hreq *h)
         return req;
     if (cond.kind == CGI_IF_EXISTS) { /* a read, then a write: the programs do it */
         json_decref(req);
-        return cgi_error(out, 500, "If-Match: * reached raftd's FastCGI socket"), NULL;
+        return cgi_error(out, 500, "If-Match: * reached raftd's fast path"), NULL;
     }
     json_t *w = cgi_write_req(json_object_get(req, "kv"), json_object_get(req, "key"), &cond);
     json_decref(req);
     return w;
 }
 
-void http_fast_start(struct raftd *d, fconn *c)
+static void fast_reply(fastreq *r, const char *s, size_t n);
+
+/* raftd's answer to r's client (pending.c, request.c). */
+static void fastreq_sink(client *cl, const char *s, size_t n)
 {
+    fastreq *r = (fastreq *)((char *)cl - offsetof(fastreq, cl));
+    if (r->live)
+        fast_reply(r, s, n);
+}
+
+void fastreq_init(fastreq *r, struct raftd *d,
+                  int (*param)(const fastreq *, const char *, char *, size_t),
+                  void (*answer)(struct raftd *, fastreq *, const char *, size_t))
+{
+    memset(r, 0, sizeof *r);
+    r->d = d;
+    r->param = param;
+    r->answer = answer;
+    r->cl.fd = -1;
+    r->cl.sink = fastreq_sink;
+}
+
+void http_fast_drop(fastreq *r)
+{
+    pending_detach_client(r->d, &r->cl); /* it runs on; nobody to tell */
+    r->live = 0;
+    r->h.kind = HR_NONE;
+}
+
+void http_fast_start(fastreq *r)
+{
+    struct raftd *d = r->d;
     char method[16], uri[CGI_URI_MAX + 2], *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
@@ -84,61 +125,67 @@ void http_fast_start(struct raftd *d, fconn *c)
         static const char oom[] = "Status: 500 Internal Server Error\r\n"
                                   "Content-Type: application/json\r\n\r\n"
                                   "{\"error\":\"out of memory\"}";
-        fcgi_answer(d, c, oom, sizeof oom - 1);
+        answer_const(r, oom, sizeof oom - 1);
         return;
     }
-    hreq *h = &c->h;
+    r->live = 1;
+    hreq *h = &r->h;
     memset(h, 0, sizeof *h);
-    if (!fcgi_param(c, "REQUEST_METHOD", method, sizeof method))
+    if (!r->param(r, "REQUEST_METHOD", method, sizeof method))
         method[0] = 0;
     json_t *req = NULL;
     if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) {
         long long wait_ms;
         h->kind = HR_GET;
-        h->has_inm = fcgi_param(c, "HTTP_IF_NONE_MATCH", h->inm, sizeof h->inm);
-        req = cgi_get_request(out, fcgi_param(c, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
+        h->has_inm = r->param(r, "HTTP_IF_NONE_MATCH", h->inm, sizeof h->inm);
+        req = cgi_get_request(out, r->param(r, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
                               h->key, &h->klen, &wait_ms);
     } else if (!strcmp(method, "PUT") || !strcmp(method, "POST") || !strcmp(method, "DELETE")) {
         h->kind = HR_WRITE;
         int route = method[0] == 'D'   ? CGI_ROUTE_DEL
                     : method[1] == 'U' ? CGI_ROUTE_PUT
                                        : CGI_ROUTE_POST;
-        req = write_request(out, c, route, h);
+        req = write_request(out, r, route, h);
     } else {
-        cgi_error(out, 405, "method not served on raftd's FastCGI socket");
+        cgi_error(out, 405, "method not served by raftd itself");
     }
     if (!req)
-        return answer_mem(d, c, out, &buf, &len);
+        return answer_mem(r, out, &buf, &len);
     fclose(out);
     free(buf);
     char *line = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(req);
     if (!line) {
         static const char oom[] = "{\"code\":500,\"error\":\"out of memory\"}";
-        return http_fast_reply(d, c, oom, sizeof oom - 1);
+        return fast_reply(r, oom, sizeof oom - 1);
     }
-    client_line(d, &c->cl, line, strlen(line));
+    client_line(d, &r->cl, line, strlen(line));
     free(line);
 }
 
-void http_fast_reply(struct raftd *d, fconn *c, const char *s, size_t n)
+/* raftd's reply text (a JSON object) to r's request: its HTTP answer. */
+static void fast_reply(fastreq *r, const char *s, size_t n)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
-    if (!out)
-        return;
+    if (!out) {
+        static const char oom[] = "Status: 500 Internal Server Error\r\n"
+                                  "Content-Type: application/json\r\n\r\n"
+                                  "{\"error\":\"out of memory\",\"outcome\":\"unknown\"}";
+        return answer_const(r, oom, sizeof oom - 1);
+    }
     json_t *reply = json_loadb(s, n, 0, NULL);
     if (!json_is_object(reply)) {
         json_decref(reply);
-        logf_(d, "fcgi.sock: reply is not a JSON object");
+        logf_(r->d, "HTTP fast path: reply is not a JSON object");
         cgi_error(out, 502, "bad reply from raftd");
-    } else if (c->h.kind == HR_GET) {
-        cgi_get_answer(out, client_reply_code(reply), reply, c->h.key, c->h.klen,
-                       c->h.has_inm ? c->h.inm : NULL);
+    } else if (r->h.kind == HR_GET) {
+        cgi_get_answer(out, client_reply_code(reply), reply, r->h.key, r->h.klen,
+                       r->h.has_inm ? r->h.inm : NULL);
         json_decref(reply);
     } else {
-        cgi_write_answer(out, client_reply_code(reply), reply, c->h.sets);
+        cgi_write_answer(out, client_reply_code(reply), reply, r->h.sets);
     }
-    answer_mem(d, c, out, &buf, &len);
+    answer_mem(r, out, &buf, &len);
 }
