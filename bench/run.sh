@@ -8,7 +8,7 @@
 # Writes a Markdown report to bench/results/YYYY-MM-DD.md (BENCH_OUT).
 #
 # Environment: BUILD (build), BENCH_SECONDS per round (5), BENCH_CONNS
-# ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi etcd hraftd floor floor-fcgi"),
+# ("1 8 32"), BENCH_KEYS (100000), BENCH_SYSTEMS ("cgi fastcgi fast etcd hraftd floor floor-fcgi"),
 # BENCH_PARTS ("disk http scale-http direct size startup profile"; profile needs perf;
 # scale-http: BENCH_SCALE_KEYS, BENCH_SCALE_SYSTEMS), BENCH_ROUNDS (3: the http
 # part runs every system once per round, rounds interleaved, and the report
@@ -25,7 +25,7 @@ SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-1 8 32}
 KEYS_LIST=${BENCH_KEYS:-100000 1000000}
 VSIZE=${BENCH_VSIZE:-100}
-SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi etcd hraftd floor floor-fcgi}
+SYSTEMS=${BENCH_SYSTEMS:-cgi fastcgi fast etcd hraftd floor floor-fcgi}
 PARTS=${BENCH_PARTS:-disk http scale-http direct size startup profile}
 ROUNDS=${BENCH_ROUNDS:-3}
 DCONNS=${BENCH_DIRECT_CONNS:-1 8 32 64}
@@ -101,9 +101,10 @@ to_ms() { # wrk duration (812.00us, 1.23ms, 2.00s) -> milliseconds
 
 # ---------------------------------------------------------------- keyval
 # Three nodes: k0 (HTTP 19101, Raft 19201, bootstrap leader), k1, k2.
-start_keyval() { # MODE (cgi|fastcgi)
+start_keyval() { # MODE (cgi|fastcgi|fast)
     local flag=""
     [ "$1" = fastcgi ] && flag=-fastcgi
+    [ "$1" = fast ] && flag=-fast
     rm -rf "$T/k0" "$T/k1" "$T/k2"
     "$KEYVAL" $flag -id k0 -haddr 127.0.0.1:19101 -raddr 127.0.0.1:19201 "$T/k0" \
         >"$T/k0.log" 2>&1 &
@@ -430,6 +431,9 @@ targets() {
         "$(row_rps keyval-fastcgi read-linearizable 32)" "$(row_rps etcd read-linearizable 32)" 3 "req/s"
     ratio_line "FastCGI stale reads, 32 conns: >= 3x etcd serializable" \
         "$(row_rps keyval-fastcgi read-stale 32)" "$(row_rps etcd read-stale 32)" 3 "req/s"
+    ratio_line "fast mode writes, 32 conns: >= 2x etcd (issue 15)" "$(row_rps keyval-fast write 32)" "$(row_rps etcd write 32)" 2 "req/s"
+    ratio_line "fast mode linearizable reads, 32 conns: >= 3x etcd linearizable (issue 15)" \
+        "$(row_rps keyval-fast read-linearizable 32)" "$(row_rps etcd read-linearizable 32)" 3 "req/s"
     ratio_line "(bound) trivial FastCGI floor, 32 conns, over etcd serializable" \
         "$(row_rps floor-fcgi get 32)" "$(row_rps etcd read-stale 32)" 3 "req/s"
     for c in 8 32; do
@@ -617,7 +621,7 @@ for part in $PARTS; do
             say "http round $r of $ROUNDS"
             for s in $SYSTEMS; do
                 case $s in
-                cgi|fastcgi) bench_keyval_http "$s" ;;
+                cgi|fastcgi|fast) bench_keyval_http "$s" ;;
                 etcd) bench_etcd ;;
                 hraftd) bench_hraftd ;;
                 floor) bench_floor ;;

@@ -245,7 +245,8 @@ _Noreturn void supervise(void)
 pid_t start_raftd(const options *o, const install *in, const paths *p, const security *sec,
                   int bootstrap)
 {
-    char *rargv[14];
+    char *rargv[20];
+    char fdarg[16] = "", conns[24] = "";
     char connect_tmpl[4 * PATH_MAX + 256];
     int ra = 0;
     rargv[ra++] = (char *)in->raftd;
@@ -267,15 +268,34 @@ pid_t start_raftd(const options *o, const install *in, const paths *p, const sec
         rargv[ra++] = "-peer-connect";
         rargv[ra++] = connect_tmpl;
     }
+    int http_fd = -1;
+    if (o->fast) { /* a copy without close-on-exec: raftd's only */
+        if ((http_fd = dup(o->http_fd)) < 0) {
+            die_msg("dup: %s", strerror(errno));
+            finish(1);
+        }
+        snprintf(fdarg, sizeof fdarg, "%d", http_fd);
+        snprintf(conns, sizeof conns, "%llu", http_max_conns());
+        rargv[ra++] = "-http-fd";
+        rargv[ra++] = fdarg;
+        rargv[ra++] = "-http-back";
+        rargv[ra++] = (char *)p->httpsock;
+        rargv[ra++] = "-http-conns";
+        rargv[ra++] = conns;
+    }
     rargv[ra++] = (char *)p->datadir;
     rargv[ra] = NULL;
     child_pid[C_RAFTD] = spawn(rargv);
+    if (http_fd >= 0)
+        close(http_fd);
     if (child_pid[C_RAFTD] < 0)
         finish(1);
-    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s %s", (int)child_pid[C_RAFTD],
-        in->raftd, o->id, o->radv.text, o->hadv.text, bootstrap ? " -bootstrap" : "",
-        o->peer_tls_s ? " -peer-connect '" : "", o->peer_tls_s ? connect_tmpl : "",
-        o->peer_tls_s ? "'" : "", p->datadir);
+    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s%s%s%s%s%s%s %s",
+        (int)child_pid[C_RAFTD], in->raftd, o->id, o->radv.text, o->hadv.text,
+        bootstrap ? " -bootstrap" : "", o->peer_tls_s ? " -peer-connect '" : "",
+        o->peer_tls_s ? connect_tmpl : "", o->peer_tls_s ? "'" : "", o->fast ? " -http-fd " : "",
+        fdarg, o->fast ? " -http-back " : "", o->fast ? p->httpsock : "",
+        o->fast ? " -http-conns " : "", conns, p->datadir);
     return child_pid[C_RAFTD];
 }
 

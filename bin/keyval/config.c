@@ -117,7 +117,7 @@ static int write_error_pages(const paths *p)
  * (as many as the hard RLIMIT_NOFILE allows; lighttpd raises its soft
  * limit itself) and a third of them for connections, lighttpd's own
  * ratio (a CGI request also holds two pipes). */
-static void http_limits(char *maxfds, char *maxconns, size_t cap)
+static unsigned long long http_fds(void)
 {
     rlim_t fds = 16384;
     struct rlimit rl;
@@ -125,8 +125,18 @@ static void http_limits(char *maxfds, char *maxconns, size_t cap)
         fds = rl.rlim_max;
     if (fds < 256)
         fds = 256;
-    snprintf(maxfds, cap, "%llu", (unsigned long long)fds);
-    snprintf(maxconns, cap, "%llu", (unsigned long long)(fds / 3));
+    return (unsigned long long)fds;
+}
+
+unsigned long long http_max_conns(void)
+{
+    return http_fds() / 3;
+}
+
+static void http_limits(char *maxfds, char *maxconns, size_t cap)
+{
+    snprintf(maxfds, cap, "%llu", http_fds());
+    snprintf(maxconns, cap, "%llu", http_max_conns());
 }
 
 /* Writes the error pages and DATADIR/lighttpd.conf. 0, or -1 (printed). */
@@ -146,7 +156,8 @@ int config_write(const options *o, const install *in, const paths *p)
     http_limits(maxfds, maxconns, sizeof maxfds);
     const char *names[] = {"HOST",   "PORT", "DATADIR",  "CGIDIR", "SOCKET",
                            "ETCDIR", "MODE", "SECURITY", "MAXFDS", "MAXCONNS"};
-    const char *values[] = {o->haddr.host,
+    /* -fast: lighttpd listens on DATADIR/http.sock; raftd has the port. */
+    const char *values[] = {o->fast ? p->httpsock : o->haddr.host,
                             port,
                             p->datadir,
                             in->cgidir,

@@ -29,6 +29,8 @@ typedef struct options {
     const char *id, *haddr_s, *raddr_s, *hadv_s, *radv_s, *join_s, *datadir_s, *restore_s;
     const char *peer_tls_s, *https_cert_s, *https_key_s, *https_ca_s, *auth_file_s, *join_auth_s;
     int fastcgi, auth_health;
+    int fast;         /* -fast: raftd on the HTTP port, lighttpd (-fastcgi) behind it */
+    int http_fd;      /* with -fast: the HTTP port's listening socket, for raftd */
     const char *ui_s; /* -ui on|off (default on) */
     int ui_off;
     addr haddr, raddr, join; /* bound (-haddr, -raddr) and the member to join */
@@ -49,6 +51,7 @@ typedef struct paths {
         marker[PATH_MAX + 32], www[PATH_MAX + 32], tmpdir[PATH_MAX + 32],
         lighttpd_log[PATH_MAX + 32], secpath[PATH_MAX + 32], htpasswd[PATH_MAX + 32],
         curlrc[PATH_MAX + 32], lock[PATH_MAX + 32], raftd_pid[PATH_MAX + 32];
+    char httpsock[PATH_MAX + 32]; /* -fast: lighttpd listens here, behind raftd */
 } paths;
 
 /* Peer TLS files and how -join reaches the member (security.c). */
@@ -80,6 +83,8 @@ void find_prog(const char *env, const char *bindir, const char *name, char *out,
 /* config.c: lighttpd's configuration in DATADIR. */
 int config_safe(const char *s);
 int config_write(const options *o, const install *in, const paths *p);
+/* The HTTP connections a node holds (lighttpd's server.max-connections). */
+unsigned long long http_max_conns(void);
 int node_conf_write(const options *o, const paths *p, const security *sec);
 
 /* ui.c: DATADIR/lighttpd-ui.conf, the web console at /ui/ (or off). */
@@ -105,6 +110,11 @@ void start_lighttpd(const install *in, const paths *p);
 int tcp_listening(const char *host, int port);
 void wait_raftd(const char *sock, char *node_id, size_t cap, int *removed);
 void wait_tcp(const char *what, const char *host, int port);
+/* Like wait_tcp, for a UNIX socket that must accept a connection. */
+void wait_unix(const char *what, const char *path);
+/* A listening TCP socket (non-blocking, close-on-exec) on host:port, for
+ * raftd (-fast); -1 (printed). */
+int tcp_listen(const char *host, int port);
 
 /* join.c: asking a member (-join) to add this node. */
 /* Says "joined the cluster" (and writes marker) only once the leader has

@@ -195,6 +195,7 @@ static int prepare_datadir(const options *o, paths *p, int *fresh)
     snprintf(p->curlrc, sizeof p->curlrc, "%s/join.curlrc", p->datadir);
     snprintf(p->lock, sizeof p->lock, "%s/keyval.pid", p->datadir);
     snprintf(p->raftd_pid, sizeof p->raftd_pid, "%s/raftd.pid", p->datadir);
+    snprintf(p->httpsock, sizeof p->httpsock, "%s/http.sock", p->datadir);
     if (strlen(p->sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         die_msg("DATADIR path %s is too long for a UNIX socket path "
                 "(DATADIR/raftd.sock must be under 108 bytes)",
@@ -258,6 +259,11 @@ int main(int argc, char **argv)
         die_msg("Raft address %s: port %d is already in use", o.raddr.text, o.raddr.port);
         return 1;
     }
+    if (o.fast) { /* raftd answers on the port; lighttpd is behind it */
+        if ((o.http_fd = tcp_listen(o.haddr.host, o.haddr.port)) < 0)
+            return 1;
+        unlink(p.httpsock);
+    }
 
     char node_id[32] = "";
     int removed = 0;
@@ -267,9 +273,13 @@ int main(int argc, char **argv)
     start_socat(&o, &in, &p, &sec);
     start_lighttpd(&in, &p);
     wait_tcp("socat", o.raddr.host, o.raddr.port);
-    wait_tcp("lighttpd", o.haddr.host, o.haddr.port);
-    say("serving HTTP on %s (%s:%d), Raft on %s; advertised as %s and %s", o.haddr.text,
-        o.haddr.host, o.haddr.port, o.raddr.text, o.hadv.text, o.radv.text);
+    if (o.fast)
+        wait_unix("lighttpd", p.httpsock);
+    else
+        wait_tcp("lighttpd", o.haddr.host, o.haddr.port);
+    say("serving HTTP on %s (%s:%d%s), Raft on %s; advertised as %s and %s", o.haddr.text,
+        o.haddr.host, o.haddr.port, o.fast ? ", raftd with lighttpd behind it" : "", o.raddr.text,
+        o.hadv.text, o.radv.text);
 
     if (o.join_s) {
         if (removed)

@@ -18,7 +18,7 @@ void usage(FILE *f)
     fprintf(f,
             "usage: keyval [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] [-join ADDR] DATADIR\n"
             "       keyval [-hadv HOST:PORT] [-radv HOST:PORT] [options as above] DATADIR\n"
-            "       keyval -fastcgi [options as above] DATADIR\n"
+            "       keyval -fastcgi|-fast [options as above] DATADIR\n"
             "       keyval -restore FILE [-id ID] [-haddr HOST:PORT] [-raddr HOST:PORT] DATADIR\n"
             "\n"
             "Starts one keyval node: raftd (Raft state, log and data in DATADIR/raft.db),\n"
@@ -39,6 +39,10 @@ void usage(FILE *f)
             "  -fastcgi           run the HTTP programs as resident FastCGI applications\n"
             "                     (lighttpd mod_fastcgi) instead of one CGI process per\n"
             "                     request (mod_cgi, the default)\n"
+            "  -fast              raftd itself answers the key routes on the HTTP\n"
+            "                     address and hands the other requests to lighttpd\n"
+            "                     (in -fastcgi mode) behind it; plain HTTP only: with\n"
+            "                     -https-cert or -auth-file it runs as -fastcgi\n"
             "  -ui on|off         the web console at /ui/ (default on; off: 404)\n"
             "Security (see keyval(1) and kv-certs(1)):\n"
             "  -peer-tls DIR      mutual TLS on every peer link (socat OPENSSL): DIR\n"
@@ -165,6 +169,8 @@ static int *bool_flag(options *o, const char *name, size_t nl)
 {
     if (nl == 7 && strncmp(name, "fastcgi", 7) == 0)
         return &o->fastcgi;
+    if (nl == 4 && strncmp(name, "fast", 4) == 0)
+        return &o->fast;
     if (nl == 11 && strncmp(name, "auth-health", 11) == 0)
         return &o->auth_health;
     return NULL;
@@ -239,6 +245,16 @@ int options_parse(int argc, char **argv, options *o)
         return 2;
     }
     o->ui_off = o->ui_s && strcmp(o->ui_s, "off") == 0;
+    if (o->fast && (o->https_cert_s || o->auth_file_s)) {
+        /* raftd speaks plain HTTP only: lighttpd keeps TLS and passwords. */
+        printf(PROG ": -fast: with -https-cert or -auth-file lighttpd keeps the HTTP port "
+                    "(raftd does not speak TLS or check passwords); running as -fastcgi\n");
+        o->fast = 0;
+        o->fastcgi = 1;
+    }
+    if (o->fast)
+        o->fastcgi = 1;
+    o->http_fd = -1;
     if (o->auth_health && !o->auth_file_s) {
         fprintf(stderr, PROG ": -auth-health needs -auth-file\n");
         return 2;

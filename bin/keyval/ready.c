@@ -7,11 +7,17 @@
 #include "keyval.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -103,4 +109,59 @@ void wait_tcp(const char *what, const char *host, int port)
         }
         wait_event(100);
     }
+}
+
+void wait_unix(const char *what, const char *path)
+{
+    long long deadline = now_ms() + HTTP_READY_MS;
+    for (;;) {
+        check_children();
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        int up = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (up)
+            return;
+        if (now_ms() > deadline) {
+            die_msg("%s not accepting connections on %s after %d s", what, path,
+                    HTTP_READY_MS / 1000);
+            finish(1);
+        }
+        wait_event(100);
+    }
+}
+
+int tcp_listen(const char *host, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res, *ai;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc != 0) {
+        die_msg("HTTP address %s:%d: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (int v4 = 1; v4 >= 0 && fd < 0; v4--) /* IPv4 first, as tcp_listening */
+        for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+            if ((ai->ai_family == AF_INET) != v4)
+                continue;
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            int one = 1;
+            if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+                            bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0)) {
+                err = errno;
+                close(fd);
+                fd = -1;
+            }
+        }
+    freeaddrinfo(res);
+    if (fd < 0)
+        die_msg("HTTP address %s:%d: %s", host, port, strerror(err ? err : EADDRNOTAVAIL));
+    return fd;
 }

@@ -296,6 +296,7 @@ void boot(struct raftd *d)
     unlink(inc);
     boot_sockets(d, max_fds);
     fcgi_boot(d);
+    http_front_boot(d);
 
     process_ready(d);
     peers_reconcile(d);
@@ -323,6 +324,7 @@ void cleanup(struct raftd *d)
     for (size_t i = 0; i < d->n_inconns; i++)
         inconn_free(d, d->inconns[i]);
     d->n_inconns = 0;
+    http_front_close_all(d);
     fcgi_close_all(d);
     if (d->client_lfd >= 0) {
         loop_del(&d->loop, d->client_lfd);

@@ -129,8 +129,11 @@ void http_fast_start(fastreq *r)
         return;
     }
     r->live = 1;
-    hreq *h = &r->h;
-    memset(h, 0, sizeof *h);
+    hreq *h = &r->h; /* not memset: inm is 8 KiB */
+    h->kind = HR_NONE;
+    h->sets = h->has_inm = 0;
+    h->klen = 0;
+    h->key[0] = h->inm[0] = 0;
     if (!r->param(r, "REQUEST_METHOD", method, sizeof method))
         method[0] = 0;
     json_t *req = NULL;
@@ -138,8 +141,8 @@ void http_fast_start(fastreq *r)
         long long wait_ms;
         h->kind = HR_GET;
         h->has_inm = r->param(r, "HTTP_IF_NONE_MATCH", h->inm, sizeof h->inm);
-        req = cgi_get_request(out, r->param(r, "REQUEST_URI", uri, sizeof uri) ? uri : NULL,
-                              h->key, &h->klen, &wait_ms);
+        req = cgi_get_request(out, r->param(r, "REQUEST_URI", uri, sizeof uri) ? uri : NULL, h->key,
+                              &h->klen, &wait_ms);
     } else if (!strcmp(method, "PUT") || !strcmp(method, "POST") || !strcmp(method, "DELETE")) {
         h->kind = HR_WRITE;
         int route = method[0] == 'D'   ? CGI_ROUTE_DEL

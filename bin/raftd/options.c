@@ -16,7 +16,7 @@ static void usage_to(FILE *out, int status)
                  "             [-peer-connect TEMPLATE] [-tick-ms MS] [-election-ticks N]\n"
                  "             [-snapshot-entries N] [-snapshot-bytes BYTES]\n"
                  "             [-snapshot-trail N] [-watch-history N] [-max-watchers N]\n"
-                 "             [-v] DATADIR\n\n"
+                 "             [-http-fd FD -http-back PATH [-http-conns N]] [-v] DATADIR\n\n"
                  "  -id NAME               node name, 1-63 of [A-Za-z0-9._-]\n"
                  "  -raddr HOST:PORT       address peers reach this node at (its socat listener)\n"
                  "  -haddr HOST:PORT       the node's HTTP address, told to clients\n"
@@ -33,6 +33,10 @@ static void usage_to(FILE *out, int status)
                  "  -snapshot-trail N      entries kept behind a snapshot (default 1000)\n"
                  "  -watch-history N       changes kept for watches, at least (default 10000)\n"
                  "  -max-watchers N        watch streams + blocking queries held (default 256)\n"
+                 "  -http-fd FD            answer the key routes on this listening TCP socket\n"
+                 "                         (the HTTP port, keyval -fast) and hand the other\n"
+                 "                         requests to lighttpd at -http-back PATH\n"
+                 "  -http-conns N          connections held on -http-fd (default 1024)\n"
                  "  -v                     log every request and more peer events\n"
                  "The log is compacted (the database is the snapshot; no file is written)\n"
                  "every -snapshot-entries applied entries (0: not by count), and when the\n"
@@ -75,7 +79,8 @@ void options_defaults(struct raftd *d)
     d->max_clients = MAX_CLIENTS;
     d->history_keep = 10000;
     d->max_watchers = 256;
-    d->client_lfd = d->peer_lfd = d->pid_fd = d->fcgi_lfd = -1;
+    d->client_lfd = d->peer_lfd = d->pid_fd = d->fcgi_lfd = d->http_lfd = -1;
+    d->http_conns_max = 1024;
     d->next_id = 1;
     d->last_role = -1;
     d->last_leader = (uint64_t)-1;
@@ -148,6 +153,22 @@ void options_parse(struct raftd *d, int argc, char **argv)
         } else if (!strcmp(a, "-max-watchers")) {
             NEEDARG();
             d->max_watchers = (unsigned)parse_num(a, next, 0, 100000);
+        } else if (!strcmp(a, "-http-fd")) {
+            NEEDARG();
+            d->http_lfd = (int)parse_num(a, next, 3, 1000000);
+        } else if (!strcmp(a, "-http-back")) {
+            NEEDARG();
+            if (next[0] != '/' || strlen(next) >= sizeof d->http_back) {
+                fprintf(stderr,
+                        "%s: -http-back: '%s' is not an absolute socket path of at most "
+                        "107 bytes\n",
+                        prog, next);
+                exit(2);
+            }
+            snprintf(d->http_back, sizeof d->http_back, "%s", next);
+        } else if (!strcmp(a, "-http-conns")) {
+            NEEDARG();
+            d->http_conns_max = (unsigned)parse_num(a, next, 1, 1000000);
         } else if (!strcmp(a, "-v")) {
             d->verbose = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -164,6 +185,10 @@ void options_parse(struct raftd *d, int argc, char **argv)
     }
     if (!dir || !d->name[0] || !d->raddr[0] || !d->haddr[0]) {
         fprintf(stderr, "%s: -id, -raddr, -haddr and DATADIR are required\n", prog);
+        usage();
+    }
+    if ((d->http_lfd >= 0) != (d->http_back[0] != 0)) {
+        fprintf(stderr, "%s: -http-fd and -http-back go together\n", prog);
         usage();
     }
     if (strlen(dir) > 80) {

@@ -238,6 +238,15 @@ struct raftd {
     struct fconn *fconns;
     size_t n_fconns;
     uint64_t m_fcgi_requests;
+    int http_lfd;            /* -http-fd: the HTTP port (http_front.c), -1 none */
+    char http_back[108];     /* -http-back: lighttpd's UNIX socket behind it */
+    unsigned http_conns_max; /* -http-conns */
+    struct hconn *hconns;
+    unsigned n_hconns;
+    int http_accepting, http_again;
+    char http_date[48];
+    long long http_date_t;
+    uint64_t m_http_requests, m_http_passed;
     uint64_t m_reads;      /* get and list requests accepted (any level) */
     char notify_path[108]; /* $NOTIFY_SOCKET, "" none */
     int cleaned;

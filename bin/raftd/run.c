@@ -118,7 +118,7 @@ static void run_turn(struct raftd *d)
 {
     uint64_t now = now_ms();
     /* A snapshot being written goes on at once: no wait. */
-    int timeout = d->next_tick > now && !d->snapw ? (int)(d->next_tick - now) : 0;
+    int timeout = d->next_tick > now && !d->snapw && !d->http_again ? (int)(d->next_tick - now) : 0;
     timeout = leases_timeout(d, now, timeout); /* lease deadlines, blocking queries */
     int n = loop_wait(&d->loop, timeout);
     if (n < 0)
@@ -140,6 +140,7 @@ static void run_turn(struct raftd *d)
     inconns_sweep(d);
     clients_sweep(d);
     fcgi_sweep(d);
+    http_front_sweep(d);
     peers_watch(d);
 }
 

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break; /* a full buffer that holds no whole record: cannot be */
         off += took;
         /* answer what waits, as the node would later */
-        if (c->cl.busy)
+        if (c->r.cl.busy)
             harness_free_pending();
         if (c->in_len > c->in_cap || c->params_len > FCGI_PARAMS_MAX)
             abort();
