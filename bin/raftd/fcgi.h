@@ -6,6 +6,7 @@
 #ifndef RAFTD_FCGI_H
 #define RAFTD_FCGI_H
 
+#include "http_head.h"
 #include "raftd.h"
 
 #define FCGI_PARAMS_MAX (64u * 1024u) /* a request's PARAMS stream */
@@ -74,7 +75,35 @@ size_t fcgi_feed(struct raftd *d, fconn *c, const uint8_t *p, size_t n);
 /* Close c's socket and free it (c may be NULL). */
 void fcgi_conn_free(struct raftd *d, fconn *c);
 
+#define HF_BODY_MAX (64u * 1024u) /* larger bodies go to lighttpd */
+#define HF_IN_CAP (HTTP_HEAD_MAX + HF_BODY_MAX)
+
+typedef struct hconn { /* a connection on the HTTP port (http_front.c) */
+    int fd;
+    int back; /* lighttpd's socket once the connection is handed over, else -1 */
+    char *in; /* from the client, not yet answered or passed on */
+    size_t in_len;
+    char *out; /* to the client */
+    size_t out_len, out_off, out_cap;
+    fastreq r;
+    http_head head; /* of r's request (spans into in) */
+    size_t req_len; /* its head and body */
+    int busy;       /* r is with raftd */
+    int keep, head_only, minor;
+    int eof, back_eof, back_shut;
+    int dead, closing, in_process;
+    uint64_t last; /* last byte moved */
+    struct hconn *next;
+} hconn;
+
 /* http_front.c */
+/* A connection on fd (not yet in the loop); NULL when out of memory. */
+hconn *http_front_conn_new(struct raftd *d, int fd);
+/* Take up to n bytes of p as if read from c's socket; returns how many
+ * were taken (0: its buffer is full until a request is answered). */
+size_t http_front_feed(struct raftd *d, hconn *c, const uint8_t *p, size_t n);
+/* Close c's sockets and free it. */
+void http_front_conn_free(struct raftd *d, hconn *c);
 void http_front_boot(struct raftd *d);
 void http_front_close_all(struct raftd *d);
 void http_front_sweep(struct raftd *d);

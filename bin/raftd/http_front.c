@@ -33,30 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HF_BODY_MAX (64u * 1024u) /* larger bodies go to lighttpd */
-#define HF_IN_CAP (HTTP_HEAD_MAX + HF_BODY_MAX)
 #define HF_OUT_MAX (256u * 1024u)
 #define HF_READ_IDLE_MS 10000
 #define HF_WRITE_IDLE_MS 30000
 #define HF_KEEP_IDLE_MS 5000
-
-typedef struct hconn {
-    int fd;
-    int back; /* lighttpd's socket once the connection is handed over, else -1 */
-    char *in; /* from the client, not yet answered or passed on */
-    size_t in_len;
-    char *out; /* to the client */
-    size_t out_len, out_off, out_cap;
-    fastreq r;
-    http_head head; /* of r's request (spans into in) */
-    size_t req_len; /* its head and body */
-    int busy;       /* r is with raftd */
-    int keep, head_only, minor;
-    int eof, back_eof, back_shut;
-    int dead, closing, in_process;
-    uint64_t last; /* last byte moved */
-    struct hconn *next;
-} hconn;
 
 static hconn *of_req(const fastreq *r)
 {
@@ -435,18 +415,48 @@ static void hf_event(loop *l, int fd, void *data, int events)
         back_write(c);
 }
 
-static void hconn_free(struct raftd *d, hconn *c)
+void http_front_conn_free(struct raftd *d, hconn *c)
 {
     http_fast_drop(&c->r);
-    loop_del(&d->loop, c->fd);
+    if (loop_has(&d->loop, c->fd))
+        loop_del(&d->loop, c->fd);
     close(c->fd);
     if (c->back >= 0) {
-        loop_del(&d->loop, c->back);
+        if (loop_has(&d->loop, c->back))
+            loop_del(&d->loop, c->back);
         close(c->back);
     }
     free(c->in);
     free(c->out);
     free(c);
+}
+
+hconn *http_front_conn_new(struct raftd *d, int fd)
+{
+    hconn *c = calloc(1, sizeof *c);
+    if (c && !(c->in = malloc(HF_IN_CAP))) {
+        free(c);
+        c = NULL;
+    }
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    c->back = -1;
+    c->last = now_ms();
+    fastreq_init(&c->r, d, hf_param, hf_answer);
+    return c;
+}
+
+size_t http_front_feed(struct raftd *d, hconn *c, const uint8_t *p, size_t n)
+{
+    if (n > HF_IN_CAP - c->in_len)
+        n = HF_IN_CAP - c->in_len;
+    if (n)
+        memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    if (c->back < 0)
+        hf_process(d, c);
+    return n;
 }
 
 static void hf_accept(loop *l, int lfd, void *data, int events)
@@ -458,23 +468,14 @@ static void hf_accept(loop *l, int lfd, void *data, int events)
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        hconn *c = calloc(1, sizeof *c);
-        if (c && !(c->in = malloc(HF_IN_CAP))) {
-            free(c);
-            c = NULL;
-        }
+        hconn *c = http_front_conn_new(d, fd);
         if (!c || loop_add(&d->loop, fd, LOOP_READ, hf_event, c) < 0) {
-            if (c) {
-                free(c->in);
-                free(c);
-            }
-            close(fd);
+            if (c)
+                http_front_conn_free(d, c); /* closes fd */
+            else
+                close(fd);
             continue;
         }
-        c->fd = fd;
-        c->back = -1;
-        c->last = now_ms();
-        fastreq_init(&c->r, d, hf_param, hf_answer);
         c->next = d->hconns;
         d->hconns = c;
         d->n_hconns++;
@@ -499,7 +500,7 @@ void http_front_close_all(struct raftd *d)
     while (d->hconns) {
         hconn *c = d->hconns;
         d->hconns = c->next;
-        hconn_free(d, c);
+        http_front_conn_free(d, c);
     }
     d->n_hconns = 0;
     if (d->http_lfd >= 0) {
@@ -556,7 +557,7 @@ void http_front_sweep(struct raftd *d)
         if (c->dead || done || timed_out(c, now)) {
             *pp = c->next;
             d->n_hconns--;
-            hconn_free(d, c);
+            http_front_conn_free(d, c);
             continue;
         }
         if (!c->busy && c->back < 0 && c->in_len && !c->closing)

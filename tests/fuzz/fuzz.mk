@@ -51,7 +51,7 @@ $(FUZZ_BUILD)/raftd/%.o: bin/raftd/%.c $(HDRS) $(wildcard bin/raftd/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ibin/raftd -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_peer $(FUZZ_BUILD)/fuzz_client $(FUZZ_BUILD)/fuzz_fcgi: $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/raftd_harness.h $(FUZZ_RAFTD_OBJ) $(FUZZ_LIB_A) $(HDRS) $(wildcard bin/raftd/*.h)
+$(FUZZ_BUILD)/fuzz_peer $(FUZZ_BUILD)/fuzz_client $(FUZZ_BUILD)/fuzz_fcgi $(FUZZ_BUILD)/fuzz_front: $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/raftd_harness.h $(FUZZ_RAFTD_OBJ) $(FUZZ_LIB_A) $(HDRS) $(wildcard bin/raftd/*.h)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ibin/raftd -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_RAFTD_OBJ) $(FUZZ_LIB_A) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
