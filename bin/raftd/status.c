@@ -236,11 +236,17 @@ json_t *metrics_json(struct raftd *d)
                "Connections accepted on raftd.sock.", (double)d->m_clients_accepted);
     metric_add(m, "keyval_reads_total", "counter",
                "Key reads and listings this node accepted (any level, from raftd.sock or "
-               "fcgi.sock).",
+               "fcgi.sock or the HTTP port).",
                (double)d->m_reads);
     metric_add(m, "keyval_fcgi_requests_total", "counter",
                "HTTP requests raftd answered itself on fcgi.sock (keyval -fastcgi).",
                (double)d->m_fcgi_requests);
+    metric_add(m, "keyval_http_requests_total", "counter",
+               "HTTP requests raftd answered itself on the HTTP port (keyval -fast).",
+               (double)d->m_http_requests);
+    metric_add(m, "keyval_http_handovers_total", "counter",
+               "Connections raftd handed to lighttpd on the HTTP port (keyval -fast).",
+               (double)d->m_http_passed);
     json_t *series = json_array();
     for (int i = 0; i < MAX_PEERS; i++) {
         peer *p = &d->peers[i];
