@@ -7,7 +7,8 @@
 # (batched ReadIndex), listing, status and metrics, the coordination ops
 # (leases with an expiry, txn, blocking reads, a watch), a request line over the
 # limit, a follower stopped and restarted (catch-up), and a snapshot
-# (-snapshot-entries through KEYVAL_RAFTD_ARGS). Every raftd is stopped
+# (-snapshot-entries through KEYVAL_RAFTD_ARGS); the followers in -fast
+# mode (raftd on the HTTP port). Every raftd is stopped
 # with SIGTERM and its valgrind report must say "0 errors"; definite leaks
 # count as errors.
 # Prints ok/FAIL lines and "N passed, M failed".
@@ -38,8 +39,11 @@ else
     bad v0_leads_under_valgrind "no leader on :24100 within 60 s: $(tail -n 5 "$T/v0.log")"
     finish
 fi
-start_node v1 -id v1 -haddr 127.0.0.1:24101 -raddr 127.0.0.1:24111 -join 127.0.0.1:24100 "$T/v1"
-start_node v2 -id v2 -haddr 127.0.0.1:24102 -raddr 127.0.0.1:24112 -join 127.0.0.1:24100 "$T/v2"
+# The followers run with -fast: the requests to them go through raftd's
+# HTTP front (http_front.c) and, for the other routes, its hand-over to
+# lighttpd.
+start_node v1 -fast -id v1 -haddr 127.0.0.1:24101 -raddr 127.0.0.1:24111 -join 127.0.0.1:24100 "$T/v1"
+start_node v2 -fast -id v2 -haddr 127.0.0.1:24102 -raddr 127.0.0.1:24112 -join 127.0.0.1:24100 "$T/v2"
 three_voters() { [ "$(status_field 24100 '[.nodes[] | select(.voter)] | length')" = 3 ]; }
 if wait_until 90 three_voters; then
     ok three_voters
@@ -86,6 +90,11 @@ http_get "$L" '/key?prefix=k&limit=5'
 check listing [ "$HTTP_CODE" = 200 ]
 http_get "$F" /metrics
 check metrics [ "$HTTP_CODE" = 200 ]
+# The follower's raftd answered key requests on its HTTP port and handed
+# /metrics (and the like) to lighttpd.
+front_n() { printf '%s\n' "$BODY" | awk -v m="$1" '$1 == m { print $2 }'; }
+check fast_front_answered sh -c '[ "${1:-0}" -ge 2 ] && [ "${2:-0}" -ge 1 ]' - \
+    "$(front_n keyval_http_requests_total)" "$(front_n keyval_http_handovers_total)"
 snap=$(status_field "$L" .snapshot_index)
 check snapshot_taken [ "${snap:-0}" -gt 0 ]
 
