@@ -13,6 +13,9 @@
 #include <fcgiapp.h>
 
 #include <netdb.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -50,6 +53,12 @@ int cgi_main(int (*handle)(void))
 {
     if (FCGX_IsCGI())
         return handle();
+    /* Resident under lighttpd: when lighttpd dies (even by SIGKILL, which
+     * gives it no time to stop us), we go too, instead of waiting in
+     * accept on a socket nobody will connect to again. */
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+        return 0;
     if (FCGX_Init() != 0) {
         fprintf(stderr, "cgi: FCGX_Init failed\n");
         return 1;

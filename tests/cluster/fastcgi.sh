@@ -121,4 +121,19 @@ if wait_until 10 sh -c 'curl -s -o /dev/null -w %{http_code} http://127.0.0.1:19
 else
     bad list_after_program_killed "$HTTP_CODE $BODY"
 fi
+
+# lighttpd killed -9 cannot stop its resident programs: they go with it
+# (PR_SET_PDEATHSIG, lib/cgi_main.c) instead of lingering, orphaned, in
+# accept; keyval sees lighttpd die and stops the node.
+lpid=$(ps -o pid=,comm= --ppid "$pid_f0" | awk '$2 == "lighttpd" { print $1 }')
+kids=$(ps -o pid= --ppid "$lpid" | tr '\n' ' ')
+check programs_before_lighttpd_killed [ -n "$kids" ]
+kill -9 "$lpid"
+gone() { for k in $kids; do kill -0 "$k" 2>/dev/null && return 1; done; return 0; }
+if wait_until 5 gone; then
+    ok programs_exit_with_lighttpd
+else
+    bad programs_exit_with_lighttpd "still running: $(ps -o pid=,ppid=,comm= -p "$(echo $kids | tr ' ' ,)")"
+    kill $kids 2>/dev/null
+fi
 finish
