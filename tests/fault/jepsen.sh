@@ -7,7 +7,7 @@
 #
 #   tests/fault/jepsen.sh [-n NODES] [-d SECONDS] [-s SEED] [-c CLIENTS]
 #                         [-p PORTBASE] [-N "NEMESES"] [-H MIN-MAX] [-r RAFTD]
-#                         [-m FAULT_MODE] [-b CHECK_BUDGET_S] [-x]
+#                         [-m FAULT_MODE] [-b CHECK_BUDGET_S] [-M HTTP_MODE] [-x]
 #
 # Nodes n0.. use HTTP PORTBASE+i and Raft PORTBASE+500+i on 127.0.0.1
 # (default PORTBASE 15000; keep PORTBASE within 15000-16400). NEMESES
@@ -16,6 +16,7 @@
 # -H: seconds a fault is held (default 2-6). -r: the raftd program run by
 # keyval (through a wrapper that adds -peer-connect "faultlink SRC %a").
 # -m: KEYVAL_FAULT_MODE for raftd builds with -DKEYVAL_FAULT_MODES.
+# -M: keyval's HTTP mode for every node: cgi (default), fastcgi or fast.
 # -L: count 503 "raftd unavailable" after the request reached raftd as an
 #     unknown outcome (a known bug: tests/fault/ambiguous-503.sh).
 # Env: BUILD (default build), KEEP=1 keeps the run directory.
@@ -25,17 +26,21 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 NODES=3 DURATION=60 SEED=$(( $(date +%s) % 100000 )) CLIENTS=6 PORTBASE=15000
 NEMESES="kill kill-leader kill-raftd kill-all pause pause-leader part-majority part-leader part-oneway part-bridge member transfer disk"
-HOLD=2-6 RAFTD=$BUILD/bin/raftd MODE="" BUDGET=30 LENIENT=""
-while getopts n:d:s:c:p:N:H:r:m:b:xL o; do
+HOLD=2-6 RAFTD=$BUILD/bin/raftd MODE="" BUDGET=30 LENIENT="" HTTP_MODE=cgi
+while getopts n:d:s:c:p:N:H:r:m:b:M:xL o; do
     case $o in
     n) NODES=$OPTARG ;; d) DURATION=$OPTARG ;; s) SEED=$OPTARG ;;
     c) CLIENTS=$OPTARG ;; p) PORTBASE=$OPTARG ;; N) NEMESES=$OPTARG ;;
     H) HOLD=$OPTARG ;; r) RAFTD=$OPTARG ;; m) MODE=$OPTARG ;; b) BUDGET=$OPTARG ;;
-    x) ;; L) LENIENT=-L ;;
+    M) HTTP_MODE=$OPTARG ;; x) ;; L) LENIENT=-L ;;
     *) echo "usage: see the head of $0" >&2; exit 2 ;;
     esac
 done
 case $RAFTD in /*) ;; *) RAFTD=$(pwd)/$RAFTD ;; esac
+case $HTTP_MODE in
+cgi) MODE_FLAG="" ;; fastcgi) MODE_FLAG=-fastcgi ;; fast) MODE_FLAG=-fast ;;
+*) echo "-M: cgi, fastcgi or fast" >&2; exit 2 ;;
+esac
 KEYVAL=$BUILD/bin/keyval
 LINK=$BUILD/tests/fault/faultlink
 LOAD=$BUILD/tests/fault/kvload
@@ -129,7 +134,7 @@ launch() { # i: start node i with its command line in args[i]
 }
 new_node() { # i [join_port]
     local i=$1
-    args[$i]="-id n$i -haddr 127.0.0.1:$(hport "$i") -raddr 127.0.0.1:$(rport "$i")"
+    args[$i]="$MODE_FLAG -id n$i -haddr 127.0.0.1:$(hport "$i") -raddr 127.0.0.1:$(rport "$i")"
     [ -n "$2" ] && args[$i]="${args[$i]} -join 127.0.0.1:$2"
     args[$i]="${args[$i]} $T/n$i"
     launch "$i"
@@ -184,7 +189,7 @@ wait_leader() { # seconds
 voters() { status "$1" | jq '[.nodes[] | select(.voter)] | length' 2>/dev/null; }
 
 # ---------------------------------------------------------------- start
-echo "fault run: seed $SEED, $NODES nodes, $DURATION s, $CLIENTS clients, nemeses: $NEMESES${MODE:+, raftd fault mode $MODE}"
+echo "fault run: seed $SEED, $NODES nodes, $DURATION s, $CLIENTS clients, HTTP mode $HTTP_MODE, nemeses: $NEMESES${MODE:+, raftd fault mode $MODE}"
 for i in $(seq 0 $((NODES - 1))); do
     if ! ss -ltnH "sport = :$(hport "$i")" | grep -q . && ! ss -ltnH "sport = :$(rport "$i")" | grep -q .; then :; else
         bad setup "port $(hport "$i") or $(rport "$i") in use"; summary; exit 1
