@@ -1,6 +1,6 @@
 #!/bin/sh
-# Short fault-injection schedule (part of make test): a 3-node and a 5-node
-# keyval cluster on loopback (ports 16000-16599) under concurrent HTTP
+# Short fault-injection schedule (part of make test): a 3-node keyval
+# cluster in the default (CGI) mode and a 5-node one in -fast mode on loopback (ports 16000-16599) under concurrent HTTP
 # clients while random nemeses (kill -9, SIGSTOP, partitions, membership
 # change, leadership transfer, full disk) are injected and healed; every
 # history is checked for linearizability, lost writes, stale reads and
@@ -14,7 +14,9 @@ dur=${FAULT_DURATION:-40}
 p=0 f=0
 for n in 3 5; do
     out=$(mktemp)
-    bash tests/fault/jepsen.sh -n $n -d "$dur" -s $((seed + n)) -c 6 -p 16000 -H 1-4 -b 30 >"$out" 2>&1
+    mode=cgi
+    [ $n = 5 ] && mode=fast # raftd on the HTTP port (keyval -fast)
+    bash tests/fault/jepsen.sh -M $mode -n $n -d "$dur" -s $((seed + n)) -c 6 -p 16000 -H 1-4 -b 30 >"$out" 2>&1
     rc=$?
     cat "$out"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
