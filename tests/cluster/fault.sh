@@ -1,8 +1,9 @@
 #!/bin/sh
 # Short fault-injection schedule (part of make test): a 3-node keyval
-# cluster in the default (CGI) mode and a 5-node one in -fast mode on loopback (ports 16000-16599) under concurrent HTTP
-# clients while random nemeses (kill -9, SIGSTOP, partitions, membership
-# change, leadership transfer, full disk) are injected and healed; every
+# cluster in the default (CGI) mode and a 5-node one in -fast mode, on
+# loopback (ports 16000-16599), under concurrent HTTP clients while random
+# nemeses (kill -9, SIGSTOP, partitions, membership change, leadership
+# transfer, full disk) are injected and healed; every
 # history is checked for linearizability, lost writes, stale reads and
 # convergence (tests/fault/jepsen.sh); then tests/fault/ambiguous-503.sh
 # (ports 16700-16712). Seeds print on every run; replay with
