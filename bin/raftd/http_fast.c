@@ -156,6 +156,12 @@ void http_fast_start(fastreq *r)
         return answer_mem(r, out, &buf, &len);
     fclose(out);
     free(buf);
+    if (h->kind == HR_GET) { /* the tree as it is: no text in between */
+        start_request(d, req, &r->cl, 0, 0, 0);
+        return;
+    }
+    /* A write as text: client_line's fast path takes a plain set
+     * without a jansson tree (start_fast_set). */
     char *line = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(req);
     if (!line) {
