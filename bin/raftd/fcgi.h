@@ -92,6 +92,7 @@ typedef struct hconn { /* a connection on the HTTP port (http_front.c) */
     int keep, head_only, minor;
     int eof, back_eof, back_shut;
     int dead, closing, in_process;
+    int stalled;   /* in holds the start of a request, not all of it */
     uint64_t last; /* last byte moved */
     struct hconn *next;
 } hconn;

@@ -206,10 +206,12 @@ static void hf_answer(struct raftd *d, fastreq *r, const char *s, size_t n)
     memmove(c->in, c->in + c->req_len, c->in_len - c->req_len);
     c->in_len -= c->req_len;
     c->req_len = 0;
-    if (!c->keep || c->eof)
+    if (!c->keep)
         c->closing = 1;
     else if (c->in_len)
         d->http_again = 1; /* a pipelined request: see http_front_sweep */
+    else if (c->eof)
+        c->closing = 1; /* the client sent all it will */
     hf_flush(c);
 }
 
@@ -302,10 +304,13 @@ static void hf_process(struct raftd *d, hconn *c)
     if (c->in_process)
         return;
     c->in_process = 1;
+    c->stalled = 0;
     while (!c->dead && !c->closing && !c->busy && c->back < 0 && c->in_len) {
         int rc = http_head_parse(c->in, c->in_len, &c->head);
-        if (rc == 0)
+        if (rc == 0) {
+            c->stalled = 1;
             break;
+        }
         long long cl = rc > 0 ? http_head_content_length(&c->head) : -2;
         int head_only = 0;
         if (rc < 0 || cl == -2 || cl > (long long)HF_BODY_MAX ||
@@ -314,8 +319,10 @@ static void hf_process(struct raftd *d, hconn *c)
             break;
         }
         size_t blen = cl > 0 ? (size_t)cl : 0;
-        if (c->in_len < c->head.head_len + blen)
-            break; /* the body is on its way */
+        if (c->in_len < c->head.head_len + blen) {
+            c->stalled = 1; /* the body is on its way */
+            break;
+        }
         c->busy = 1;
         c->req_len = c->head.head_len + blen;
         c->keep = http_head_keep_alive(&c->head);
@@ -343,7 +350,7 @@ static void hf_read(struct raftd *d, hconn *c)
         return;
     if (n <= 0) {
         c->eof = 1;
-        if (c->back < 0 && !c->busy)
+        if (c->back < 0 && !c->busy && !c->in_len)
             c->dead = 1; /* nothing on its way to it */
         return;
     }
@@ -562,6 +569,8 @@ void http_front_sweep(struct raftd *d)
         }
         if (!c->busy && c->back < 0 && c->in_len && !c->closing)
             hf_process(d, c); /* a pipelined request, now that the last is done */
+        if (c->eof && !c->busy && c->back < 0 && (!c->in_len || c->stalled))
+            c->closing = 1; /* what is left can never be a whole request */
         if ((c->back >= 0 && loop_set_mask(&d->loop, c->back, back_mask(c)) < 0) ||
             loop_set_mask(&d->loop, c->fd, client_mask(c)) < 0)
             fatal(d, "epoll: %s", strerror(errno));
