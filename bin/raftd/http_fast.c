@@ -87,6 +87,7 @@ static json_t *write_request(FILE *out, fastreq *r, int route, hreq *h)
 }
 
 static void fast_reply(fastreq *r, const char *s, size_t n);
+static void fast_reply_json(fastreq *r, json_t *reply);
 
 /* raftd's answer to r's client (pending.c, request.c). */
 static void fastreq_sink(client *cl, const char *s, size_t n)
@@ -94,6 +95,16 @@ static void fastreq_sink(client *cl, const char *s, size_t n)
     fastreq *r = (fastreq *)((char *)cl - offsetof(fastreq, cl));
     if (r->live)
         fast_reply(r, s, n);
+}
+
+/* The same as a tree (pending.c finish): no text in between. */
+static void fastreq_sink_json(client *cl, json_t *reply)
+{
+    fastreq *r = (fastreq *)((char *)cl - offsetof(fastreq, cl));
+    if (r->live)
+        fast_reply_json(r, reply);
+    else
+        json_decref(reply);
 }
 
 void fastreq_init(fastreq *r, struct raftd *d,
@@ -106,6 +117,7 @@ void fastreq_init(fastreq *r, struct raftd *d,
     r->answer = answer;
     r->cl.fd = -1;
     r->cl.sink = fastreq_sink;
+    r->cl.sink_json = fastreq_sink_json;
 }
 
 void http_fast_drop(fastreq *r)
@@ -172,9 +184,68 @@ void http_fast_start(fastreq *r)
     free(line);
 }
 
-/* raftd's reply text (a JSON object) to r's request: its HTTP answer. */
-static void fast_reply(fastreq *r, const char *s, size_t n)
+/* n bytes that JSON encoding leaves as they are (jansson's, without
+ * JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH): printable ASCII but '"', '\\'. */
+static int json_plain(const char *s, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* The common answer, a found key of plain text without If-None-Match,
+ * written as cgi_get_answer writes it but without jansson or stdio: 1
+ * answered, 0 not that case. */
+static int fast_get_found(fastreq *r, json_t *reply)
+{
+    json_t *val = json_object_get(reply, "value"), *idx = json_object_get(reply, "index");
+    json_t *app = json_object_get(reply, "applied");
+    if (r->h.has_inm || client_reply_code(reply) != 200 || !json_is_string(val) ||
+        !json_is_integer(idx) || (app && !json_is_integer(app)))
+        return 0;
+    const char *v = json_string_value(val);
+    size_t vl = json_string_length(val);
+    if (!json_plain(r->h.key, r->h.klen) || !json_plain(v, vl))
+        return 0;
+    size_t cap = 256 + r->h.klen + vl;
+    char *b = malloc(cap);
+    if (!b)
+        return 0;
+    long long i = (long long)json_integer_value(idx);
+    int n = snprintf(b, cap,
+                     "Status: 200 OK\r\nContent-Type: application/json\r\nETag: \"%lld\"\r\n"
+                     "X-Keyval-Index: %lld\r\n",
+                     i, i);
+    if (app)
+        n += snprintf(b + n, cap - (size_t)n, "X-Keyval-Applied: %lld\r\n",
+                      (long long)json_integer_value(app));
+    size_t o = (size_t)n;
+    memcpy(b + o, "\r\n{\"", 4);
+    o += 4;
+    memcpy(b + o, r->h.key, r->h.klen);
+    o += r->h.klen;
+    memcpy(b + o, "\":\"", 3);
+    o += 3;
+    memcpy(b + o, v, vl);
+    o += vl;
+    memcpy(b + o, "\"}", 2);
+    o += 2;
+    r->live = 0;
+    r->answer(r->d, r, b, o);
+    free(b);
+    return 1;
+}
+
+/* raftd's reply (a JSON object, consumed) to r's request: its HTTP answer. */
+static void fast_reply_json(fastreq *r, json_t *reply)
+{
+    if (r->h.kind == HR_GET && json_is_object(reply) && fast_get_found(r, reply)) {
+        json_decref(reply);
+        return;
+    }
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
@@ -182,9 +253,9 @@ static void fast_reply(fastreq *r, const char *s, size_t n)
         static const char oom[] = "Status: 500 Internal Server Error\r\n"
                                   "Content-Type: application/json\r\n\r\n"
                                   "{\"error\":\"out of memory\",\"outcome\":\"unknown\"}";
+        json_decref(reply);
         return answer_const(r, oom, sizeof oom - 1);
     }
-    json_t *reply = json_loadb(s, n, 0, NULL);
     if (!json_is_object(reply)) {
         json_decref(reply);
         logf_(r->d, "HTTP fast path: reply is not a JSON object");
@@ -197,4 +268,10 @@ static void fast_reply(fastreq *r, const char *s, size_t n)
         cgi_write_answer(out, client_reply_code(reply), reply, r->h.sets);
     }
     answer_mem(r, out, &buf, &len);
+}
+
+/* raftd's reply text (a JSON object) to r's request. */
+static void fast_reply(fastreq *r, const char *s, size_t n)
+{
+    fast_reply_json(r, json_loadb(s, n, 0, NULL));
 }

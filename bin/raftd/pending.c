@@ -92,6 +92,15 @@ void finish(struct raftd *d, pending *p, json_t *reply)
     const char *oc = json_string_value(json_object_get(reply, "outcome"));
     if (oc && !strcmp(oc, "unknown"))
         d->m_outcome_unknown++;
+    if (p->cl && p->cl->sink_json) { /* raftd's own HTTP: no text between */
+        p->cl->sink_json(p->cl, reply);
+        pending_detach(p);
+        pending_unlink(d, p);
+        json_decref(p->req);
+        free(p->cmd);
+        free(p);
+        return;
+    }
     char buf[1024], *heap;
     size_t n;
     const char *s = dump_json(reply, buf, sizeof buf, &n, &heap);

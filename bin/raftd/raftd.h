@@ -131,6 +131,8 @@ typedef struct client { /* a connection on raftd.sock */
     int rd_closed;         /* a watch's client closed its sending side */
     /* Not NULL: a FastCGI request (fcgi.c), whose answers go here, not to fd. */
     void (*sink)(struct client *c, const char *s, size_t n);
+    /* Not NULL (with sink): a reply that is a tree goes here (consumed). */
+    void (*sink_json)(struct client *c, json_t *reply);
 } client;
 
 enum op {
