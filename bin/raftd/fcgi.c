@@ -25,27 +25,10 @@
 
 static int out_room(fconn *c, size_t n)
 {
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (c->out_len + n <= c->out_cap)
-        return 0;
-    if (c->out_off) {
-        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-        c->out_len -= c->out_off;
-        c->out_off = 0;
-        if (c->out_len + n <= c->out_cap)
-            return 0;
-    }
-    size_t nc = c->out_cap ? c->out_cap : 4096;
-    while (nc < c->out_len + n)
-        nc *= 2;
-    uint8_t *p = realloc(c->out, nc);
-    if (!p) {
+    if (outbuf_room(&c->out, n) < 0) {
         c->dead = 1;
         return -1;
     }
-    c->out = p;
-    c->out_cap = nc;
     return 0;
 }
 
@@ -53,36 +36,24 @@ static void out_record(fconn *c, int type, unsigned id, const void *s, size_t n)
 {
     if (c->dead || out_room(c, FCGI_HEADER_LEN + n) < 0)
         return;
-    fcgi_put_header(c->out + c->out_len, type, id, n);
+    fcgi_put_header((uint8_t *)c->out.p + c->out.len, type, id, n);
     if (n)
-        memcpy(c->out + c->out_len + FCGI_HEADER_LEN, s, n);
-    c->out_len += FCGI_HEADER_LEN + n;
+        memcpy(c->out.p + c->out.len + FCGI_HEADER_LEN, s, n);
+    c->out.len += FCGI_HEADER_LEN + n;
 }
 
 static void out_end(fconn *c, unsigned id, int proto)
 {
     if (c->dead || out_room(c, 16) < 0)
         return;
-    fcgi_put_end(c->out + c->out_len, id, 0, proto);
-    c->out_len += 16;
+    fcgi_put_end((uint8_t *)c->out.p + c->out.len, id, 0, proto);
+    c->out.len += 16;
 }
 
 static void fconn_flush(fconn *c)
 {
-    while (!c->dead && c->out_off < c->out_len) {
-        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-        if (w > 0)
-            c->out_off += (size_t)w;
-        else if (w < 0 && (errno == EAGAIN || errno == EINTR))
-            break;
-        else
-            c->dead = 1;
-    }
-    if (c->out_off == c->out_len && c->out_cap > FCGI_OUT_MAX) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = c->out_len = c->out_off = 0;
-    }
+    if (!c->dead && outbuf_flush(&c->out, c->fd, FCGI_OUT_MAX) < 0)
+        c->dead = 1;
 }
 
 /* The request is over (answered or aborted): ready for the next. */
@@ -295,8 +266,8 @@ static void fconn_read(struct raftd *d, fconn *c)
 
 static int fconn_mask(const fconn *c)
 {
-    if (c->out_off < c->out_len)
-        return LOOP_WRITE | (c->out_len - c->out_off < FCGI_OUT_MAX ? LOOP_READ : 0);
+    if (c->out.off < c->out.len)
+        return LOOP_WRITE | (c->out.len - c->out.off < FCGI_OUT_MAX ? LOOP_READ : 0);
     return c->closing ? 0 : LOOP_READ;
 }
 
@@ -322,7 +293,7 @@ void fcgi_conn_free(struct raftd *d, fconn *c)
     if (c->fd >= 0)
         close(c->fd);
     free(c->in);
-    free(c->out);
+    free(c->out.p);
     free(c->params);
     free(c->body);
     free(c);
@@ -402,7 +373,7 @@ void fcgi_sweep(struct raftd *d)
 {
     for (fconn **pp = &d->fconns; *pp;) {
         fconn *c = *pp;
-        if (c->dead || (c->closing && c->out_off == c->out_len)) {
+        if (c->dead || (c->closing && c->out.off == c->out.len)) {
             *pp = c->next;
             d->n_fconns--;
             fcgi_conn_free(d, c);

@@ -47,8 +47,7 @@ typedef struct fconn { /* a connection on fcgi.sock */
     int fd;
     uint8_t *in;
     size_t in_len, in_cap;
-    uint8_t *out;
-    size_t out_len, out_off, out_cap;
+    outbuf out;
     unsigned id; /* request in progress (from BEGIN_REQUEST), 0 none */
     int keep;    /* FCGI_KEEP_CONN: the connection outlives the request */
     int params_done, started;
@@ -83,8 +82,7 @@ typedef struct hconn { /* a connection on the HTTP port (http_front.c) */
     int back; /* lighttpd's socket once the connection is handed over, else -1 */
     char *in; /* from the client, not yet answered or passed on */
     size_t in_len;
-    char *out; /* to the client */
-    size_t out_len, out_off, out_cap;
+    outbuf out; /* to the client */
     fastreq r;
     http_head head; /* of r's request (spans into in) */
     size_t req_len; /* its head and body */

@@ -92,25 +92,10 @@ static int hf_param(const fastreq *r, const char *name, char *out, size_t cap)
 
 static int out_room(hconn *c, size_t n)
 {
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (c->out_off && c->out_len + n > c->out_cap) {
-        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-        c->out_len -= c->out_off;
-        c->out_off = 0;
-    }
-    if (c->out_len + n <= c->out_cap)
-        return 0;
-    size_t nc = c->out_cap ? c->out_cap : 4096;
-    while (nc < c->out_len + n)
-        nc *= 2;
-    char *p = realloc(c->out, nc);
-    if (!p) {
+    if (outbuf_room(&c->out, n) < 0) {
         c->dead = 1;
         return -1;
     }
-    c->out = p;
-    c->out_cap = nc;
     return 0;
 }
 
@@ -118,28 +103,19 @@ static void out_put(hconn *c, const char *s, size_t n)
 {
     if (c->dead || out_room(c, n) < 0)
         return;
-    memcpy(c->out + c->out_len, s, n);
-    c->out_len += n;
+    memcpy(c->out.p + c->out.len, s, n);
+    c->out.len += n;
 }
 
 static void hf_flush(hconn *c)
 {
-    while (!c->dead && c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (w > 0) {
-            c->out_off += (size_t)w;
-            c->last = now_ms();
-        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            break;
-        } else {
-            c->dead = 1;
-        }
-    }
-    if (c->out_off == c->out_len && c->out_cap > HF_OUT_MAX) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = c->out_len = c->out_off = 0;
-    }
+    if (c->dead)
+        return;
+    ssize_t w = outbuf_flush(&c->out, c->fd, HF_OUT_MAX);
+    if (w < 0)
+        c->dead = 1;
+    else if (w > 0)
+        c->last = now_ms();
 }
 
 /* "Date: ..." of this second, as lighttpd sends it. */
@@ -385,9 +361,9 @@ static void back_write(hconn *c)
 
 static void back_read(hconn *c)
 {
-    if (c->out_len - c->out_off >= HF_OUT_MAX || out_room(c, 16384) < 0)
+    if (c->out.len - c->out.off >= HF_OUT_MAX || out_room(c, 16384) < 0)
         return;
-    ssize_t n = recv(c->back, c->out + c->out_len, c->out_cap - c->out_len, 0);
+    ssize_t n = recv(c->back, c->out.p + c->out.len, c->out.cap - c->out.len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -395,7 +371,7 @@ static void back_read(hconn *c)
         c->closing = 1;
         return;
     }
-    c->out_len += (size_t)n;
+    c->out.len += (size_t)n;
     hf_flush(c);
 }
 
@@ -434,7 +410,7 @@ void http_front_conn_free(struct raftd *d, hconn *c)
         close(c->back);
     }
     free(c->in);
-    free(c->out);
+    free(c->out.p);
     free(c);
 }
 
@@ -523,7 +499,7 @@ static int timed_out(const hconn *c, uint64_t now)
     if (c->back >= 0 || c->busy)
         return 0; /* lighttpd's timeouts; raftd answers within its own */
     uint64_t idle = now - c->last;
-    if (c->out_off < c->out_len)
+    if (c->out.off < c->out.len)
         return idle > HF_WRITE_IDLE_MS;
     return idle > (c->in_len ? HF_READ_IDLE_MS : HF_KEEP_IDLE_MS);
 }
@@ -531,9 +507,9 @@ static int timed_out(const hconn *c, uint64_t now)
 static int client_mask(const hconn *c)
 {
     int m = 0;
-    if (c->out_off < c->out_len)
+    if (c->out.off < c->out.len)
         m |= LOOP_WRITE;
-    if (!c->eof && !c->closing && c->in_len < HF_IN_CAP && c->out_len - c->out_off < HF_OUT_MAX)
+    if (!c->eof && !c->closing && c->in_len < HF_IN_CAP && c->out.len - c->out.off < HF_OUT_MAX)
         m |= LOOP_READ;
     return m;
 }
@@ -541,7 +517,7 @@ static int client_mask(const hconn *c)
 static int back_mask(const hconn *c)
 {
     int m = c->in_len ? LOOP_WRITE : 0;
-    if (!c->back_eof && c->out_len - c->out_off < HF_OUT_MAX)
+    if (!c->back_eof && c->out.len - c->out.off < HF_OUT_MAX)
         m |= LOOP_READ;
     return m;
 }
@@ -556,10 +532,10 @@ void http_front_sweep(struct raftd *d)
     uint64_t now = now_ms();
     for (hconn **pp = &d->hconns; *pp;) {
         hconn *c = *pp;
-        int done = c->closing && c->out_off == c->out_len && !c->busy;
+        int done = c->closing && c->out.off == c->out.len && !c->busy;
         if (c->back >= 0 && !c->back_eof)
             done = 0;
-        if (c->back >= 0 && c->eof && c->back_eof && c->out_off == c->out_len)
+        if (c->back >= 0 && c->eof && c->back_eof && c->out.off == c->out.len)
             done = 1;
         if (c->dead || done || timed_out(c, now)) {
             *pp = c->next;

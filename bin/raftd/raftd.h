@@ -115,6 +115,19 @@ typedef struct inconn { /* an inbound peer connection on peer.sock */
 
 struct pending;
 
+/* Bytes queued for a socket (fcgi.c, http_front.c; util.c). */
+typedef struct outbuf {
+    char *p;
+    size_t len, off, cap; /* p[off..len) not written yet */
+} outbuf;
+/* Room for n more bytes at p + len (the written part reclaimed first):
+ * 0, or -1 out of memory. */
+int outbuf_room(outbuf *b, size_t n);
+/* Write what b holds to fd as far as it takes it; a buffer left empty
+ * and larger than keep_max is freed. Bytes written, or -1 when the
+ * socket is broken. */
+ssize_t outbuf_flush(outbuf *b, int fd, size_t keep_max);
+
 typedef struct client { /* a connection on raftd.sock */
     int fd;
     char *in;

@@ -192,3 +192,47 @@ void log_refusal(struct raftd *d, const char *sockname, uid_t uid, gid_t gid)
     ll->n = 0;
     ll->last = now;
 }
+
+int outbuf_room(outbuf *b, size_t n)
+{
+    if (b->off == b->len)
+        b->off = b->len = 0;
+    if (b->off && b->len + n > b->cap) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t nc = b->cap ? b->cap : 4096;
+    while (nc < b->len + n)
+        nc *= 2;
+    char *p = realloc(b->p, nc);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = nc;
+    return 0;
+}
+
+ssize_t outbuf_flush(outbuf *b, int fd, size_t keep_max)
+{
+    size_t done = 0;
+    while (b->off < b->len) {
+        ssize_t w = send(fd, b->p + b->off, b->len - b->off, MSG_NOSIGNAL);
+        if (w > 0) {
+            b->off += (size_t)w;
+            done += (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            break;
+        } else {
+            return -1;
+        }
+    }
+    if (b->off == b->len && b->cap > keep_max) {
+        free(b->p);
+        b->p = NULL;
+        b->cap = b->len = b->off = 0;
+    }
+    return (ssize_t)done;
+}
