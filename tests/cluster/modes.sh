@@ -5,8 +5,8 @@
 # and in -fast mode (KEYVAL_TEST_FAST=1), where raftd answers them on the
 # HTTP port and hands the rest to lighttpd behind it. security.sh runs in
 # -fastcgi only: with HTTPS or basic authentication -fast is -fastcgi
-# (http-front.sh checks that); hostile.sh in -fast only (below). The default (mod_cgi) runs are the suites'
-# own entries in make test. Each suite takes its own ports and lock;
+# (http-front.sh checks that); hostile.sh in -fast only (below). The
+# default (mod_cgi) runs are the suites' own entries in make test. Each suite takes its own ports and lock;
 # prints their lines prefixed with the mode and suite and ends
 # "N passed, M failed" over all of them.
 cd "$(dirname "$0")/../.." || exit 1
