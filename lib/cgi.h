@@ -133,6 +133,12 @@ void cgi_write_answer(FILE *out, int code, json_t *reply, int sets);
 /* Answers reply (not consumed) with its "index" as the X-Keyval-Index
  * header instead of a body member, and without "code". */
 void cgi_respond_index_header(FILE *out, int code, json_t *reply);
+/* cgi_get_answer's 200 for a key and value of plain text (printable
+ * ASCII but '"' and '\\': what JSON leaves as it is) without If-None-Match,
+ * in a malloc'd buffer of *len bytes, made without jansson or stdio;
+ * NULL in every other case (then cgi_get_answer makes the answer). */
+char *cgi_get_found_plain(int code, json_t *reply, const char *key, size_t klen,
+                          const char *if_none_match, size_t *len);
 void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t klen,
                     const char *if_none_match);
 /* Nonzero when req's "op" changes state (set, del, txn, join, remove,

@@ -217,9 +217,67 @@ void cgi_respond_index_header(FILE *out, int code, json_t *reply)
     cgi_respond(out, code, hdrs, reply);
 }
 
+/* n bytes that JSON encoding leaves as they are (jansson's, without
+ * JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH): printable ASCII but '"', '\\'. */
+static int json_plain(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+char *cgi_get_found_plain(int code, json_t *reply, const char *key, size_t klen,
+                          const char *if_none_match, size_t *len)
+{
+    json_t *val = json_object_get(reply, "value"), *idx = json_object_get(reply, "index");
+    json_t *app = json_object_get(reply, "applied");
+    if (code != 200 || if_none_match || !json_is_string(val) || !json_is_integer(idx) ||
+        (app && !json_is_integer(app)))
+        return NULL;
+    const char *v = json_string_value(val);
+    size_t vl = json_string_length(val);
+    if (!json_plain(key, klen) || !json_plain(v, vl))
+        return NULL;
+    size_t cap = 256 + klen + vl;
+    char *b = malloc(cap);
+    if (!b)
+        return NULL;
+    long long i = (long long)json_integer_value(idx);
+    int n = snprintf(b, cap,
+                     "Status: 200 OK\r\nContent-Type: application/json\r\nETag: \"%lld\"\r\n"
+                     "X-Keyval-Index: %lld\r\n",
+                     i, i);
+    if (app)
+        n += snprintf(b + n, cap - (size_t)n, "X-Keyval-Applied: %lld\r\n",
+                      (long long)json_integer_value(app));
+    size_t o = (size_t)n;
+    memcpy(b + o, "\r\n{\"", 4);
+    o += 4;
+    memcpy(b + o, key, klen);
+    o += klen;
+    memcpy(b + o, "\":\"", 3);
+    o += 3;
+    memcpy(b + o, v, vl);
+    o += vl;
+    memcpy(b + o, "\"}", 2);
+    *len = o + 2;
+    return b;
+}
+
 void cgi_get_answer(FILE *out, int code, json_t *reply, const char *key, size_t klen,
                     const char *if_none_match)
 {
+    size_t plen;
+    char *plain = cgi_get_found_plain(code, reply, key, klen, if_none_match, &plen);
+    if (plain) { /* the common case, without jansson */
+        fwrite(plain, 1, plen, out);
+        fflush(out);
+        free(plain);
+        return;
+    }
     if (code != 200) { /* a 404's "index" is the store's: a header, not the body's */
         cgi_respond_index_header(out, code, reply);
         return;

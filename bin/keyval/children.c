@@ -111,6 +111,19 @@ static pid_t spawn(char *const argv[])
     return pid;
 }
 
+/* "started NAME (pid N): ARGV", an argument with a space in '' */
+static void say_started(const char *name, pid_t pid, char *const argv[])
+{
+    char line[8 * PATH_MAX];
+    size_t o = 0;
+    for (int i = 0; argv[i] && o < sizeof line; i++) {
+        const char *q = strchr(argv[i], ' ') ? "'" : "";
+        int n = snprintf(line + o, sizeof line - o, "%s%s%s%s", i ? " " : "", q, argv[i], q);
+        o += n > 0 ? (size_t)n : 0;
+    }
+    say("started %s (pid %d): %s", name, (int)pid, line);
+}
+
 static void describe_status(int st, char *buf, size_t n)
 {
     if (WIFEXITED(st))
@@ -290,12 +303,7 @@ pid_t start_raftd(const options *o, const install *in, const paths *p, const sec
         close(http_fd);
     if (child_pid[C_RAFTD] < 0)
         finish(1);
-    say("started raftd (pid %d): %s -id %s -raddr %s -haddr %s%s%s%s%s%s%s%s%s%s%s %s",
-        (int)child_pid[C_RAFTD], in->raftd, o->id, o->radv.text, o->hadv.text,
-        bootstrap ? " -bootstrap" : "", o->peer_tls_s ? " -peer-connect '" : "",
-        o->peer_tls_s ? connect_tmpl : "", o->peer_tls_s ? "'" : "", o->fast ? " -http-fd " : "",
-        fdarg, o->fast ? " -http-back " : "", o->fast ? p->httpsock : "",
-        o->fast ? " -http-conns " : "", conns, p->datadir);
+    say_started("raftd", child_pid[C_RAFTD], rargv);
     return child_pid[C_RAFTD];
 }
 
@@ -340,6 +348,5 @@ void start_lighttpd(const install *in, const paths *p)
     child_pid[C_LIGHTTPD] = spawn(largv);
     if (child_pid[C_LIGHTTPD] < 0)
         finish(1);
-    say("started lighttpd (pid %d): %s -D -f %s", (int)child_pid[C_LIGHTTPD], in->lighttpd,
-        p->conf);
+    say_started("lighttpd", child_pid[C_LIGHTTPD], largv);
 }

@@ -91,6 +91,7 @@ typedef struct hconn { /* a connection on the HTTP port (http_front.c) */
     int eof, back_eof, back_shut;
     int dead, closing, in_process;
     int stalled;   /* in holds the start of a request, not all of it */
+    int pipelined; /* in holds a request to start at the end of the turn */
     uint64_t last; /* last byte moved */
     struct hconn *next;
 } hconn;

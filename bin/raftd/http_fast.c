@@ -184,57 +184,18 @@ void http_fast_start(fastreq *r)
     free(line);
 }
 
-/* n bytes that JSON encoding leaves as they are (jansson's, without
- * JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH): printable ASCII but '"', '\\'. */
-static int json_plain(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\')
-            return 0;
-    }
-    return 1;
-}
-
 /* The common answer, a found key of plain text without If-None-Match,
- * written as cgi_get_answer writes it but without jansson or stdio: 1
- * answered, 0 not that case. */
+ * made without jansson or stdio (cgi_get_found_plain): 1 answered, 0 not
+ * that case. */
 static int fast_get_found(fastreq *r, json_t *reply)
 {
-    json_t *val = json_object_get(reply, "value"), *idx = json_object_get(reply, "index");
-    json_t *app = json_object_get(reply, "applied");
-    if (r->h.has_inm || client_reply_code(reply) != 200 || !json_is_string(val) ||
-        !json_is_integer(idx) || (app && !json_is_integer(app)))
-        return 0;
-    const char *v = json_string_value(val);
-    size_t vl = json_string_length(val);
-    if (!json_plain(r->h.key, r->h.klen) || !json_plain(v, vl))
-        return 0;
-    size_t cap = 256 + r->h.klen + vl;
-    char *b = malloc(cap);
+    size_t n;
+    char *b = cgi_get_found_plain(client_reply_code(reply), reply, r->h.key, r->h.klen,
+                                  r->h.has_inm ? r->h.inm : NULL, &n);
     if (!b)
         return 0;
-    long long i = (long long)json_integer_value(idx);
-    int n = snprintf(b, cap,
-                     "Status: 200 OK\r\nContent-Type: application/json\r\nETag: \"%lld\"\r\n"
-                     "X-Keyval-Index: %lld\r\n",
-                     i, i);
-    if (app)
-        n += snprintf(b + n, cap - (size_t)n, "X-Keyval-Applied: %lld\r\n",
-                      (long long)json_integer_value(app));
-    size_t o = (size_t)n;
-    memcpy(b + o, "\r\n{\"", 4);
-    o += 4;
-    memcpy(b + o, r->h.key, r->h.klen);
-    o += r->h.klen;
-    memcpy(b + o, "\":\"", 3);
-    o += 3;
-    memcpy(b + o, v, vl);
-    o += vl;
-    memcpy(b + o, "\"}", 2);
-    o += 2;
     r->live = 0;
-    r->answer(r->d, r, b, o);
+    r->answer(r->d, r, b, n);
     free(b);
     return 1;
 }

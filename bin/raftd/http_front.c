@@ -182,11 +182,12 @@ static void hf_answer(struct raftd *d, fastreq *r, const char *s, size_t n)
     memmove(c->in, c->in + c->req_len, c->in_len - c->req_len);
     c->in_len -= c->req_len;
     c->req_len = 0;
-    if (!c->keep)
+    if (!c->keep) {
         c->closing = 1;
-    else if (c->in_len)
-        d->http_again = 1; /* a pipelined request: see http_front_sweep */
-    else if (c->eof)
+    } else if (c->in_len) {
+        c->pipelined = 1; /* the sweep takes it, once pending.c let go */
+        d->http_again = 1;
+    } else if (c->eof)
         c->closing = 1; /* the client sent all it will */
     hf_flush(c);
 }
@@ -282,6 +283,10 @@ static void hf_process(struct raftd *d, hconn *c)
     c->in_process = 1;
     c->stalled = 0;
     while (!c->dead && !c->closing && !c->busy && c->back < 0 && c->in_len) {
+        if (c->out.len - c->out.off >= HF_OUT_MAX) {
+            c->pipelined = 1; /* answers wait for the client to read: so does this */
+            break;
+        }
         int rc = http_head_parse(c->in, c->in_len, &c->head);
         if (rc == 0) {
             c->stalled = 1;
@@ -532,19 +537,20 @@ void http_front_sweep(struct raftd *d)
     uint64_t now = now_ms();
     for (hconn **pp = &d->hconns; *pp;) {
         hconn *c = *pp;
-        int done = c->closing && c->out.off == c->out.len && !c->busy;
-        if (c->back >= 0 && !c->back_eof)
-            done = 0;
-        if (c->back >= 0 && c->eof && c->back_eof && c->out.off == c->out.len)
-            done = 1;
+        /* done: all is written and nothing more will come (from
+         * lighttpd, for a connection handed over) */
+        int done = c->out.off == c->out.len &&
+                   (c->back >= 0 ? c->back_eof : c->closing && !c->busy);
         if (c->dead || done || timed_out(c, now)) {
             *pp = c->next;
             d->n_hconns--;
             http_front_conn_free(d, c);
             continue;
         }
-        if (!c->busy && c->back < 0 && c->in_len && !c->closing)
-            hf_process(d, c); /* a pipelined request, now that the last is done */
+        if (c->pipelined && c->out.len - c->out.off < HF_OUT_MAX) {
+            c->pipelined = 0; /* the next request, now that the last is done */
+            hf_process(d, c);
+        }
         if (c->eof && !c->busy && c->back < 0 && (!c->in_len || c->stalled))
             c->closing = 1; /* what is left can never be a whole request */
         if ((c->back >= 0 && loop_set_mask(&d->loop, c->back, back_mask(c)) < 0) ||

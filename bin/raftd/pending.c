@@ -70,18 +70,24 @@ void pending_detach_client(struct raftd *d, client *c)
 }
 
 /* Answer p with the reply text s (n bytes, no newline) and free p. */
-static void finish_text(struct raftd *d, pending *p, const char *s, size_t n)
+/* p has been answered: free it. */
+static void finished(struct raftd *d, pending *p)
 {
-    if (p->cl) {
-        client_send_text(p->cl, s, n);
+    if (p->cl)
         pending_detach(p);
-    } else if (p->remote) {
-        fwd_reply_send(d, p->from, p->rreqid, s, n); /* kept for a resend */
-    }
     pending_unlink(d, p);
     json_decref(p->req);
     free(p->cmd);
     free(p);
+}
+
+static void finish_text(struct raftd *d, pending *p, const char *s, size_t n)
+{
+    if (p->cl)
+        client_send_text(p->cl, s, n);
+    else if (p->remote)
+        fwd_reply_send(d, p->from, p->rreqid, s, n); /* kept for a resend */
+    finished(d, p);
 }
 
 /* Answer p with reply (consumed) and free p. */
@@ -94,11 +100,7 @@ void finish(struct raftd *d, pending *p, json_t *reply)
         d->m_outcome_unknown++;
     if (p->cl && p->cl->sink_json) { /* raftd's own HTTP: no text between */
         p->cl->sink_json(p->cl, reply);
-        pending_detach(p);
-        pending_unlink(d, p);
-        json_decref(p->req);
-        free(p->cmd);
-        free(p);
+        finished(d, p);
         return;
     }
     char buf[1024], *heap;

@@ -8,18 +8,8 @@
  * Input: byte 0 picks the piece size (as if the socket delivered the
  * stream in pieces of that size), the rest is the stream.
  */
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "fcgi.h"
 #include "raftd_harness.h"
-
-static void drain(int fd)
-{
-    char buf[65536];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -29,23 +19,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t chunk = ((size_t)data[0] + 1) * 7;
     data++;
     size--;
-    /* a socket whose other end is drained: answers are written, as
-     * to a client that reads them */
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        abort();
-    int fd = sv[0];
+    int peer, fd = harness_socket(&peer);
     fconn *c = fcgi_conn_new(hd, fd);
     if (!c) {
         close(fd);
-        close(sv[1]);
+        close(peer);
         return 0;
     }
     size_t off = 0;
     while (off < size && !c->dead && !c->closing) {
         size_t n = size - off < chunk ? size - off : chunk;
         size_t took = fcgi_feed(hd, c, data + off, n);
-        drain(sv[1]);
+        harness_drain(peer);
         if (took == 0)
             break; /* a full buffer that holds no whole record: cannot be */
         off += took;
@@ -57,6 +42,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     harness_free_pending();
     fcgi_conn_free(hd, c);
-    close(sv[1]);
+    close(peer);
     return 0;
 }

@@ -11,18 +11,8 @@
  * Input: byte 0 picks the piece size (as if the socket delivered the
  * stream in pieces of that size), the rest is the stream.
  */
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include "fcgi.h"
 #include "raftd_harness.h"
-
-static void drain(int fd)
-{
-    char buf[65536];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,16 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t chunk = ((size_t)data[0] + 1) * 7;
     data++;
     size--;
-    /* a socket whose other end is drained: answers are written, as
-     * to a client that reads them */
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        abort();
-    int fd = sv[0];
+    int peer, fd = harness_socket(&peer);
     hconn *c = http_front_conn_new(hd, fd);
     if (!c) {
         close(fd);
-        close(sv[1]);
+        close(peer);
         return 0;
     }
     size_t off = 0;
@@ -50,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = size - off < chunk ? size - off : chunk;
         size_t took = http_front_feed(hd, c, data + off, n);
         off += took;
-        drain(sv[1]);
+        harness_drain(peer);
         /* Answer what waits, as the node would later, and take the
          * pipelined requests after it, as the end-of-turn sweep does. */
         for (;;) {
@@ -62,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (c->busy || c->dead || c->closing || c->back >= 0 || !c->in_len)
                 break;
             http_front_feed(hd, c, NULL, 0);
-            drain(sv[1]);
+            harness_drain(peer);
             if (!c->busy && c->in_len == before)
                 break; /* an incomplete request: more bytes needed */
         }
@@ -71,6 +56,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     harness_free_pending();
     http_front_conn_free(hd, c);
-    close(sv[1]);
+    close(peer);
     return 0;
 }

@@ -19,6 +19,9 @@
 
 #define HARNESS_CLUSTER "0123456789abcdef"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 static struct raftd *hd; /* the node */
 static unsigned harness_runs;
 
@@ -93,4 +96,23 @@ static void harness_setup(unsigned every)
     snprintf(sm.conf.nodes[1].meta, RAFT_META_MAX, "node1 127.0.0.1:21992 127.0.0.1:21993");
     if (raft_restore(hd->r, &hs, &sm, NULL, 0, 1) != RAFT_OK)
         abort();
+}
+
+/* A connection under test (fuzz_fcgi, fuzz_front): the server's end of a
+ * socket pair; *peer is the client's, which harness_drain reads so that
+ * answers are written as to a client that reads them. */
+static inline int harness_socket(int *peer)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        abort();
+    *peer = sv[1];
+    return sv[0];
+}
+
+static inline void harness_drain(int peer)
+{
+    char buf[65536];
+    while (read(peer, buf, sizeof buf) > 0) {
+    }
 }
