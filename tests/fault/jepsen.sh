@@ -95,7 +95,7 @@ NEXT=0
 
 cleanup() {
     trap - EXIT INT TERM
-    [ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
+    [ -n "$LOAD_PID" ] && [ ! -e "$T/kvload.rc" ] && kill "$(cat "$T/kvload.pid" 2>/dev/null)" "$LOAD_PID" 2>/dev/null
     for i in "${!pid[@]}"; do
         local p=${pid[$i]}
         [ -n "$p" ] || continue
@@ -211,8 +211,18 @@ if [ "$(voters 0)" = "$NODES" ]; then ok "cluster_start_$NODES"; else
 fi
 write_ports
 
-"$LOAD" $LENIENT -o "$T/hist" -P "$T/ports" -c "$CLIENTS" -d "$DURATION" -s "$SEED" -t 12 -k "s$SEED-k" \
-    >"$T/kvload.out" 2>&1 &
+# kvload under a subshell that forks nothing else, which keeps its exit
+# status in kvload.rc: this shell forks many processes, and on a host
+# whose PIDs wrap quickly (pid_max 32768, a CGI process per request) a
+# new child can take the dead kvload's PID, after which bash's "wait"
+# no longer knows it (127) and "kill -0" finds somebody else.
+(
+    "$LOAD" $LENIENT -o "$T/hist" -P "$T/ports" -c "$CLIENTS" -d "$DURATION" -s "$SEED" -t 12 \
+        -k "s$SEED-k" >"$T/kvload.out" 2>&1 &
+    echo $! >"$T/kvload.pid"
+    wait $!
+    echo $? >"$T/kvload.rc"
+) &
 LOAD_PID=$!
 event "workload started: $CLIENTS clients for $DURATION s"
 
@@ -344,15 +354,17 @@ nemesis() {
 }
 
 kinds=($NEMESES)
-while kill -0 "$LOAD_PID" 2>/dev/null; do
+while [ ! -e "$T/kvload.rc" ]; do
     rnd 3; sleep $((1 + R))
-    kill -0 "$LOAD_PID" 2>/dev/null || break
+    [ -e "$T/kvload.rc" ] && break
     rnd ${#kinds[@]}
     nemesis "${kinds[$R]}" 2>>"$T/nemesis.err" # job notices ("Killed") go there
 done
-wait "$LOAD_PID"; lrc=$?; LOAD_PID=""
+wait "$LOAD_PID" 2>/dev/null
+lrc=$(cat "$T/kvload.rc" 2>/dev/null)
+LOAD_PID=""
 event "workload finished (exit $lrc): $(tail -1 "$T/kvload.out")"
-if [ $lrc = 0 ]; then ok workload; else bad workload "kvload exit $lrc: $(tail -3 "$T/kvload.out")"; fi
+if [ "$lrc" = 0 ]; then ok workload; else bad workload "kvload exit $lrc: $(tail -3 "$T/kvload.out")"; fi
 
 # ---------------------------------------------------------------- heal all
 heal_net
