@@ -157,6 +157,9 @@ void raft_free(raft_t *r)
     garbage_free(r);
     vec_free(&r->msgs);
     vec_free(&r->chunks);
+    vec_free(&r->loads);
+    vec_free(&r->runs);
+    vec_free(&r->ev_confs);
     vec_free(&r->garbage);
     vec_free(&r->reads);
     vec_free(&r->reads_failed);
@@ -201,6 +204,8 @@ int raft_restore(raft_t *r, const raft_hard_state *hs, const raft_snap_meta *sna
     }
     r->base_index = base;
     r->base_term = bterm;
+    r->disk_index = base;
+    r->disk_term = bterm;
     for (size_t i = 0; i < n_entries; i++) {
         int rc = raft_log_append(r, entries[i].term, entries[i].type, entries[i].data,
                                  entries[i].len);
@@ -213,6 +218,7 @@ int raft_restore(raft_t *r, const raft_hard_state *hs, const raft_snap_meta *sna
     r->handed = applied;
     r->applied = applied;
     raft_conf_recompute(r);
+    raft_log_evict(r);
     garbage_free(r);
     return RAFT_OK;
 }
@@ -247,7 +253,7 @@ int raft_has_ready(const raft_t *r)
     return r->term != r->hs_saved.term || r->vote != r->hs_saved.vote || r->snap_install_pending ||
            r->pending_trunc || r->unstable_from <= last_index(r) || r->chunks.n || r->msgs.n ||
            r->bcast_pending || commit_visible(r) > r->handed || r->reads.n || r->reads_failed.n ||
-           r->compact_to;
+           r->compact_to || r->loads.n;
 }
 
 void raft_ready_get(raft_t *r, raft_ready *rd)
@@ -297,6 +303,8 @@ void raft_ready_get(raft_t *r, raft_ready *rd)
     rd->n_reads_failed = r->reads_failed.n;
     rd->compact_to = r->compact_to;
     r->compact_to = 0;
+    rd->loads = r->loads.p;
+    rd->n_loads = r->loads.n;
     r->round_open = 0;
 #ifndef MUTANT_READ_BATCH_REOPEN
     r->fwd_open = 0; /* its READ_INDEX leaves now: the batch is closed */
@@ -314,6 +322,7 @@ void raft_advance(raft_t *r, const raft_ready *rd)
     garbage_free(r);
     r->reads.n = 0;
     r->reads_failed.n = 0;
+    r->loads.n = 0;
     if (rd->hs_changed)
         r->hs_saved = rd->hs;
     if (rd->snap_install) {
@@ -337,6 +346,7 @@ void raft_advance(raft_t *r, const raft_ready *rd)
         raft_maybe_commit(r);
         raft_advance_reads(r);
     }
+    raft_log_evict(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -354,13 +364,15 @@ void raft_status(const raft_t *r, raft_status_info *st)
     st->leader = r->leader;
     st->commit = r->commit;
     st->applied = r->applied;
-    st->first_index = r->base_index + 1;
+    st->first_index = r->disk_index + 1;
+    st->mem_first_index = r->base_index + 1;
     st->last_index = last_index(r);
     st->snap_index = r->snap.index;
     st->snap_term = r->snap.term;
     st->ticks_since_leader = r->ticks_since_leader;
     st->transferee = r->transferee;
     st->log_bytes = r->log_bytes;
+    st->appended_bytes = r->appended_bytes;
     if (r->role == RAFT_LEADER) {
         st->n_progress = r->n_prs;
         for (size_t i = 0; i < r->n_prs; i++) {

@@ -43,6 +43,14 @@
  *            snapshot (the one whose index is msg.snap_index) starting at
  *            msg.offset, at most RAFT_SNAP_CHUNK bytes. If it no longer has
  *            that snapshot it drops the message.
+ *            rd.loads (only with log_mem_bytes set): the log entries
+ *            [from, upto] that a follower needs are no longer held in
+ *            memory. Read them from the log in storage, in order, as many
+ *            as fit in max_bytes of data (at least one), and after
+ *            raft_advance hand them back with raft_entries_loaded(r, id,
+ *            ...); the core sends them. Answer with n = 0 when the log no
+ *            longer has entry `from`. A load never answered is given up
+ *            after a few heartbeats and asked again.
  *         3. APPLY rd.committed in order (entries of type RAFT_ENTRY_NORMAL
  *            change the state machine; NOOP and CONFIG entries only advance
  *            the applied index). The applied index must be stored together
@@ -79,6 +87,9 @@
 #define RAFT_MAX_NODES 9
 #define RAFT_META_MAX 256            /* bytes of meta per node, including NUL */
 #define RAFT_SNAP_CHUNK (256 * 1024) /* max snapshot bytes in one message */
+/* What an entry held in memory costs beyond its data, for log_mem_bytes:
+ * its raft_entry slot and the allocator's header, rounded up. */
+#define RAFT_ENTRY_OVERHEAD 64
 
 /* Error codes (negative). */
 enum {
@@ -204,6 +215,15 @@ typedef struct raft_chunk {
     uint8_t last;
 } raft_chunk;
 
+/* Entries a follower needs that are held in storage only (see rd.loads). */
+typedef struct raft_load {
+    uint64_t id;       /* pass back to raft_entries_loaded */
+    uint64_t to;       /* the follower they are for */
+    uint64_t from;     /* first index to read */
+    uint64_t upto;     /* last index that may be read */
+    size_t max_bytes;  /* data bytes to read at most (at least one entry) */
+} raft_load;
+
 typedef struct raft_ready {
     int hs_changed;
     raft_hard_state hs;
@@ -230,6 +250,9 @@ typedef struct raft_ready {
     size_t n_reads_failed;
 
     uint64_t compact_to; /* storage may delete entries <= compact_to; 0 none */
+
+    raft_load *loads; /* entries to read back from storage (step 2) */
+    size_t n_loads;
 } raft_ready;
 
 typedef struct raft_options {
@@ -244,6 +267,12 @@ typedef struct raft_options {
     size_t max_entry_bytes;      /* largest proposal accepted, default 8 MiB */
     uint64_t snapshot_trail;     /* entries kept behind a snapshot, default 1000 */
     size_t snapshot_trail_bytes; /* and at most these bytes of them; 0 no limit */
+    size_t log_mem_bytes;        /* hold at most this much log in memory
+                                      (data + RAFT_ENTRY_OVERHEAD per entry):
+                                      older applied entries stay in storage
+                                      only and are read back for a follower
+                                      that needs them (rd.loads); 0 hold
+                                      the whole log, the default */
     int pre_vote;                /* default 1 */
     int check_quorum;            /* default 1 */
     int auto_promote;            /* promote caught-up learners, default 1 */
@@ -266,12 +295,14 @@ typedef struct raft_status_info {
     uint64_t leader; /* 0: unknown */
     uint64_t commit;
     uint64_t applied;
-    uint64_t first_index; /* first index still in the in-memory log */
+    uint64_t first_index; /* first index of the log (in memory or storage) */
+    uint64_t mem_first_index; /* first index held in memory */
     uint64_t last_index;
     uint64_t snap_index, snap_term;
     uint64_t ticks_since_leader; /* ticks since a leader was last heard */
     uint64_t transferee;         /* 0: no transfer in progress */
     size_t log_bytes;            /* bytes of entry data held in memory */
+    uint64_t appended_bytes;     /* entry data appended since raft_new */
     size_t n_progress;
     raft_progress_info progress[RAFT_MAX_NODES]; /* leader only */
 } raft_status_info;
@@ -356,6 +387,12 @@ int raft_promote_node(raft_t *r, uint64_t id, uint64_t *index);
  * the target up to date and tells it to campaign at once. Aborted after an
  * election timeout. */
 int raft_transfer_leader(raft_t *r, uint64_t id);
+
+/* The entries read for rd.loads[k] (id = its id), after raft_advance;
+ * n = 0 when they are not there. The core copies them and checks them
+ * against its log; answers that no longer fit (the follower moved on, the
+ * node is no longer leader) are ignored. */
+int raft_entries_loaded(raft_t *r, uint64_t id, const raft_entry *entries, size_t n);
 
 /* The caller captured the state machine at applied index `index`. */
 int raft_snapshot_taken(raft_t *r, uint64_t index);

@@ -111,8 +111,9 @@ int raft_config_decode(raft_config *c, const uint8_t *buf, size_t len)
     return RAFT_OK;
 }
 
-/* The configuration is that of the last CONFIG entry in the log, else the
- * snapshot's (entries <= snap.index are covered by snap.conf). */
+/* The configuration is that of the last CONFIG entry in the log (held in
+ * memory, else in storage only), else the snapshot's (entries <=
+ * snap.index are covered by snap.conf). */
 void raft_conf_recompute(raft_t *r)
 {
     for (uint64_t i = last_index(r); i > r->snap.index && i > r->base_index; i--) {
@@ -125,8 +126,10 @@ void raft_conf_recompute(raft_t *r)
             return;
         }
     }
-    r->conf = r->snap.conf;
-    r->conf_index = r->snap.index;
+    uint64_t at;
+    const raft_config *ev = raft_ev_conf_at(r, r->base_index, &at);
+    r->conf = ev ? *ev : r->snap.conf;
+    r->conf_index = ev ? at : r->snap.index;
     raft_progress_rebuild(r);
 }
 
@@ -139,7 +142,9 @@ void raft_conf_at(const raft_t *r, uint64_t i, raft_config *out)
             raft_config_decode(out, e->data, e->len) == RAFT_OK)
             return;
     }
-    *out = r->snap.conf;
+    uint64_t at;
+    const raft_config *ev = raft_ev_conf_at(r, i < r->base_index ? i : r->base_index, &at);
+    *out = ev ? *ev : r->snap.conf;
 }
 
 /* A leader removed from the configuration leads until the removal is

@@ -55,7 +55,22 @@ typedef struct progress {
     uint64_t snap_index;  /* snapshot being sent */
     uint64_t snap_offset; /* next offset to send */
     unsigned snap_wait;   /* ticks since the last chunk went out */
+    /* entries being read back from storage for it (rd.loads) */
+    uint64_t load_id;     /* 0: none asked */
+    unsigned load_wait;   /* heartbeats since it was asked */
 } progress;
+
+/* Terms of entries held in storage only: from index on, term (until the
+ * next run). */
+typedef struct term_run {
+    uint64_t index, term;
+} term_run;
+
+/* A CONFIG entry held in storage only, decoded (raft_conf_at needs it). */
+typedef struct ev_conf {
+    uint64_t index;
+    raft_config conf;
+} ev_conf;
 
 typedef struct pending_read {
     uint64_t ctx;   /* caller's id (local) or request id (remote) */
@@ -94,11 +109,19 @@ struct raft {
     unsigned heartbeat_elapsed;
     uint64_t ticks_since_leader;
 
-    /* the log: ents[0] has index base_index + 1 */
+    /* the log: ents[0] has index base_index + 1. Storage holds the log
+     * after disk_index; entries in (disk_index, base_index] are in
+     * storage only (evicted under log_mem_bytes: applied and durable),
+     * their terms in runs and their CONFIG entries in ev_confs. */
     raft_entry *ents;
     size_t n_ents, cap_ents;
     uint64_t base_index, base_term;
+    uint64_t disk_index, disk_term;
+    vec runs;     /* term_run, ascending index, first at disk_index + 1 */
+    vec ev_confs; /* ev_conf with index in (snap.index, base_index] */
     size_t log_bytes;
+    uint64_t appended_bytes;
+    uint64_t load_seq; /* last rd.loads id */
     uint64_t stable;        /* entries <= stable are durable (confirmed by advance) */
     uint64_t unstable_from; /* first index not yet handed to storage */
     uint64_t pending_trunc; /* storage must delete >= this (0 none) */
@@ -146,6 +169,7 @@ struct raft {
     /* output accumulated for the next ready */
     vec msgs;         /* raft_msg */
     vec chunks;       /* raft_chunk (data owned) */
+    vec loads;        /* raft_load */
     vec reads;        /* raft_read */
     vec reads_failed; /* uint64_t */
     vec garbage;      /* uint8_t * freed at the next advance */
@@ -170,6 +194,10 @@ int raft_vec_push(vec *v, const void *item, size_t size);
 int raft_log_append(raft_t *r, uint64_t term, uint8_t type, const uint8_t *data, uint32_t len);
 void raft_log_truncate(raft_t *r, uint64_t from);
 void raft_log_reset(raft_t *r, uint64_t index, uint64_t term);
+void raft_log_evict(raft_t *r);
+uint64_t raft_disk_term(const raft_t *r, uint64_t i);
+uint64_t raft_last_with_term_le(const raft_t *r, uint64_t index, uint64_t term);
+const raft_config *raft_ev_conf_at(const raft_t *r, uint64_t i, uint64_t *at);
 
 /* raft_progress.c */
 progress *raft_pr_find(raft_t *r, uint64_t id);
@@ -242,10 +270,11 @@ static inline raft_entry *entry_at(const raft_t *r, uint64_t i)
     return &r->ents[i - r->base_index - 1];
 }
 
-/* Is the term of index i known (0, base, or held in memory)? */
+/* Is the term of index i known (0, the compaction point, in storage
+ * only, or held in memory)? */
 static inline int term_known(const raft_t *r, uint64_t i)
 {
-    return i == 0 || (i >= r->base_index && i <= last_index(r));
+    return i == 0 || (i >= r->disk_index && i <= last_index(r));
 }
 
 static inline uint64_t term_at(const raft_t *r, uint64_t i)
@@ -254,6 +283,8 @@ static inline uint64_t term_at(const raft_t *r, uint64_t i)
         return 0;
     if (i == r->base_index)
         return r->base_term;
+    if (i < r->base_index)
+        return raft_disk_term(r, i);
     const raft_entry *e = entry_at(r, i);
     return e ? e->term : 0;
 }

@@ -1,8 +1,10 @@
 /*
  * raft_log.c - the in-memory Raft log: append (a CONFIG entry takes
  * effect at once), truncation of a conflicting suffix, compaction behind a
- * snapshot and the snapshot trail kept after it; memory handed to the
- * caller is freed only at the next advance.
+ * snapshot and the snapshot trail kept after it, and eviction of applied
+ * entries beyond log_mem_bytes (they stay in storage: their terms and
+ * configurations are kept here, their data is read back when a follower
+ * needs it); memory handed to the caller is freed only at the next advance.
  * No I/O, no clock, no file-scope state (like all of lib/raft*.c).
  */
 #include "raft_impl.h"
@@ -57,6 +59,7 @@ int raft_log_append(raft_t *r, uint64_t term, uint8_t type, const uint8_t *data,
     e->len = len;
     e->data = copy;
     r->log_bytes += len;
+    r->appended_bytes += len;
     if (type == RAFT_ENTRY_CONFIG) {
         raft_config c;
         if (raft_config_decode(&c, copy, len) == RAFT_OK) {
@@ -91,21 +94,165 @@ void raft_log_truncate(raft_t *r, uint64_t from)
         raft_conf_recompute(r);
 }
 
-/* Forget entries <= upto (they are in a snapshot). */
-static void log_compact(raft_t *r, uint64_t upto)
+/* Give back most of the entry array once it is mostly empty. */
+static void ents_shrink(raft_t *r)
 {
-    if (upto <= r->base_index || upto > last_index(r))
+    if (r->cap_ents > 1024 && r->n_ents < r->cap_ents / 4) {
+        size_t nc = r->cap_ents / 2;
+        raft_entry *ne = realloc(r->ents, nc * sizeof *ne);
+        if (ne) {
+            r->ents = ne;
+            r->cap_ents = nc;
+        }
+    }
+}
+
+/* Drop the first k entries held in memory (their data goes at the next
+ * advance); the last of them becomes base_index. */
+static void mem_drop(raft_t *r, size_t k)
+{
+    if (k == 0)
         return;
-    size_t k = (size_t)(upto - r->base_index);
-    uint64_t t = term_at(r, upto);
+    r->base_index = r->ents[k - 1].index;
+    r->base_term = r->ents[k - 1].term;
     for (size_t i = 0; i < k; i++) {
         r->log_bytes -= r->ents[i].len;
         trash(r, r->ents[i].data);
     }
     memmove(r->ents, r->ents + k, (r->n_ents - k) * sizeof *r->ents);
     r->n_ents -= k;
-    r->base_index = upto;
-    r->base_term = t;
+    ents_shrink(r);
+}
+
+/* Storage-only entries: drop the runs and configurations at or before
+ * upto, which becomes the compaction point. */
+static void disk_trim(raft_t *r, uint64_t upto)
+{
+    term_run *rs = r->runs.p;
+    size_t k = 0;
+    while (k + 1 < r->runs.n && rs[k + 1].index <= upto + 1)
+        k++;
+    /* rs[k] covers upto + 1 unless every run is past it */
+    memmove(rs, rs + k, (r->runs.n - k) * sizeof *rs);
+    r->runs.n -= k;
+    if (r->runs.n && rs[0].index <= upto)
+        rs[0].index = upto + 1;
+    if (upto >= r->base_index)
+        r->runs.n = 0;
+    r->disk_index = upto;
+}
+
+/* Forget entries <= upto (they are in a snapshot), in memory and in
+ * storage (compact_to tells storage). */
+static void log_compact(raft_t *r, uint64_t upto)
+{
+    if (upto <= r->disk_index || upto > last_index(r))
+        return;
+    uint64_t t = term_at(r, upto);
+    if (upto > r->base_index)
+        mem_drop(r, (size_t)(upto - r->base_index));
+    disk_trim(r, upto);
+    r->disk_term = t;
+}
+
+/* Term of an entry held in storage only (disk_index < i < base_index),
+ * from the runs; the compaction point itself is disk_term. */
+uint64_t raft_disk_term(const raft_t *r, uint64_t i)
+{
+    if (i == r->disk_index)
+        return r->disk_term;
+    if (i < r->disk_index)
+        return 0;
+    const term_run *rs = r->runs.p;
+    size_t lo = 0, hi = r->runs.n; /* the last run with index <= i */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rs[mid].index <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return r->runs.n && rs[lo].index <= i ? rs[lo].term : 0;
+}
+
+/* The last index <= index whose term is <= term (terms grow along the
+ * log); disk_index - 1 when even the compaction point's is larger (the
+ * follower needs a snapshot). */
+uint64_t raft_last_with_term_le(const raft_t *r, uint64_t index, uint64_t term)
+{
+    if (index > last_index(r))
+        index = last_index(r);
+    while (index > r->base_index && term_at(r, index) > term)
+        index--;
+    if (index > r->base_index || term_at(r, index) <= term)
+        return index;
+    /* into the entries held in storage only: run by run */
+    const term_run *rs = r->runs.p;
+    for (size_t k = r->runs.n; k-- > 0;) {
+        if (rs[k].index > index)
+            continue;
+        if (rs[k].term <= term)
+            return index;
+        index = rs[k].index - 1;
+    }
+    if (index > r->disk_index)
+        index = r->disk_index;
+    if (index == r->disk_index && index > 0 && r->disk_term > term)
+        return index - 1;
+    return index;
+}
+
+/* The configuration of the last CONFIG entry held in storage only at or
+ * before i (and after the snapshot), NULL when there is none; *at gets its
+ * index. */
+const raft_config *raft_ev_conf_at(const raft_t *r, uint64_t i, uint64_t *at)
+{
+    const ev_conf *c = r->ev_confs.p;
+    for (size_t k = r->ev_confs.n; k-- > 0;)
+        if (c[k].index <= i && c[k].index > r->snap.index) {
+            *at = c[k].index;
+            return &c[k].conf;
+        }
+    return NULL;
+}
+
+/* Keep at most log_mem_bytes of log in memory: the oldest entries that
+ * are applied and durable leave memory (storage has them; they are never
+ * truncated). Their terms go to runs, their configurations to ev_confs. */
+void raft_log_evict(raft_t *r)
+{
+    if (!r->o.log_mem_bytes)
+        return;
+    uint64_t lim = r->applied < r->stable ? r->applied : r->stable;
+    size_t mem = r->log_bytes + r->n_ents * RAFT_ENTRY_OVERHEAD;
+    size_t k = 0;
+    while (k < r->n_ents && mem > r->o.log_mem_bytes && r->ents[k].index <= lim) {
+        const raft_entry *e = &r->ents[k];
+        term_run *rs = r->runs.p;
+        int new_run = !r->runs.n || rs[r->runs.n - 1].term != e->term;
+#ifdef MUTANT_EVICT_STALE_TERM
+        new_run = !r->runs.n; /* BUG: entries of a later term keep the old one */
+#endif
+        if (new_run) {
+            term_run t = {e->index, e->term};
+            if (raft_vec_push(&r->runs, &t, sizeof t) != RAFT_OK)
+                break;
+        }
+        int keep_conf = e->type == RAFT_ENTRY_CONFIG && e->index > r->snap.index;
+#ifdef MUTANT_EVICT_NO_CONF
+        keep_conf = 0; /* BUG: a configuration held in storage only is forgotten */
+#endif
+        if (keep_conf) {
+            ev_conf c;
+            c.index = e->index;
+            if (raft_config_decode(&c.conf, e->data, e->len) == RAFT_OK &&
+                raft_vec_push(&r->ev_confs, &c, sizeof c) != RAFT_OK)
+                break;
+        }
+        mem -= e->len + RAFT_ENTRY_OVERHEAD;
+        k++;
+    }
+    mem_drop(r, k);
 }
 
 /* Replace the whole log by a snapshot's position. */
@@ -117,6 +264,11 @@ void raft_log_reset(raft_t *r, uint64_t index, uint64_t term)
     r->log_bytes = 0;
     r->base_index = index;
     r->base_term = term;
+    r->disk_index = index;
+    r->disk_term = term;
+    r->runs.n = 0;
+    r->ev_confs.n = 0;
+    ents_shrink(r);
     r->unstable_from = index + 1;
     r->pending_trunc = 0;
 }
@@ -129,17 +281,26 @@ int raft_snapshot_taken(raft_t *r, uint64_t index)
         return RAFT_EINVAL;
     if (index <= r->snap.index)
         return RAFT_OK; /* a newer snapshot (taken or installed) covers it */
-    if (index < r->base_index)
+    if (index < r->disk_index)
         return RAFT_EINVAL;
     raft_snap_meta s;
     s.index = index;
     s.term = term_at(r, index);
     raft_conf_at(r, index, &s.conf);
     r->snap = s;
+    /* configurations at or before the snapshot are in s.conf */
+    ev_conf *ec = r->ev_confs.p;
+    size_t keep = 0;
+    for (size_t k = 0; k < r->ev_confs.n; k++)
+        if (ec[k].index > index)
+            ec[keep++] = ec[k];
+    r->ev_confs.n = keep;
     if (index > r->o.snapshot_trail || r->o.snapshot_trail_bytes) {
         uint64_t upto = index > r->o.snapshot_trail ? index - r->o.snapshot_trail : 0;
         if (r->o.snapshot_trail_bytes) {
-            /* keep only the newest entries <= index whose data fits */
+            /* keep only the newest entries <= index whose data fits;
+             * entries held in storage only cost no memory and stay
+             * under the entry count */
             size_t kept = 0;
             uint64_t i = index;
             while (i > r->base_index && i > upto) {
@@ -149,9 +310,10 @@ int raft_snapshot_taken(raft_t *r, uint64_t index)
                 kept += len;
                 i--;
             }
-            upto = i;
+            if (i > r->base_index || r->base_index == r->disk_index)
+                upto = i;
         }
-        if (upto > r->base_index) {
+        if (upto > r->disk_index) {
             log_compact(r, upto);
             r->compact_to = upto;
         }

@@ -81,6 +81,7 @@ void raft_pr_become_probe(progress *p)
 {
     p->state = PR_PROBE;
     p->paused = 0;
+    p->load_id = 0; /* an answer to an earlier load is ignored */
     p->next = p->match + 1;
     p->stall = 0;
     raft_infl_reset(p);
@@ -90,6 +91,7 @@ void raft_pr_become_replicate(progress *p)
 {
     p->state = PR_REPLICATE;
     p->paused = 0;
+    p->load_id = 0; /* an answer to an earlier load is ignored */
     p->next = p->match + 1;
     p->stall = 0;
     raft_infl_reset(p);

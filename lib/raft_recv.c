@@ -67,17 +67,6 @@ static void handle_append(raft_t *r, const raft_msg *m)
 #endif
 }
 
-static uint64_t find_conflict_by_term(const raft_t *r, uint64_t index, uint64_t term)
-{
-    if (index > last_index(r))
-        index = last_index(r);
-    while (index > r->base_index && term_at(r, index) > term)
-        index--;
-    if (index == r->base_index && index > 0 && term_at(r, index) > term)
-        return index - 1; /* the conflict is inside the snapshot */
-    return index;
-}
-
 /* Leader: a follower's answer to AppendEntries. */
 static void handle_append_resp(raft_t *r, const raft_msg *m, progress *p)
 {
@@ -91,7 +80,7 @@ static void handle_append_resp(raft_t *r, const raft_msg *m, progress *p)
             goto reads;
         uint64_t nxt = m->index;
         if (m->hint_term > 0) {
-            nxt = find_conflict_by_term(r, m->hint_index, m->hint_term) + 1;
+            nxt = raft_last_with_term_le(r, m->hint_index, m->hint_term) + 1;
         } else if (m->hint_index + 1 < nxt) {
             nxt = m->hint_index + 1;
         }

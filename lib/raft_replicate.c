@@ -47,39 +47,21 @@ static void pr_become_snapshot(raft_t *r, progress *p)
     p->snap_index = r->snap.index;
     p->snap_offset = 0;
     p->paused = 0;
+    p->load_id = 0;
     raft_infl_reset(p);
     raft_send_snap_chunk(r, p);
 }
 
-/* Build one APPEND to p starting at p->next with as many entries as fit
- * in max_msg_bytes (at least one: batching). Returns 1 when a message went
- * out, 0 when nothing was sent (nothing to send, out of memory, or the
- * follower needs a snapshot instead, which is then started). */
-static int send_append_msg(raft_t *r, progress *p, int allow_empty)
+/* Queue an APPEND of es[0..n) (a copy the message owns; the entries'
+ * data stays with the log or the garbage) after prev, and move p on. */
+static int append_out(raft_t *r, progress *p, uint64_t prev, const raft_entry *src, size_t n)
 {
-    uint64_t prev = p->next - 1;
-    if (prev < r->base_index || !term_known(r, prev)) {
-        /* the entries it needs are compacted: send a snapshot (chapter 5) */
-        pr_become_snapshot(r, p);
-        return 0;
-    }
-    uint64_t last = last_index(r);
-    if (p->next > last && !allow_empty)
-        return 0;
-    size_t n = 0, bytes = 0;
-    for (uint64_t i = p->next; i <= last; i++) {
-        const raft_entry *e = entry_at(r, i);
-        if (n > 0 && bytes + e->len > r->o.max_msg_bytes)
-            break;
-        bytes += e->len;
-        n++;
-    }
     raft_entry *es = NULL;
     if (n) {
         es = malloc(n * sizeof *es);
         if (!es)
             return 0;
-        memcpy(es, entry_at(r, p->next), n * sizeof *es);
+        memcpy(es, src, n * sizeof *es);
     }
     raft_msg *m = raft_msg_new(r, RAFT_MSG_APPEND, p->id);
     if (!m) {
@@ -107,6 +89,116 @@ static int send_append_msg(raft_t *r, progress *p, int allow_empty)
         p->probe_wait = 0;
     }
     return 1;
+}
+
+/* The entries p needs next are in storage only: ask the caller to read
+ * them (rd.loads); raft_entries_loaded sends them. One load per follower
+ * at a time. */
+static void request_load(raft_t *r, progress *p)
+{
+    if (p->load_id)
+        return;
+    raft_load l;
+    l.id = ++r->load_seq;
+    l.to = p->id;
+    l.from = p->next;
+    l.upto = r->base_index;
+    l.max_bytes = r->o.max_msg_bytes;
+    if (raft_vec_push(&r->loads, &l, sizeof l) != RAFT_OK)
+        return;
+    p->load_id = l.id;
+    p->load_wait = 0;
+    if (p->state == PR_PROBE) {
+        p->paused = 1; /* the probe is on its way */
+        p->probe_wait = 0;
+    }
+}
+
+/* Build one APPEND to p starting at p->next with as many entries as fit
+ * in max_msg_bytes (at least one: batching). Returns 1 when a message went
+ * out, 0 when nothing was sent (nothing to send, out of memory, the
+ * entries must be read from storage first, or the follower needs a
+ * snapshot instead, which is then started). */
+static int send_append_msg(raft_t *r, progress *p, int allow_empty)
+{
+    uint64_t prev = p->next - 1;
+    if (prev < r->disk_index || !term_known(r, prev)) {
+        /* the entries it needs are compacted: send a snapshot (chapter 5) */
+        pr_become_snapshot(r, p);
+        return 0;
+    }
+    uint64_t last = last_index(r);
+    if (p->next > last && !allow_empty)
+        return 0;
+    if (p->next <= r->base_index) {
+        request_load(r, p);
+        return 0;
+    }
+    size_t n = 0, bytes = 0;
+    for (uint64_t i = p->next; i <= last; i++) {
+        const raft_entry *e = entry_at(r, i);
+        if (n > 0 && bytes + e->len > r->o.max_msg_bytes)
+            break;
+        bytes += e->len;
+        n++;
+    }
+    return append_out(r, p, prev, n ? entry_at(r, p->next) : NULL, n);
+}
+
+int raft_entries_loaded(raft_t *r, uint64_t id, const raft_entry *es, size_t n)
+{
+    if (!r || r->in_ready || (n && !es))
+        return RAFT_EINVAL;
+    if (r->role != RAFT_LEADER || id == 0)
+        return RAFT_OK;
+    progress *p = NULL;
+    for (size_t i = 0; i < r->n_prs; i++)
+        if (r->prs[i].load_id == id)
+            p = &r->prs[i];
+    if (!p)
+        return RAFT_OK; /* given up, or the follower's state changed */
+    p->load_id = 0;
+    if (n == 0 || p->state == PR_SNAPSHOT || es[0].index != p->next)
+        return RAFT_OK;
+    /* what storage gave must be this log: consecutive, same terms */
+    size_t k = 0, bytes = 0;
+    while (k < n) {
+        const raft_entry *e = &es[k];
+        uint64_t want = p->next + k;
+        if (e->index != want || want > last_index(r) || e->term != term_at(r, want) ||
+            e->type > RAFT_ENTRY_CONFIG || (e->len && !e->data))
+            break;
+        if (k > 0 && bytes + e->len > r->o.max_msg_bytes)
+            break;
+        bytes += e->len;
+        k++;
+    }
+    if (k == 0)
+        return RAFT_EINVAL;
+    raft_entry *copy = malloc(k * sizeof *copy);
+    if (!copy)
+        return RAFT_ENOMEM;
+    size_t done = 0;
+    for (; done < k; done++) {
+        copy[done] = es[done];
+        copy[done].data = NULL;
+        if (es[done].len) {
+            uint8_t *d = malloc(es[done].len);
+            if (!d || raft_vec_push(&r->garbage, &d, sizeof d) != RAFT_OK) {
+                free(d);
+                break;
+            }
+            memcpy(d, es[done].data, es[done].len);
+            copy[done].data = d;
+        }
+    }
+    /* the data copies are freed with the garbage after the next ready */
+    int sent = done && append_out(r, p, p->next - 1, copy, done);
+    free(copy);
+    if (!sent)
+        return RAFT_ENOMEM;
+    raft_send_append(r, p); /* more, from memory or another load */
+    return RAFT_OK;
 }
 
 /* Replicate to one follower as far as its state allows (batching,
@@ -162,6 +254,8 @@ static void heartbeat_peer(raft_t *r, progress *p)
         return;
     int alive = p->heard;
     p->heard = 0;
+    if (p->load_id && ++p->load_wait > STALL_HEARTBEATS)
+        p->load_id = 0; /* never answered: ask again */
     switch (p->state) {
     case PR_PROBE:
         /* the probe or its answer was lost (the follower answers our

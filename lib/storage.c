@@ -35,6 +35,8 @@ static const char *const stmt_sql[ST_N] = {
     [ST_LOG_TRUNCATE] = "DELETE FROM log WHERE idx >= ?1",
     [ST_LOG_COMPACT] = "DELETE FROM log WHERE idx <= ?1",
     [ST_LOG_LOAD] = "SELECT idx, term, type, data FROM log WHERE idx > ?1 ORDER BY idx",
+    [ST_LOG_RANGE] = "SELECT idx, term, type, data FROM log WHERE idx >= ?1 AND idx <= ?2 "
+                     "ORDER BY idx",
     [ST_KV_GET] = "SELECT value, mod_index, lease FROM kv WHERE key = ?1",
     [ST_KV_SET] = "INSERT OR REPLACE INTO kv(key, value, mod_index, lease) VALUES(?1, ?2, ?3, ?4)",
     [ST_KV_DEL] = "DELETE FROM kv WHERE key = ?1",

@@ -107,6 +107,12 @@ typedef struct store_loaded {
 } store_loaded;
 int store_load(store *s, store_loaded *out);
 void store_loaded_free(store_loaded *l);
+/* Log entries from..upto in order, as many as fit in max_bytes of data
+ * (at least one), stopping at a gap; none when entry `from` is not there.
+ * 0 ok (*n_out may be 0), -1 error. Free with store_entries_free. */
+int store_log_range(store *s, uint64_t from, uint64_t upto, size_t max_bytes, raft_entry **out,
+                    size_t *n_out);
+void store_entries_free(raft_entry *e, size_t n);
 
 /* Node metadata (small strings): "cluster", "name", ... */
 int store_meta_get(store *s, const char *name, char *buf,

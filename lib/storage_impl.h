@@ -33,6 +33,7 @@ enum {
     ST_LOG_TRUNCATE,
     ST_LOG_COMPACT,
     ST_LOG_LOAD,
+    ST_LOG_RANGE,
     ST_KV_GET,
     ST_KV_SET,
     ST_KV_DEL,

@@ -176,6 +176,91 @@ void store_loaded_free(store_loaded *l)
     l->n_entries = 0;
 }
 
+/* Read the current row of a log query into a new entry at *v (grown as
+ * needed), its data copied. 0 done, -1 error (set on s). */
+static int log_row(store *s, sqlite3_stmt *q, raft_entry **v, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        raft_entry *ne = realloc(*v, nc * sizeof *ne);
+        if (!ne) {
+            storage_set_err(s, "load log: out of memory");
+            return -1;
+        }
+        *v = ne;
+        *cap = nc;
+    }
+    raft_entry *e = &(*v)[*n];
+    memset(e, 0, sizeof *e);
+    e->index = (uint64_t)sqlite3_column_int64(q, 0);
+    e->term = (uint64_t)sqlite3_column_int64(q, 1);
+    e->type = (uint8_t)sqlite3_column_int(q, 2);
+    const void *d = sqlite3_column_blob(q, 3);
+    size_t len = (size_t)sqlite3_column_bytes(q, 3);
+    if (len > UINT32_MAX) {
+        storage_set_err(s, "load log: entry %llu too large", (unsigned long long)e->index);
+        return -1;
+    }
+    if (len) {
+        e->data = malloc(len);
+        if (!e->data) {
+            storage_set_err(s, "load log: out of memory");
+            return -1;
+        }
+        memcpy(e->data, d, len);
+    }
+    e->len = (uint32_t)len;
+    (*n)++;
+    return 0;
+}
+
+int store_log_range(store *s, uint64_t from, uint64_t upto, size_t max_bytes, raft_entry **out,
+                    size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (from == 0 || from > INT64_MAX || upto > INT64_MAX)
+        return 0;
+    size_t cap = 0, bytes = 0;
+    sqlite3_stmt *q = storage_stmt(s, ST_LOG_RANGE);
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)from);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)upto);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(q, 3);
+        if (*n_out > 0 && bytes + len > max_bytes)
+            break;
+        if (log_row(s, q, out, n_out, &cap) < 0)
+            goto fail;
+        bytes += len;
+        if ((*out)[*n_out - 1].index != from + *n_out - 1)
+            break; /* a gap: what was read so far is consecutive */
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        storage_db_fail(s, "read log");
+        goto fail;
+    }
+    sqlite3_reset(q);
+    if (*n_out && (*out)[*n_out - 1].index != from + *n_out - 1) {
+        free((*out)[*n_out - 1].data);
+        (*n_out)--;
+    }
+    return 0;
+fail:
+    sqlite3_reset(q);
+    store_entries_free(*out, *n_out);
+    *out = NULL;
+    *n_out = 0;
+    return -1;
+}
+
+void store_entries_free(raft_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].data);
+    free(e);
+}
+
 int store_load(store *s, store_loaded *out)
 {
     memset(out, 0, sizeof *out);
@@ -191,37 +276,9 @@ int store_load(store *s, store_loaded *out)
     sqlite3_bind_int64(q, 1, (sqlite3_int64)base);
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (out->n_entries == cap) {
-            size_t nc = cap ? cap * 2 : 256;
-            raft_entry *ne = realloc(out->entries, nc * sizeof *ne);
-            if (!ne) {
-                storage_set_err(s, "load log: out of memory");
-                goto fail;
-            }
-            out->entries = ne;
-            cap = nc;
-        }
-        raft_entry *e = &out->entries[out->n_entries];
-        memset(e, 0, sizeof *e);
-        e->index = (uint64_t)sqlite3_column_int64(q, 0);
-        e->term = (uint64_t)sqlite3_column_int64(q, 1);
-        e->type = (uint8_t)sqlite3_column_int(q, 2);
-        const void *d = sqlite3_column_blob(q, 3);
-        size_t n = (size_t)sqlite3_column_bytes(q, 3);
-        if (n > UINT32_MAX) {
-            storage_set_err(s, "load log: entry %llu too large", (unsigned long long)e->index);
+        if (log_row(s, q, &out->entries, &out->n_entries, &cap) < 0)
             goto fail;
-        }
-        if (n) {
-            e->data = malloc(n);
-            if (!e->data) {
-                storage_set_err(s, "load log: out of memory");
-                goto fail;
-            }
-            memcpy(e->data, d, n);
-        }
-        e->len = (uint32_t)n;
-        out->n_entries++;
+        const raft_entry *e = &out->entries[out->n_entries - 1];
         uint64_t want = out->n_entries == 1 ? e->index : out->entries[out->n_entries - 2].index + 1;
         if (e->index != want) {
             storage_set_err(s, "load log: gap before index %llu", (unsigned long long)e->index);

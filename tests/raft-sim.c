@@ -237,6 +237,9 @@ typedef struct sim {
     uint64_t stat_wipes, stat_transfers_done, transfer_to;
     uint64_t stat_acked, stat_reads_ok, stat_snap_installs, stat_leaders, stat_crashes, stat_confs,
         stat_transfers;
+    uint64_t stat_loads, stat_evicted_nodes; /* rd.loads answered; readies after
+                                                  which a node held part of its
+                                                  log in storage only */
 
     int faults; /* 0 during the liveness phase */
     int failed;
@@ -579,6 +582,25 @@ static void check_leaders(sim *s)
                  (unsigned long long)st.term, (unsigned long long)*l, (unsigned long long)nd->id);
         }
     }
+}
+
+/* With log_mem_bytes, what is held in memory beyond it is not yet
+ * applied (applied entries beyond it leave memory at each advance). */
+static void check_log_memory(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    if (!nd->up || !s->opts.log_mem_bytes)
+        return;
+    raft_status_info st;
+    raft_status(nd->core, &st);
+    size_t n = (size_t)(st.last_index + 1 - st.mem_first_index);
+    size_t mem = st.log_bytes + n * RAFT_ENTRY_OVERHEAD;
+    if (mem > s->opts.log_mem_bytes && st.mem_first_index <= st.applied)
+        fail(s, "n%llu holds %zu bytes of log from %llu, over log_mem_bytes %zu, with %llu applied",
+             (unsigned long long)nd->id, mem, (unsigned long long)st.mem_first_index,
+             s->opts.log_mem_bytes, (unsigned long long)st.applied);
+    if (st.mem_first_index > st.first_index)
+        s->stat_evicted_nodes++;
 }
 
 /* Log matching: if two logs have an entry with the same index and term,
@@ -1150,6 +1172,38 @@ static void serve_reads(sim *s, int ni)
     nd->n_rq = keep;
 }
 
+/* rd.loads: read the entries back from this node's stored log, as raftd
+ * reads them from SQLite. Under faults an answer is sometimes lost (the
+ * core asks again) or shorter than it could be. */
+static void answer_loads(sim *s, int ni, const raft_load *ls, size_t n)
+{
+    node *nd = &s->nodes[ni];
+    store *st = &nd->st;
+    for (size_t k = 0; k < n && nd->up && !s->failed; k++) {
+        const raft_load *l = &ls[k];
+        s->stat_loads++;
+        if (s->faults && chance(30))
+            continue;
+        size_t first = 0, cnt = 0, bytes = 0;
+        if (st->n_log && l->from >= st->log[0].index && l->from <= store_last(st)) {
+            first = (size_t)(l->from - st->log[0].index);
+            while (first + cnt < st->n_log && st->log[first + cnt].index <= l->upto) {
+                size_t len = st->log[first + cnt].len;
+                if (cnt > 0 && bytes + len > l->max_bytes)
+                    break;
+                bytes += len;
+                cnt++;
+            }
+            if (cnt > 1 && s->faults && chance(100))
+                cnt = 1 + (size_t)rnd_below(cnt - 1);
+        }
+        int rc = raft_entries_loaded(nd->core, l->id, cnt ? &st->log[first] : NULL, cnt);
+        if (rc != RAFT_OK)
+            fail(s, "n%llu: raft_entries_loaded(%llu..) of its own log: %s",
+                 (unsigned long long)nd->id, (unsigned long long)l->from, raft_strerror(rc));
+    }
+}
+
 /* Persist, send, apply, answer, advance: with crashes between. */
 static void process(sim *s, int ni)
 {
@@ -1185,11 +1239,18 @@ static void process(sim *s, int ni)
         apply_all(s, ni, &rd);
         answer_reads(s, ni, &rd);
         serve_reads(s, ni);
+        raft_load loads[RAFT_MAX_NODES * 2];
+        size_t n_loads = rd.n_loads < RAFT_MAX_NODES * 2 ? rd.n_loads : RAFT_MAX_NODES * 2;
+        if (rd.n_loads > RAFT_MAX_NODES * 2)
+            fail(s, "n%llu: %zu loads in one ready", (unsigned long long)nd->id, rd.n_loads);
+        memcpy(loads, rd.loads, n_loads * sizeof *loads);
         raft_advance(nd->core, &rd);
         if (crash_at == 3) {
             node_crash(s, ni, "after advance");
             return;
         }
+        answer_loads(s, ni, loads, n_loads);
+        check_log_memory(s, ni);
     }
     /* take a snapshot now and then */
     store *st = &nd->st;
@@ -2059,7 +2120,7 @@ static void sim_free(sim *s)
 /* totals over all seeds, for the closing summary */
 static struct {
     uint64_t leaders, props, acked, reads, installs, crashes, confs, transfers, wipes,
-        transfers_done;
+        transfers_done, loads, evicted;
     uint64_t grants, renew_ok, renew_refused, expired, revoked, late_n, late_max_ms,
         late_max_et10, /* in tenths of an election timeout */
         late_elect_ms, late_elect_et10;
@@ -2105,6 +2166,9 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose, uint64_t 
     s->opts.max_inflight = 1 + (unsigned)rnd_below(8);
     s->opts.max_msg_bytes = 9 + rnd_below(200);
     s->opts.snapshot_trail = rnd_below(12);
+    /* most seeds hold a few entries in memory and read older ones back
+     * from storage for followers (raftd: -snapshot-bytes) */
+    s->opts.log_mem_bytes = chance(250) ? 0 : RAFT_ENTRY_OVERHEAD + (size_t)rnd_below(600);
     /* mostly the defaults raftd runs with, sometimes the rest */
     s->opts.pre_vote = !chance(150);
     s->opts.check_quorum = !chance(150);
@@ -2176,6 +2240,8 @@ static int run_seed(uint64_t seed, int n, uint64_t steps, int verbose, uint64_t 
     tot.confs += s->stat_confs;
     tot.transfers += s->stat_transfers;
     tot.wipes += s->stat_wipes;
+    tot.loads += s->stat_loads;
+    tot.evicted += s->stat_evicted_nodes;
     tot.transfers_done += s->stat_transfers_done;
     tot.grants += s->stat_grants;
     tot.renew_ok += s->stat_renew_ok;
@@ -2262,12 +2328,14 @@ int main(int argc, char **argv)
             "%llu acknowledged, %llu reads checked, %llu snapshot "
             "installs, %llu crashes, %llu config changes, %llu "
             "transfers (%llu won by the target), %llu nodes wiped and "
-            "rejoined\n",
+            "rejoined, %llu loads of entries held in storage only "
+            "(after %llu readies with such entries)\n",
             (unsigned long long)tot.leaders, (unsigned long long)tot.props,
             (unsigned long long)tot.acked, (unsigned long long)tot.reads,
             (unsigned long long)tot.installs, (unsigned long long)tot.crashes,
             (unsigned long long)tot.confs, (unsigned long long)tot.transfers,
-            (unsigned long long)tot.transfers_done, (unsigned long long)tot.wipes);
+            (unsigned long long)tot.transfers_done, (unsigned long long)tot.wipes,
+            (unsigned long long)tot.loads, (unsigned long long)tot.evicted);
     fprintf(stderr,
             "raft-sim: leases: %llu granted, %llu renewals answered "
             "200, %llu refused, %llu expired, %llu revoked; after the "

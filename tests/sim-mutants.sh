@@ -17,6 +17,11 @@
 #                             expire is proposed and not yet applied
 #   LEASE_RENEW_NO_ROUND      (raft-sim.c) a renewal is answered from the
 #                             leader's table at once, without ReadIndex
+# The mutants of the log held partly in storage only (log_mem_bytes):
+#   EVICT_STALE_TERM          an entry leaving memory keeps the term of the
+#                             entries before it, not its own
+#   EVICT_NO_CONF             a CONFIG entry leaving memory is forgotten, so
+#                             the configuration falls back to the snapshot's
 # Usage: tests/sim-mutants.sh [SEED_BUDGET]   (default 5000 per cluster size)
 # Ends with "N passed, M failed" where passed = caught.
 BUDGET=${1:-${MUTANT_SEEDS:-5000}}
@@ -26,6 +31,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -Ilib"
 # leader's lease deadlines: lib/lease.c
 CORE="lib/raft.c lib/raft_*.c lib/lease.c"
 MUTANTS="COMMIT_OLD_TERM VOTE_NO_LOG_CHECK ACK_BEFORE_PERSIST READ_NO_ROUND READ_NO_TERM_COMMIT READ_BATCH_REOPEN SNAP_NO_IGNORE"
+MUTANTS="$MUTANTS EVICT_STALE_TERM EVICT_NO_CONF"
 MUTANTS="$MUTANTS LEASE_FRESH_NO_GUARD LEASE_NO_FRESH_TERM LEASE_RENEW_NO_GUARD LEASE_RENEW_WHILE_EXPIRING LEASE_RENEW_NO_ROUND"
 cd "$(dirname "$0")/.." || exit 2
 pass=0

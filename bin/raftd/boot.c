@@ -201,6 +201,10 @@ static void boot_core(struct raftd *d)
     o.election_ticks = d->election_ticks;
     o.snapshot_trail = d->snap_trail;
     o.snapshot_trail_bytes = d->snap_bytes ? (size_t)SNAP_TRAIL_SHARE(d->snap_bytes) : 0;
+    /* at most -snapshot-bytes of log in memory, also while compaction
+     * waits for a follower's transfer: older applied entries are read
+     * back from raft.db when a follower needs them (ready_loads) */
+    o.log_mem_bytes = (size_t)d->snap_bytes;
     d->max_entry = o.max_entry_bytes;
     d->r = raft_new(&o);
     if (!d->r)

@@ -269,7 +269,7 @@ struct raftd {
 
     /* snapshots (snapshot.c) */
     uint64_t snap_index, snap_term;
-    size_t snap_log_base;     /* least log_bytes since the last snapshot */
+    uint64_t snap_appended_base; /* core's appended_bytes at the last compaction */
     store_snap_writer *snapw; /* snapshot file being written, or NULL */
     int snap_wanted;          /* a follower needs the snapshot file */
     uint64_t snap_served_ms;  /* when a chunk of it was last sent */
@@ -321,7 +321,7 @@ struct raftd {
     uint64_t fsyncs, entries_persisted, lazy_commits;
     hist h_commit, h_fsync, h_batch;
     uint64_t m_proposals, m_forwarded, m_leader_changes, m_snaps_taken, m_snap_files,
-        m_snaps_installed, m_clients_accepted, m_outcome_unknown;
+        m_snaps_installed, m_clients_accepted, m_outcome_unknown, m_log_loads, m_log_loaded;
 };
 
 /* ------------------------------------------------------------- modules */

@@ -224,6 +224,25 @@ static void ready_reads(struct raftd *d, ready_step *s)
         pending_read_failed(d, s->rd.reads_failed[i]);
 }
 
+/* Loads: log entries the core no longer holds in memory, read back from
+ * raft.db for a follower (after raft_advance, as lib/raft.h says). */
+static void ready_loads(struct raftd *d, const raft_load *ls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        raft_entry *es;
+        size_t got;
+        if (store_log_range(d->st, ls[i].from, ls[i].upto, ls[i].max_bytes, &es, &got) < 0)
+            store_fatal(d, "read log");
+        int rc = raft_entries_loaded(d->r, ls[i].id, es, got);
+        if (rc != RAFT_OK)
+            logf_(d, "entries %llu.. read back from the log: %s", (unsigned long long)ls[i].from,
+                  raft_strerror(rc));
+        d->m_log_loads++;
+        d->m_log_loaded += got;
+        store_entries_free(es, got);
+    }
+}
+
 /* Do the core's work until it has none: the Ready loop of lib/raft.h.
  * The order is what safety depends on: persist before anything that
  * depends on it is sent (only a leader's AppendEntries go early, see
@@ -266,7 +285,11 @@ void process_ready(struct raftd *d)
         }
         free(s.res);
         ready_reads(d, &s);
+        raft_load loads[RAFT_MAX_NODES];
+        size_t n_loads = rd->n_loads < RAFT_MAX_NODES ? rd->n_loads : RAFT_MAX_NODES;
+        memcpy(loads, rd->loads, n_loads * sizeof *loads);
         raft_advance(d->r, rd);
+        ready_loads(d, loads, n_loads);
         check_reads(d);
         peers_flush(d); /* relayed replies of forwarded writes */
     }

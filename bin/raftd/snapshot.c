@@ -103,8 +103,8 @@ uint64_t snapshot_every(struct raftd *d)
  * after the last chunk sent. */
 #define SNAP_SERVE_HOLD_MS 5000
 
-/* When to compact: after -snapshot-entries applied entries, or when the log
- * held in memory has grown by 3/4 of -snapshot-bytes since the last one
+/* When to compact: after -snapshot-entries applied entries, or when 3/4
+ * of -snapshot-bytes of entry data has been appended since the last one
  * (and the core keeps at most 1/4 of it as trail behind a snapshot). See
  * docs/design.md, "Snapshot policy". */
 static int snapshot_due(struct raftd *d, uint64_t applied)
@@ -116,9 +116,8 @@ static int snapshot_due(struct raftd *d, uint64_t applied)
     if (d->snap_bytes) {
         raft_status_info st;
         raft_status(d->r, &st);
-        if (st.log_bytes < d->snap_log_base)
-            d->snap_log_base = st.log_bytes;
-        if (st.log_bytes - d->snap_log_base >= d->snap_bytes - SNAP_TRAIL_SHARE(d->snap_bytes))
+        if (st.appended_bytes - d->snap_appended_base >=
+            d->snap_bytes - SNAP_TRAIL_SHARE(d->snap_bytes))
             return 1;
     }
     uint64_t every = snapshot_every(d);
@@ -149,7 +148,7 @@ static int compact_now(struct raftd *d, uint64_t applied)
         logf_(d, "raft_snapshot_taken: %s", raft_strerror(rc));
     raft_status_info st;
     raft_status(d->r, &st);
-    d->snap_log_base = st.log_bytes;
+    d->snap_appended_base = st.appended_bytes;
 #ifdef __GLIBC__
     malloc_trim(0); /* give the compacted entries' pages back to the system */
 #endif

@@ -199,8 +199,13 @@ json_t *metrics_json(struct raftd *d)
     metric_add(m, "keyval_snapshots_installed_total", "counter",
                "Snapshots received from the leader and installed.", (double)d->m_snaps_installed);
     metric_add(m, "keyval_log_bytes", "gauge",
-               "Bytes of log entry data held in memory (since the snapshot, plus its trail).",
+               "Bytes of log entry data held in memory (at most -snapshot-bytes once applied).",
                (double)st.log_bytes);
+    metric_add(m, "keyval_log_loads_total", "counter",
+               "Reads of log entries back from raft.db for a follower (held in storage only).",
+               (double)d->m_log_loads);
+    metric_add(m, "keyval_log_loaded_entries_total", "counter",
+               "Log entries read back from raft.db for a follower.", (double)d->m_log_loaded);
     metric_add(m, "keyval_sqlite_memory_bytes", "gauge",
                "Heap bytes held by SQLite (page caches, schema, statements).",
                (double)store_memory_used());

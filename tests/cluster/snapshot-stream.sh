@@ -9,11 +9,16 @@
 # - the transfer cut mid-way (the follower killed while snap-incoming is
 #   partial) leaves the follower's old state intact in its raft.db, and
 #   after a restart it asks again and gets everything.
+# - while a follower catches up by snapshot under a stream of writes
+#   (compaction waits for the transfer), the leader holds at most
+#   -snapshot-bytes (1 MiB here) of applied log in memory; the follower
+#   gets the entries after the snapshot read back from the leader's
+#   raft.db and ends with the same table.
 # Prints ok/FAIL lines and "N passed, M failed". Nothing here is timed.
 TEST_NAME=snapstream
 NODES="a b c"
 PEER_PREFIX=1404
-RAFTD_OPTS="-tick-ms 20 -election-ticks 25 -snapshot-entries 20 -snapshot-trail 5"
+RAFTD_OPTS="-tick-ms 20 -election-ticks 25 -snapshot-entries 20 -snapshot-trail 5 -snapshot-bytes 1048576"
 . "$(dirname "$0")/raftd-helpers.inc"
 KVB=$BUILD/bin/kv-bench
 command -v sqlite3 >/dev/null 2>&1 || { echo "FAIL setup: sqlite3 not installed"; echo "0 passed, 1 failed"; exit 1; }
@@ -94,4 +99,39 @@ check no_snapshot_file_on_follower [ "$(snap_files b)" = 0 ]
 nf=$(field a '{"op":"metrics"}' '.metrics[] | select(.name == "keyval_snapshot_files_total") | .value')
 LAST="keyval_snapshot_files_total on the leader is '$nf'"
 check leader_wrote_file_on_demand [ "${nf:-0}" -ge 1 ]
+
+# b misses more writes, then catches up while 10 KB writes go on at a.
+metric() { field "$1" '{"op":"metrics"}' ".metrics[] | select(.name == \"$2\") | .value"; }
+"$KVB" -d "$T/a" -op set -c 4 -n 300 -vsize 10000 -prefix gap -q >/dev/null
+"$KVB" -d "$T/a" -op set -c 8 -t 6 -vsize 10000 -prefix flow -q >"$T/flow.out" 2>&1 &
+fpid=$!
+start_raftd b
+maxlog=0
+while kill -0 "$fpid" 2>/dev/null; do
+    lb=$(metric a keyval_log_bytes)
+    lb=${lb%.*}
+    [ "${lb:-0}" -gt "$maxlog" ] && maxlog=$lb
+    sleep 0.1
+done
+wait "$fpid"
+echo "# leader log in memory at most $maxlog bytes during the catch-up; writes meanwhile: $(cat "$T/flow.out")"
+q a '{"op":"set","kv":{"old":"v3"}}' >/dev/null
+LAST="b never had old=v3 after catching up"
+check caught_up_under_writes wait_until 60 has_stale b old v3
+loads=$(metric a keyval_log_loads_total)
+LAST="the leader read no entries back from raft.db (keyval_log_loads_total '$loads'); $(grep -c 'snapshot installed' "$T/b.log") installs on b"
+check entries_read_back [ "${loads%.*}" -gt 0 ]
+LAST="the leader held up to $maxlog bytes of log in memory during the catch-up, -snapshot-bytes 1048576 (one unapplied batch of 8 writes of 10 KB may come on top)"
+bounded() { [ "$maxlog" -gt 0 ] && [ "$maxlog" -le $((1048576 + 8 * 10100)) ]; }
+check leader_log_bounded bounded
+kill "$RPID_b"
+wait "$RPID_b" 2>/dev/null
+kill "$RPID_a"
+wait "$RPID_a" 2>/dev/null
+same() {
+    [ "$(db a "SELECT count(*), sum(length(value)) FROM kv WHERE CAST(key AS TEXT) LIKE 'flow%'")" = \
+        "$(db b "SELECT count(*), sum(length(value)) FROM kv WHERE CAST(key AS TEXT) LIKE 'flow%'")" ]
+}
+LAST="flow keys on a: $(db a "SELECT count(*) FROM kv WHERE CAST(key AS TEXT) LIKE 'flow%'"), on b: $(db b "SELECT count(*) FROM kv WHERE CAST(key AS TEXT) LIKE 'flow%'")"
+check same_table_after_catch_up same
 finish
