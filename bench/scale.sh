@@ -16,7 +16,8 @@
 #
 # Usage: BUILD=build SCALE_KEYS=2000000 ROUNDS=3 SECS=5 sh bench/scale.sh
 # (make bench-scale runs it). Also: CONNS (32), SCALE_PAGE_SIZE (unset), BENCH_SCALE_PORT (1409:
-# peers on 127.0.0.1:14091..3).
+# peers on 127.0.0.1:14091..3), CATCHUP_SECS (writes during the catch-up,
+# 2 x SECS), SCALE_RAFTD_OPTS (more raftd options, e.g. -snapshot-bytes N).
 BUILD=${BUILD:-build}
 KEYS=${SCALE_KEYS:-2000000}
 ROUNDS=${ROUNDS:-3}
@@ -50,7 +51,7 @@ start_node() { # node [args]
     n=$1; shift
     mkdir -p "$T/$n"
     "$RAFTD" -id "$n" -raddr 127.0.0.1:$PP$(port "$n") -haddr 127.0.0.1:$((PP - 100))$(port "$n") \
-        "$@" "$T/$n" 2>>"$T/$n.log" &
+        $SCALE_RAFTD_OPTS "$@" "$T/$n" 2>>"$T/$n.log" &
     eval "PID_$n=$!"
 }
 stop_node() {
@@ -183,7 +184,7 @@ stop_node $F
 "$KVB" -d "$T/$L" -op set -c "$CONNS" -t 2 -vsize 100 -prefix miss- -q >/dev/null
 t0=$(now)
 start_node $F
-out=$("$KVB" -d "$T/$L" -op set -c "$CONNS" -t "$((SECS * 2))" -vsize 100 -prefix catch- -q)
+out=$("$KVB" -d "$T/$L" -op set -c "$CONNS" -t "${CATCHUP_SECS:-$((SECS * 2))}" -vsize 100 -prefix catch- -q)
 wait_for 120 grep -q "snapshot installed" "$T/$F.log"
 t1=$(now)
 echo "catch-up of $F by snapshot ($(grep -c 'snapshot installed' "$T/$F.log") installed," \

@@ -132,6 +132,10 @@ int store_save_hs(store *s, const raft_hard_state *hs);
 int store_truncate(store *s, uint64_t from); /* delete index >= from */
 int store_append(store *s, const raft_entry *e, size_t n);
 int store_compact(store *s, uint64_t upto); /* delete index <= upto */
+/* The same, at most max_rows of the oldest rows at a time (a compaction
+ * after a long transfer may have many): returns the rows deleted (fewer
+ * than max_rows: done) or -1. */
+int store_compact_some(store *s, uint64_t upto, unsigned max_rows);
 
 /* Apply one committed entry (any type) and set the applied index to
  * e->index. NOOP and CONFIG entries only move the applied index. A

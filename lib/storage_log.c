@@ -139,6 +139,16 @@ int store_compact(store *s, uint64_t upto)
     return storage_step_done(s, q, "compact log");
 }
 
+int store_compact_some(store *s, uint64_t upto, unsigned max_rows)
+{
+    sqlite3_stmt *q = storage_stmt(s, ST_LOG_COMPACT_SOME);
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)(upto > INT64_MAX ? INT64_MAX : upto));
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)max_rows);
+    if (storage_step_done(s, q, "compact log") < 0)
+        return -1;
+    return sqlite3_changes(s->db);
+}
+
 int store_append(store *s, const raft_entry *e, size_t n)
 {
     int own, ok = 0;

@@ -185,6 +185,49 @@ static void test_truncate_and_compact(void)
     store_close(s);
 }
 
+/* store_log_range: what raftd reads back for a follower (rd.loads). */
+static void test_log_range(void)
+{
+    store *s = fresh("r.db");
+    CHECK(s, "open failed");
+    raft_entry e[8];
+    for (int i = 0; i < 8; i++)
+        e[i] = mk((uint64_t)i + 1, i < 4 ? 1 : 2, RAFT_ENTRY_NORMAL, "0123456789");
+    CHECK(store_append(s, e, 8) == 0, "append: %s", store_error(s));
+    CHECK(store_compact(s, 2) == 0, "compact: %s", store_error(s));
+    raft_entry *got;
+    size_t n;
+    /* bounded by bytes (at least one), by upto, and consecutive */
+    CHECK(store_log_range(s, 3, 8, 25, &got, &n) == 0 && n == 2, "25 bytes from 3: %zu", n);
+    CHECK(got[0].index == 3 && got[1].index == 4 && got[1].term == 1 && got[1].len == 10 &&
+              memcmp(got[1].data, "0123456789", 10) == 0,
+          "entries 3..4 read back wrong");
+    store_entries_free(got, n);
+    CHECK(store_log_range(s, 4, 6, 1000, &got, &n) == 0 && n == 3 && got[2].index == 6 &&
+              got[2].term == 2,
+          "4..6: %zu entries", n);
+    store_entries_free(got, n);
+    CHECK(store_log_range(s, 5, 8, 1, &got, &n) == 0 && n == 1 && got[0].index == 5,
+          "one entry over max_bytes: %zu", n);
+    store_entries_free(got, n);
+    /* compacted: nothing, not the next one */
+    CHECK(store_log_range(s, 2, 8, 1000, &got, &n) == 0 && n == 0, "compacted 2: %zu", n);
+    store_entries_free(got, n);
+    CHECK(store_log_range(s, 9, 12, 1000, &got, &n) == 0 && n == 0, "past the end: %zu", n);
+    store_entries_free(got, n);
+    /* compaction a few rows at a time: the oldest first, then done */
+    CHECK(store_compact_some(s, 6, 2) == 2, "first slice: %s", store_error(s));
+    CHECK(store_log_range(s, 4, 8, 1000, &got, &n) == 0 && n == 0, "4 left after the slice");
+    store_entries_free(got, n);
+    CHECK(store_log_range(s, 5, 8, 1000, &got, &n) == 0 && n == 4, "5.. gone: %zu", n);
+    store_entries_free(got, n);
+    CHECK(store_compact_some(s, 6, 2) == 2, "second slice");
+    CHECK(store_compact_some(s, 6, 2) == 0, "nothing left to compact");
+    CHECK(store_log_range(s, 7, 8, 1000, &got, &n) == 0 && n == 2, "7..8 kept: %zu", n);
+    store_entries_free(got, n);
+    store_close(s);
+}
+
 static void test_hard_state_and_meta(void)
 {
     store *s = fresh("a.db");
@@ -615,6 +658,7 @@ int main(void)
     RUN(test_page_size);
     RUN(test_log_round_trip);
     RUN(test_truncate_and_compact);
+    RUN(test_log_range);
     RUN(test_hard_state_and_meta);
     RUN(test_apply);
     RUN(test_apply_fast_set);

@@ -165,6 +165,8 @@ static void ready_apply(struct raftd *d, ready_step *s)
 #endif
 }
 
+#define LOG_COMPACT_ROWS 10000
+
 /* Persist (and apply) the batch in one transaction. */
 static void ready_persist(struct raftd *d, ready_step *s)
 {
@@ -179,8 +181,20 @@ static void ready_persist(struct raftd *d, ready_step *s)
         store_fatal(d, "truncate log");
     if (rd->n_entries && store_append(d->st, rd->entries, rd->n_entries) < 0)
         store_fatal(d, "append log");
-    if (rd->compact_to && store_compact(d->st, rd->compact_to) < 0)
-        store_fatal(d, "compact log");
+    /* Compaction deletes the log rows before the trail, LOG_COMPACT_ROWS
+     * per batch: after a long snapshot transfer held it, there can be
+     * hundreds of thousands, and one DELETE of them all would stall this
+     * batch's writes. Rows left (also across a restart) are never read:
+     * loads and restarts read only after the compaction point. */
+    if (rd->compact_to > d->compact_goal)
+        d->compact_goal = rd->compact_to;
+    if (d->compact_goal) {
+        int n = store_compact_some(d->st, d->compact_goal, LOG_COMPACT_ROWS);
+        if (n < 0)
+            store_fatal(d, "compact log");
+        if (n < LOG_COMPACT_ROWS)
+            d->compact_goal = 0;
+    }
     ready_apply(d, s);
     /* Answer before the fsync: the committed entries are durable on a
      * majority already (the core counts our own copy only once we
