@@ -264,8 +264,10 @@ static void heartbeat_peer(raft_t *r, progress *p)
         if (p->paused && alive && ++p->probe_wait >= STALL_HEARTBEATS)
             p->paused = 0;
         if (!p->paused) {
+            size_t before = r->msgs.n;
             raft_send_append(r, p); /* the probe doubles as the heartbeat */
-            return;
+            if (r->msgs.n > before)
+                return; /* (not when it waits for a load from storage) */
         }
         break;
     case PR_REPLICATE: {
