@@ -217,11 +217,11 @@ typedef struct raft_chunk {
 
 /* Entries a follower needs that are held in storage only (see rd.loads). */
 typedef struct raft_load {
-    uint64_t id;       /* pass back to raft_entries_loaded */
-    uint64_t to;       /* the follower they are for */
-    uint64_t from;     /* first index to read */
-    uint64_t upto;     /* last index that may be read */
-    size_t max_bytes;  /* data bytes to read at most (at least one entry) */
+    uint64_t id;      /* pass back to raft_entries_loaded */
+    uint64_t to;      /* the follower they are for */
+    uint64_t from;    /* first index to read */
+    uint64_t upto;    /* last index that may be read */
+    size_t max_bytes; /* data bytes to read at most (at least one entry) */
 } raft_load;
 
 typedef struct raft_ready {
@@ -295,7 +295,7 @@ typedef struct raft_status_info {
     uint64_t leader; /* 0: unknown */
     uint64_t commit;
     uint64_t applied;
-    uint64_t first_index; /* first index of the log (in memory or storage) */
+    uint64_t first_index;     /* first index of the log (in memory or storage) */
     uint64_t mem_first_index; /* first index held in memory */
     uint64_t last_index;
     uint64_t snap_index, snap_term;

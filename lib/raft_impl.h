@@ -56,8 +56,8 @@ typedef struct progress {
     uint64_t snap_offset; /* next offset to send */
     unsigned snap_wait;   /* ticks since the last chunk went out */
     /* entries being read back from storage for it (rd.loads) */
-    uint64_t load_id;     /* 0: none asked */
-    unsigned load_wait;   /* heartbeats since it was asked */
+    uint64_t load_id;   /* 0: none asked */
+    unsigned load_wait; /* heartbeats since it was asked */
 } progress;
 
 /* Terms of entries held in storage only: from index on, term (until the
@@ -121,7 +121,7 @@ struct raft {
     vec ev_confs; /* ev_conf with index in (snap.index, base_index] */
     size_t log_bytes;
     uint64_t appended_bytes;
-    uint64_t load_seq; /* last rd.loads id */
+    uint64_t load_seq;      /* last rd.loads id */
     uint64_t stable;        /* entries <= stable are durable (confirmed by advance) */
     uint64_t unstable_from; /* first index not yet handed to storage */
     uint64_t pending_trunc; /* storage must delete >= this (0 none) */

@@ -133,8 +133,10 @@ static void disk_trim(raft_t *r, uint64_t upto)
     while (k + 1 < r->runs.n && rs[k + 1].index <= upto + 1)
         k++;
     /* rs[k] covers upto + 1 unless every run is past it */
-    memmove(rs, rs + k, (r->runs.n - k) * sizeof *rs);
-    r->runs.n -= k;
+    if (k) {
+        memmove(rs, rs + k, (r->runs.n - k) * sizeof *rs);
+        r->runs.n -= k;
+    }
     if (r->runs.n && rs[0].index <= upto)
         rs[0].index = upto + 1;
     if (upto >= r->base_index)

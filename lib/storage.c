@@ -34,7 +34,8 @@ static const char *const stmt_sql[ST_N] = {
     [ST_LOG_INSERT] = "INSERT OR REPLACE INTO log(idx, term, type, data) VALUES(?1, ?2, ?3, ?4)",
     [ST_LOG_TRUNCATE] = "DELETE FROM log WHERE idx >= ?1",
     [ST_LOG_COMPACT] = "DELETE FROM log WHERE idx <= ?1",
-    [ST_LOG_COMPACT_SOME] = "DELETE FROM log WHERE idx <= min(?1, (SELECT min(idx) FROM log) + ?2 - 1)",
+    [ST_LOG_COMPACT_SOME] =
+        "DELETE FROM log WHERE idx <= min(?1, (SELECT min(idx) FROM log) + ?2 - 1)",
     [ST_LOG_LOAD] = "SELECT idx, term, type, data FROM log WHERE idx > ?1 ORDER BY idx",
     [ST_LOG_RANGE] = "SELECT idx, term, type, data FROM log WHERE idx >= ?1 AND idx <= ?2 "
                      "ORDER BY idx",

@@ -1243,7 +1243,8 @@ static void process(sim *s, int ni)
         size_t n_loads = rd.n_loads < RAFT_MAX_NODES * 2 ? rd.n_loads : RAFT_MAX_NODES * 2;
         if (rd.n_loads > RAFT_MAX_NODES * 2)
             fail(s, "n%llu: %zu loads in one ready", (unsigned long long)nd->id, rd.n_loads);
-        memcpy(loads, rd.loads, n_loads * sizeof *loads);
+        if (n_loads)
+            memcpy(loads, rd.loads, n_loads * sizeof *loads);
         raft_advance(nd->core, &rd);
         if (crash_at == 3) {
             node_crash(s, ni, "after advance");

@@ -271,9 +271,9 @@ struct raftd {
     uint64_t snap_index, snap_term;
     uint64_t snap_appended_base; /* core's appended_bytes at the last compaction */
     uint64_t compact_goal;       /* log rows <= this still to delete (0 none) */
-    store_snap_writer *snapw; /* snapshot file being written, or NULL */
-    int snap_wanted;          /* a follower needs the snapshot file */
-    uint64_t snap_served_ms;  /* when a chunk of it was last sent */
+    store_snap_writer *snapw;    /* snapshot file being written, or NULL */
+    int snap_wanted;             /* a follower needs the snapshot file */
+    uint64_t snap_served_ms;     /* when a chunk of it was last sent */
     uint64_t snapw_index, snapw_term;
     uint8_t chunk_buf[RAFT_SNAP_CHUNK];
 

@@ -301,7 +301,8 @@ void process_ready(struct raftd *d)
         ready_reads(d, &s);
         raft_load loads[RAFT_MAX_NODES];
         size_t n_loads = rd->n_loads < RAFT_MAX_NODES ? rd->n_loads : RAFT_MAX_NODES;
-        memcpy(loads, rd->loads, n_loads * sizeof *loads);
+        if (n_loads)
+            memcpy(loads, rd->loads, n_loads * sizeof *loads);
         raft_advance(d->r, rd);
         ready_loads(d, loads, n_loads);
         check_reads(d);
