@@ -121,7 +121,7 @@ for n in a b c; do
     # An experiment: SCALE_PAGE_SIZE=N creates raft.db with that page size.
     [ -n "$SCALE_PAGE_SIZE" ] &&
         sqlite3 "$T/$n/raft.db" "PRAGMA page_size=$SCALE_PAGE_SIZE; PRAGMA journal_mode=WAL;" >/dev/null
-    socat TCP-LISTEN:$PP$(port $n),bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$T/$n/peer.sock" 2>/dev/null &
+    socat TCP-LISTEN:$PP$(port $n),bind=127.0.0.1,reuseaddr,fork,nodelay UNIX-CONNECT:"$T/$n/peer.sock" 2>/dev/null &
     LPIDS="$LPIDS $!"
 done
 start_node a -bootstrap

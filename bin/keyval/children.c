@@ -250,9 +250,9 @@ _Noreturn void supervise(void)
 /* ---- starting them ---- */
 
 /* The outbound TLS link's TCP options: as raftd's default -peer-connect
- * (raftd(8)): connect timeout, keepalive, TCP_USER_TIMEOUT 10 s. */
+ * (raftd(8)): nodelay, connect timeout, keepalive, TCP_USER_TIMEOUT 10 s. */
 #define LINK_TCP_OPTS \
-    "connect-timeout=2,keepalive,keepidle=5,keepintvl=2,keepcnt=3," \
+    "nodelay,connect-timeout=2,keepalive,keepidle=5,keepintvl=2,keepcnt=3," \
     "setsockopt-int=6:18:10000"
 
 pid_t start_raftd(const options *o, const install *in, const paths *p, const security *sec,
@@ -307,10 +307,12 @@ pid_t start_raftd(const options *o, const install *in, const paths *p, const sec
     return child_pid[C_RAFTD];
 }
 
-/* The listener's TCP keepalive: a connection whose peer vanished in a
- * partition (it has since connected anew) is closed within ~25 s, and
- * its socat child with it, instead of lingering for hours. */
-#define LISTEN_TCP_OPTS "keepalive,keepidle=10,keepintvl=5,keepcnt=3"
+/* The listener's TCP options: nodelay, as the links' (replies to
+ * forwarded requests go back this way, and would otherwise wait for the
+ * other side's delayed ACK); keepalive: a connection whose peer vanished
+ * in a partition (it has since connected anew) is closed within ~25 s,
+ * and its socat child with it, instead of lingering for hours. */
+#define LISTEN_TCP_OPTS "nodelay,keepalive,keepidle=10,keepintvl=5,keepcnt=3"
 
 /* socat: inbound peer traffic on the Raft address */
 void start_socat(const options *o, const install *in, const paths *p, const security *sec)
