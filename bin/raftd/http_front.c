@@ -23,6 +23,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -456,6 +458,11 @@ static void hf_accept(loop *l, int lfd, void *data, int events)
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
+        /* Replies go out whole when they are ready, as lighttpd's: no
+         * Nagle wait for the client's delayed ACK (a UNIX socket, in
+         * tests, refuses the option, which is harmless). */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hconn *c = http_front_conn_new(d, fd);
         if (!c || loop_add(&d->loop, fd, LOOP_READ, hf_event, c) < 0) {
             if (c)
