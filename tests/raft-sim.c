@@ -8,7 +8,8 @@
  * failing seed, for tests/sim-mutants.sh). Every seed replays exactly.
  *
  * Every seed builds N cores in this process and drives them with a seeded
- * random scheduler: messages are dropped, delayed, duplicated, reordered;
+ * random scheduler: messages are dropped, delayed, duplicated, reordered
+ * (a snapshot's first chunk is sometimes replayed late);
  * symmetric, one-way and bridge partitions come and go; nodes freeze
  * (like SIGSTOP), crash (losing everything not persisted: a crash can hit
  * before a ready is persisted, between persist and send, between send and
@@ -30,7 +31,8 @@
  * transfers, and leaders pause with renewal rounds in flight.
  *
  * After every step: at most one leader per term; no node votes twice in a
- * term; log matching (every few steps); leader completeness (at each new
+ * term; a node keeps the entries it acknowledged while its term is the
+ * same (after every persist); log matching (every few steps); leader completeness (at each new
  * leader); state machine safety (no two nodes apply different entries at
  * one index, a node applies only what is on its disk, snapshots hold what
  * was applied); every read released by ReadIndex covers every write
@@ -132,6 +134,10 @@ typedef struct node {
     lease_table *lt;   /* lib/lease.c: deadlines while leading */
     uint64_t lt_term;  /* the term lt leads in */
     uint64_t lt_start; /* ms: when lt began to lead */
+    /* the highest index this node acknowledged (an APPEND_RESP accepting
+     * entries up to it) in term ack_term: while its term is ack_term,
+     * its log must keep them (check_acked_kept) */
+    uint64_t ack_term, ack_index;
 } node;
 
 typedef struct netmsg {
@@ -387,13 +393,20 @@ static void net_send(sim *s, const raft_msg *m)
         copies = 0;
     else if (s->faults && chance(s->p_dup))
         copies = 2;
-    for (int c = 0; c < copies; c++) {
+    /* A snapshot's first chunk is sometimes replayed late (an old link's
+     * data arriving after the follower caught up by appends): by then the
+     * follower's log may hold the snapshot's index and acknowledged
+     * entries after it, which the install must not drop. */
+    int replay = copies && s->faults && m->type == RAFT_MSG_SNAP && m->offset == 0 && chance(250);
+    for (int c = 0; c < copies + replay; c++) {
         GROW(s->net, s->cap_net, s->n_net + 1);
         netmsg *nm = &s->net[s->n_net++];
         msg_copy(&nm->m, m);
         uint64_t d = 1 + rnd_below(s->max_delay);
         if (s->faults && chance(s->p_long))
             d += rnd_below(s->tick_period * 20);
+        if (c == copies) /* the replay */
+            d += 1 + rnd_below(s->tick_period * 10);
         nm->at = s->step + d;
         /* a healed network is like TCP: in order on each link */
         if (!s->faults && nm->at < s->link_at[a][b])
@@ -798,8 +811,31 @@ static void send_all(sim *s, int ni, const raft_ready *rd)
             m.len = (uint32_t)n;
             m.last = n == left;
         }
+        if (m.type == RAFT_MSG_APPEND_RESP && !m.reject) {
+            if (m.term != nd->ack_term) {
+                nd->ack_term = m.term;
+                nd->ack_index = 0;
+            }
+            if (m.index > nd->ack_index)
+                nd->ack_index = m.index;
+        }
         net_send(s, &m);
     }
+}
+
+/* Entries a node acknowledged in its current term stay in its log: the
+ * leader of that term may have counted them toward a commit. Only a
+ * leader of a later term may overwrite them (a stale append or snapshot
+ * of the same term must not: MUTANT_SNAP_NO_IGNORE drops them). */
+static void check_acked_kept(sim *s, int ni)
+{
+    node *nd = &s->nodes[ni];
+    if (!nd->up || !nd->ack_index || nd->st.hs.term != nd->ack_term)
+        return;
+    if (store_last(&nd->st) < nd->ack_index)
+        fail(s, "n%llu acknowledged entries to %llu in term %llu, its log now ends at %llu",
+             (unsigned long long)nd->id, (unsigned long long)nd->ack_index,
+             (unsigned long long)nd->ack_term, (unsigned long long)store_last(&nd->st));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1227,6 +1263,7 @@ static void process(sim *s, int ni)
             return;
         }
         persist(s, ni, &rd);
+        check_acked_kept(s, ni);
         if (crash_at == 1) {
             node_crash(s, ni, "after persist, before send");
             return;
@@ -1596,6 +1633,7 @@ static void node_wipe(sim *s, int ni)
     nd->frozen_until = 0;
     store_free(&nd->st);
     nd->n_rq = 0;
+    nd->ack_term = nd->ack_index = 0;
     uint64_t old = nd->id;
     nd->id += 10;
     node_start(s, ni);
